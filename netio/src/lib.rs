@@ -1,0 +1,28 @@
+//! Packet and socket I/O for Peregrine, with no knowledge of messages.
+//!
+//! Everything above this crate talks to a [`Port`]: something that receives
+//! a batch of byte chunks tagged with their [`Peer`] and sends a batch back.
+//! Batching is the whole point: one `recvmmsg`/`sendmmsg` (or one DPDK rx/tx
+//! burst) moves many packets, so the per-call cost is paid once per burst,
+//! not once per message.
+//!
+//! Backends:
+//! - [`udp::UdpPort`]: kernel UDP, non-blocking, `recvmmsg`/`sendmmsg`.
+//! - [`tcp::TcpPort`]: kernel TCP, non-blocking, many connections, partial
+//!   reads and writes, bounded per-connection output buffers so a slow reader
+//!   never blocks anyone else.
+//! - DPDK (feature `dpdk`), datagram semantics over NIC queues.
+//!
+//! Only standard socket calls are used on the kernel paths so OpenOnload can
+//! intercept and accelerate them unchanged.
+
+pub mod batch;
+pub mod clock;
+pub mod error;
+pub mod port;
+pub mod tcp;
+pub mod udp;
+
+pub use batch::{PacketBatch, SLOT_BYTES};
+pub use error::NetError;
+pub use port::{ConnId, Peer, Port, PortCounters, RxEvent, Transport};
