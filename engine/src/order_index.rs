@@ -1,0 +1,154 @@
+//! `(session, order id) -> pool index` for O(1) cancel and replace.
+//!
+//! Open addressing with linear probing and backward-shift deletion (no
+//! tombstones, so a long-running engine never degrades), sized to a power of
+//! two at least twice the pool capacity so the load factor stays at or below
+//! one half. The hash is a fixed multiply-xorshift mix: deterministic across
+//! runs and processes, with no per-process random state and no allocation.
+
+use crate::order_pool::NIL;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    order_id: u64,
+    session: u32,
+    /// Pool index of the order, or [`NIL`] for an empty entry.
+    slot: u32,
+}
+
+const EMPTY: Entry = Entry {
+    order_id: 0,
+    session: 0,
+    slot: NIL,
+};
+
+/// Mixes a (session, order id) key into a well-spread 64-bit value.
+#[inline]
+fn mix(session: u32, order_id: u64) -> u64 {
+    let mut x = order_id ^ (u64::from(session)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    x ^ (x >> 32)
+}
+
+/// Fixed-capacity hash index of live orders.
+#[derive(Debug)]
+pub struct OrderIndex {
+    entries: Vec<Entry>,
+    mask: usize,
+    len: usize,
+}
+
+impl OrderIndex {
+    /// An index able to hold `capacity` keys at load factor <= 1/2.
+    pub fn with_capacity(capacity: usize) -> OrderIndex {
+        let size = capacity.saturating_mul(2).max(8).next_power_of_two();
+        OrderIndex {
+            entries: vec![EMPTY; size],
+            mask: size - 1,
+            len: 0,
+        }
+    }
+
+    /// Number of keys stored.
+    #[allow(clippy::len_without_is_empty)]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn home(&self, session: u32, order_id: u64) -> usize {
+        mix(session, order_id) as usize & self.mask
+    }
+
+    /// Position of the key's entry, or of the empty entry that ends its probe.
+    #[inline]
+    fn probe(&self, session: u32, order_id: u64) -> usize {
+        let mut pos = self.home(session, order_id);
+        loop {
+            let entry = &self.entries[pos];
+            if entry.slot == NIL || (entry.order_id == order_id && entry.session == session) {
+                return pos;
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// The pool index stored for the key.
+    #[inline]
+    pub fn get(&self, session: u32, order_id: u64) -> Option<u32> {
+        let slot = self.entries[self.probe(session, order_id)].slot;
+        (slot != NIL).then_some(slot)
+    }
+
+    /// Stores the key. The caller guarantees the key is absent and that the
+    /// index holds fewer keys than the capacity it was built for.
+    #[inline]
+    pub fn insert(&mut self, session: u32, order_id: u64, slot: u32) {
+        let pos = self.probe(session, order_id);
+        if self.entries[pos].slot == NIL {
+            self.len += 1;
+        }
+        self.entries[pos] = Entry {
+            order_id,
+            session,
+            slot,
+        };
+    }
+
+    /// Removes the key if present, shifting later entries of its probe run back
+    /// so that lookups never need tombstones.
+    #[inline]
+    pub fn remove(&mut self, session: u32, order_id: u64) {
+        let mut hole = self.probe(session, order_id);
+        if self.entries[hole].slot == NIL {
+            return;
+        }
+        self.len -= 1;
+        let mut pos = hole;
+        loop {
+            pos = (pos + 1) & self.mask;
+            let entry = self.entries[pos];
+            if entry.slot == NIL {
+                break;
+            }
+            let home = self.home(entry.session, entry.order_id);
+            // The entry may move into the hole only if its home is not in the
+            // cyclic range (hole, pos]: otherwise the move would put it before
+            // its home and lookups would miss it.
+            let distance_to_pos = pos.wrapping_sub(home) & self.mask;
+            let distance_to_hole = hole.wrapping_sub(home) & self.mask;
+            if distance_to_hole < distance_to_pos {
+                self.entries[hole] = entry;
+                hole = pos;
+            }
+        }
+        self.entries[hole] = EMPTY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_get_remove_round_trip_with_collisions() {
+        let mut index = OrderIndex::with_capacity(64);
+        for id in 0..64u64 {
+            index.insert((id % 3) as u32, id * 1024, id as u32);
+        }
+        assert_eq!(index.len(), 64);
+        for id in (0..64u64).step_by(2) {
+            index.remove((id % 3) as u32, id * 1024);
+        }
+        for id in 0..64u64 {
+            let expected = (id % 2 == 1).then_some(id as u32);
+            assert_eq!(index.get((id % 3) as u32, id * 1024), expected, "id {id}");
+        }
+        assert_eq!(index.len(), 32);
+        assert_eq!(index.get(7, 1024), None);
+    }
+}

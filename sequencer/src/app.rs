@@ -1,0 +1,65 @@
+//! The contract between the sequencer and the application it feeds.
+
+use crate::ring::Producer;
+use crate::slot::{OutboundSlot, SessionRef};
+use crate::wire::message::MESSAGE_LEN;
+use std::collections::VecDeque;
+
+/// One message as the application sees it: already sequenced.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequenced<'a> {
+    /// Global sequence number: from 1, gap-free, strictly increasing.
+    pub global_seq: u64,
+    /// The session that sent it.
+    pub origin: SessionRef,
+    /// The client's sequence number within that session.
+    pub client_seq: u64,
+    /// Gateway receive time, ns.
+    pub gateway_rx_ns: u64,
+    /// Sequencing time, ns (read once per batch).
+    pub sequencer_ns: u64,
+    /// The message (validated length, type and version).
+    pub msg: &'a [u8; MESSAGE_LEN],
+}
+
+/// A deterministic state machine fed the sequenced stream.
+///
+/// Contract: called on the sequencer thread, once per message, in global
+/// sequence order. Must not block or allocate in steady state. Replies go
+/// through `out` to any session (a fill goes to taker and maker).
+pub trait Application {
+    /// Handles one sequenced message.
+    fn on_message(&mut self, msg: &Sequenced<'_>, out: &mut ReplySink<'_>);
+}
+
+/// Where an application's replies go: straight into the destination
+/// gateway's output ring, or, when that ring is full, into a per-gateway
+/// overflow queue the sequencer drains before taking new input
+/// (back-pressure, never a drop).
+pub struct ReplySink<'a> {
+    pub(crate) outputs: &'a mut [Producer<OutboundSlot>],
+    pub(crate) overflow: &'a mut [VecDeque<OutboundSlot>],
+    pub(crate) sent: u64,
+    pub(crate) overflowed: u64,
+    pub(crate) misrouted: u64,
+}
+
+impl ReplySink<'_> {
+    /// Queues `msg` for session `to`. Replies to one session keep their
+    /// order. A reply for a gateway that does not exist is counted and
+    /// dropped (a bug in the application, not a runtime condition).
+    #[inline]
+    pub fn send(&mut self, to: SessionRef, msg: &[u8; MESSAGE_LEN]) {
+        let g = to.gateway as usize;
+        let (Some(out), Some(over)) = (self.outputs.get_mut(g), self.overflow.get_mut(g)) else {
+            self.misrouted += 1;
+            return;
+        };
+        let slot = OutboundSlot { msg: *msg, to };
+        if !over.is_empty() || !out.stage(slot) {
+            over.push_back(slot);
+            self.overflowed += 1;
+        }
+        self.sent += 1;
+    }
+}

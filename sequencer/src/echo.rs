@@ -1,0 +1,45 @@
+//! The pure-sequencing application: every message is answered with an Ack
+//! carrying its global sequence number and timestamps.
+
+use crate::app::{Application, ReplySink, Sequenced};
+use crate::wire::message::{client_ts_of, Ack, MessageType};
+use zerocopy::little_endian::U64;
+
+/// Acknowledges every message to its sender.
+#[derive(Debug, Default)]
+pub struct EchoApp {
+    acked: u64,
+}
+
+impl EchoApp {
+    /// A new echo application.
+    pub fn new() -> Self {
+        EchoApp::default()
+    }
+
+    /// Messages acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+}
+
+impl Application for EchoApp {
+    #[inline]
+    fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
+        let mut ack = Ack::empty();
+        ack.acked_type = m.msg[0];
+        ack.global_seq = U64::new(m.global_seq);
+        ack.client_seq = U64::new(m.client_seq);
+        ack.client_ts_ns = U64::new(client_ts_of(m.msg));
+        ack.gateway_rx_ns = U64::new(m.gateway_rx_ns);
+        ack.sequencer_ns = U64::new(m.sequencer_ns);
+        if m.msg[0] == MessageType::Echo as u8 {
+            let mut tag = [0u8; 8];
+            tag.copy_from_slice(&m.msg[16..24]);
+            ack.client_tag = U64::new(u64::from_le_bytes(tag));
+        }
+        let bytes: [u8; 100] = zerocopy::transmute!(ack);
+        out.send(m.origin, &bytes);
+        self.acked += 1;
+    }
+}

@@ -1,0 +1,276 @@
+//! MoldUDP64 packet framing.
+//!
+//! ```text
+//! offset  len  field
+//!      0   10  session (ASCII, space padded)
+//!     10    8  sequence number (u64 BE) of the first message block
+//!     18    2  message count (u16 BE); 0 = heartbeat, 0xFFFF = end of session
+//!     20    -  `count` blocks: u16 BE length, then that many bytes
+//! ```
+//! Client → server the sequence is the client's sequence number of the first
+//! block; server → client it is the session's reply sequence of the first
+//! reply. [`MoldPacket::new_checked`] validates the whole packet up front, so
+//! iterating blocks afterwards cannot fail.
+
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 20;
+/// Session field length in bytes.
+pub const SESSION_LEN: usize = 10;
+/// Message count of a heartbeat.
+pub const HEARTBEAT: u16 = 0;
+/// Message count that marks the end of a session.
+pub const END_OF_SESSION: u16 = 0xFFFF;
+/// Largest UDP payload we build: 1,500-byte MTU minus IPv4 and UDP headers.
+pub const MAX_PAYLOAD: usize = 1472;
+
+/// A session name as carried on the wire.
+pub type SessionName = [u8; SESSION_LEN];
+
+/// Pads/truncates `name` into a wire session field.
+pub fn session_name(name: &str) -> SessionName {
+    let mut s = [b' '; SESSION_LEN];
+    for (d, c) in s.iter_mut().zip(name.bytes()) {
+        *d = c;
+    }
+    s
+}
+
+/// Why a datagram is not a valid MoldUDP64 packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoldError {
+    /// Shorter than the 20-byte header.
+    #[error("packet of {0} bytes is shorter than the header")]
+    Truncated(usize),
+    /// Block `index`'s 2-byte length is cut off.
+    #[error("block {0} length field truncated")]
+    BlockHeaderTruncated(u16),
+    /// Block `index` claims more bytes than remain.
+    #[error("block {0} claims {1} bytes beyond the packet")]
+    BlockTruncated(u16, usize),
+    /// Bytes remain after the last counted block.
+    #[error("{0} bytes after the last block")]
+    TrailingBytes(usize),
+}
+
+/// A validated, borrowed MoldUDP64 packet.
+#[derive(Clone, Copy, Debug)]
+pub struct MoldPacket<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> MoldPacket<'a> {
+    /// Validates header, every block boundary, and that nothing trails.
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, MoldError> {
+        if buf.len() < HEADER_LEN {
+            return Err(MoldError::Truncated(buf.len()));
+        }
+        let p = MoldPacket { buf };
+        let count = p.count();
+        let blocks = if count == END_OF_SESSION { 0 } else { count };
+        let mut at = HEADER_LEN;
+        for i in 0..blocks {
+            let Some(lb) = buf.get(at..at + 2) else {
+                return Err(MoldError::BlockHeaderTruncated(i));
+            };
+            let len = u16::from_be_bytes([lb[0], lb[1]]) as usize;
+            at += 2;
+            if buf.len() - at < len {
+                return Err(MoldError::BlockTruncated(i, len));
+            }
+            at += len;
+        }
+        if at != buf.len() {
+            return Err(MoldError::TrailingBytes(buf.len() - at));
+        }
+        Ok(p)
+    }
+
+    /// The session field.
+    pub fn session(&self) -> SessionName {
+        let mut s = [0u8; SESSION_LEN];
+        s.copy_from_slice(&self.buf[..SESSION_LEN]);
+        s
+    }
+
+    /// Sequence number of the first block.
+    pub fn sequence(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.buf[10..18]);
+        u64::from_be_bytes(b)
+    }
+
+    /// Message count as sent (0xFFFF for end of session).
+    pub fn count(&self) -> u16 {
+        u16::from_be_bytes([self.buf[18], self.buf[19]])
+    }
+
+    /// True for a heartbeat (no blocks).
+    pub fn is_heartbeat(&self) -> bool {
+        self.count() == HEARTBEAT
+    }
+
+    /// True for an end-of-session marker.
+    pub fn is_end_of_session(&self) -> bool {
+        self.count() == END_OF_SESSION
+    }
+
+    /// The message blocks, in order.
+    pub fn blocks(&self) -> Blocks<'a> {
+        Blocks {
+            rest: &self.buf[HEADER_LEN..],
+        }
+    }
+}
+
+/// Iterator over the blocks of a validated packet.
+#[derive(Clone, Debug)]
+pub struct Blocks<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Blocks<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let lb = self.rest.get(..2)?;
+        let len = u16::from_be_bytes([lb[0], lb[1]]) as usize;
+        let block = self.rest.get(2..2 + len)?;
+        self.rest = &self.rest[2 + len..];
+        Some(block)
+    }
+}
+
+/// Builds a MoldUDP64 packet in a caller-owned buffer.
+#[derive(Debug)]
+pub struct MoldBuilder<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    count: u16,
+}
+
+impl<'a> MoldBuilder<'a> {
+    /// Starts a packet; `None` if `buf` cannot hold a header.
+    pub fn new(buf: &'a mut [u8], session: &SessionName, sequence: u64) -> Option<Self> {
+        if buf.len() < HEADER_LEN {
+            return None;
+        }
+        buf[..SESSION_LEN].copy_from_slice(session);
+        buf[10..18].copy_from_slice(&sequence.to_be_bytes());
+        buf[18..20].copy_from_slice(&0u16.to_be_bytes());
+        Some(MoldBuilder {
+            buf,
+            len: HEADER_LEN,
+            count: 0,
+        })
+    }
+
+    /// Appends a block; false (nothing written) when it does not fit in the
+    /// buffer or in [`MAX_PAYLOAD`], or the count would reach 0xFFFF.
+    pub fn push(&mut self, block: &[u8]) -> bool {
+        let need = 2 + block.len();
+        let cap = self.buf.len().min(MAX_PAYLOAD);
+        if self.len + need > cap || block.len() > u16::MAX as usize || self.count >= END_OF_SESSION - 1 {
+            return false;
+        }
+        self.buf[self.len..self.len + 2].copy_from_slice(&(block.len() as u16).to_be_bytes());
+        self.buf[self.len + 2..self.len + need].copy_from_slice(block);
+        self.len += need;
+        self.count += 1;
+        true
+    }
+
+    /// Blocks so far.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Writes the count; returns the packet length.
+    pub fn finish(self) -> usize {
+        self.buf[18..20].copy_from_slice(&self.count.to_be_bytes());
+        self.len
+    }
+}
+
+/// Writes a block-less packet (heartbeat, end of session, or a
+/// retransmission request whose count is the number of messages wanted).
+pub fn write_header_only(buf: &mut [u8; HEADER_LEN], session: &SessionName, sequence: u64, count: u16) {
+    buf[..SESSION_LEN].copy_from_slice(session);
+    buf[10..18].copy_from_slice(&sequence.to_be_bytes());
+    buf[18..20].copy_from_slice(&count.to_be_bytes());
+}
+
+/// Most 100-byte messages one packet carries within [`MAX_PAYLOAD`].
+pub const MAX_MESSAGES_PER_PACKET: usize = (MAX_PAYLOAD - HEADER_LEN) / (2 + 100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fourteen_messages_fit() {
+        assert_eq!(MAX_MESSAGES_PER_PACKET, 14);
+        let mut buf = [0u8; 2048];
+        let mut b = MoldBuilder::new(&mut buf, &session_name("S1"), 7).unwrap();
+        for _ in 0..14 {
+            assert!(b.push(&[1u8; 100]));
+        }
+        assert!(!b.push(&[1u8; 100]), "15th must not fit in 1472 bytes");
+        let n = b.finish();
+        assert_eq!(n, 20 + 14 * 102);
+        let p = MoldPacket::new_checked(&buf[..n]).unwrap();
+        assert_eq!((p.sequence(), p.count(), p.session()), (7, 14, session_name("S1")));
+        assert_eq!(p.blocks().count(), 14);
+    }
+
+    #[test]
+    fn each_malformation_is_named() {
+        let mut buf = [0u8; 2048];
+        let mut b = MoldBuilder::new(&mut buf, &session_name("S"), 1).unwrap();
+        b.push(&[9u8; 100]);
+        b.push(&[8u8; 100]);
+        let n = b.finish();
+        assert_eq!(MoldPacket::new_checked(&buf[..19]).err(), Some(MoldError::Truncated(19)));
+        assert_eq!(MoldPacket::new_checked(&buf[..21]).err(), Some(MoldError::BlockHeaderTruncated(0)));
+        assert_eq!(MoldPacket::new_checked(&buf[..n - 1]).err(), Some(MoldError::BlockTruncated(1, 100)));
+        assert_eq!(MoldPacket::new_checked(&buf[..n + 3]).err(), Some(MoldError::TrailingBytes(3)));
+        // Count says 3, only 2 present.
+        buf[19] = 3;
+        assert_eq!(MoldPacket::new_checked(&buf[..n]).err(), Some(MoldError::BlockHeaderTruncated(2)));
+    }
+
+    #[test]
+    fn heartbeat_and_end_of_session() {
+        let mut h = [0u8; HEADER_LEN];
+        write_header_only(&mut h, &session_name("A"), 5, HEARTBEAT);
+        assert!(MoldPacket::new_checked(&h).unwrap().is_heartbeat());
+        write_header_only(&mut h, &session_name("A"), 5, END_OF_SESSION);
+        let p = MoldPacket::new_checked(&h).unwrap();
+        assert!(p.is_end_of_session());
+        assert_eq!(p.blocks().count(), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn parser_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(p) = MoldPacket::new_checked(&bytes) {
+                let total: usize = p.blocks().map(|b| 2 + b.len()).sum();
+                prop_assert_eq!(total + HEADER_LEN, bytes.len());
+            }
+        }
+
+        #[test]
+        fn build_then_parse(blocks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 0..12), seq in any::<u64>()) {
+            let mut buf = [0u8; 2048];
+            let mut b = MoldBuilder::new(&mut buf, &session_name("P"), seq).unwrap();
+            let mut pushed = Vec::new();
+            for blk in &blocks {
+                if b.push(blk) { pushed.push(blk.clone()); }
+            }
+            let n = b.finish();
+            let p = MoldPacket::new_checked(&buf[..n]).unwrap();
+            prop_assert_eq!(p.sequence(), seq);
+            let got: Vec<Vec<u8>> = p.blocks().map(|b| b.to_vec()).collect();
+            prop_assert_eq!(got, pushed);
+        }
+    }
+}
