@@ -1,1 +1,49 @@
-//! placeholder
+//! Gateways: the busy-polled loops that own network ports and client
+//! sessions, turn framed packets into validated ring slots for the
+//! sequencer, and pack the sequencer's replies back into packets.
+//!
+//! - [`udp::UdpGateway`]: MoldUDP64 over any datagram [`peregrine_netio::Port`]
+//!   (kernel UDP or DPDK).
+//! - [`tcp::TcpGateway`]: SoupBinTCP over a stream port (kernel TCP).
+//! - [`runtime`]: the `shared` and `dedicated` thread layouts.
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod fxhash;
+pub mod replies;
+pub mod runtime;
+pub mod session;
+pub mod tcp;
+pub mod udp;
+
+pub use counters::GatewayCounters;
+pub use runtime::{run, GatewayLoop, Layout, RunError, RuntimeConfig, ServerReport};
+pub use tcp::TcpGateway;
+pub use udp::UdpGateway;
+
+use peregrine_sequencer::ring::{ring, Consumer, Producer, RingError};
+use peregrine_sequencer::slot::{InboundSlot, OutboundSlot};
+
+/// The gateway's ends of its ring pair.
+pub struct GatewayRings {
+    /// Validated client messages towards the sequencer.
+    pub to_sequencer: Producer<InboundSlot>,
+    /// Replies from the sequencer.
+    pub from_sequencer: Consumer<OutboundSlot>,
+}
+
+/// The sequencer's ends of one gateway's ring pair.
+pub type SequencerRings = (Consumer<InboundSlot>, Producer<OutboundSlot>);
+
+/// Creates one gateway's ring pair, each of `capacity` slots (power of two).
+pub fn ring_pair(capacity: usize) -> Result<(GatewayRings, SequencerRings), RingError> {
+    let (ip, ic) = ring::<InboundSlot>(capacity)?;
+    let (op, oc) = ring::<OutboundSlot>(capacity)?;
+    Ok((
+        GatewayRings {
+            to_sequencer: ip,
+            from_sequencer: oc,
+        },
+        (ic, op),
+    ))
+}

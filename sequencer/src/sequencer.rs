@@ -87,6 +87,11 @@ impl<A: Application> Sequencer<A> {
         &mut self.app
     }
 
+    /// Consumes the sequencer, returning its application.
+    pub fn into_app(self) -> A {
+        self.app
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> SequencerCounters {
         self.counters

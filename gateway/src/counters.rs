@@ -1,0 +1,75 @@
+//! Counters every gateway keeps: plain integers owned by its thread.
+
+/// What a gateway saw and did. Drops and rejects are counted by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GatewayCounters {
+    /// Datagrams (UDP) or stream chunks (TCP) processed.
+    pub rx_packets: u64,
+    /// Message blocks seen in well-formed packets.
+    pub rx_messages: u64,
+    /// Messages handed to the sequencer.
+    pub accepted: u64,
+    /// Messages rejected: not 100 bytes.
+    pub rejected_wrong_length: u64,
+    /// Messages rejected: unknown or server→client type.
+    pub rejected_unknown_type: u64,
+    /// Messages rejected: unsupported layout version.
+    pub rejected_bad_version: u64,
+    /// Packets dropped: malformed framing (MoldUDP64 header/blocks, or a bad
+    /// SoupBinTCP packet).
+    pub dropped_malformed: u64,
+    /// Packets dropped: session table full.
+    pub dropped_session_table_full: u64,
+    /// TCP: data before login, or a second login on one connection.
+    pub dropped_not_logged_in: u64,
+    /// TCP: connections closed for an oversize or zero-length frame.
+    pub closed_oversize_frame: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Times the input ring had no room (the packet waited; nothing lost).
+    pub ring_full: u64,
+    /// Replies sent (acks, rejects, execution reports).
+    pub tx_replies: u64,
+    /// Reply packets built.
+    pub tx_packets: u64,
+    /// Replies for a session that no longer has a live peer (dropped).
+    pub replies_unroutable: u64,
+    /// Sessions created.
+    pub sessions: u64,
+    /// TCP logins accepted.
+    pub logins: u64,
+    /// TCP logins rejected (session in use).
+    pub logins_rejected: u64,
+}
+
+impl GatewayCounters {
+    /// Messages rejected for any reason.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_wrong_length + self.rejected_unknown_type + self.rejected_bad_version
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &GatewayCounters) {
+        macro_rules! sum { ($($f:ident),*) => { $(self.$f += o.$f;)* } }
+        sum!(
+            rx_packets,
+            rx_messages,
+            accepted,
+            rejected_wrong_length,
+            rejected_unknown_type,
+            rejected_bad_version,
+            dropped_malformed,
+            dropped_session_table_full,
+            dropped_not_logged_in,
+            closed_oversize_frame,
+            heartbeats,
+            ring_full,
+            tx_replies,
+            tx_packets,
+            replies_unroutable,
+            sessions,
+            logins,
+            logins_rejected
+        );
+    }
+}

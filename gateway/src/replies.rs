@@ -1,0 +1,210 @@
+//! Packs replies for the same session into as few packets as possible.
+//!
+//! Replies drained from the sequencer in one burst are staged per session;
+//! a session's stage becomes one packet when it is full (14 messages for
+//! MoldUDP64 within a 1,472-byte payload, 19 SoupBinTCP frames per 2 KiB
+//! write) or when the burst ends. Sessions with staged replies are kept in a
+//! dirty list so the end-of-burst flush touches only them.
+
+use crate::counters::GatewayCounters;
+use crate::session::SessionTable;
+use peregrine_netio::{PacketBatch, SLOT_BYTES};
+use peregrine_sequencer::wire::message::MESSAGE_LEN;
+use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
+use peregrine_sequencer::wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
+
+/// How replies are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// One MoldUDP64 packet per batch, sequence = first reply's number.
+    MoldUdp64,
+    /// SoupBinTCP Sequenced Data packets, back to back.
+    SoupBinTcp,
+}
+
+impl Framing {
+    /// Replies per packet.
+    pub fn per_packet(self) -> usize {
+        match self {
+            Framing::MoldUdp64 => MAX_MESSAGES_PER_PACKET,
+            Framing::SoupBinTcp => SLOT_BYTES / (LENGTH_PREFIX + 1 + MESSAGE_LEN),
+        }
+    }
+}
+
+/// The tx batch is full: send it, then call again.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TxFull;
+
+/// Per-session reply staging.
+pub struct ReplyBatcher {
+    framing: Framing,
+    per_packet: usize,
+    staged: Vec<u8>,
+    counts: Vec<u16>,
+    dirty: Vec<u32>,
+}
+
+impl ReplyBatcher {
+    /// A batcher for up to `max_sessions` sessions; memory reserved now.
+    pub fn new(framing: Framing, max_sessions: usize) -> Self {
+        let per_packet = framing.per_packet();
+        ReplyBatcher {
+            framing,
+            per_packet,
+            staged: vec![0u8; max_sessions * per_packet * MESSAGE_LEN],
+            counts: vec![0u16; max_sessions],
+            dirty: Vec::with_capacity(max_sessions),
+        }
+    }
+
+    /// Stages `msg` for session `idx`; packs the session's stage into `tx`
+    /// first if it is full. `Err(TxFull)` (nothing staged) when that packing
+    /// needs room `tx` does not have.
+    pub fn stage(
+        &mut self,
+        sessions: &mut SessionTable,
+        idx: u32,
+        msg: &[u8; MESSAGE_LEN],
+        tx: &mut PacketBatch,
+        counters: &mut GatewayCounters,
+    ) -> Result<(), TxFull> {
+        let i = idx as usize;
+        if i >= self.counts.len() || sessions.get(idx).is_none() {
+            counters.replies_unroutable += 1;
+            return Ok(());
+        }
+        if self.counts[i] as usize == self.per_packet && !self.pack(sessions, idx, tx, counters) {
+            return Err(TxFull);
+        }
+        let c = self.counts[i] as usize;
+        let at = (i * self.per_packet + c) * MESSAGE_LEN;
+        self.staged[at..at + MESSAGE_LEN].copy_from_slice(msg);
+        if c == 0 {
+            self.dirty.push(idx);
+        }
+        self.counts[i] += 1;
+        Ok(())
+    }
+
+    /// Packs every dirty session into `tx`. `Err(TxFull)` when `tx` filled
+    /// first; send it and call again.
+    pub fn flush(
+        &mut self,
+        sessions: &mut SessionTable,
+        tx: &mut PacketBatch,
+        counters: &mut GatewayCounters,
+    ) -> Result<(), TxFull> {
+        while let Some(&idx) = self.dirty.last() {
+            if self.counts[idx as usize] > 0 && !self.pack(sessions, idx, tx, counters) {
+                return Err(TxFull);
+            }
+            self.dirty.pop();
+        }
+        Ok(())
+    }
+
+    /// True when nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Builds one packet from session `idx`'s stage. False if `tx` is full.
+    fn pack(&mut self, sessions: &mut SessionTable, idx: u32, tx: &mut PacketBatch, counters: &mut GatewayCounters) -> bool {
+        let i = idx as usize;
+        let count = self.counts[i] as usize;
+        let Some(session) = sessions.get_mut(idx) else {
+            self.counts[i] = 0;
+            return true;
+        };
+        let first_seq = session.next_reply_seq;
+        // The reply sequence advances whether or not a peer is connected, so
+        // numbering stays consistent for a client that comes back.
+        session.next_reply_seq += count as u64;
+        let Some(peer) = session.peer else {
+            counters.replies_unroutable += count as u64;
+            self.counts[i] = 0;
+            return true;
+        };
+        let Some(slot) = tx.next_slot() else {
+            session.next_reply_seq = first_seq;
+            return false;
+        };
+        let base = i * self.per_packet * MESSAGE_LEN;
+        let msgs = &self.staged[base..base + count * MESSAGE_LEN];
+        let len = match self.framing {
+            Framing::MoldUdp64 => {
+                let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
+                    return true;
+                };
+                for m in msgs.chunks_exact(MESSAGE_LEN) {
+                    b.push(m);
+                }
+                b.finish()
+            }
+            Framing::SoupBinTcp => {
+                let mut at = 0;
+                for m in msgs.chunks_exact(MESSAGE_LEN) {
+                    at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
+                }
+                at
+            }
+        };
+        tx.commit(peer, len);
+        counters.tx_replies += count as u64;
+        counters.tx_packets += 1;
+        self.counts[i] = 0;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_netio::Peer;
+    use peregrine_sequencer::wire::moldudp64::{session_name, MoldPacket};
+
+    #[test]
+    fn packs_fourteen_per_datagram_with_running_sequence() {
+        let mut sessions = SessionTable::new(4);
+        let peer = Peer::Addr("127.0.0.1:1".parse().unwrap());
+        let s = sessions.add(session_name("A"), Some(peer)).unwrap();
+        let mut b = ReplyBatcher::new(Framing::MoldUdp64, 4);
+        let mut tx = PacketBatch::new(8);
+        let mut c = GatewayCounters::default();
+        for k in 0..30u8 {
+            b.stage(&mut sessions, s, &[k; 100], &mut tx, &mut c).unwrap();
+        }
+        b.flush(&mut sessions, &mut tx, &mut c).unwrap();
+        assert_eq!(tx.len(), 3);
+        let seqs: Vec<(u64, u16)> = (0..3)
+            .map(|i| {
+                let p = MoldPacket::new_checked(tx.get(i).2).unwrap();
+                (p.sequence(), p.count())
+            })
+            .collect();
+        assert_eq!(seqs, vec![(1, 14), (15, 14), (29, 2)]);
+        assert_eq!(c.tx_replies, 30);
+        assert_eq!(sessions.get(s).unwrap().next_reply_seq, 31);
+    }
+
+    #[test]
+    fn full_tx_batch_is_reported_not_lost() {
+        let mut sessions = SessionTable::new(2);
+        let peer = Peer::Addr("127.0.0.1:1".parse().unwrap());
+        let s = sessions.add(session_name("A"), Some(peer)).unwrap();
+        let mut b = ReplyBatcher::new(Framing::SoupBinTcp, 2);
+        let mut tx = PacketBatch::new(1);
+        let mut c = GatewayCounters::default();
+        let per = Framing::SoupBinTcp.per_packet();
+        for _ in 0..per * 2 {
+            b.stage(&mut sessions, s, &[1; 100], &mut tx, &mut c).unwrap();
+        }
+        assert_eq!(b.stage(&mut sessions, s, &[1; 100], &mut tx, &mut c), Err(TxFull));
+        assert_eq!(tx.len(), 1);
+        tx.clear();
+        b.stage(&mut sessions, s, &[1; 100], &mut tx, &mut c).unwrap();
+        b.flush(&mut sessions, &mut tx, &mut c).unwrap();
+        assert_eq!(c.tx_replies as usize, per * 2 + 1);
+    }
+}

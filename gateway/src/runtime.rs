@@ -1,0 +1,268 @@
+//! Thread layouts: who polls what, on which core.
+//!
+//! - `shared`: one thread polls every gateway's receive side, the
+//!   sequencer, then every gateway's transmit side, round after round. No
+//!   cross-core handoff at all: the right layout for small machines and the
+//!   only sensible one on a 2-core box with a client beside it.
+//! - `dedicated`: the sequencer and each gateway on its own pinned core,
+//!   talking only through the SPSC rings: for bare metal with isolated cores.
+//!
+//! Every loop checks a shared stop flag (a relaxed load of a line nobody
+//! writes until shutdown) and hands its work count to the idle strategy.
+
+use crate::counters::GatewayCounters;
+use crate::SequencerRings;
+use peregrine_netio::PortCounters;
+use peregrine_sequencer::idle::{IdleKind, IdleStrategy, Idler};
+use peregrine_sequencer::{Application, Sequencer, SequencerCounters};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One gateway's polling surface, whatever its transport.
+pub trait GatewayLoop: Send {
+    /// Receives, validates and forwards to the sequencer; returns work done.
+    fn poll_rx(&mut self) -> usize;
+    /// Drains replies and sends them; returns work done.
+    fn poll_tx(&mut self) -> usize;
+    /// Gateway counters.
+    fn counters(&self) -> GatewayCounters;
+    /// Port counters.
+    fn port_counters(&self) -> PortCounters;
+    /// One line for logs: transport and address.
+    fn describe(&self) -> String;
+}
+
+/// Thread layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Everything on one thread.
+    #[default]
+    Shared,
+    /// Sequencer and each gateway on their own threads.
+    Dedicated,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(Layout::Shared),
+            "dedicated" => Ok(Layout::Dedicated),
+            o => Err(format!("unknown layout {o:?} (shared, dedicated)")),
+        }
+    }
+}
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeConfig {
+    /// Thread layout.
+    pub layout: Layout,
+    /// Cores to pin to: `shared` uses the first; `dedicated` gives the first
+    /// to the sequencer and the next ones to gateways in order. Threads
+    /// beyond the list run unpinned. Empty: nothing pinned.
+    pub cores: Vec<usize>,
+    /// Idle strategy for every loop.
+    pub idle: IdleKind,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A requested core does not exist on this machine.
+    #[error("core {0} does not exist (this machine has cores 0..{1})")]
+    NoSuchCore(usize, usize),
+    /// Pinning failed.
+    #[error("could not pin thread to core {0}")]
+    PinFailed(usize),
+    /// A thread could not be started or panicked.
+    #[error("thread {0} failed")]
+    Thread(String),
+}
+
+/// What the server did, reported at shutdown.
+#[derive(Clone, Debug, Default)]
+pub struct ServerReport {
+    /// Sequencer counters.
+    pub sequencer: SequencerCounters,
+    /// Per gateway: description, gateway counters, port counters.
+    pub gateways: Vec<(String, GatewayCounters, PortCounters)>,
+    /// Loop iterations that found work, summed over threads.
+    pub busy_loops: u64,
+    /// Loop iterations that found none.
+    pub idle_loops: u64,
+    /// The next global sequence number (last assigned + 1).
+    pub next_seq: u64,
+}
+
+fn check_cores(cores: &[usize]) -> Result<(), RunError> {
+    let available = core_affinity::get_core_ids().map(|v| v.len()).unwrap_or(0);
+    for &c in cores {
+        if c >= available {
+            return Err(RunError::NoSuchCore(c, available));
+        }
+    }
+    Ok(())
+}
+
+fn pin(core: Option<usize>) -> Result<(), RunError> {
+    if let Some(c) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+            return Err(RunError::PinFailed(c));
+        }
+    }
+    Ok(())
+}
+
+/// Runs gateways and sequencer until `stop` is set, then returns counters
+/// and the application (for inspection after shutdown).
+///
+/// `gateways[g]` must own the gateway ends of ring pair `g` and
+/// `sequencer_rings[g]` the sequencer ends. `first_seq` is the first global
+/// sequence number (1 on a fresh start). Blocks the calling thread; the
+/// polling loops run on threads of their own so they can be pinned.
+pub fn run<A: Application + Send + 'static>(
+    gateways: Vec<Box<dyn GatewayLoop>>,
+    sequencer_rings: Vec<SequencerRings>,
+    app: A,
+    first_seq: u64,
+    config: &RuntimeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(ServerReport, A), RunError> {
+    check_cores(&config.cores)?;
+    let seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH);
+    match config.layout {
+        Layout::Shared => run_shared(gateways, seq, config, stop),
+        Layout::Dedicated => run_dedicated(gateways, seq, config, stop),
+    }
+}
+
+/// Most messages the sequencer takes from one input ring per poll.
+const SEQUENCER_BATCH: usize = 256;
+/// Polls spent draining replies after the stop flag is seen.
+const DRAIN_POLLS: usize = 10_000;
+
+fn run_shared<A: Application + Send + 'static>(
+    mut gateways: Vec<Box<dyn GatewayLoop>>,
+    mut seq: Sequencer<A>,
+    config: &RuntimeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(ServerReport, A), RunError> {
+    let core = config.cores.first().copied();
+    let kind = config.idle;
+    let handle = std::thread::Builder::new()
+        .name("peregrine-shared".into())
+        .spawn(move || -> Result<(ServerReport, A), RunError> {
+            pin(core)?;
+            let mut idle = Idler::new(kind);
+            while !stop.load(Ordering::Relaxed) {
+                let mut work = 0;
+                for g in gateways.iter_mut() {
+                    work += g.poll_rx();
+                }
+                work += seq.poll();
+                for g in gateways.iter_mut() {
+                    work += g.poll_tx();
+                }
+                idle.idle(work);
+            }
+            // Send what was already sequenced so no ack is left behind.
+            for _ in 0..DRAIN_POLLS {
+                let mut work = seq.poll();
+                for g in gateways.iter_mut() {
+                    work += g.poll_tx();
+                }
+                if work == 0 && seq.held_back() == 0 {
+                    break;
+                }
+            }
+            let report = report(&seq, &gateways, idle.busy_loops(), idle.idle_loops());
+            Ok((report, seq.into_app()))
+        })
+        .map_err(|e| RunError::Thread(e.to_string()))?;
+    handle.join().map_err(|_| RunError::Thread("peregrine-shared panicked".into()))?
+}
+
+fn run_dedicated<A: Application + Send + 'static>(
+    gateways: Vec<Box<dyn GatewayLoop>>,
+    mut seq: Sequencer<A>,
+    config: &RuntimeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(ServerReport, A), RunError> {
+    let kind = config.idle;
+    let seq_core = config.cores.first().copied();
+    let seq_stop = Arc::clone(&stop);
+    let seq_handle = std::thread::Builder::new()
+        .name("peregrine-seq".into())
+        .spawn(move || -> Result<(Sequencer<A>, u64, u64), RunError> {
+            pin(seq_core)?;
+            let mut idle = Idler::new(kind);
+            while !seq_stop.load(Ordering::Relaxed) {
+                idle.idle(seq.poll());
+            }
+            for _ in 0..DRAIN_POLLS {
+                if seq.poll() == 0 && seq.held_back() == 0 {
+                    break;
+                }
+            }
+            Ok((seq, idle.busy_loops(), idle.idle_loops()))
+        })
+        .map_err(|e| RunError::Thread(e.to_string()))?;
+    let mut gw_handles = Vec::new();
+    for (i, mut g) in gateways.into_iter().enumerate() {
+        let core = config.cores.get(i + 1).copied();
+        let stop = Arc::clone(&stop);
+        let h = std::thread::Builder::new()
+            .name(format!("peregrine-gw{i}"))
+            .spawn(move || -> Result<(Box<dyn GatewayLoop>, u64, u64), RunError> {
+                pin(core)?;
+                let mut idle = Idler::new(kind);
+                while !stop.load(Ordering::Relaxed) {
+                    let work = g.poll_rx() + g.poll_tx();
+                    idle.idle(work);
+                }
+                // Give the sequencer's last replies time to arrive (~1 ms).
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(1);
+                while std::time::Instant::now() < until {
+                    g.poll_tx();
+                }
+                Ok((g, idle.busy_loops(), idle.idle_loops()))
+            })
+            .map_err(|e| RunError::Thread(e.to_string()))?;
+        gw_handles.push(h);
+    }
+    let (seq, mut busy, mut idle) = seq_handle
+        .join()
+        .map_err(|_| RunError::Thread("peregrine-seq panicked".into()))??;
+    let mut gws = Vec::new();
+    let mut first_err = None;
+    for h in gw_handles {
+        match h.join() {
+            Ok(Ok((g, b, i))) => {
+                busy += b;
+                idle += i;
+                gws.push(g);
+            }
+            Ok(Err(e)) => first_err = first_err.or(Some(e)),
+            Err(_) => first_err = first_err.or(Some(RunError::Thread("gateway panicked".into()))),
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let report = report(&seq, &gws, busy, idle);
+    Ok((report, seq.into_app()))
+}
+
+fn report<A: Application>(seq: &Sequencer<A>, gateways: &[Box<dyn GatewayLoop>], busy: u64, idle: u64) -> ServerReport {
+    ServerReport {
+        sequencer: seq.counters(),
+        gateways: gateways
+            .iter()
+            .map(|g| (g.describe(), g.counters(), g.port_counters()))
+            .collect(),
+        busy_loops: busy,
+        idle_loops: idle,
+        next_seq: seq.next_seq(),
+    }
+}

@@ -1,0 +1,75 @@
+//! Client sessions as a gateway sees them.
+
+use peregrine_netio::Peer;
+use peregrine_sequencer::wire::moldudp64::SessionName;
+
+/// One client session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The session name (MoldUDP64 session field / SoupBinTCP session).
+    pub name: SessionName,
+    /// Where replies go: the UDP source address, or the TCP connection
+    /// currently logged in; `None` while a TCP session is disconnected.
+    pub peer: Option<Peer>,
+    /// TCP: the implicit client sequence of the next unsequenced message.
+    pub next_client_seq: u64,
+    /// Sequence number of the next reply (MoldUDP64 downstream sequence,
+    /// SoupBinTCP implicit sequence), from 1.
+    pub next_reply_seq: u64,
+}
+
+/// A bounded table of sessions, indexed by the `u32` the sequencer routes
+/// replies with. Indices are never reused while the process runs, so a late
+/// reply cannot reach a different session.
+#[derive(Debug)]
+pub struct SessionTable {
+    sessions: Vec<Session>,
+    max: usize,
+}
+
+impl SessionTable {
+    /// An empty table that will hold at most `max` sessions (memory is
+    /// reserved up front).
+    pub fn new(max: usize) -> Self {
+        SessionTable {
+            sessions: Vec::with_capacity(max),
+            max,
+        }
+    }
+
+    /// Adds a session; `None` when the table is full.
+    pub fn add(&mut self, name: SessionName, peer: Option<Peer>) -> Option<u32> {
+        if self.sessions.len() >= self.max {
+            return None;
+        }
+        self.sessions.push(Session {
+            name,
+            peer,
+            next_client_seq: 1,
+            next_reply_seq: 1,
+        });
+        Some((self.sessions.len() - 1) as u32)
+    }
+
+    /// Session `i`.
+    #[inline]
+    pub fn get(&self, i: u32) -> Option<&Session> {
+        self.sessions.get(i as usize)
+    }
+
+    /// Session `i`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, i: u32) -> Option<&mut Session> {
+        self.sessions.get_mut(i as usize)
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}

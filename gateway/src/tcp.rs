@@ -1,0 +1,438 @@
+//! SoupBinTCP gateway over a stream port (kernel TCP).
+//!
+//! Each connection has a reassembly buffer: received chunks are appended and
+//! whole SoupBinTCP packets parsed off the front, so a packet split across
+//! reads (or many packets in one read) is handled the same way. A
+//! connection must log in before sending data; its session is found or
+//! created by name (the requested session, or the username when blank).
+//! Unsequenced Data packets carry one 100-byte message each; the client
+//! sequence is implicit (1, 2, ... per session). Replies leave as Sequenced
+//! Data packets, many per write.
+//!
+//! Protocol violations: an oversize or zero-length packet makes the byte
+//! stream untrustworthy, so the connection is closed; other bad packets are
+//! skipped and counted; data before login closes the connection. When the
+//! input ring is full the connection's remaining bytes stay buffered and the
+//! gateway stops reading until the sequencer catches up, so TCP flow control
+//! pushes back on the client; nothing accepted is dropped.
+
+use crate::counters::GatewayCounters;
+use crate::fxhash::FastMap;
+use crate::replies::{Framing, ReplyBatcher};
+use crate::runtime::GatewayLoop;
+use crate::session::SessionTable;
+use crate::udp::GatewayOptions;
+use crate::GatewayRings;
+use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
+use peregrine_sequencer::slot::{InboundSlot, SessionRef};
+use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
+use peregrine_sequencer::wire::moldudp64::SessionName;
+use peregrine_sequencer::wire::soupbintcp::{
+    frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
+    MAX_PACKET_LEN,
+};
+
+/// Reassembly buffer size: one receive chunk plus one partial packet.
+const REASSEMBLY_BYTES: usize = SLOT_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;
+
+struct ConnState {
+    id: ConnId,
+    open: bool,
+    session: Option<u32>,
+    buf: Vec<u8>,
+}
+
+/// A SoupBinTCP gateway owning one stream port.
+pub struct TcpGateway<P: Port> {
+    port: P,
+    rx: PacketBatch,
+    rx_pos: usize,
+    /// A connection whose buffered packets wait for ring room.
+    blocked: Option<u32>,
+    core: TcpCore,
+}
+
+struct TcpCore {
+    id: u16,
+    rings: GatewayRings,
+    rx_ns: u64,
+    tx: PacketBatch,
+    sessions: SessionTable,
+    by_name: FastMap<SessionName, u32>,
+    conns: Vec<ConnState>,
+    replies: ReplyBatcher,
+    reply_burst: usize,
+    counters: GatewayCounters,
+}
+
+/// Outcome of handling buffered packets.
+enum Progress {
+    /// Everything complete was handled.
+    Done,
+    /// The input ring is full; packets remain buffered.
+    Blocked,
+}
+
+impl<P: Port> TcpGateway<P> {
+    /// Gateway `id` over the stream `port`.
+    pub fn new(id: u16, port: P, rings: GatewayRings, opts: GatewayOptions) -> Self {
+        let mut by_name = FastMap::default();
+        by_name.reserve(opts.max_sessions);
+        TcpGateway {
+            port,
+            rx: PacketBatch::new(opts.rx_burst.max(1)),
+            rx_pos: 0,
+            blocked: None,
+            core: TcpCore {
+                id,
+                rings,
+                rx_ns: 0,
+                tx: PacketBatch::new(opts.tx_burst.max(1)),
+                sessions: SessionTable::new(opts.max_sessions),
+                by_name,
+                conns: Vec::new(),
+                replies: ReplyBatcher::new(Framing::SoupBinTcp, opts.max_sessions),
+                reply_burst: opts.reply_burst.max(1),
+                counters: GatewayCounters::default(),
+            },
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+}
+
+impl TcpCore {
+    fn conn_index(&self, id: ConnId) -> Option<usize> {
+        let c = self.conns.get(id.index as usize)?;
+        (c.open && c.id == id).then_some(id.index as usize)
+    }
+
+    fn opened(&mut self, id: ConnId) {
+        let i = id.index as usize;
+        while self.conns.len() <= i {
+            self.conns.push(ConnState {
+                id,
+                open: false,
+                session: None,
+                buf: Vec::new(),
+            });
+        }
+        let c = &mut self.conns[i];
+        c.id = id;
+        c.open = true;
+        c.session = None;
+        c.buf.clear();
+        c.buf.reserve(REASSEMBLY_BYTES);
+    }
+
+    fn closed(&mut self, id: ConnId) {
+        let Some(i) = self.conn_index(id) else { return };
+        let c = &mut self.conns[i];
+        c.open = false;
+        c.buf.clear();
+        if let Some(s) = c.session.take() {
+            if let Some(sess) = self.sessions.get_mut(s) {
+                if sess.peer == Some(Peer::Conn(id)) {
+                    sess.peer = None;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, i: usize, port: &mut impl Port) {
+        let id = self.conns[i].id;
+        self.send_tx(port);
+        port.close(Peer::Conn(id));
+        self.closed(id);
+    }
+
+    fn send_tx(&mut self, port: &mut impl Port) {
+        if !self.tx.is_empty() {
+            // Stream ports buffer per connection and close slow readers
+            // themselves; an error here is not fatal to the loop.
+            let _ = port.send(&mut self.tx);
+            self.tx.clear();
+        }
+    }
+
+    fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {
+        if !self.tx.push(peer, bytes) {
+            self.send_tx(port);
+            self.tx.push(peer, bytes);
+        }
+    }
+
+    fn stage_reply(&mut self, session: u32, msg: &[u8; MESSAGE_LEN], port: &mut impl Port) {
+        while self
+            .replies
+            .stage(&mut self.sessions, session, msg, &mut self.tx, &mut self.counters)
+            .is_err()
+        {
+            self.send_tx(port);
+        }
+    }
+
+    /// Appends a chunk to connection `id`'s buffer and handles its packets.
+    fn on_data(&mut self, id: ConnId, data: &[u8], port: &mut impl Port) -> Progress {
+        let Some(i) = self.conn_index(id) else {
+            return Progress::Done;
+        };
+        let c = &mut self.conns[i];
+        if c.buf.len() + data.len() > REASSEMBLY_BYTES {
+            // Cannot happen while the buffer only ever holds one partial
+            // packet between chunks; treat as a protocol violation.
+            self.counters.dropped_malformed += 1;
+            self.close(i, port);
+            return Progress::Done;
+        }
+        c.buf.extend_from_slice(data);
+        self.process(i, port)
+    }
+
+    /// Handles every complete packet buffered for connection `i`.
+    fn process(&mut self, i: usize, port: &mut impl Port) -> Progress {
+        // Take the buffer out so packets can borrow it while `self` is
+        // mutated; `take` leaves an empty Vec and allocates nothing.
+        let mut buf = std::mem::take(&mut self.conns[i].buf);
+        let mut at = 0usize;
+        let mut progress = Progress::Done;
+        let mut keep = true;
+        while at < buf.len() {
+            match parse_packet(&buf[at..]) {
+                Ok(None) => break,
+                Ok(Some((pkt, n))) => match self.on_packet(i, pkt, port) {
+                    PacketOutcome::Consumed => at += n,
+                    PacketOutcome::Blocked => {
+                        progress = Progress::Blocked;
+                        break;
+                    }
+                    PacketOutcome::Closed => {
+                        keep = false;
+                        break;
+                    }
+                },
+                Err(SoupError::Oversize(_)) | Err(SoupError::Empty) => {
+                    self.counters.closed_oversize_frame += 1;
+                    self.close(i, port);
+                    keep = false;
+                    break;
+                }
+                Err(_) => {
+                    self.counters.dropped_malformed += 1;
+                    match frame_len(&buf[at..]) {
+                        Ok(Some(n)) => at += n,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        if keep && self.conns[i].open {
+            buf.drain(..at);
+            self.conns[i].buf = buf;
+        } else {
+            buf.clear();
+            self.conns[i].buf = buf;
+        }
+        progress
+    }
+
+    fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl Port) -> PacketOutcome {
+        let id = self.conns[i].id;
+        match pkt {
+            SoupPacket::LoginRequest {
+                username, session, ..
+            } => {
+                if self.conns[i].session.is_some() {
+                    self.counters.dropped_not_logged_in += 1;
+                    return PacketOutcome::Consumed;
+                }
+                let mut name: SessionName = session;
+                if name.iter().all(|&c| c == b' ') {
+                    name = [b' '; 10];
+                    name[..6].copy_from_slice(&username);
+                }
+                let idx = match self.by_name.get(&name) {
+                    Some(&s) => s,
+                    None => match self.sessions.add(name, None) {
+                        Some(s) => {
+                            self.by_name.insert(name, s);
+                            self.counters.sessions += 1;
+                            s
+                        }
+                        None => {
+                            self.reject_login(i, port);
+                            return PacketOutcome::Closed;
+                        }
+                    },
+                };
+                let Some(sess) = self.sessions.get_mut(idx) else {
+                    return PacketOutcome::Consumed;
+                };
+                if sess.peer.is_some() {
+                    // One live connection per session.
+                    self.reject_login(i, port);
+                    return PacketOutcome::Closed;
+                }
+                sess.peer = Some(Peer::Conn(id));
+                let next = sess.next_reply_seq;
+                self.conns[i].session = Some(idx);
+                self.counters.logins += 1;
+                let mut out = [0u8; 33];
+                let n = write_login_accepted(&mut out, &name, next);
+                self.push_control(Peer::Conn(id), &out[..n], port);
+                PacketOutcome::Consumed
+            }
+            SoupPacket::UnsequencedData(block) => {
+                let Some(session) = self.conns[i].session else {
+                    self.counters.dropped_not_logged_in += 1;
+                    self.close(i, port);
+                    return PacketOutcome::Closed;
+                };
+                if !self.rings.to_sequencer.has_room(1) {
+                    self.counters.ring_full += 1;
+                    return PacketOutcome::Blocked;
+                }
+                let Some(sess) = self.sessions.get_mut(session) else {
+                    return PacketOutcome::Consumed;
+                };
+                let client_seq = sess.next_client_seq;
+                sess.next_client_seq += 1;
+                self.counters.rx_messages += 1;
+                match classify_inbound(block) {
+                    Ok(_) => {
+                        let mut slot = InboundSlot {
+                            origin: SessionRef::new(self.id, session),
+                            client_seq,
+                            gateway_rx_ns: self.rx_ns,
+                            ..InboundSlot::default()
+                        };
+                        slot.msg.copy_from_slice(block);
+                        self.rings.to_sequencer.stage(slot);
+                        self.counters.accepted += 1;
+                    }
+                    Err(e) => {
+                        match e {
+                            MessageError::WrongLength(_) => self.counters.rejected_wrong_length += 1,
+                            MessageError::UnknownType(_) => self.counters.rejected_unknown_type += 1,
+                            MessageError::UnsupportedVersion(_) => self.counters.rejected_bad_version += 1,
+                        }
+                        let r = Reject::for_block(block, e.reason() as u16, client_seq, self.rx_ns);
+                        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                        self.stage_reply(session, &bytes, port);
+                    }
+                }
+                PacketOutcome::Consumed
+            }
+            SoupPacket::ClientHeartbeat => {
+                self.counters.heartbeats += 1;
+                PacketOutcome::Consumed
+            }
+            SoupPacket::LogoutRequest => {
+                self.close(i, port);
+                PacketOutcome::Closed
+            }
+            SoupPacket::Debug(_) => PacketOutcome::Consumed,
+            // Server→client packet types sent by a client.
+            _ => {
+                self.counters.dropped_malformed += 1;
+                PacketOutcome::Consumed
+            }
+        }
+    }
+
+    fn reject_login(&mut self, i: usize, port: &mut impl Port) {
+        self.counters.logins_rejected += 1;
+        let mut out = [0u8; 4];
+        let n = write_packet(&mut out, kind::LOGIN_REJECTED, b"S").unwrap_or(0);
+        self.push_control(Peer::Conn(self.conns[i].id), &out[..n], port);
+        self.close(i, port);
+    }
+}
+
+enum PacketOutcome {
+    Consumed,
+    Blocked,
+    Closed,
+}
+
+impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
+    fn poll_rx(&mut self) -> usize {
+        let mut work = 0;
+        if let Some(i) = self.blocked {
+            let i = i as usize;
+            if self.core.conns.get(i).is_some_and(|c| c.open) {
+                if let Progress::Blocked = self.core.process(i, &mut self.port) {
+                    self.core.rings.to_sequencer.publish();
+                    return 0;
+                }
+            }
+            self.blocked = None;
+            work += 1;
+        }
+        if self.rx_pos >= self.rx.len() {
+            self.rx_pos = 0;
+            match self.port.recv(&mut self.rx) {
+                Ok(0) | Err(_) => {
+                    self.rx.clear();
+                    self.core.rings.to_sequencer.publish();
+                    return work;
+                }
+                Ok(_) => self.core.rx_ns = clock::now_ns(),
+            }
+        }
+        while self.rx_pos < self.rx.len() {
+            let (peer, event, data) = self.rx.get(self.rx_pos);
+            self.rx_pos += 1;
+            work += 1;
+            let Peer::Conn(id) = peer else { continue };
+            match event {
+                RxEvent::Opened => self.core.opened(id),
+                RxEvent::Closed => self.core.closed(id),
+                RxEvent::Data => {
+                    self.core.counters.rx_packets += 1;
+                    if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
+                        self.blocked = Some(id.index);
+                        break;
+                    }
+                }
+            }
+        }
+        self.core.rings.to_sequencer.publish();
+        work
+    }
+
+    fn poll_tx(&mut self) -> usize {
+        let c = &mut self.core;
+        let avail = c.rings.from_sequencer.available().min(c.reply_burst);
+        for j in 0..avail {
+            let Some(slot) = c.rings.from_sequencer.peek(j) else {
+                break;
+            };
+            let (to, msg) = (slot.to, slot.msg);
+            c.stage_reply(to.index, &msg, &mut self.port);
+        }
+        c.rings.from_sequencer.advance(avail);
+        c.rings.from_sequencer.release();
+        while c.replies.flush(&mut c.sessions, &mut c.tx, &mut c.counters).is_err() {
+            c.send_tx(&mut self.port);
+        }
+        c.send_tx(&mut self.port);
+        let _ = self.port.poll_tx();
+        avail
+    }
+
+    fn counters(&self) -> GatewayCounters {
+        self.core.counters
+    }
+
+    fn port_counters(&self) -> PortCounters {
+        self.port.counters()
+    }
+
+    fn describe(&self) -> String {
+        format!("tcp gateway {} on {}", self.core.id, self.port.local_addr())
+    }
+}

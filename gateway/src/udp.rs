@@ -1,0 +1,252 @@
+//! MoldUDP64 gateway over any datagram port (kernel UDP or DPDK).
+//!
+//! Receive path, per burst: one `recv` fills a batch of datagrams; each is
+//! validated as a whole MoldUDP64 packet (a packet with broken framing is
+//! dropped and counted: its block boundaries cannot be trusted), its session
+//! found or created by (source address, session name), and each block
+//! checked (length, type, version). Good blocks are staged into the input
+//! ring with client sequence = packet sequence + block index; bad ones get a
+//! Reject. If the ring lacks room for a packet's blocks, the packet and the
+//! rest of the burst wait for the next poll (back-pressure: nothing dropped,
+//! the socket buffer absorbs it). One ring publish per burst.
+//!
+//! Transmit path: replies drained from the output ring in one burst are
+//! packed per session into MoldUDP64 packets (up to 14 per datagram) and
+//! sent with one `send` (one `sendmmsg`).
+
+use crate::counters::GatewayCounters;
+use crate::fxhash::FastMap;
+use crate::replies::{Framing, ReplyBatcher};
+use crate::runtime::GatewayLoop;
+use crate::session::SessionTable;
+use crate::GatewayRings;
+use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
+use peregrine_sequencer::slot::{InboundSlot, SessionRef};
+use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
+use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName};
+use std::net::SocketAddr;
+
+/// Sizing of a gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct GatewayOptions {
+    /// Packets per receive burst.
+    pub rx_burst: usize,
+    /// Reply packets per transmit burst.
+    pub tx_burst: usize,
+    /// Most replies drained from the output ring per poll.
+    pub reply_burst: usize,
+    /// Most sessions; senders beyond that are dropped and counted.
+    pub max_sessions: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            rx_burst: 32,
+            tx_burst: 64,
+            reply_burst: 1024,
+            max_sessions: 4096,
+        }
+    }
+}
+
+/// A MoldUDP64 gateway owning one datagram port.
+pub struct UdpGateway<P: Port> {
+    port: P,
+    rx: PacketBatch,
+    rx_pos: usize,
+    core: UdpCore,
+}
+
+/// Everything but the port and the receive batch, so a datagram borrowed
+/// from the batch can be handled with the rest mutable.
+struct UdpCore {
+    id: u16,
+    rings: GatewayRings,
+    rx_ns: u64,
+    tx: PacketBatch,
+    sessions: SessionTable,
+    by_peer: FastMap<(SocketAddr, SessionName), u32>,
+    replies: ReplyBatcher,
+    reply_burst: usize,
+    counters: GatewayCounters,
+}
+
+impl<P: Port> UdpGateway<P> {
+    /// Gateway `id` (its index at the sequencer) over `port`.
+    pub fn new(id: u16, port: P, rings: GatewayRings, opts: GatewayOptions) -> Self {
+        let mut by_peer = FastMap::default();
+        by_peer.reserve(opts.max_sessions);
+        UdpGateway {
+            port,
+            rx: PacketBatch::new(opts.rx_burst.max(1)),
+            rx_pos: 0,
+            core: UdpCore {
+                id,
+                rings,
+                rx_ns: 0,
+                tx: PacketBatch::new(opts.tx_burst.max(1)),
+                sessions: SessionTable::new(opts.max_sessions),
+                by_peer,
+                replies: ReplyBatcher::new(Framing::MoldUdp64, opts.max_sessions),
+                reply_burst: opts.reply_burst.max(1),
+                counters: GatewayCounters::default(),
+            },
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+}
+
+impl UdpCore {
+    fn session_for(&mut self, addr: SocketAddr, name: SessionName) -> Option<u32> {
+        if let Some(&i) = self.by_peer.get(&(addr, name)) {
+            return Some(i);
+        }
+        let i = self.sessions.add(name, Some(Peer::Addr(addr)))?;
+        self.by_peer.insert((addr, name), i);
+        self.counters.sessions += 1;
+        Some(i)
+    }
+
+    fn reject(&mut self, session: u32, block: &[u8], err: MessageError, client_seq: u64, port: &mut impl Port) {
+        match err {
+            MessageError::WrongLength(_) => self.counters.rejected_wrong_length += 1,
+            MessageError::UnknownType(_) => self.counters.rejected_unknown_type += 1,
+            MessageError::UnsupportedVersion(_) => self.counters.rejected_bad_version += 1,
+        }
+        let r = Reject::for_block(block, err.reason() as u16, client_seq, self.rx_ns);
+        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+        self.stage_reply(session, &bytes, port);
+    }
+
+    fn stage_reply(&mut self, session: u32, msg: &[u8; MESSAGE_LEN], port: &mut impl Port) {
+        while self
+            .replies
+            .stage(&mut self.sessions, session, msg, &mut self.tx, &mut self.counters)
+            .is_err()
+        {
+            self.send_tx(port);
+        }
+    }
+
+    fn send_tx(&mut self, port: &mut impl Port) {
+        if !self.tx.is_empty() {
+            // A send error is a kernel-level failure on one burst; the port
+            // counts what it could not send and clients recover it by
+            // re-request. Never fatal to the loop.
+            let _ = port.send(&mut self.tx);
+            self.tx.clear();
+        }
+    }
+
+    /// Processes one datagram; false when the input ring lacks room (the
+    /// datagram stays pending).
+    fn handle_datagram(&mut self, peer: Peer, data: &[u8], port: &mut impl Port) -> bool {
+        let Peer::Addr(addr) = peer else {
+            self.counters.dropped_malformed += 1;
+            return true;
+        };
+        let Ok(pkt) = MoldPacket::new_checked(data) else {
+            self.counters.dropped_malformed += 1;
+            return true;
+        };
+        if pkt.is_heartbeat() || pkt.is_end_of_session() {
+            self.counters.heartbeats += 1;
+            return true;
+        }
+        let good = pkt.blocks().filter(|b| classify_inbound(b).is_ok()).count();
+        if !self.rings.to_sequencer.has_room(good) {
+            self.counters.ring_full += 1;
+            return false;
+        }
+        let Some(session) = self.session_for(addr, pkt.session()) else {
+            self.counters.dropped_session_table_full += 1;
+            return true;
+        };
+        let first = pkt.sequence();
+        let origin = SessionRef::new(self.id, session);
+        for (k, block) in pkt.blocks().enumerate() {
+            let client_seq = first.wrapping_add(k as u64);
+            self.counters.rx_messages += 1;
+            match classify_inbound(block) {
+                Ok(_) => {
+                    let mut slot = InboundSlot {
+                        origin,
+                        client_seq,
+                        gateway_rx_ns: self.rx_ns,
+                        ..InboundSlot::default()
+                    };
+                    slot.msg.copy_from_slice(block);
+                    // Room for every good block was checked above.
+                    self.rings.to_sequencer.stage(slot);
+                    self.counters.accepted += 1;
+                }
+                Err(e) => self.reject(session, block, e, client_seq, port),
+            }
+        }
+        true
+    }
+}
+
+impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
+    fn poll_rx(&mut self) -> usize {
+        if self.rx_pos >= self.rx.len() {
+            self.rx_pos = 0;
+            match self.port.recv(&mut self.rx) {
+                Ok(0) | Err(_) => {
+                    self.rx.clear();
+                    return 0;
+                }
+                Ok(n) => {
+                    self.core.rx_ns = clock::now_ns();
+                    self.core.counters.rx_packets += n as u64;
+                }
+            }
+        }
+        let start = self.rx_pos;
+        while self.rx_pos < self.rx.len() {
+            let (peer, _, data) = self.rx.get(self.rx_pos);
+            if !self.core.handle_datagram(peer, data, &mut self.port) {
+                break;
+            }
+            self.rx_pos += 1;
+        }
+        self.core.rings.to_sequencer.publish();
+        self.rx_pos - start
+    }
+
+    fn poll_tx(&mut self) -> usize {
+        let c = &mut self.core;
+        let avail = c.rings.from_sequencer.available().min(c.reply_burst);
+        for j in 0..avail {
+            let Some(slot) = c.rings.from_sequencer.peek(j) else {
+                break;
+            };
+            let (to, msg) = (slot.to, slot.msg);
+            c.stage_reply(to.index, &msg, &mut self.port);
+        }
+        c.rings.from_sequencer.advance(avail);
+        c.rings.from_sequencer.release();
+        while c.replies.flush(&mut c.sessions, &mut c.tx, &mut c.counters).is_err() {
+            c.send_tx(&mut self.port);
+        }
+        c.send_tx(&mut self.port);
+        avail
+    }
+
+    fn counters(&self) -> GatewayCounters {
+        self.core.counters
+    }
+
+    fn port_counters(&self) -> PortCounters {
+        self.port.counters()
+    }
+
+    fn describe(&self) -> String {
+        format!("udp gateway {} on {}", self.core.id, self.port.local_addr())
+    }
+}
