@@ -151,3 +151,21 @@ impl Command {
         }
     }
 }
+
+impl From<NewOrder> for Command {
+    fn from(cmd: NewOrder) -> Command {
+        Command::New(cmd)
+    }
+}
+
+impl From<Cancel> for Command {
+    fn from(cmd: Cancel) -> Command {
+        Command::Cancel(cmd)
+    }
+}
+
+impl From<Replace> for Command {
+    fn from(cmd: Replace) -> Command {
+        Command::Replace(cmd)
+    }
+}

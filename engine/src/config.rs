@@ -187,7 +187,10 @@ impl EngineConfig {
             if earlier.iter().any(|other| other.id == instrument.id) {
                 return Err(ConfigError::DuplicateInstrumentId(instrument.id));
             }
-            if earlier.iter().any(|other| other.symbol == instrument.symbol) {
+            if earlier
+                .iter()
+                .any(|other| other.symbol == instrument.symbol)
+            {
                 return Err(ConfigError::DuplicateSymbol(instrument.symbol.clone()));
             }
         }
@@ -204,8 +207,8 @@ impl EngineConfig {
     ///
     /// `max_orders` is 1 << 20.
     pub fn sample() -> EngineConfig {
-        let instrument = |symbol: &str, id, tick_size, lot_size, price_min, price_max| {
-            InstrumentConfig {
+        let instrument =
+            |symbol: &str, id, tick_size, lot_size, price_min, price_max| InstrumentConfig {
                 symbol: symbol.to_string(),
                 id,
                 tick_size,
@@ -213,8 +216,7 @@ impl EngineConfig {
                 price_min,
                 price_max,
                 max_quantity: DEFAULT_MAX_QUANTITY / lot_size * lot_size,
-            }
-        };
+            };
         EngineConfig {
             instruments: vec![
                 instrument("PGN-USD", 1, 1, 1, 1, 100_000),

@@ -39,6 +39,7 @@ mod cancel;
 mod command;
 mod config;
 mod engine;
+pub mod flow;
 mod invariants;
 mod level_bitmap;
 mod matching;

@@ -110,7 +110,13 @@ impl ReplyBatcher {
     }
 
     /// Builds one packet from session `idx`'s stage. False if `tx` is full.
-    fn pack(&mut self, sessions: &mut SessionTable, idx: u32, tx: &mut PacketBatch, counters: &mut GatewayCounters) -> bool {
+    fn pack(
+        &mut self,
+        sessions: &mut SessionTable,
+        idx: u32,
+        tx: &mut PacketBatch,
+        counters: &mut GatewayCounters,
+    ) -> bool {
         let i = idx as usize;
         let count = self.counts[i] as usize;
         let Some(session) = sessions.get_mut(idx) else {

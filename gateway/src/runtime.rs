@@ -138,7 +138,7 @@ pub fn run<A: Application + Send + 'static>(
 }
 
 /// Most messages the sequencer takes from one input ring per poll.
-const SEQUENCER_BATCH: usize = 256;
+const SEQUENCER_BATCH: usize = 1024;
 /// Polls spent draining replies after the stop flag is seen.
 const DRAIN_POLLS: usize = 10_000;
 
@@ -180,7 +180,9 @@ fn run_shared<A: Application + Send + 'static>(
             Ok((report, seq.into_app()))
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;
-    handle.join().map_err(|_| RunError::Thread("peregrine-shared panicked".into()))?
+    handle
+        .join()
+        .map_err(|_| RunError::Thread("peregrine-shared panicked".into()))?
 }
 
 fn run_dedicated<A: Application + Send + 'static>(
@@ -254,7 +256,12 @@ fn run_dedicated<A: Application + Send + 'static>(
     Ok((report, seq.into_app()))
 }
 
-fn report<A: Application>(seq: &Sequencer<A>, gateways: &[Box<dyn GatewayLoop>], busy: u64, idle: u64) -> ServerReport {
+fn report<A: Application>(
+    seq: &Sequencer<A>,
+    gateways: &[Box<dyn GatewayLoop>],
+    busy: u64,
+    idle: u64,
+) -> ServerReport {
     ServerReport {
         sequencer: seq.counters(),
         gateways: gateways

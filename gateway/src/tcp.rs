@@ -416,7 +416,11 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
         }
         c.rings.from_sequencer.advance(avail);
         c.rings.from_sequencer.release();
-        while c.replies.flush(&mut c.sessions, &mut c.tx, &mut c.counters).is_err() {
+        while c
+            .replies
+            .flush(&mut c.sessions, &mut c.tx, &mut c.counters)
+            .is_err()
+        {
             c.send_tx(&mut self.port);
         }
         c.send_tx(&mut self.port);

@@ -112,7 +112,14 @@ impl UdpCore {
         Some(i)
     }
 
-    fn reject(&mut self, session: u32, block: &[u8], err: MessageError, client_seq: u64, port: &mut impl Port) {
+    fn reject(
+        &mut self,
+        session: u32,
+        block: &[u8],
+        err: MessageError,
+        client_seq: u64,
+        port: &mut impl Port,
+    ) {
         match err {
             MessageError::WrongLength(_) => self.counters.rejected_wrong_length += 1,
             MessageError::UnknownType(_) => self.counters.rejected_unknown_type += 1,
@@ -231,7 +238,11 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
         }
         c.rings.from_sequencer.advance(avail);
         c.rings.from_sequencer.release();
-        while c.replies.flush(&mut c.sessions, &mut c.tx, &mut c.counters).is_err() {
+        while c
+            .replies
+            .flush(&mut c.sessions, &mut c.tx, &mut c.counters)
+            .is_err()
+        {
             c.send_tx(&mut self.port);
         }
         c.send_tx(&mut self.port);

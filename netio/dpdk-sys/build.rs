@@ -17,9 +17,7 @@ const INSTALL_HINT: &str = "install it with: \
 /// Functions bindgen exposes: exactly what `peregrine-netio` calls.
 const FUNCTIONS: &[&str] = &[
     "rte_eal_init",
-    "rte_eal_cleanup",
     "rte_strerror",
-    "rte_socket_id",
     "rte_thread_register",
     "rte_thread_unregister",
     "rte_eth_dev_count_avail",
@@ -31,8 +29,6 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_rx_queue_setup",
     "rte_eth_tx_queue_setup",
     "rte_eth_dev_start",
-    "rte_eth_dev_stop",
-    "rte_eth_dev_close",
     "rte_eth_macaddr_get",
     "rte_eth_link_get_nowait",
     "rte_eth_promiscuous_enable",
@@ -82,6 +78,7 @@ fn main() {
     println!("cargo:rerun-if-changed=shim.h");
     println!("cargo:rerun-if-changed=shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
 
     let version = pkg_config(&["--modversion", "libdpdk"]).unwrap_or_else(|e| fail(&e));
     if pkg_config(&["--atleast-version", MIN_VERSION, "libdpdk"]).is_err() {
@@ -107,7 +104,11 @@ fn main() {
 
     // The shim, compiled with DPDK's exact flags.
     let mut build = cc::Build::new();
-    build.file("shim.c").include(".").opt_level(3).warnings(true);
+    build
+        .file("shim.c")
+        .include(".")
+        .opt_level(3)
+        .warnings(true);
     for f in &cflags {
         build.flag(f);
     }

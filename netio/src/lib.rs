@@ -18,6 +18,8 @@
 
 pub mod batch;
 pub mod clock;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod error;
 pub mod port;
 mod sockaddr;
@@ -25,11 +27,9 @@ mod sockopt;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
-#[cfg(feature = "dpdk")]
-pub mod dpdk;
 
 pub use batch::{PacketBatch, SLOT_BYTES};
 pub use error::NetError;
-pub use udp::{UdpOptions, UdpPort};
-pub use tcp::{TcpOptions, TcpPort};
 pub use port::{ConnId, Peer, Port, PortCounters, RxEvent, Transport};
+pub use tcp::{TcpOptions, TcpPort};
+pub use udp::{UdpOptions, UdpPort};

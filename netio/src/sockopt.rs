@@ -4,7 +4,12 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// Sets an integer socket option.
-pub(crate) fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+pub(crate) fn set_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` lives for the duration of the call and its size is
     // passed correctly; the kernel only reads it.
     let rc = unsafe {
@@ -30,7 +35,13 @@ pub(crate) fn get_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::R
     // SAFETY: `value` and `len` are valid for writes and `len` holds the
     // size of `value`.
     let rc = unsafe {
-        libc::getsockopt(fd, level, name, &mut value as *mut libc::c_int as *mut libc::c_void, &mut len)
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut value as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
     };
     if rc == 0 {
         Ok(value)
@@ -47,15 +58,11 @@ pub(crate) fn get_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::R
 /// double the requested value for bookkeeping overhead).
 pub(crate) fn set_buffers(fd: RawFd, rcvbuf: usize, sndbuf: usize) -> io::Result<(usize, usize)> {
     let clamp = |v: usize| v.min(i32::MAX as usize / 2) as libc::c_int;
-    if rcvbuf > 0 {
-        if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(rcvbuf)).is_err() {
-            set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, clamp(rcvbuf))?;
-        }
+    if rcvbuf > 0 && set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(rcvbuf)).is_err() {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, clamp(rcvbuf))?;
     }
-    if sndbuf > 0 {
-        if set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp(sndbuf)).is_err() {
-            set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, clamp(sndbuf))?;
-        }
+    if sndbuf > 0 && set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp(sndbuf)).is_err() {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, clamp(sndbuf))?;
     }
     let r = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)? as usize;
     let s = get_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)? as usize;

@@ -111,7 +111,9 @@ impl TcpPort {
             source,
         };
         let listener = TcpListener::bind(addr).map_err(|e| setup("listen", e))?;
-        listener.set_nonblocking(true).map_err(|e| setup("non-blocking", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| setup("non-blocking", e))?;
         let local = listener.local_addr().map_err(|e| setup("local address", e))?;
         // SAFETY: plain system call; the returned descriptor is checked below
         // and then owned by OwnedFd.
@@ -550,7 +552,11 @@ mod tests {
             port.send(&mut tx).unwrap();
             fast.read_exact(&mut sink).unwrap();
         }
-        assert_eq!(port.counters().conns_slow_closed, 1, "slow reader must be cut off");
+        assert_eq!(
+            port.counters().conns_slow_closed,
+            1,
+            "slow reader must be cut off"
+        );
         assert_eq!(port.open_connections(), 1);
         drop(slow);
     }

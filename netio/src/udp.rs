@@ -104,7 +104,13 @@ impl UdpPort {
         self.buffers
     }
 
-    fn send_slice(&mut self, batch: &PacketBatch, from: usize, to: usize, base: *const u8) -> Result<usize, NetError> {
+    fn send_slice(
+        &mut self,
+        batch: &PacketBatch,
+        from: usize,
+        to: usize,
+        base: *const u8,
+    ) -> Result<usize, NetError> {
         let n = to - from;
         for j in 0..n {
             let i = from + j;
@@ -158,13 +164,21 @@ impl UdpPort {
                     }
                     std::hint::spin_loop();
                 }
-                Some(libc::ECONNREFUSED) | Some(libc::EDESTADDRREQ) | Some(libc::EINVAL) | Some(libc::EAFNOSUPPORT) => {
+                Some(libc::ECONNREFUSED)
+                | Some(libc::EDESTADDRREQ)
+                | Some(libc::EINVAL)
+                | Some(libc::EAFNOSUPPORT) => {
                     // This datagram cannot go (bad address, ICMP unreachable
                     // reported late): drop it and carry on with the rest.
                     self.counters.tx_dropped += 1;
                     sent += 1;
                 }
-                _ => return Err(NetError::Syscall { call: "sendmmsg", source: err }),
+                _ => {
+                    return Err(NetError::Syscall {
+                        call: "sendmmsg",
+                        source: err,
+                    })
+                }
             }
         }
         Ok(sent)
@@ -216,7 +230,10 @@ impl Port for UdpPort {
                 // A previous send's ICMP port-unreachable surfaces here on
                 // some kernels: not a receive failure.
                 Some(libc::ECONNREFUSED) => Ok(0),
-                _ => Err(NetError::Syscall { call: "recvmmsg", source: err }),
+                _ => Err(NetError::Syscall {
+                    call: "recvmmsg",
+                    source: err,
+                }),
             };
         }
         let got = rc as usize;

@@ -251,7 +251,10 @@ mod tests {
         p.publish();
         assert_eq!(c.available(), 4);
         assert_eq!(c.peek(4), None);
-        assert_eq!((0..4).map(|i| *c.peek(i).unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            (0..4).map(|i| *c.peek(i).unwrap()).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         c.advance(2);
         assert!(!p.stage(7), "not released yet");
         c.release();
@@ -304,8 +307,8 @@ mod tests {
                         prop_assert!(avail <= visible.len());
                         prop_assert_eq!(avail == 0, visible.is_empty());
                         let n = n.min(avail);
-                        for i in 0..n {
-                            prop_assert_eq!(*c.peek(i).unwrap(), visible[i]);
+                        for (i, v) in visible.iter().take(n).enumerate() {
+                            prop_assert_eq!(*c.peek(i).unwrap(), *v);
                         }
                         c.advance(n);
                         visible.drain(..n);

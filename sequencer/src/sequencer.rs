@@ -191,7 +191,11 @@ mod tests {
     use crate::wire::message::{Ack, Echo};
     use zerocopy::{FromBytes, IntoBytes};
 
-    type Rings = (Vec<Producer<InboundSlot>>, Vec<Consumer<OutboundSlot>>, Sequencer<EchoApp>);
+    type Rings = (
+        Vec<Producer<InboundSlot>>,
+        Vec<Consumer<OutboundSlot>>,
+        Sequencer<EchoApp>,
+    );
 
     fn setup(gateways: usize, in_cap: usize, out_cap: usize, batch: usize) -> Rings {
         let mut ins = Vec::new();
@@ -209,7 +213,8 @@ mod tests {
 
     fn echo_slot(g: u16, session: u32, client_seq: u64) -> InboundSlot {
         let mut s = InboundSlot::default();
-        s.msg.copy_from_slice(Echo::new(client_seq * 10, client_seq).as_bytes());
+        s.msg
+            .copy_from_slice(Echo::new(client_seq * 10, client_seq).as_bytes());
         s.origin = SessionRef::new(g, session);
         s.client_seq = client_seq;
         s

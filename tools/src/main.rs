@@ -1,1 +1,335 @@
-fn main() {}
+//! `peregrine`: serve, client, bench.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use peregrine_tools::bench::{self, BenchConfig};
+use peregrine_tools::client::flow::FlowKind;
+use peregrine_tools::client::{self, ClientConfig, Mode, TransportKind};
+use peregrine_tools::config::{AppKind, ServeConfig};
+use peregrine_tools::report::{hgrm, rtt_json};
+use peregrine_tools::{pinning, server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "peregrine",
+    version,
+    about = "Low-latency sequencer and matching engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server until SIGINT/SIGTERM, then print counters.
+    Serve(ServeArgs),
+    /// Run a UDP or TCP client simulator against a running server.
+    Client(ClientArgs),
+    /// Latency/throughput harness: same-run raw-echo baseline, then Peregrine.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file; flags override its keys.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// UDP (MoldUDP64) listen address; repeat for more gateways.
+    #[arg(long)]
+    udp: Vec<SocketAddr>,
+    /// TCP (SoupBinTCP) listen address; repeat for more gateways.
+    #[arg(long)]
+    tcp: Vec<SocketAddr>,
+    /// shared | dedicated.
+    #[arg(long)]
+    layout: Option<String>,
+    /// Cores to pin to, e.g. 1 or 2,3,4.
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// spin | yield | backoff.
+    #[arg(long)]
+    idle: Option<String>,
+    /// echo | match.
+    #[arg(long)]
+    app: Option<AppKind>,
+    /// Slots per ring (power of two).
+    #[arg(long)]
+    ring_capacity: Option<usize>,
+    /// Socket receive buffer, bytes.
+    #[arg(long)]
+    recv_buffer: Option<usize>,
+    /// Socket send buffer, bytes.
+    #[arg(long)]
+    send_buffer: Option<usize>,
+    /// Most sessions per gateway.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Datagrams per receive burst.
+    #[arg(long)]
+    rx_burst: Option<usize>,
+}
+
+impl ServeArgs {
+    fn to_config(&self) -> anyhow::Result<ServeConfig> {
+        let mut c = match &self.config {
+            Some(p) => ServeConfig::from_file(p)?,
+            None => ServeConfig::default(),
+        };
+        if !self.udp.is_empty() {
+            c.udp = self.udp.clone();
+        }
+        if !self.tcp.is_empty() {
+            c.tcp = self.tcp.clone();
+        }
+        macro_rules! take { ($($f:ident),*) => { $(if let Some(v) = &self.$f { c.$f = v.clone(); })* } }
+        take!(
+            layout,
+            cores,
+            idle,
+            app,
+            ring_capacity,
+            recv_buffer,
+            send_buffer,
+            max_sessions,
+            rx_burst
+        );
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Client sessions.
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Open loop at this many messages per second.
+    #[arg(long, conflicts_with_all = ["pingpong", "throughput"])]
+    rate: Option<f64>,
+    /// One message in flight (default).
+    #[arg(long)]
+    pingpong: bool,
+    /// Closed loop, `--window` messages in flight.
+    #[arg(long)]
+    throughput: bool,
+    /// Messages in flight in throughput mode.
+    #[arg(long, default_value_t = 14 * 512)]
+    window: usize,
+    /// Messages per datagram / write (default 1; 14 in throughput mode).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Sending time, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up discarded from the results.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// echo | orders.
+    #[arg(long, default_value = "echo")]
+    flow: FlowKind,
+    /// Write the JSON summary here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write HdrHistogram percentile distribution here.
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn mode(&self) -> Mode {
+        if let Some(r) = self.rate {
+            Mode::Rate(r)
+        } else if self.throughput {
+            Mode::Throughput { window: self.window }
+        } else {
+            Mode::PingPong
+        }
+    }
+    fn batch(&self) -> usize {
+        self.batch.unwrap_or(if self.throughput { 14 } else { 1 })
+    }
+    fn warmup(&self) -> Duration {
+        self.warmup.min(self.duration / 2)
+    }
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Server UDP address.
+    #[arg(long, conflicts_with = "tcp", required_unless_present = "tcp")]
+    udp: Option<SocketAddr>,
+    /// Server TCP address.
+    #[arg(long)]
+    tcp: Option<SocketAddr>,
+    /// Core to pin the client to.
+    #[arg(long)]
+    core: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// udp | tcp.
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Use a running server at this address instead of an in-process one.
+    #[arg(long)]
+    connect: Option<SocketAddr>,
+    /// Skip the same-run raw echo baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Server thread layout (in-process server).
+    #[arg(long, default_value = "shared")]
+    layout: String,
+    /// Server (and baseline echo) core; default 1 on machines with 2+ cores.
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Client core; default 0 on machines with 2+ cores.
+    #[arg(long)]
+    client_core: Option<usize>,
+    /// spin | yield | backoff, for server and baseline echo.
+    #[arg(long, default_value = "spin")]
+    idle: String,
+    /// Server config file (in-process server); flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg = a.to_config()?;
+    let h = server::start(&cfg)?;
+    for u in &h.udp {
+        println!("listening udp {u} (MoldUDP64)");
+    }
+    for t in &h.tcp {
+        println!("listening tcp {t} (SoupBinTCP)");
+    }
+    println!(
+        "layout {} cores {:?} idle {} app {:?}",
+        cfg.layout, cfg.cores, cfg.idle, cfg.app
+    );
+    let stop = h.stop_flag();
+    ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("installing signal handler")?;
+    let (report, _) = h.wait()?;
+    print!("{}", server::format_report(&report));
+    Ok(())
+}
+
+fn run_client(a: ClientArgs) -> anyhow::Result<()> {
+    let (transport, server) = match (a.udp, a.tcp) {
+        (Some(u), _) => (TransportKind::Udp, u),
+        (None, Some(t)) => (TransportKind::Tcp, t),
+        _ => anyhow::bail!("give --udp ADDR or --tcp ADDR"),
+    };
+    let l = &a.load;
+    let cfg = ClientConfig {
+        sessions: l.sessions,
+        mode: l.mode(),
+        batch: l.batch(),
+        duration: l.duration,
+        warmup: l.warmup(),
+        flow: l.flow,
+        core: a.core,
+        ..ClientConfig::new(transport, server)
+    };
+    let r = client::run(&cfg)?;
+    let h = &r.recorder.hist;
+    let summary = serde_json::json!({
+        "transport": transport.name(),
+        "mode": cfg.mode.name(),
+        "offered_rate": r.offered_rate,
+        "messages_sent": r.sent,
+        "messages_acked": r.recorder.answered - r.recorder.rejected,
+        "messages_rejected": r.recorder.rejected,
+        "lost": r.lost(),
+        "duplicates": r.recorder.duplicates,
+        "reports": r.recorder.reports,
+        "throughput_msgs_per_s": r.throughput().round(),
+        "rtt_ns": rtt_json(h),
+    });
+    println!(
+        "sent {} acked {} rejected {} lost {} duplicates {} reports {} throughput {:.0} msg/s",
+        r.sent,
+        r.recorder.answered - r.recorder.rejected,
+        r.recorder.rejected,
+        r.lost(),
+        r.recorder.duplicates,
+        r.recorder.reports,
+        r.throughput()
+    );
+    println!(
+        "rtt µs: p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} p99.99 {:.2} max {:.2} mean {:.2} ({} samples)",
+        h.value_at_percentile(50.0) as f64 / 1e3,
+        h.value_at_percentile(90.0) as f64 / 1e3,
+        h.value_at_percentile(99.0) as f64 / 1e3,
+        h.value_at_percentile(99.9) as f64 / 1e3,
+        h.value_at_percentile(99.99) as f64 / 1e3,
+        h.max() as f64 / 1e3,
+        h.mean() / 1e3,
+        h.len()
+    );
+    if let Some(p) = &l.json {
+        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")?;
+    }
+    if let Some(p) = &l.hgrm {
+        std::fs::write(p, hgrm(h))?;
+    }
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
+    let transport = match a.transport.as_str() {
+        "udp" => TransportKind::Udp,
+        "tcp" => TransportKind::Tcp,
+        o => anyhow::bail!("unknown transport {o:?} (udp, tcp)"),
+    };
+    let mut server_cfg = match &a.config {
+        Some(p) => ServeConfig::from_file(p)?,
+        None => ServeConfig::default(),
+    };
+    server_cfg.layout = a.layout.clone();
+    server_cfg.idle = a.idle.clone();
+    let two = pinning::core_count() >= 2;
+    let server_core = a.server_core.or(if two { Some(1) } else { None });
+    let client_core = a.client_core.or(if two { Some(0) } else { None });
+    let l = &a.load;
+    let cfg = BenchConfig {
+        transport,
+        mode: l.mode(),
+        sessions: l.sessions,
+        batch: l.batch(),
+        duration: l.duration,
+        warmup: l.warmup(),
+        flow: l.flow,
+        connect: a.connect,
+        no_baseline: a.no_baseline,
+        server: server_cfg,
+        client_core,
+        server_core,
+        idle: a.idle.parse().map_err(anyhow::Error::msg)?,
+        json: l.json.clone(),
+        hgrm: l.hgrm.clone(),
+    };
+    bench::run(&cfg)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Client(a) => run_client(a),
+        Cmd::Bench(a) => run_bench(a),
+    }
+}

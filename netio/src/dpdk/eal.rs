@@ -46,6 +46,24 @@ pub struct LinkStatus {
     pub full_duplex: bool,
 }
 
+/// Device-level counters from the driver (`rte_eth_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NicStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Frames the NIC dropped because no RX descriptor was free (we polled
+    /// too slowly).
+    pub rx_missed: u64,
+    /// Erroneous frames received.
+    pub rx_errors: u64,
+    /// Failed transmissions.
+    pub tx_errors: u64,
+    /// RX mbuf allocation failures (mempool exhausted).
+    pub rx_no_mbuf: u64,
+}
+
 static EAL: OnceLock<Result<Eal, String>> = OnceLock::new();
 
 impl Eal {
@@ -100,6 +118,24 @@ impl Eal {
                 link.link_speed
             },
             full_duplex: u32::from(link.link_duplex()) == dpdk_sys::RTE_ETH_LINK_FULL_DUPLEX,
+        })
+    }
+
+    /// Device counters of `port_id` (all queues).
+    pub fn nic_stats(&self, port_id: u16) -> Result<NicStats, DpdkError> {
+        let mut st = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: `st` is a valid, writable rte_eth_stats.
+        let rc = unsafe { dpdk_sys::rte_eth_stats_get(port_id, &mut st) };
+        if rc != 0 {
+            return Err(port_err(port_id, "rte_eth_stats_get", strerror(rc)));
+        }
+        Ok(NicStats {
+            rx_packets: st.ipackets,
+            tx_packets: st.opackets,
+            rx_missed: st.imissed,
+            rx_errors: st.ierrors,
+            tx_errors: st.oerrors,
+            rx_no_mbuf: st.rx_nombuf,
         })
     }
 
@@ -215,12 +251,10 @@ fn start_port(cfg: &DpdkConfig) -> Result<PortShared, DpdkError> {
         conf.rx_adv_conf.rss_conf.rss_hf =
             (dpdk_sys::PG_RSS_IP | dpdk_sys::PG_RSS_UDP) & info.flow_type_rss_offloads;
     }
-    conf.rxmode.offloads = info.rx_offload_capa
-        & (dpdk_sys::PG_RX_OFFLOAD_IPV4_CKSUM | dpdk_sys::PG_RX_OFFLOAD_UDP_CKSUM);
-    let tx_ip = cfg.tx_checksum_offload
-        && info.tx_offload_capa & dpdk_sys::PG_TX_OFFLOAD_IPV4_CKSUM != 0;
-    let tx_udp =
-        cfg.tx_checksum_offload && info.tx_offload_capa & dpdk_sys::PG_TX_OFFLOAD_UDP_CKSUM != 0;
+    conf.rxmode.offloads =
+        info.rx_offload_capa & (dpdk_sys::PG_RX_OFFLOAD_IPV4_CKSUM | dpdk_sys::PG_RX_OFFLOAD_UDP_CKSUM);
+    let tx_ip = cfg.tx_checksum_offload && info.tx_offload_capa & dpdk_sys::PG_TX_OFFLOAD_IPV4_CKSUM != 0;
+    let tx_udp = cfg.tx_checksum_offload && info.tx_offload_capa & dpdk_sys::PG_TX_OFFLOAD_UDP_CKSUM != 0;
     if tx_ip {
         conf.txmode.offloads |= dpdk_sys::PG_TX_OFFLOAD_IPV4_CKSUM;
     }
@@ -230,8 +264,7 @@ fn start_port(cfg: &DpdkConfig) -> Result<PortShared, DpdkError> {
 
     // SAFETY: `conf` is a fully initialised rte_eth_conf; the port is valid
     // and not started (we hold the registry lock and have not started it).
-    let rc =
-        unsafe { dpdk_sys::rte_eth_dev_configure(port, cfg.rx_queues, cfg.tx_queues, &conf) };
+    let rc = unsafe { dpdk_sys::rte_eth_dev_configure(port, cfg.rx_queues, cfg.tx_queues, &conf) };
     if rc != 0 {
         return Err(port_err(port, "rte_eth_dev_configure", strerror(rc)));
     }
@@ -310,14 +343,7 @@ fn setup_queues(
         // SAFETY: configured port, queue in range, valid mempool; a NULL
         // rxconf selects the driver defaults plus the port's offloads.
         let rc = unsafe {
-            dpdk_sys::rte_eth_rx_queue_setup(
-                port,
-                q,
-                nb_rxd,
-                socket as u32,
-                std::ptr::null(),
-                mp.as_ptr(),
-            )
+            dpdk_sys::rte_eth_rx_queue_setup(port, q, nb_rxd, socket as u32, std::ptr::null(), mp.as_ptr())
         };
         if rc != 0 {
             return Err(port_err(port, "rte_eth_rx_queue_setup", strerror(rc)));
@@ -325,9 +351,8 @@ fn setup_queues(
     }
     for q in 0..cfg.tx_queues {
         // SAFETY: configured port, queue in range; NULL = default txconf.
-        let rc = unsafe {
-            dpdk_sys::rte_eth_tx_queue_setup(port, q, nb_txd, socket as u32, std::ptr::null())
-        };
+        let rc =
+            unsafe { dpdk_sys::rte_eth_tx_queue_setup(port, q, nb_txd, socket as u32, std::ptr::null()) };
         if rc != 0 {
             return Err(port_err(port, "rte_eth_tx_queue_setup", strerror(rc)));
         }

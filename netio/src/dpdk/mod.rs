@@ -52,7 +52,7 @@ mod neigh;
 mod port;
 
 pub use config::DpdkConfig;
-pub use eal::{Eal, LinkStatus};
+pub use eal::{Eal, LinkStatus, NicStats};
 pub use port::{DpdkPort, DpdkStats};
 
 /// Errors of the DPDK backend (start-up only: the packet path never fails).

@@ -1,13 +1,13 @@
 //! One RX/TX queue pair of a DPDK ethdev port, as a datagram [`Port`].
 
-use super::eal::{Eal, LinkStatus, PoolPtr};
+use super::eal::{Eal, LinkStatus, NicStats, PoolPtr};
 use super::neigh::NeighbourTable;
 use super::{DpdkConfig, DpdkError};
 use crate::batch::{PacketBatch, SLOT_BYTES};
 use crate::port::{Peer, Port, PortCounters, Transport};
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr, WireError,
+    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr, WireError,
 };
 use crate::NetError;
 use dpdk_sys::rte_mbuf;
@@ -244,6 +244,17 @@ impl DpdkPort {
         self.eal.link_status(self.port_id)
     }
 
+    /// The driver's counters for the whole port (all queues).
+    pub fn nic_stats(&self) -> Result<NicStats, DpdkError> {
+        self.eal.nic_stats(self.port_id)
+    }
+
+    /// Mbufs currently free in this queue pair's mempool.
+    pub fn mempool_available(&self) -> u32 {
+        // SAFETY: the pool is valid for the process lifetime.
+        unsafe { dpdk_sys::rte_mempool_avail_count(self.pool.0.as_ptr()) }
+    }
+
     /// Detailed counters.
     pub fn stats(&self) -> DpdkStats {
         self.stats
@@ -309,12 +320,7 @@ impl DpdkPort {
         // SAFETY: rx_mbufs has `burst` writable slots; the port is started
         // and this value owns RX queue `queue`.
         usize::from(unsafe {
-            dpdk_sys::pg_rx_burst(
-                self.port_id,
-                self.queue,
-                self.rx_mbufs.as_mut_ptr(),
-                want,
-            )
+            dpdk_sys::pg_rx_burst(self.port_id, self.queue, self.rx_mbufs.as_mut_ptr(), want)
         })
     }
 
@@ -333,8 +339,7 @@ impl DpdkPort {
         // SAFETY: tx_mbufs has at least n (<= burst) writable slots; the
         // pool outlives the port.
         unsafe {
-            dpdk_sys::pg_pktmbuf_alloc_bulk(self.pool.0.as_ptr(), self.tx_mbufs.as_mut_ptr(), n as u32)
-                == 0
+            dpdk_sys::pg_pktmbuf_alloc_bulk(self.pool.0.as_ptr(), self.tx_mbufs.as_mut_ptr(), n as u32) == 0
         }
     }
 
@@ -344,10 +349,7 @@ impl DpdkPort {
         if to > from {
             // SAFETY: those entries are mbufs we allocated and still own.
             unsafe {
-                dpdk_sys::pg_pktmbuf_free_bulk(
-                    self.tx_mbufs.as_mut_ptr().add(from),
-                    (to - from) as u32,
-                )
+                dpdk_sys::pg_pktmbuf_free_bulk(self.tx_mbufs.as_mut_ptr().add(from), (to - from) as u32)
             };
         }
     }
@@ -412,20 +414,12 @@ impl DpdkPort {
         }
         // SAFETY: ctrl_mbufs[..n] are owned, built mbufs.
         let sent = usize::from(unsafe {
-            dpdk_sys::pg_tx_burst(
-                self.port_id,
-                self.queue,
-                self.ctrl_mbufs.as_mut_ptr(),
-                n as u16,
-            )
+            dpdk_sys::pg_tx_burst(self.port_id, self.queue, self.ctrl_mbufs.as_mut_ptr(), n as u16)
         });
         if sent < n {
             // SAFETY: the rest were not taken and are still ours.
             unsafe {
-                dpdk_sys::pg_pktmbuf_free_bulk(
-                    self.ctrl_mbufs.as_mut_ptr().add(sent),
-                    (n - sent) as u32,
-                )
+                dpdk_sys::pg_pktmbuf_free_bulk(self.ctrl_mbufs.as_mut_ptr().add(sent), (n - sent) as u32)
             };
             self.stats.ctrl_dropped += (n - sent) as u64;
         }
@@ -531,10 +525,7 @@ impl DpdkPort {
         if src_mac.is_unicast() && self.neigh.lookup(repr.src_addr) != Some(src_mac) {
             self.neigh.learn(repr.src_addr, src_mac);
         }
-        let peer = Peer::Addr(SocketAddr::V4(SocketAddrV4::new(
-            repr.src_addr,
-            udp.src_port(),
-        )));
+        let peer = Peer::Addr(SocketAddr::V4(SocketAddrV4::new(repr.src_addr, udp.src_port())));
         // Cannot fail: recv takes at most batch.capacity() frames and each
         // yields at most one entry.
         let _ = batch.push(peer, payload);
@@ -546,8 +537,7 @@ impl DpdkPort {
     fn handle_arp(&mut self, payload: &[u8]) -> Result<(), Drop_> {
         let pkt = ArpPacket::new_checked(payload).map_err(|_| Drop_::Truncated)?;
         let arp = ArpRepr::parse(&pkt).map_err(|_| Drop_::ArpIgnored)?;
-        let sender_ok = arp.source_hardware_addr.is_unicast()
-            && !arp.source_protocol_addr.is_unspecified();
+        let sender_ok = arp.source_hardware_addr.is_unicast() && !arp.source_protocol_addr.is_unspecified();
         let for_us = arp.target_protocol_addr == self.ip;
         match arp.operation {
             ArpOperation::Request if for_us => {
@@ -614,12 +604,7 @@ impl DpdkPort {
 
     /// Builds entry `i` of `batch` into `m`. Returns the payload length.
     #[inline]
-    fn build_datagram(
-        &mut self,
-        m: *mut rte_mbuf,
-        peer: Peer,
-        payload: &[u8],
-    ) -> Result<usize, ()> {
+    fn build_datagram(&mut self, m: *mut rte_mbuf, peer: Peer, payload: &[u8]) -> Result<usize, ()> {
         let dst = match peer {
             Peer::Addr(SocketAddr::V4(a)) => a,
             _ => {
@@ -832,9 +817,7 @@ impl Drop for DpdkPort {
     fn drop(&mut self) {
         if self.ctrl_len > 0 {
             // SAFETY: pending control mbufs are ours.
-            unsafe {
-                dpdk_sys::pg_pktmbuf_free_bulk(self.ctrl_mbufs.as_mut_ptr(), self.ctrl_len as u32)
-            };
+            unsafe { dpdk_sys::pg_pktmbuf_free_bulk(self.ctrl_mbufs.as_mut_ptr(), self.ctrl_len as u32) };
         }
         self.eal.release_queue(self.port_id, self.queue);
     }

@@ -311,10 +311,7 @@ impl Ipv4Repr {
 
     /// Validates and reads a header: lengths ([`Ipv4Packet::check_len`]),
     /// version 4, not a fragment, and (if `verify_checksum`) the checksum.
-    pub fn parse<T: AsRef<[u8]>>(
-        p: &Ipv4Packet<T>,
-        verify_checksum: bool,
-    ) -> Result<Self, WireError> {
+    pub fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>, verify_checksum: bool) -> Result<Self, WireError> {
         p.check_len()?;
         if p.version() != 4 {
             return Err(WireError::BadVersion);
@@ -423,6 +420,8 @@ mod tests {
         assert_eq!(p.frag_offset(), 1480);
         assert_eq!(Ipv4Repr::parse(&p, false), Err(WireError::Fragment));
         p.set_flags_and_offset(true, false, 0);
+        assert_eq!(Ipv4Repr::parse(&p, true).map(|r| r.ttl), Ok(64));
+        p.set_ttl(63);
         assert_eq!(Ipv4Repr::parse(&p, true), Err(WireError::BadChecksum));
     }
 }

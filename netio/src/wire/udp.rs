@@ -208,9 +208,7 @@ impl UdpRepr {
         p.payload_mut()[..payload.len()].copy_from_slice(payload);
         match cksum {
             ChecksumMode::Compute => p.fill_checksum(src, dst),
-            ChecksumMode::Offload => {
-                p.set_checksum(checksum::pseudo_header(src, dst, PROTO_UDP, l))
-            }
+            ChecksumMode::Offload => p.set_checksum(checksum::pseudo_header(src, dst, PROTO_UDP, l)),
             ChecksumMode::Skip => p.set_checksum(0),
         }
     }
@@ -243,10 +241,7 @@ mod tests {
         assert!(p.checksum() != 0);
         assert_eq!(UdpRepr::parse(&p, SRC, DST, true).unwrap(), repr);
         // A different pseudo-header breaks it.
-        assert_eq!(
-            UdpRepr::parse(&p, SRC, SRC, true),
-            Err(WireError::BadChecksum)
-        );
+        assert_eq!(UdpRepr::parse(&p, SRC, SRC, true), Err(WireError::BadChecksum));
         buf[9] ^= 1;
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
         assert!(!p.verify_checksum(SRC, DST));

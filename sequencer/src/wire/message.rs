@@ -126,6 +126,9 @@ pub enum RejectReason {
     Busy = 4,
     /// The application does not handle this message type.
     Unsupported = 5,
+    /// A field holds a value outside its enumeration (side, order kind,
+    /// time in force, self-trade mode).
+    InvalidField = 6,
 }
 
 /// Offset added to matching-engine reject codes.
@@ -163,10 +166,18 @@ pub fn parse_inbound(bytes: &[u8]) -> Result<Inbound<'_>, MessageError> {
     let t = classify_inbound(bytes)?;
     // The length was checked, so the casts cannot fail; map defensively.
     Ok(match t {
-        MessageType::Echo => Inbound::Echo(Echo::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?),
-        MessageType::NewOrder => Inbound::NewOrder(NewOrder::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?),
-        MessageType::Cancel => Inbound::Cancel(Cancel::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?),
-        MessageType::Replace => Inbound::Replace(Replace::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?),
+        MessageType::Echo => {
+            Inbound::Echo(Echo::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?)
+        }
+        MessageType::NewOrder => Inbound::NewOrder(
+            NewOrder::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?,
+        ),
+        MessageType::Cancel => Inbound::Cancel(
+            Cancel::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?,
+        ),
+        MessageType::Replace => Inbound::Replace(
+            Replace::ref_from_bytes(bytes).map_err(|_| MessageError::WrongLength(bytes.len()))?,
+        ),
         _ => return Err(MessageError::UnknownType(bytes[0])),
     })
 }
@@ -223,7 +234,7 @@ message_layout! {
         side: u8,
         /// 1 limit, 2 market.
         order_kind: u8,
-        /// 0 GTC, 1 IOC, 2 FOK.
+        /// 1 GTC, 2 IOC, 3 FOK.
         time_in_force: u8,
         /// Bit 0: post-only.
         flags: u8,
@@ -501,7 +512,10 @@ mod tests {
     fn classify_rejects_each_failure() {
         let good = Echo::new(5, 6);
         assert_eq!(classify_inbound(good.as_bytes()), Ok(MessageType::Echo));
-        assert_eq!(classify_inbound(&good.as_bytes()[..99]), Err(MessageError::WrongLength(99)));
+        assert_eq!(
+            classify_inbound(&good.as_bytes()[..99]),
+            Err(MessageError::WrongLength(99))
+        );
         let mut b = *good.as_bytes().first_chunk::<100>().unwrap();
         b[1] = 2;
         assert_eq!(classify_inbound(&b), Err(MessageError::UnsupportedVersion(2)));
@@ -525,7 +539,15 @@ mod tests {
     fn reject_copies_what_is_readable() {
         let e = Echo::new(77, 1);
         let r = Reject::for_block(e.as_bytes(), 2, 9, 10);
-        assert_eq!((r.rejected_type, r.reason.get(), r.client_seq.get(), r.client_ts_ns.get()), (b'E', 2, 9, 77));
+        assert_eq!(
+            (
+                r.rejected_type,
+                r.reason.get(),
+                r.client_seq.get(),
+                r.client_ts_ns.get()
+            ),
+            (b'E', 2, 9, 77)
+        );
         let r = Reject::for_block(&[], 1, 0, 0);
         assert_eq!(r.rejected_type, 0);
     }

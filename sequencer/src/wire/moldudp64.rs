@@ -218,7 +218,10 @@ mod tests {
         let n = b.finish();
         assert_eq!(n, 20 + 14 * 102);
         let p = MoldPacket::new_checked(&buf[..n]).unwrap();
-        assert_eq!((p.sequence(), p.count(), p.session()), (7, 14, session_name("S1")));
+        assert_eq!(
+            (p.sequence(), p.count(), p.session()),
+            (7, 14, session_name("S1"))
+        );
         assert_eq!(p.blocks().count(), 14);
     }
 
@@ -229,13 +232,28 @@ mod tests {
         b.push(&[9u8; 100]);
         b.push(&[8u8; 100]);
         let n = b.finish();
-        assert_eq!(MoldPacket::new_checked(&buf[..19]).err(), Some(MoldError::Truncated(19)));
-        assert_eq!(MoldPacket::new_checked(&buf[..21]).err(), Some(MoldError::BlockHeaderTruncated(0)));
-        assert_eq!(MoldPacket::new_checked(&buf[..n - 1]).err(), Some(MoldError::BlockTruncated(1, 100)));
-        assert_eq!(MoldPacket::new_checked(&buf[..n + 3]).err(), Some(MoldError::TrailingBytes(3)));
+        assert_eq!(
+            MoldPacket::new_checked(&buf[..19]).err(),
+            Some(MoldError::Truncated(19))
+        );
+        assert_eq!(
+            MoldPacket::new_checked(&buf[..21]).err(),
+            Some(MoldError::BlockHeaderTruncated(0))
+        );
+        assert_eq!(
+            MoldPacket::new_checked(&buf[..n - 1]).err(),
+            Some(MoldError::BlockTruncated(1, 100))
+        );
+        assert_eq!(
+            MoldPacket::new_checked(&buf[..n + 3]).err(),
+            Some(MoldError::TrailingBytes(3))
+        );
         // Count says 3, only 2 present.
         buf[19] = 3;
-        assert_eq!(MoldPacket::new_checked(&buf[..n]).err(), Some(MoldError::BlockHeaderTruncated(2)));
+        assert_eq!(
+            MoldPacket::new_checked(&buf[..n]).err(),
+            Some(MoldError::BlockHeaderTruncated(2))
+        );
     }
 
     #[test]

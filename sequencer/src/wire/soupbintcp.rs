@@ -102,7 +102,10 @@ pub enum SoupError {
 }
 
 fn parse_numeric(field: &[u8]) -> Result<u64, SoupError> {
-    let t = field.iter().position(|&c| c != b' ').map_or(&field[field.len()..], |s| &field[s..]);
+    let t = field
+        .iter()
+        .position(|&c| c != b' ')
+        .map_or(&field[field.len()..], |s| &field[s..]);
     let t = &t[..t.iter().rposition(|&c| c != b' ').map_or(0, |e| e + 1)];
     if t.is_empty() {
         return Ok(0);
@@ -246,7 +249,13 @@ pub fn write_packet(out: &mut [u8], ty: u8, payload: &[u8]) -> Option<usize> {
 }
 
 /// Writes a Login Request; returns its length (2 + 1 + 46).
-pub fn write_login_request(out: &mut [u8; 49], username: &str, password: &str, session: &str, sequence: u64) -> usize {
+pub fn write_login_request(
+    out: &mut [u8; 49],
+    username: &str,
+    password: &str,
+    session: &str,
+    sequence: u64,
+) -> usize {
     let mut p = [b' '; LOGIN_REQUEST_LEN];
     p[0..6].copy_from_slice(&alpha::<6>(username));
     p[6..16].copy_from_slice(&alpha::<10>(password));

@@ -1,0 +1,533 @@
+//! Runs the standard mixed order flow through Peregrine's engine and, in the
+//! same process and run, through the published `orderbook-rs` and `lobster`
+//! crates, and reports throughput and per-operation latency.
+//!
+//! ```text
+//! cargo run --release -p peregrine-benches --bin engine-vs-peers -- --json FILE
+//!     [--ops N] [--resting N] [--runs N]
+//! ```
+//!
+//! Method:
+//! * The flow (see `peregrine_engine::flow`) is generated once, up front:
+//!   about 60% new limit orders near the touch, 25% cancels, 10% replaces and
+//!   5% market orders on one instrument, after an untimed setup phase that
+//!   builds the book to `--resting` orders. Peers get the same operations,
+//!   translated to their APIs before timing starts; a replace is the peer's
+//!   modify call (`orderbook-rs`) or cancel + new limit (`lobster`, which has
+//!   no modify), counted as one operation.
+//! * Throughput: a fresh book per run, the whole flow applied in a tight loop
+//!   timed by one `Instant` pair; `ops_per_s` is the median over `--runs`.
+//! * Latency (ours): another fresh run with an `Instant` pair around every
+//!   operation. The median cost of an empty `Instant` pair, measured first,
+//!   is subtracted from each sample (floored at 0), so the figures are the
+//!   operation's own cost within the clock's resolution; values are recorded
+//!   in an HdrHistogram with 3 significant digits.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use peregrine_engine::flow::{generate, FlowConfig, OrderFlow};
+use peregrine_engine::{
+    Command, CountingSink, Engine, EngineConfig, OrderKind, ReportKind, ReportSink, Side,
+};
+
+const DEFAULT_OPS: usize = 2_000_000;
+const DEFAULT_RUNS: usize = 3;
+
+struct Args {
+    json: Option<String>,
+    ops: usize,
+    resting: usize,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        json: None,
+        ops: DEFAULT_OPS,
+        resting: FlowConfig::standard().resting_target,
+        runs: DEFAULT_RUNS,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let number = |text: String| {
+            text.replace('_', "")
+                .parse::<usize>()
+                .map_err(|e| format!("{text}: {e}"))
+        };
+        match flag.as_str() {
+            "--json" => args.json = Some(value()?),
+            "--ops" => args.ops = number(value()?)?,
+            "--resting" => args.resting = number(value()?)?,
+            "--runs" => args.runs = number(value()?)?.max(1),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: engine-vs-peers [--json FILE] [--ops N] [--resting N] [--runs N]"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Throughput of one timed pass.
+fn ops_per_s(ops: usize, elapsed: Duration) -> f64 {
+    ops as f64 / elapsed.as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+// ---------------------------------------------------------------- ours
+
+fn engine_config(resting: usize) -> EngineConfig {
+    let mut config = EngineConfig::sample();
+    config.max_orders = (resting * 4).max(1 << 16).next_power_of_two();
+    config
+}
+
+fn prepared_engine(config: &EngineConfig, flow: &OrderFlow) -> Engine {
+    let mut engine = Engine::new(config).expect("sample config is valid");
+    let mut sink = CountingSink::default();
+    for command in &flow.setup {
+        engine.apply(command, &mut sink);
+    }
+    engine
+}
+
+fn ours_throughput(config: &EngineConfig, flow: &OrderFlow) -> (f64, CountingSink, Engine) {
+    let mut engine = prepared_engine(config, flow);
+    let mut sink = CountingSink::default();
+    let start = Instant::now();
+    for command in &flow.commands {
+        engine.apply(black_box(command), &mut sink);
+    }
+    let elapsed = start.elapsed();
+    (
+        ops_per_s(flow.commands.len(), elapsed),
+        black_box(sink),
+        engine,
+    )
+}
+
+/// Median cost of an empty `Instant` pair, in ns.
+fn timer_overhead_ns() -> u64 {
+    let mut samples: Vec<u64> = (0..200_000)
+        .map(|_| {
+            let t0 = Instant::now();
+            let t1 = Instant::now();
+            (t1 - t0).as_nanos() as u64
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+/// Operation kinds reported separately in the latency breakdown.
+const KINDS: [&str; 4] = ["limit", "cancel", "replace", "market"];
+
+fn kind_index(command: &Command) -> usize {
+    match command {
+        Command::New(order) if order.kind == OrderKind::Market => 3,
+        Command::New(_) => 0,
+        Command::Cancel(_) => 1,
+        Command::Replace(_) => 2,
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds")
+}
+
+/// Per-operation latency: all operations, and one histogram per kind.
+fn ours_latency(
+    config: &EngineConfig,
+    flow: &OrderFlow,
+    overhead: u64,
+) -> (Histogram<u64>, Vec<Histogram<u64>>) {
+    let mut all = new_histogram();
+    let mut by_kind: Vec<Histogram<u64>> = KINDS.iter().map(|_| new_histogram()).collect();
+    let mut engine = prepared_engine(config, flow);
+    let mut sink = CountingSink::default();
+    for command in &flow.commands {
+        let t0 = Instant::now();
+        engine.apply(black_box(command), &mut sink);
+        let t1 = Instant::now();
+        let ns = ((t1 - t0).as_nanos() as u64)
+            .saturating_sub(overhead)
+            .max(1);
+        all.saturating_record(ns);
+        by_kind[kind_index(command)].saturating_record(ns);
+    }
+    black_box(sink);
+    (all, by_kind)
+}
+
+// ---------------------------------------------------------------- lobster
+
+fn lobster_id(session: u32, order_id: u64) -> u128 {
+    (u128::from(session) << 64) | u128::from(order_id)
+}
+
+fn lobster_side(side: Side) -> lobster::Side {
+    match side {
+        Side::Buy => lobster::Side::Bid,
+        Side::Sell => lobster::Side::Ask,
+    }
+}
+
+/// One flow operation as lobster calls (a replace is cancel + limit).
+fn lobster_ops(flow: &OrderFlow, commands: &[Command]) -> Vec<Vec<lobster::OrderType>> {
+    let mut details = flow.replace_details.iter();
+    commands
+        .iter()
+        .map(|command| match command {
+            Command::New(order) if order.kind == OrderKind::Market => {
+                vec![lobster::OrderType::Market {
+                    id: lobster_id(order.session, order.order_id),
+                    side: lobster_side(order.side),
+                    qty: order.quantity,
+                }]
+            }
+            Command::New(order) => vec![lobster::OrderType::Limit {
+                id: lobster_id(order.session, order.order_id),
+                side: lobster_side(order.side),
+                qty: order.quantity,
+                price: order.price as u64,
+            }],
+            Command::Cancel(cancel) => vec![lobster::OrderType::Cancel {
+                id: lobster_id(cancel.session, cancel.order_id),
+            }],
+            Command::Replace(replace) => {
+                let detail = details.next().copied();
+                let id = lobster_id(replace.session, replace.order_id);
+                let (side, qty) = detail.map_or((Side::Buy, replace.new_quantity), |d| {
+                    (d.side, d.new_leaves)
+                });
+                vec![
+                    lobster::OrderType::Cancel { id },
+                    lobster::OrderType::Limit {
+                        id,
+                        side: lobster_side(side),
+                        qty,
+                        price: replace.new_price as u64,
+                    },
+                ]
+            }
+        })
+        .collect()
+}
+
+fn lobster_book(resting: usize, setup: &[Vec<lobster::OrderType>]) -> lobster::OrderBook {
+    let mut book = lobster::OrderBook::new(resting * 4, 16, false);
+    for op in setup.iter().flatten() {
+        book.execute(*op);
+    }
+    book
+}
+
+fn lobster_throughput(
+    resting: usize,
+    setup: &[Vec<lobster::OrderType>],
+    ops: &[Vec<lobster::OrderType>],
+) -> f64 {
+    let mut book = lobster_book(resting, setup);
+    let start = Instant::now();
+    for op in ops {
+        for part in op {
+            black_box(book.execute(*part));
+        }
+    }
+    let elapsed = start.elapsed();
+    black_box(&book);
+    ops_per_s(ops.len(), elapsed)
+}
+
+// ---------------------------------------------------------------- orderbook-rs
+
+enum ObOp {
+    Limit {
+        id: orderbook_rs::Id,
+        price: u128,
+        quantity: u64,
+        side: orderbook_rs::Side,
+        user: pricelevel::Hash32,
+    },
+    Market {
+        id: orderbook_rs::Id,
+        quantity: u64,
+        side: orderbook_rs::Side,
+        user: pricelevel::Hash32,
+    },
+    Cancel(orderbook_rs::Id),
+    Update(pricelevel::OrderUpdate),
+}
+
+fn ob_id(session: u32, order_id: u64) -> orderbook_rs::Id {
+    orderbook_rs::Id::from_u64((u64::from(session) << 40) | order_id)
+}
+
+/// orderbook-rs tracks orders per owner; give each session its own owner id
+/// (one owner for every order would be an unrealistic worst case for it).
+fn ob_user(session: u32) -> pricelevel::Hash32 {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&(session + 1).to_le_bytes());
+    pricelevel::Hash32::new(bytes)
+}
+
+fn ob_side(side: Side) -> orderbook_rs::Side {
+    match side {
+        Side::Buy => orderbook_rs::Side::Buy,
+        Side::Sell => orderbook_rs::Side::Sell,
+    }
+}
+
+fn orderbook_rs_ops(flow: &OrderFlow, commands: &[Command]) -> Vec<ObOp> {
+    let mut details = flow.replace_details.iter();
+    commands
+        .iter()
+        .map(|command| match command {
+            Command::New(order) if order.kind == OrderKind::Market => ObOp::Market {
+                id: ob_id(order.session, order.order_id),
+                quantity: order.quantity,
+                side: ob_side(order.side),
+                user: ob_user(order.session),
+            },
+            Command::New(order) => ObOp::Limit {
+                id: ob_id(order.session, order.order_id),
+                price: order.price as u128,
+                quantity: order.quantity,
+                side: ob_side(order.side),
+                user: ob_user(order.session),
+            },
+            Command::Cancel(cancel) => ObOp::Cancel(ob_id(cancel.session, cancel.order_id)),
+            Command::Replace(replace) => {
+                let detail = details.next().copied();
+                let order_id = ob_id(replace.session, replace.order_id);
+                let leaves = detail.map_or(replace.new_quantity, |d| d.new_leaves);
+                let new_quantity = pricelevel::Quantity::new(leaves);
+                ObOp::Update(if detail.is_some_and(|d| d.price_changed) {
+                    pricelevel::OrderUpdate::UpdatePriceAndQuantity {
+                        order_id,
+                        new_price: pricelevel::Price::new(replace.new_price as u128),
+                        new_quantity,
+                    }
+                } else {
+                    pricelevel::OrderUpdate::UpdateQuantity {
+                        order_id,
+                        new_quantity,
+                    }
+                })
+            }
+        })
+        .collect()
+}
+
+/// Applies one operation; returns whether the book accepted it.
+fn ob_apply(book: &orderbook_rs::OrderBook<()>, op: &ObOp) -> bool {
+    match op {
+        ObOp::Limit {
+            id,
+            price,
+            quantity,
+            side,
+            user,
+        } => book
+            .add_limit_order_with_user(
+                *id,
+                *price,
+                *quantity,
+                *side,
+                orderbook_rs::TimeInForce::Gtc,
+                *user,
+                None,
+            )
+            .is_ok(),
+        ObOp::Market {
+            id,
+            quantity,
+            side,
+            user,
+        } => book
+            .submit_market_order_with_user(*id, *quantity, *side, *user)
+            .is_ok(),
+        ObOp::Cancel(id) => book.cancel_order(*id).is_ok(),
+        ObOp::Update(update) => book.update_order(*update).is_ok(),
+    }
+}
+
+fn orderbook_rs_throughput(setup: &[ObOp], ops: &[ObOp]) -> (f64, usize) {
+    let book = orderbook_rs::OrderBook::<()>::new("PGN-USD");
+    for op in setup {
+        ob_apply(&book, op);
+    }
+    let mut failed = 0;
+    let start = Instant::now();
+    for op in ops {
+        failed += usize::from(!ob_apply(&book, black_box(op)));
+    }
+    let elapsed = start.elapsed();
+    black_box(&book);
+    (ops_per_s(ops.len(), elapsed), failed)
+}
+
+// ---------------------------------------------------------------- report
+
+struct FillCounter(u64);
+
+impl ReportSink for FillCounter {
+    fn report(&mut self, _session: u32, report: &peregrine_engine::Report) {
+        self.0 += u64::from(report.kind == ReportKind::Fill);
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let config = engine_config(args.resting);
+    let flow_config = FlowConfig {
+        resting_target: args.resting,
+        ..FlowConfig::standard()
+    };
+    let flow = generate(&config, &flow_config, args.ops).expect("valid config");
+    let mix = flow.mix();
+    let ops = flow.commands.len();
+
+    // Ours: throughput (median of runs), then per-op latency.
+    let mut ours_runs = Vec::new();
+    let mut final_state = None;
+    for _ in 0..args.runs {
+        let (rate, sink, engine) = ours_throughput(&config, &flow);
+        ours_runs.push(rate);
+        final_state = Some((
+            sink,
+            engine.resting_count(),
+            engine.best_bid(1),
+            engine.best_ask(1),
+        ));
+    }
+    let ours = median(ours_runs.clone());
+    let overhead = timer_overhead_ns();
+    let (latency, by_kind) = ours_latency(&config, &flow, overhead);
+    let mut fills = FillCounter(0);
+    let mut check = prepared_engine(&config, &flow);
+    for command in &flow.commands {
+        check.apply(command, &mut fills);
+    }
+
+    // Peers, same flow, translated before timing.
+    let lobster_setup = lobster_ops(&OrderFlow::default(), &flow.setup);
+    let lobster_flow = lobster_ops(&flow, &flow.commands);
+    let lobster_rate = median(
+        (0..args.runs)
+            .map(|_| lobster_throughput(args.resting, &lobster_setup, &lobster_flow))
+            .collect(),
+    );
+    let ob_setup = orderbook_rs_ops(&OrderFlow::default(), &flow.setup);
+    let ob_flow = orderbook_rs_ops(&flow, &flow.commands);
+    let mut ob_failed = 0;
+    let ob_rate = median(
+        (0..args.runs)
+            .map(|_| {
+                let (rate, failed) = orderbook_rs_throughput(&ob_setup, &ob_flow);
+                ob_failed = failed;
+                rate
+            })
+            .collect(),
+    );
+
+    let (sink, resting, bid, ask) = final_state.expect("at least one run");
+    let p = |q: f64| latency.value_at_quantile(q);
+    println!(
+        "flow: {ops} ops after {} setup orders (limit {} / cancel {} / replace {} / market {}), \
+         {} reports, {} fills; final book {resting} orders, bid {bid:?} ask {ask:?}",
+        flow.setup.len(),
+        mix.limits,
+        mix.cancels,
+        mix.replaces,
+        mix.markets,
+        sink.reports,
+        fills.0 / 2,
+    );
+    println!(
+        "timer overhead subtracted from latency samples: {overhead} ns (median empty Instant pair)"
+    );
+    println!();
+    println!("{:<14} {:>14} {:>10}", "engine", "ops/s", "vs ours");
+    println!("{:<14} {:>14.0} {:>10}", "peregrine", ours, "1.00x");
+    for (name, rate) in [("orderbook-rs", ob_rate), ("lobster", lobster_rate)] {
+        println!("{:<14} {:>14.0} {:>9.2}x", name, rate, rate / ours);
+    }
+    println!();
+    println!(
+        "peregrine per-op latency (ns): p50 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
+        p(0.50),
+        p(0.99),
+        p(0.999),
+        p(0.9999),
+        latency.max(),
+        latency.mean()
+    );
+    for (name, histogram) in KINDS.iter().zip(&by_kind) {
+        println!(
+            "  {name:<8} n={:<8} p50 {:>5}  p99 {:>5}  p99.9 {:>6}  max {:>7}",
+            histogram.len(),
+            histogram.value_at_quantile(0.5),
+            histogram.value_at_quantile(0.99),
+            histogram.value_at_quantile(0.999),
+            histogram.max()
+        );
+    }
+    println!(
+        "peregrine / orderbook-rs throughput: {:.1}x (orderbook-rs rejected {ob_failed} of {ops} ops)",
+        ours / ob_rate
+    );
+    println!("ours, each run (ops/s): {ours_runs:.0?}");
+
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "ops_per_s": ours.round(),
+            "latency_ns": {
+                "p50": p(0.50),
+                "p99": p(0.99),
+                "p999": p(0.999),
+                "p9999": p(0.9999),
+                "max": latency.max(),
+                "mean": latency.mean(),
+            },
+            "peers": {
+                "orderbook_rs": { "ops_per_s": ob_rate.round(), "rejected_ops": ob_failed },
+                "lobster": { "ops_per_s": lobster_rate.round() },
+            },
+            "speedup_vs_orderbook_rs": ours / ob_rate,
+            "speedup_vs_lobster": ours / lobster_rate,
+            "ops": ops,
+            "setup_orders": flow.setup.len(),
+            "mix": {
+                "limit": mix.limits,
+                "cancel": mix.cancels,
+                "replace": mix.replaces,
+                "market": mix.markets,
+            },
+            "runs": args.runs,
+            "timer_overhead_ns": overhead,
+        });
+        let text = serde_json::to_string_pretty(&json).expect("json");
+        if let Err(error) = std::fs::write(path, text + "\n") {
+            eprintln!("cannot write {path}: {error}");
+            std::process::exit(1);
+        }
+        println!("wrote {path}");
+    }
+}

@@ -1,0 +1,302 @@
+//! UDP and TCP client simulators.
+//!
+//! Modes:
+//! - `pingpong`: one message in flight; the latency floor.
+//! - `rate R`: open loop. Packet `i` has the intended send time
+//!   `t0 + i * batch / R`; every message carries its intended time, and the
+//!   round trip is measured from it, so a stall anywhere (client included)
+//!   shows up as latency instead of silently delaying the schedule
+//!   (no coordinated omission).
+//! - `throughput`: keep a window of messages in flight and refill it as
+//!   answers arrive; reports answered messages per second.
+//!
+//! Warm-up messages (intended time in the first `warmup`) are sent and
+//! answered but not recorded.
+
+pub mod flow;
+pub mod recorder;
+pub mod tcp;
+pub mod transport;
+pub mod udp;
+
+use flow::{Flow, FlowKind};
+use peregrine_netio::clock::now_ns;
+use recorder::Recorder;
+use std::net::SocketAddr;
+use std::time::Duration;
+use transport::ClientTransport;
+
+/// UDP or TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// MoldUDP64 over UDP.
+    Udp,
+    /// SoupBinTCP over TCP.
+    Tcp,
+}
+
+impl TransportKind {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+        }
+    }
+}
+
+/// Sending pattern.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// One message in flight.
+    PingPong,
+    /// Open loop at this many messages per second.
+    Rate(f64),
+    /// Closed loop with this many messages in flight.
+    Throughput {
+        /// Messages in flight.
+        window: usize,
+    },
+}
+
+impl Mode {
+    /// `pingpong`, `rate` or `throughput`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::PingPong => "pingpong",
+            Mode::Rate(_) => "rate",
+            Mode::Throughput { .. } => "throughput",
+        }
+    }
+}
+
+/// A simulator run.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Transport.
+    pub transport: TransportKind,
+    /// Server address.
+    pub server: SocketAddr,
+    /// Sessions (UDP: names on one socket; TCP: one connection each).
+    pub sessions: usize,
+    /// Mode.
+    pub mode: Mode,
+    /// Messages per packet (UDP datagram; TCP: frames written together).
+    pub batch: usize,
+    /// Total sending time, warm-up included.
+    pub duration: Duration,
+    /// Warm-up at the start, not recorded.
+    pub warmup: Duration,
+    /// Which messages.
+    pub flow: FlowKind,
+    /// The peer is a raw echo (baseline): TCP skips login.
+    pub raw_peer: bool,
+    /// Core to pin the client thread to.
+    pub core: Option<usize>,
+    /// Keep every acked global sequence number (tests).
+    pub keep_global_seqs: bool,
+    /// How long to wait for outstanding answers after sending stops.
+    pub drain: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `server` over `transport`.
+    pub fn new(transport: TransportKind, server: SocketAddr) -> Self {
+        ClientConfig {
+            transport,
+            server,
+            sessions: 1,
+            mode: Mode::PingPong,
+            batch: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            flow: FlowKind::Echo,
+            raw_peer: false,
+            core: None,
+            keep_global_seqs: false,
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a run measured.
+pub struct ClientResult {
+    /// The recorder (histogram, answer counts).
+    pub recorder: Recorder,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages sent within the measured window.
+    pub sent_in_window: u64,
+    /// Length of the measured window, seconds.
+    pub window_secs: f64,
+    /// Offered rate, messages/s (rate mode), else 0.
+    pub offered_rate: f64,
+}
+
+impl ClientResult {
+    /// Sent but never answered.
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.recorder.answered)
+    }
+
+    /// Answered messages per second over the measured window.
+    pub fn throughput(&self) -> f64 {
+        if self.window_secs > 0.0 {
+            self.recorder.answered_in_window as f64 / self.window_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Connects and runs the configured simulator on the calling thread.
+pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
+    crate::pinning::pin_current(cfg.core)?;
+    match cfg.transport {
+        TransportKind::Udp => {
+            let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?;
+            run_with(&mut t, cfg)
+        }
+        TransportKind::Tcp => {
+            let mut t = tcp::TcpClient::connect(cfg.server, cfg.sessions, cfg.raw_peer)?;
+            run_with(&mut t, cfg)
+        }
+    }
+}
+
+/// Runs the configured mode over an already connected transport.
+pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
+    let sessions = cfg.sessions.max(1);
+    let batch = cfg.batch.max(1);
+    let mut flow = Flow::new(cfg.flow, sessions, 0x5eed);
+    let t0 = now_ns();
+    let warmup_end = t0 + cfg.warmup.as_nanos() as u64;
+    let end = t0 + cfg.duration.as_nanos() as u64;
+    let mut rec = Recorder::new(sessions, warmup_end.min(end), end);
+    if cfg.keep_global_seqs {
+        rec.global_seqs = Some(Vec::new());
+    }
+    let mut sent = 0u64;
+    let mut sent_in_window = 0u64;
+    let mut offered_rate = 0.0;
+    match cfg.mode {
+        Mode::PingPong => {
+            let mut s = 0usize;
+            let timeout = 1_000_000_000u64;
+            loop {
+                let now = now_ns();
+                if now >= end {
+                    break;
+                }
+                t.queue(s, 1, now, &mut flow)?;
+                t.flush()?;
+                sent += 1;
+                if now >= warmup_end {
+                    sent_in_window += 1;
+                }
+                let before = rec.answered;
+                let deadline = now + timeout;
+                while rec.answered == before {
+                    let mut on = |r, n| {
+                        rec.on_reply(&r, n);
+                    };
+                    t.poll(&mut on)?;
+                    if now_ns() > deadline {
+                        break; // counted as lost unless it turns up later
+                    }
+                }
+                s = (s + 1) % sessions;
+            }
+        }
+        Mode::Rate(rate) => {
+            anyhow::ensure!(rate > 0.0, "rate must be positive");
+            offered_rate = rate;
+            let interval = (batch as f64 * 1e9 / rate).max(1.0);
+            let mut i = 0u64;
+            let mut s = 0usize;
+            loop {
+                let now = now_ns();
+                let mut queued = false;
+                loop {
+                    let intended = t0 + (i as f64 * interval) as u64;
+                    if intended > now || intended >= end {
+                        break;
+                    }
+                    t.queue(s, batch, intended, &mut flow)?;
+                    sent += batch as u64;
+                    if intended >= warmup_end {
+                        sent_in_window += batch as u64;
+                    }
+                    s = (s + 1) % sessions;
+                    i += 1;
+                    queued = true;
+                }
+                if queued {
+                    t.flush()?;
+                }
+                let mut on = |r, n| {
+                    rec.on_reply(&r, n);
+                };
+                t.poll(&mut on)?;
+                if now >= end {
+                    break;
+                }
+            }
+        }
+        Mode::Throughput { window } => {
+            let window = window.max(batch) as u64;
+            let mut s = 0usize;
+            let mut last_progress = t0;
+            let mut written_off = 0u64;
+            loop {
+                let now = now_ns();
+                if now >= end {
+                    break;
+                }
+                let mut k = 0;
+                while sent.saturating_sub(rec.answered + written_off) + batch as u64 <= window && k < 32 {
+                    t.queue(s, batch, now, &mut flow)?;
+                    sent += batch as u64;
+                    if now >= warmup_end {
+                        sent_in_window += batch as u64;
+                    }
+                    s = (s + 1) % sessions;
+                    k += 1;
+                }
+                if k > 0 {
+                    t.flush()?;
+                }
+                let before = rec.answered;
+                let mut on = |r, n| {
+                    rec.on_reply(&r, n);
+                };
+                t.poll(&mut on)?;
+                if rec.answered != before {
+                    last_progress = now;
+                } else if now - last_progress > 200_000_000 {
+                    // Nothing answered for 200 ms: whatever is in flight is
+                    // lost; stop waiting for it so the run can go on.
+                    written_off = sent.saturating_sub(rec.answered);
+                    last_progress = now;
+                }
+            }
+        }
+    }
+    // Drain: wait for outstanding answers.
+    let drain_end = now_ns() + cfg.drain.as_nanos() as u64;
+    while rec.answered < sent && now_ns() < drain_end {
+        t.flush()?;
+        let mut on = |r, n| {
+            rec.on_reply(&r, n);
+        };
+        t.poll(&mut on)?;
+    }
+    let window_secs = (cfg.duration.saturating_sub(cfg.warmup)).as_secs_f64();
+    Ok(ClientResult {
+        recorder: rec,
+        sent,
+        sent_in_window,
+        window_secs,
+        offered_rate,
+    })
+}

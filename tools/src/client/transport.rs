@@ -1,0 +1,68 @@
+//! The simulator's view of a transport: queue packets, flush, poll replies.
+
+use super::flow::Flow;
+use super::recorder::{Reply, ReplyKind};
+use peregrine_sequencer::wire::message::{Ack, ExecReport, MessageType, Reject, MESSAGE_LEN};
+use zerocopy::FromBytes;
+
+/// A client-side transport carrying many sessions.
+pub trait ClientTransport {
+    /// Queues one packet of `n` messages for session `s`, every message
+    /// stamped `ts_ns`; returns the client sequence of the first.
+    fn queue(&mut self, s: usize, n: usize, ts_ns: u64, flow: &mut Flow) -> std::io::Result<u64>;
+    /// Sends everything queued (or as much as the socket takes now).
+    fn flush(&mut self) -> std::io::Result<()>;
+    /// Receives what is pending; calls `f` for every reply with the time
+    /// (ns) its packet was received (one clock read per receive call).
+    fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> std::io::Result<usize>;
+}
+
+/// Decodes one 100-byte reply block for session `s`. `echo_seq` is the
+/// client sequence to use for a raw-echoed Echo (baseline runs).
+#[inline]
+pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
+    if block.len() != MESSAGE_LEN {
+        return None;
+    }
+    let t = MessageType::from_code(block[0])?;
+    Some(match t {
+        MessageType::Ack => {
+            let a = Ack::ref_from_bytes(block).ok()?;
+            Reply {
+                session: s,
+                client_seq: a.client_seq.get(),
+                client_ts_ns: a.client_ts_ns.get(),
+                kind: ReplyKind::Ack,
+                global_seq: a.global_seq.get(),
+            }
+        }
+        MessageType::Reject => {
+            let j = Reject::ref_from_bytes(block).ok()?;
+            Reply {
+                session: s,
+                client_seq: j.client_seq.get(),
+                client_ts_ns: j.client_ts_ns.get(),
+                kind: ReplyKind::Reject,
+                global_seq: j.global_seq.get(),
+            }
+        }
+        MessageType::Echo | MessageType::NewOrder | MessageType::Cancel | MessageType::Replace => Reply {
+            // Baseline: our own message echoed back untouched.
+            session: s,
+            client_seq: echo_seq,
+            client_ts_ns: peregrine_sequencer::wire::message::client_ts_of(block),
+            kind: ReplyKind::Ack,
+            global_seq: 0,
+        },
+        _ => {
+            let e = ExecReport::ref_from_bytes(block).ok()?;
+            Reply {
+                session: s,
+                client_seq: e.client_seq.get(),
+                client_ts_ns: e.client_ts_ns.get(),
+                kind: ReplyKind::Report,
+                global_seq: e.global_seq.get(),
+            }
+        }
+    })
+}

@@ -1,0 +1,192 @@
+//! Server configuration: a TOML file (`--config FILE`) whose keys mirror the
+//! `serve` flags; a flag given on the command line wins over the file.
+//!
+//! ```toml
+//! udp = ["127.0.0.1:9000"]
+//! tcp = ["127.0.0.1:9001"]
+//! layout = "shared"          # or "dedicated"
+//! cores = [1]                # shared: first; dedicated: sequencer, then gateways
+//! idle = "spin"              # spin | yield | backoff
+//! app = "echo"               # echo | match
+//! ring_capacity = 65536      # slots per ring, power of two
+//! recv_buffer = 8388608      # socket buffer bytes
+//! send_buffer = 8388608
+//! max_sessions = 4096
+//! rx_burst = 32
+//! ```
+
+use peregrine_gateway::Layout;
+use peregrine_sequencer::IdleKind;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Which application the sequencer feeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// Pure sequencing: every message acknowledged.
+    #[default]
+    Echo,
+    /// The matching engine.
+    Match,
+}
+
+impl std::str::FromStr for AppKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "echo" => Ok(AppKind::Echo),
+            "match" => Ok(AppKind::Match),
+            o => Err(format!("unknown app {o:?} (echo, match)")),
+        }
+    }
+}
+
+/// Everything `peregrine serve` needs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// UDP (MoldUDP64) listen addresses, one gateway each.
+    pub udp: Vec<SocketAddr>,
+    /// TCP (SoupBinTCP) listen addresses, one gateway each.
+    pub tcp: Vec<SocketAddr>,
+    /// `shared` or `dedicated`.
+    pub layout: String,
+    /// Cores to pin to.
+    pub cores: Vec<usize>,
+    /// `spin`, `yield` or `backoff`.
+    pub idle: String,
+    /// The application.
+    pub app: AppKind,
+    /// Slots per ring (power of two).
+    pub ring_capacity: usize,
+    /// Socket receive buffer, bytes.
+    pub recv_buffer: usize,
+    /// Socket send buffer, bytes.
+    pub send_buffer: usize,
+    /// Most sessions per gateway.
+    pub max_sessions: usize,
+    /// Datagrams per receive burst.
+    pub rx_burst: usize,
+    /// Matching engine configuration (`[engine]` table) for `app = "match"`.
+    pub engine: Option<peregrine_engine::EngineConfig>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            layout: "shared".into(),
+            cores: Vec::new(),
+            idle: "spin".into(),
+            app: AppKind::Echo,
+            ring_capacity: 1 << 16,
+            recv_buffer: 8 << 20,
+            send_buffer: 8 << 20,
+            max_sessions: 4096,
+            rx_burst: 32,
+            engine: None,
+        }
+    }
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {0}: {1}")]
+    Parse(String, toml::de::Error),
+    /// A value is out of range.
+    #[error("invalid {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+impl ServeConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.display().to_string(), e))
+    }
+
+    /// The parsed layout.
+    pub fn layout(&self) -> Result<Layout, ConfigError> {
+        self.layout.parse().map_err(|e| ConfigError::Invalid("layout", e))
+    }
+
+    /// The parsed idle strategy.
+    pub fn idle(&self) -> Result<IdleKind, ConfigError> {
+        self.idle.parse().map_err(|e| ConfigError::Invalid("idle", e))
+    }
+
+    /// Checks values that would otherwise fail deep inside start-up.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.layout()?;
+        self.idle()?;
+        if self.udp.is_empty() && self.tcp.is_empty() {
+            return Err(ConfigError::Invalid(
+                "listen addresses",
+                "give at least one --udp or --tcp".into(),
+            ));
+        }
+        if self.ring_capacity < 2 || !self.ring_capacity.is_power_of_two() {
+            return Err(ConfigError::Invalid(
+                "ring_capacity",
+                format!("{} is not a power of two", self.ring_capacity),
+            ));
+        }
+        if self.max_sessions == 0 || self.rx_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "max_sessions/rx_burst",
+                "must be > 0".into(),
+            ));
+        }
+        if self.udp.len() + self.tcp.len() > u16::MAX as usize {
+            return Err(ConfigError::Invalid("gateways", "too many".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses() {
+        let c: ServeConfig = toml::from_str(
+            r#"
+            udp = ["127.0.0.1:9000"]
+            tcp = ["127.0.0.1:9001"]
+            layout = "dedicated"
+            cores = [0, 1]
+            idle = "backoff"
+            app = "echo"
+            ring_capacity = 1024
+            recv_buffer = 1
+            send_buffer = 2
+            max_sessions = 3
+            rx_burst = 4
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.layout().unwrap(), Layout::Dedicated);
+        assert_eq!((c.ring_capacity, c.max_sessions, c.rx_burst), (1024, 3, 4));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<ServeConfig>("nope = 1").is_err());
+        let c: ServeConfig = toml::from_str("udp = [\"127.0.0.1:1\"]\nring_capacity = 1000").unwrap();
+        assert!(c.validate().is_err());
+        let c: ServeConfig = toml::from_str("udp = [\"127.0.0.1:1\"]\nlayout = \"weird\"").unwrap();
+        assert!(c.validate().is_err());
+        assert!(ServeConfig::default().validate().is_err(), "no listen address");
+    }
+}

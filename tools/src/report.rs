@@ -1,0 +1,203 @@
+//! The bench report: a table for people, JSON for scripts (keys as in
+//! DESIGN §6), and HdrHistogram's percentile-distribution text for plots.
+
+use crate::client::ClientResult;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+/// The percentiles reported everywhere.
+pub const PERCENTILES: [(&str, f64); 6] = [
+    ("p50", 50.0),
+    ("p90", 90.0),
+    ("p99", 99.0),
+    ("p999", 99.9),
+    ("p9999", 99.99),
+    ("max", 100.0),
+];
+
+/// Percentiles (+ mean) of `h` as JSON, ns.
+pub fn rtt_json(h: &Histogram<u64>) -> Value {
+    let mut m = serde_json::Map::new();
+    for (k, p) in PERCENTILES {
+        let v = if p >= 100.0 {
+            h.max()
+        } else {
+            h.value_at_percentile(p)
+        };
+        m.insert(k.into(), json!(v));
+    }
+    m.insert("mean".into(), json!(h.mean().round() as u64));
+    Value::Object(m)
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+/// Everything one bench run produced.
+pub struct BenchOutcome<'a> {
+    /// `udp` or `tcp`.
+    pub transport: &'a str,
+    /// `pingpong`, `rate` or `throughput`.
+    pub mode: &'a str,
+    /// `echo` or `orders`.
+    pub flow: &'a str,
+    /// Peregrine's run.
+    pub peregrine: &'a ClientResult,
+    /// The raw echo's run, if any.
+    pub baseline: Option<&'a ClientResult>,
+}
+
+impl BenchOutcome<'_> {
+    /// The JSON summary.
+    pub fn json(&self) -> Value {
+        let p = self.peregrine;
+        let mut v = json!({
+            "transport": self.transport,
+            "mode": self.mode,
+            "flow": self.flow,
+            "offered_rate": p.offered_rate,
+            "messages_sent": p.sent,
+            "messages_acked": p.recorder.answered - p.recorder.rejected,
+            "messages_rejected": p.recorder.rejected,
+            "lost": p.lost(),
+            "duplicates": p.recorder.duplicates,
+            "throughput_msgs_per_s": p.throughput().round(),
+            "rtt_ns": rtt_json(&p.recorder.hist),
+            "samples": p.recorder.hist.len(),
+        });
+        if let Some(b) = self.baseline {
+            v["baseline_rtt_ns"] = rtt_json(&b.recorder.hist);
+            v["baseline_lost"] = json!(b.lost());
+            v["baseline_throughput_msgs_per_s"] = json!(b.throughput().round());
+        }
+        v
+    }
+
+    /// The table printed to the terminal.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let p = self.peregrine;
+        let _ = writeln!(
+            s,
+            "\nPeregrine bench: transport {} mode {} flow {}",
+            self.transport, self.mode, self.flow
+        );
+        let _ = writeln!(
+            s,
+            "round trip from intended send time, µs (HdrHistogram, 3 significant digits)"
+        );
+        let _ = writeln!(
+            s,
+            "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "samples"
+        );
+        let mut row = |name: &str, h: &Histogram<u64>| {
+            let mut line = format!("{name:<10}");
+            for (_, pc) in PERCENTILES {
+                let v = if pc >= 100.0 {
+                    h.max()
+                } else {
+                    h.value_at_percentile(pc)
+                };
+                let _ = write!(line, " {:>9}", us(v));
+            }
+            let _ = write!(
+                line,
+                " {:>9} {:>10}",
+                format!("{:.2}", h.mean() / 1000.0),
+                h.len()
+            );
+            let _ = writeln!(s, "{line}");
+        };
+        row("peregrine", &p.recorder.hist);
+        if let Some(b) = self.baseline {
+            row("baseline", &b.recorder.hist);
+            let mut line = format!("{:<10}", "ratio");
+            for (_, pc) in PERCENTILES {
+                let (a, bb) = if pc >= 100.0 {
+                    (p.recorder.hist.max(), b.recorder.hist.max())
+                } else {
+                    (
+                        p.recorder.hist.value_at_percentile(pc),
+                        b.recorder.hist.value_at_percentile(pc),
+                    )
+                };
+                let r = if bb > 0 { a as f64 / bb as f64 } else { f64::NAN };
+                let _ = write!(line, " {:>9}", format!("{r:.2}x"));
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(
+            s,
+            "\nsent {}  acked {}  rejected {}  lost {}  duplicates {}  offered {:.0} msg/s  throughput {:.0} msg/s",
+            p.sent,
+            p.recorder.answered - p.recorder.rejected,
+            p.recorder.rejected,
+            p.lost(),
+            p.recorder.duplicates,
+            p.offered_rate,
+            p.throughput()
+        );
+        if let Some(b) = self.baseline {
+            let _ = writeln!(
+                s,
+                "baseline (raw echo, same sockets and polling, no gateway/sequencer): sent {} lost {} throughput {:.0} msg/s  -> peregrine/baseline throughput {:.2}",
+                b.sent,
+                b.lost(),
+                b.throughput(),
+                if b.throughput() > 0.0 { p.throughput() / b.throughput() } else { f64::NAN }
+            );
+        }
+        s
+    }
+}
+
+/// HdrHistogram's percentile distribution text (values in µs, as
+/// HdrHistogram's plotter expects with a scaling ratio of 1000).
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total = 0u64;
+    for v in h.iter_quantiles(1) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        if inv.is_finite() {
+            let _ = writeln!(
+                s,
+                "{:>12.3} {:>14.12} {:>10} {:>14.2}",
+                v.value_iterated_to() as f64 / 1000.0,
+                q,
+                total,
+                inv
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{:>12.3} {:>14.12} {:>10}",
+                v.value_iterated_to() as f64 / 1000.0,
+                q,
+                total
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    s
+}

@@ -1,0 +1,201 @@
+//! Builds and runs a server from a [`ServeConfig`]: one gateway per listen
+//! address, a ring pair each, one sequencer, the chosen application.
+
+use crate::config::{AppKind, ServeConfig};
+use crate::match_app::MatchApp;
+use anyhow::Context;
+use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::{ring_pair, run, GatewayLoop, RuntimeConfig, ServerReport, TcpGateway, UdpGateway};
+use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
+use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The application behind the sequencer, chosen at start-up.
+pub enum ServerApp {
+    /// Acknowledge everything.
+    Echo(EchoApp),
+    /// Matching engine.
+    Match(Box<MatchApp>),
+}
+
+impl Application for ServerApp {
+    #[inline]
+    fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
+        match self {
+            ServerApp::Echo(a) => a.on_message(m, out),
+            ServerApp::Match(a) => a.on_message(m, out),
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// Bound UDP addresses, in gateway order (port 0 resolved).
+    pub udp: Vec<SocketAddr>,
+    /// Bound TCP addresses.
+    pub tcp: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<anyhow::Result<(ServerReport, ServerApp)>>>,
+}
+
+impl ServerHandle {
+    /// A flag that stops the server when set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Stops the server and waits for it; returns its counters and app.
+    pub fn stop(mut self) -> anyhow::Result<(ServerReport, ServerApp)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join
+            .take()
+            .context("server already stopped")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+    }
+
+    /// Waits until the server stops by itself (its stop flag set elsewhere).
+    pub fn wait(mut self) -> anyhow::Result<(ServerReport, ServerApp)> {
+        self.join
+            .take()
+            .context("server already stopped")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Binds every listener, then runs the server on its own threads.
+pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
+    cfg.validate()?;
+    let runtime = RuntimeConfig {
+        layout: cfg.layout()?,
+        cores: cfg.cores.clone(),
+        idle: cfg.idle()?,
+    };
+    let opts = GatewayOptions {
+        rx_burst: cfg.rx_burst,
+        max_sessions: cfg.max_sessions,
+        ..GatewayOptions::default()
+    };
+    let udp_opts = UdpOptions {
+        recv_buffer: cfg.recv_buffer,
+        send_buffer: cfg.send_buffer,
+        max_batch: cfg.rx_burst.max(opts.tx_burst),
+        ..UdpOptions::default()
+    };
+    let tcp_opts = TcpOptions {
+        socket_buffer: 0,
+        ..TcpOptions::default()
+    };
+    let mut gateways: Vec<Box<dyn GatewayLoop>> = Vec::new();
+    let mut seq_rings = Vec::new();
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    let mut id: u16 = 0;
+    for addr in &cfg.udp {
+        let port = UdpPort::bind(*addr, udp_opts).with_context(|| format!("UDP gateway on {addr}"))?;
+        udp.push(peregrine_netio::Port::local_addr(&port));
+        let (g, s) = ring_pair(cfg.ring_capacity)?;
+        gateways.push(Box::new(UdpGateway::new(id, port, g, opts)));
+        seq_rings.push(s);
+        id += 1;
+    }
+    for addr in &cfg.tcp {
+        let port = TcpPort::bind(*addr, tcp_opts).with_context(|| format!("TCP gateway on {addr}"))?;
+        tcp.push(peregrine_netio::Port::local_addr(&port));
+        let (g, s) = ring_pair(cfg.ring_capacity)?;
+        gateways.push(Box::new(TcpGateway::new(id, port, g, opts)));
+        seq_rings.push(s);
+        id += 1;
+    }
+    let app = match cfg.app {
+        AppKind::Echo => ServerApp::Echo(EchoApp::new()),
+        AppKind::Match => {
+            let ecfg = cfg
+                .engine
+                .clone()
+                .unwrap_or_else(peregrine_engine::EngineConfig::sample);
+            ServerApp::Match(Box::new(MatchApp::new(&ecfg)?))
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let join = std::thread::Builder::new()
+        .name("peregrine-server".into())
+        .spawn(move || -> anyhow::Result<(ServerReport, ServerApp)> {
+            Ok(run(gateways, seq_rings, app, 1, &runtime, stop2)?)
+        })?;
+    Ok(ServerHandle {
+        udp,
+        tcp,
+        stop,
+        join: Some(join),
+    })
+}
+
+/// Human-readable counters, printed at shutdown.
+pub fn format_report(r: &ServerReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let sq = &r.sequencer;
+    let _ = writeln!(
+        s,
+        "sequencer: sequenced {} (next seq {}), replies {}, held back {}, misrouted {}, back-pressure polls {}",
+        sq.sequenced, r.next_seq, sq.replies, sq.replies_overflowed, sq.replies_misrouted, sq.backpressure_polls
+    );
+    for (name, g, p) in &r.gateways {
+        let _ = writeln!(
+            s,
+            "{name}: rx packets {} messages {} accepted {} rejected {} (length {}, type {}, version {}), \
+             dropped malformed {} not-logged-in {} table-full {} oversize-closed {}, ring-full {}, \
+             heartbeats {}, sessions {} logins {}/{} rejected, replies {} in {} packets, unroutable {}",
+            g.rx_packets,
+            g.rx_messages,
+            g.accepted,
+            g.rejected(),
+            g.rejected_wrong_length,
+            g.rejected_unknown_type,
+            g.rejected_bad_version,
+            g.dropped_malformed,
+            g.dropped_not_logged_in,
+            g.dropped_session_table_full,
+            g.closed_oversize_frame,
+            g.ring_full,
+            g.heartbeats,
+            g.sessions,
+            g.logins,
+            g.logins_rejected,
+            g.tx_replies,
+            g.tx_packets,
+            g.replies_unroutable
+        );
+        let _ = writeln!(
+            s,
+            "  port: rx {} pkts {} B, tx {} pkts {} B, tx dropped {}, rx oversize {}, conns opened {} closed {} slow-closed {} refused {}",
+            p.rx_packets,
+            p.rx_bytes,
+            p.tx_packets,
+            p.tx_bytes,
+            p.tx_dropped,
+            p.rx_oversize,
+            p.conns_opened,
+            p.conns_closed,
+            p.conns_slow_closed,
+            p.conns_refused
+        );
+    }
+    let _ = writeln!(s, "loops: busy {} idle {}", r.busy_loops, r.idle_loops);
+    s
+}
