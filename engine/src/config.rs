@@ -19,9 +19,10 @@ pub const DEFAULT_MAX_QUANTITY: u64 = u32::MAX as u64;
 /// Each level costs 16 bytes per side, so the ceiling bounds one book at 512 MiB.
 pub const MAX_LEVELS_PER_BOOK: u64 = 1 << 24;
 
-/// Largest order pool the engine accepts: pool indices are `u32` and one value
-/// is reserved as the "no order" link.
-pub const MAX_POOL_CAPACITY: usize = (u32::MAX - 1) as usize;
+/// Largest order pool the engine accepts (64 Mi orders: about 4 GiB of pool
+/// and 2 GiB of id index), so that a config typo fails validation instead of
+/// an allocation. Well below the `u32` index limit of the pool.
+pub const MAX_POOL_CAPACITY: usize = 1 << 26;
 
 /// One tradable instrument and its static trading rules.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -159,9 +160,7 @@ impl InstrumentConfig {
         if self.price_min > self.price_max {
             return Err(band_error("price_min is above price_max"));
         }
-        if self.price_min.rem_euclid(self.tick_size) != 0
-            || self.price_max.rem_euclid(self.tick_size) != 0
-        {
+        if self.price_min.rem_euclid(self.tick_size) != 0 || self.price_max.rem_euclid(self.tick_size) != 0 {
             return Err(band_error("band edges must be multiples of tick_size"));
         }
         let ticks = (self.price_max as i128 - self.price_min as i128) / self.tick_size as i128;
@@ -187,10 +186,7 @@ impl EngineConfig {
             if earlier.iter().any(|other| other.id == instrument.id) {
                 return Err(ConfigError::DuplicateInstrumentId(instrument.id));
             }
-            if earlier
-                .iter()
-                .any(|other| other.symbol == instrument.symbol)
-            {
+            if earlier.iter().any(|other| other.symbol == instrument.symbol) {
                 return Err(ConfigError::DuplicateSymbol(instrument.symbol.clone()));
             }
         }
@@ -207,16 +203,15 @@ impl EngineConfig {
     ///
     /// `max_orders` is 1 << 20.
     pub fn sample() -> EngineConfig {
-        let instrument =
-            |symbol: &str, id, tick_size, lot_size, price_min, price_max| InstrumentConfig {
-                symbol: symbol.to_string(),
-                id,
-                tick_size,
-                lot_size,
-                price_min,
-                price_max,
-                max_quantity: DEFAULT_MAX_QUANTITY / lot_size * lot_size,
-            };
+        let instrument = |symbol: &str, id, tick_size, lot_size, price_min, price_max| InstrumentConfig {
+            symbol: symbol.to_string(),
+            id,
+            tick_size,
+            lot_size,
+            price_min,
+            price_max,
+            max_quantity: DEFAULT_MAX_QUANTITY / lot_size * lot_size,
+        };
         EngineConfig {
             instruments: vec![
                 instrument("PGN-USD", 1, 1, 1, 1, 100_000),

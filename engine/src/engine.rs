@@ -119,18 +119,12 @@ impl Engine {
 
     /// The live order `(session, order_id)`, if any.
     pub fn order(&self, session: u32, order_id: u64) -> Option<OrderView> {
-        self.index
-            .get(session, order_id)
-            .map(|slot| self.view(slot))
+        self.index.get(session, order_id).map(|slot| self.view(slot))
     }
 
     /// Every resting order on one side of an instrument, in priority order
     /// (best price first, then time). Empty for an unknown instrument.
-    pub fn resting_orders(
-        &self,
-        instrument: u32,
-        side: Side,
-    ) -> impl Iterator<Item = OrderView> + '_ {
+    pub fn resting_orders(&self, instrument: u32, side: Side) -> impl Iterator<Item = OrderView> + '_ {
         let book = self.book_index(instrument).map(|i| &self.books[i]);
         let mut level = book.map_or(NIL, |b| b.side(side).best());
         let mut slot = book.map_or(NIL, |b| {

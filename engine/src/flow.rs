@@ -13,9 +13,7 @@
 //! Not used by the engine itself; it lives here so that every benchmark and
 //! the client's order-flow mode share one definition of "the mixed flow".
 
-use crate::command::{
-    Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce,
-};
+use crate::command::{Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce};
 use crate::config::{ConfigError, EngineConfig};
 use crate::engine::Engine;
 use crate::report::{Report, ReportSink};
@@ -184,25 +182,16 @@ impl Generator {
     /// the band.
     fn passive_price(&mut self, side: Side) -> i64 {
         let instrument = self.flow.instrument;
-        let (bid, ask) = (
-            self.engine.best_bid(instrument),
-            self.engine.best_ask(instrument),
-        );
+        let (bid, ask) = (self.engine.best_bid(instrument), self.engine.best_ask(instrument));
         let tick = self.tick;
         let depth = self.depth() * tick;
         let price = match side {
             Side::Buy => {
-                let anchor = ask
-                    .map(|a| a - tick)
-                    .or(bid)
-                    .unwrap_or(self.flow.start_price);
+                let anchor = ask.map(|a| a - tick).or(bid).unwrap_or(self.flow.start_price);
                 anchor - depth
             }
             Side::Sell => {
-                let anchor = bid
-                    .map(|b| b + tick)
-                    .or(ask)
-                    .unwrap_or(self.flow.start_price);
+                let anchor = bid.map(|b| b + tick).or(ask).unwrap_or(self.flow.start_price);
                 anchor + depth
             }
         };
@@ -312,8 +301,7 @@ impl Generator {
         // cancels, so each of the 5 marketable ones removes about 7 orders'
         // worth when the book is at its target size, more when it is above.
         let average_order = self.flow.max_lots.div_ceil(2);
-        let pressure =
-            (self.engine.resting_count() as u64 * 100) / (self.flow.resting_target.max(1) as u64);
+        let pressure = (self.engine.resting_count() as u64 * 100) / (self.flow.resting_target.max(1) as u64);
         let mean_lots = (7 * average_order * pressure / 100).max(1);
         let quantity = (1 + self.rng.below(2 * mean_lots)) * self.lot;
         let session = self.rng.below(u64::from(self.flow.sessions)) as u32;
@@ -344,10 +332,7 @@ pub fn generate(
     count: usize,
 ) -> Result<OrderFlow, ConfigError> {
     let engine = Engine::new(engine_config)?;
-    let instrument = engine_config
-        .instruments
-        .iter()
-        .find(|i| i.id == flow.instrument);
+    let instrument = engine_config.instruments.iter().find(|i| i.id == flow.instrument);
     let (tick, lot, band) = instrument.map_or((1, 1, (1, i64::MAX)), |i| {
         (i.tick_size, i.lot_size, (i.price_min, i.price_max))
     });

@@ -33,8 +33,7 @@ impl Engine {
             let instrument = book.instrument;
             for side in [Side::Buy, Side::Sell] {
                 let book_side = book.side(side);
-                linked +=
-                    self.check_side(book_index, side, book_side, |level| book.price_of(level))?;
+                linked += self.check_side(book_index, side, book_side, |level| book.price_of(level))?;
             }
             let (bid, ask) = (book.bids.best(), book.asks.best());
             if bid != NIL && ask != NIL && bid >= ask {
@@ -67,9 +66,7 @@ impl Engine {
             let entry = book_side.level(level);
             let non_empty = entry.head != NIL;
             if non_empty != book_side.is_marked(level) {
-                return fail(format!(
-                    "{side:?} level {level}: bitmap disagrees with FIFO"
-                ));
+                return fail(format!("{side:?} level {level}: bitmap disagrees with FIFO"));
             }
             if non_empty && (best == NIL || !book_side.at_least_as_good(best, level)) {
                 best = level;
@@ -80,9 +77,7 @@ impl Engine {
             while slot != NIL {
                 let order = self.pool.get(slot);
                 if order.prev != prev {
-                    return fail(format!(
-                        "{side:?} level {level}: broken prev link at {slot}"
-                    ));
+                    return fail(format!("{side:?} level {level}: broken prev link at {slot}"));
                 }
                 if order.book as usize != book_index
                     || order.side != side
@@ -103,9 +98,7 @@ impl Engine {
                 slot = order.next;
             }
             if entry.tail != prev {
-                return fail(format!(
-                    "{side:?} level {level}: tail is not the last order"
-                ));
+                return fail(format!("{side:?} level {level}: tail is not the last order"));
             }
             if entry.total != total {
                 return fail(format!(

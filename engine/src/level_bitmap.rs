@@ -159,15 +159,10 @@ mod tests {
                 bitmap.remove(m as u32);
                 set[m] = false;
             }
-            let probes = [
-                0usize, 1, 2, 62, 63, 64, 65, 199, 201, 4095, 4096, 5000, 69_999,
-            ];
+            let probes = [0usize, 1, 2, 62, 63, 64, 65, 199, 201, 4095, 4096, 5000, 69_999];
             for &from in probes.iter().filter(|&&p| p < len) {
                 assert_eq!(bitmap.next_at_or_after(from as u32), naive_next(&set, from));
-                assert_eq!(
-                    bitmap.prev_at_or_before(from as u32),
-                    naive_prev(&set, from)
-                );
+                assert_eq!(bitmap.prev_at_or_before(from as u32), naive_prev(&set, from));
                 assert_eq!(bitmap.contains(from as u32), set[from]);
             }
             assert_eq!(bitmap.next_at_or_after(len as u32 + 5), None);

@@ -50,9 +50,7 @@ mod replace;
 mod report;
 mod state_hash;
 
-pub use command::{
-    Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce,
-};
+pub use command::{Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce};
 pub use config::{
     ConfigError, EngineConfig, InstrumentConfig, DEFAULT_MAX_ORDERS, DEFAULT_MAX_QUANTITY,
     MAX_LEVELS_PER_BOOK, MAX_POOL_CAPACITY,

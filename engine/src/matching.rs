@@ -90,8 +90,7 @@ impl Engine {
                 }
                 let fill = taker.remaining.min(maker.leaves);
                 maker.leaves -= fill;
-                let (maker_session, maker_id, maker_leaves) =
-                    (maker.session, maker.order_id, maker.leaves);
+                let (maker_session, maker_id, maker_leaves) = (maker.session, maker.order_id, maker.leaves);
                 taker.remaining -= fill;
                 let match_id = self.next_match_id;
                 self.next_match_id += 1;

@@ -13,9 +13,9 @@ use support::reference_book::ReferenceEngine;
 use support::{small_config, COARSE, FINE, UNKNOWN};
 
 const FLOWS: u32 = 10_000;
-const MAX_FLOW_LEN: usize = 48;
+const MAX_FLOW_LEN: usize = 64;
 const SESSIONS: u32 = 3;
-const ORDER_IDS: u64 = 8;
+const ORDER_IDS: u64 = 16;
 
 /// Number of random flows: `PROPTEST_CASES` if set, else [`FLOWS`].
 fn flows() -> u32 {
@@ -26,7 +26,7 @@ fn flows() -> u32 {
 }
 
 fn instrument() -> impl Strategy<Value = u32> {
-    prop_oneof![12 => Just(FINE), 6 => Just(COARSE), 1 => Just(UNKNOWN)]
+    prop_oneof![16 => Just(FINE), 5 => Just(COARSE), 1 => Just(UNKNOWN)]
 }
 
 /// (tick, lot, band low, band high) of the test instruments.
@@ -37,12 +37,14 @@ fn rules(instrument: u32) -> (i64, u64, i64, i64) {
     }
 }
 
-/// A price near the middle of the band, sometimes outside it or off the tick.
-fn price(instrument: u32) -> impl Strategy<Value = i64> {
+/// A price near the middle of the band, shifted by `skew` ticks (buyers bid
+/// lower and sellers offer higher, so a book builds up and crosses only
+/// sometimes); occasionally outside the band or off the tick grid.
+fn price(instrument: u32, skew: i64) -> impl Strategy<Value = i64> {
     let (tick, _, low, high) = rules(instrument);
     let middle = (low + high) / 2 / tick * tick;
-    (-6i64..=6, 0..20u8).prop_map(move |(ticks, oddity)| {
-        let price = middle + ticks * tick;
+    (-6i64..=6, 0..40u8).prop_map(move |(ticks, oddity)| {
+        let price = middle + (ticks + skew) * tick;
         match oddity {
             0 if tick > 1 => price + 1,
             1 => high + tick,
@@ -52,10 +54,18 @@ fn price(instrument: u32) -> impl Strategy<Value = i64> {
     })
 }
 
+/// The price skew for an order side.
+fn skew(side: Side) -> i64 {
+    match side {
+        Side::Buy => -3,
+        Side::Sell => 3,
+    }
+}
+
 /// Mostly small lot multiples; sometimes zero, off-lot or too large.
 fn quantity(instrument: u32) -> impl Strategy<Value = u64> {
     let (_, lot, _, _) = rules(instrument);
-    (1u64..=6, 0..30u8).prop_map(move |(lots, oddity)| match oddity {
+    (1u64..=6, 0..40u8).prop_map(move |(lots, oddity)| match oddity {
         0 => 0,
         1 if lot > 1 => lots * lot + 1,
         2 => 10_000 * lot,
@@ -68,9 +78,9 @@ fn side() -> impl Strategy<Value = Side> {
 }
 
 fn new_order() -> impl Strategy<Value = Command> {
-    instrument().prop_flat_map(|instrument| {
+    (instrument(), side()).prop_flat_map(|(instrument, side)| {
         (
-            (0..SESSIONS, 0..ORDER_IDS, side()),
+            (0..SESSIONS, 0..ORDER_IDS),
             prop_oneof![8 => Just(OrderKind::Limit), 1 => Just(OrderKind::Market)],
             prop_oneof![
                 6 => Just(TimeInForce::Gtc),
@@ -83,11 +93,11 @@ fn new_order() -> impl Strategy<Value = Command> {
                 1 => Just(SelfTradePrevention::CancelResting),
                 1 => Just(SelfTradePrevention::CancelIncoming)
             ],
-            price(instrument),
+            price(instrument, skew(side)),
             quantity(instrument),
         )
             .prop_map(
-                move |((session, order_id, side), kind, tif, post_only, stp, price, quantity)| {
+                move |((session, order_id), kind, tif, post_only, stp, price, quantity)| {
                     Command::New(NewOrder {
                         session,
                         order_id,
@@ -120,7 +130,7 @@ fn replace() -> impl Strategy<Value = Command> {
         (
             0..SESSIONS,
             0..ORDER_IDS,
-            price(instrument),
+            price(instrument, 0),
             quantity(instrument),
         )
             .prop_map(move |(session, order_id, new_price, new_quantity)| {
@@ -135,15 +145,72 @@ fn replace() -> impl Strategy<Value = Command> {
     })
 }
 
-fn command() -> impl Strategy<Value = Command> {
-    prop_oneof![6 => new_order(), 2 => cancel(), 2 => replace()]
+/// One generated step. Cancels and replaces of arbitrary ids mostly miss, so
+/// half of them instead pick a live order when the step runs (`pick` indexes
+/// the reference book's live orders), keeping the book busy while the flow
+/// stays a plain, shrinkable value.
+#[derive(Debug, Clone)]
+enum Step {
+    Direct(Command),
+    CancelLive {
+        pick: usize,
+    },
+    ReplaceLive {
+        pick: usize,
+        /// Price change in ticks of the order's instrument.
+        ticks: i64,
+        /// New open quantity in lots (0 asks for the filled quantity: rejected).
+        lots: u64,
+    },
 }
 
-fn flow() -> impl Strategy<Value = (usize, Vec<Command>)> {
-    (
-        2usize..=24,
-        prop::collection::vec(command(), 1..=MAX_FLOW_LEN),
-    )
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        14 => new_order().prop_map(Step::Direct),
+        1 => cancel().prop_map(Step::Direct),
+        1 => replace().prop_map(Step::Direct),
+        2 => any::<usize>().prop_map(|pick| Step::CancelLive { pick }),
+        3 => (any::<usize>(), -4i64..=4, 0u64..=6)
+            .prop_map(|(pick, ticks, lots)| Step::ReplaceLive { pick, ticks, lots }),
+    ]
+}
+
+fn flow() -> impl Strategy<Value = (usize, Vec<Step>)> {
+    (2usize..=32, prop::collection::vec(step(), 1..=MAX_FLOW_LEN))
+}
+
+/// The command a step stands for, given the reference book's live orders.
+fn resolve(step: &Step, reference: &ReferenceEngine) -> Command {
+    let live = &reference.orders;
+    let fallback = Command::Cancel(Cancel {
+        session: 0,
+        order_id: 0,
+        instrument: FINE,
+    });
+    match *step {
+        Step::Direct(command) => command,
+        Step::CancelLive { pick } => match live.get(pick % live.len().max(1)) {
+            Some(order) => Command::Cancel(Cancel {
+                session: order.session,
+                order_id: order.order_id,
+                instrument: order.instrument,
+            }),
+            None => fallback,
+        },
+        Step::ReplaceLive { pick, ticks, lots } => match live.get(pick % live.len().max(1)) {
+            Some(order) => {
+                let (tick, lot, _, _) = rules(order.instrument);
+                Command::Replace(Replace {
+                    session: order.session,
+                    order_id: order.order_id,
+                    instrument: order.instrument,
+                    new_price: order.price + ticks * tick,
+                    new_quantity: order.quantity - order.leaves + lots * lot,
+                })
+            }
+            None => fallback,
+        },
+    }
 }
 
 fn total_leaves(engine: &Engine) -> u64 {
@@ -210,12 +277,15 @@ fn check_event(
     Ok(())
 }
 
-fn run_flow(max_orders: usize, commands: &[Command]) -> Result<(), TestCaseError> {
+fn run_flow(max_orders: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     let config = small_config(max_orders);
     let mut engine = Engine::new(&config).expect("valid config");
     let mut reference = ReferenceEngine::new(&config);
     let mut all_reports = Vec::new();
-    for (step, command) in commands.iter().enumerate() {
+    let mut commands = Vec::new();
+    for (step, generated) in steps.iter().enumerate() {
+        let command = &resolve(generated, &reference);
+        commands.push(*command);
         let before_leaves = total_leaves(&engine);
         let first_match_id = engine.next_match_id();
         let replaced_old_leaves = match command {
@@ -231,13 +301,7 @@ fn run_flow(max_orders: usize, commands: &[Command]) -> Result<(), TestCaseError
         if let Err(violation) = engine.check_invariants() {
             return Err(TestCaseError::fail(format!("step {step}: {violation}")));
         }
-        check_event(
-            before_leaves,
-            replaced_old_leaves,
-            first_match_id,
-            &got,
-            &engine,
-        )?;
+        check_event(before_leaves, replaced_old_leaves, first_match_id, &got, &engine)?;
         for instrument in [FINE, COARSE] {
             for side in [Side::Buy, Side::Sell] {
                 let books: Vec<OrderView> = engine.resting_orders(instrument, side).collect();
@@ -250,7 +314,7 @@ fn run_flow(max_orders: usize, commands: &[Command]) -> Result<(), TestCaseError
     // Determinism: a replay of the same flow gives the same reports and hash.
     let mut replay = Engine::new(&config).expect("valid config");
     let mut replay_reports = Vec::new();
-    for command in commands {
+    for command in &commands {
         replay.apply(command, &mut replay_reports);
     }
     prop_assert_eq!(replay_reports, all_reports);
@@ -266,7 +330,7 @@ proptest! {
     })]
 
     #[test]
-    fn engine_matches_reference_book((max_orders, commands) in flow()) {
-        run_flow(max_orders, &commands)?;
+    fn engine_matches_reference_book((max_orders, steps) in flow()) {
+        run_flow(max_orders, &steps)?;
     }
 }

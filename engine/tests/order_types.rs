@@ -182,10 +182,7 @@ fn market_fok_is_fill_or_kill() {
         tif: TimeInForce::Fok,
         ..market(2, 5, Sell, 3)
     };
-    assert_eq!(
-        only(&run(&mut e, order)).reason,
-        RejectReason::FokCannotFill
-    );
+    assert_eq!(only(&run(&mut e, order)).reason, RejectReason::FokCannotFill);
 }
 
 #[test]
@@ -206,10 +203,7 @@ fn post_only_rests_when_passive_and_is_rejected_when_it_would_cross() {
     };
     assert_eq!(only(&run(&mut e, post(1, 99))).kind, Accepted);
     let r = only(&run(&mut e, post(2, 100)));
-    assert_eq!(
-        (r.kind, r.reason),
-        (Rejected, RejectReason::PostOnlyWouldCross)
-    );
+    assert_eq!((r.kind, r.reason), (Rejected, RejectReason::PostOnlyWouldCross));
     assert_eq!(e.depth_at(FINE, Sell, 100), 2);
 }
 
@@ -288,10 +282,7 @@ fn cancel_removes_order_and_reports_open_quantity() {
     run(&mut e, limit(1, 1, Buy, 100, 5));
     run(&mut e, limit(2, 1, Sell, 100, 2));
     let r = only(&run(&mut e, cancel(1, 1)));
-    assert_eq!(
-        (r.kind, r.quantity, r.leaves, r.price),
-        (Cancelled, 3, 0, 100)
-    );
+    assert_eq!((r.kind, r.quantity, r.leaves, r.price), (Cancelled, 3, 0, 100));
     assert_eq!(r.reason, RejectReason::UserRequested);
     assert_eq!(e.best_bid(FINE), None);
     // The id is free again.
@@ -320,10 +311,7 @@ fn replace_decrease_keeps_priority() {
     run(&mut e, limit(1, 1, Sell, 100, 5));
     run(&mut e, limit(2, 2, Sell, 100, 5));
     let r = only(&run(&mut e, replace(1, 1, 100, 3)));
-    assert_eq!(
-        (r.kind, r.price, r.quantity, r.leaves),
-        (Replaced, 100, 3, 3)
-    );
+    assert_eq!((r.kind, r.price, r.quantity, r.leaves), (Replaced, 100, 3, 3));
     assert_eq!(e.depth_at(FINE, Sell, 100), 8);
     let reports = run(&mut e, limit(3, 3, Buy, 100, 1));
     assert_eq!(reports[2].1.order_id, 1, "order 1 still first");
@@ -500,10 +488,7 @@ fn cancel_and_replace_reject_reasons() {
         instrument: COARSE,
         ..cancel(1, 1)
     };
-    assert_eq!(
-        only(&run(&mut e, wrong_book)).reason,
-        RejectReason::UnknownOrder
-    );
+    assert_eq!(only(&run(&mut e, wrong_book)).reason, RejectReason::UnknownOrder);
 
     let replace_cases = [
         (

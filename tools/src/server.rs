@@ -79,6 +79,10 @@ impl Drop for ServerHandle {
 /// Binds every listener, then runs the server on its own threads.
 pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     cfg.validate()?;
+    let cores = crate::pinning::core_count();
+    if let Some(c) = cfg.cores.iter().find(|&&c| c >= cores) {
+        anyhow::bail!("core {c} does not exist (this machine has cores 0..{cores})");
+    }
     let runtime = RuntimeConfig {
         layout: cfg.layout()?,
         cores: cfg.cores.clone(),

@@ -275,12 +275,7 @@ impl ReferenceEngine {
                     return true;
                 }
                 self.orders.remove(at);
-                let mut cancelled = blank(
-                    ReportKind::Cancelled,
-                    best.order_id,
-                    best.instrument,
-                    best.side,
-                );
+                let mut cancelled = blank(ReportKind::Cancelled, best.order_id, best.instrument, best.side);
                 cancelled.price = best.price;
                 cancelled.quantity = best.leaves;
                 cancelled.reason = RejectReason::SelfTradePrevention;
@@ -296,12 +291,7 @@ impl ReferenceEngine {
             }
             let match_id = self.next_match_id;
             self.next_match_id += 1;
-            let mut fill = blank(
-                ReportKind::Fill,
-                taker.order_id,
-                taker.instrument,
-                taker.side,
-            );
+            let mut fill = blank(ReportKind::Fill, taker.order_id, taker.instrument, taker.side);
             fill.price = best.price;
             fill.quantity = quantity;
             fill.leaves = taker.remaining;
@@ -324,12 +314,7 @@ impl ReferenceEngine {
     }
 
     fn cancel(&mut self, cmd: &Cancel, out: &mut Out) {
-        let mut report = blank(
-            ReportKind::Rejected,
-            cmd.order_id,
-            cmd.instrument,
-            Side::Buy,
-        );
+        let mut report = blank(ReportKind::Rejected, cmd.order_id, cmd.instrument, Side::Buy);
         if self.instrument(cmd.instrument).is_none() {
             report.reason = RejectReason::UnknownInstrument;
         } else if let Some(at) = self.find_live(cmd.session, cmd.order_id, cmd.instrument) {
@@ -346,12 +331,7 @@ impl ReferenceEngine {
     }
 
     fn replace(&mut self, cmd: &Replace, out: &mut Out) {
-        let mut report = blank(
-            ReportKind::Rejected,
-            cmd.order_id,
-            cmd.instrument,
-            Side::Buy,
-        );
+        let mut report = blank(ReportKind::Rejected, cmd.order_id, cmd.instrument, Side::Buy);
         report.price = cmd.new_price;
         report.quantity = cmd.new_quantity;
         let Some(config) = self.instrument(cmd.instrument).cloned() else {
