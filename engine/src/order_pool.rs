@@ -14,7 +14,6 @@ pub const NIL: u32 = u32::MAX;
 /// A resting order. `prev`/`next` link it into its price level's FIFO while it
 /// is live, and `next` links it into the free list while it is free.
 #[derive(Debug, Clone, Copy)]
-#[repr(align(64))]
 pub struct Order {
     /// Client order id.
     pub order_id: u64,

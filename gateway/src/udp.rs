@@ -99,6 +99,11 @@ impl<P: Port> UdpGateway<P> {
     pub fn port(&self) -> &P {
         &self.port
     }
+
+    /// The port, mutably (traffic injection in benchmarks, diagnostics).
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
 }
 
 impl UdpCore {

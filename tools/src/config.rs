@@ -71,6 +71,13 @@ pub struct ServeConfig {
     pub rx_burst: usize,
     /// Matching engine configuration (`[engine]` table) for `app = "match"`.
     pub engine: Option<peregrine_engine::EngineConfig>,
+    /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
+    #[cfg(feature = "dpdk")]
+    pub dpdk: Option<peregrine_netio::dpdk::DpdkConfig>,
+    /// DPDK gateways (`[dpdk]` table); this build has no DPDK support, so
+    /// starting with one is an error that says how to rebuild.
+    #[cfg(not(feature = "dpdk"))]
+    pub dpdk: Option<toml::Table>,
 }
 
 impl Default for ServeConfig {
@@ -88,6 +95,7 @@ impl Default for ServeConfig {
             max_sessions: 4096,
             rx_burst: 32,
             engine: None,
+            dpdk: None,
         }
     }
 }

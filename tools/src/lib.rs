@@ -12,6 +12,8 @@ pub mod baseline;
 pub mod bench;
 pub mod client;
 pub mod config;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod match_app;
 pub mod pinning;
 pub mod report;

@@ -45,6 +45,10 @@ struct ServeArgs {
     /// TCP (SoupBinTCP) listen address; repeat for more gateways.
     #[arg(long)]
     tcp: Vec<SocketAddr>,
+    /// Serve UDP through DPDK as configured in the config file's [dpdk]
+    /// section (build with `--features dpdk`).
+    #[arg(long)]
+    dpdk: bool,
     /// shared | dedicated.
     #[arg(long)]
     layout: Option<String>,
@@ -169,6 +173,11 @@ struct ClientArgs {
     /// Core to pin the client to.
     #[arg(long)]
     core: Option<usize>,
+    /// Exit non-zero unless every message was acknowledged exactly once and
+    /// the acknowledged global sequence numbers are gap-free (use when this
+    /// client is the server's only sender).
+    #[arg(long)]
+    verify: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -212,12 +221,16 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     for t in &h.tcp {
         println!("listening tcp {t} (SoupBinTCP)");
     }
+    for d in &h.dpdk {
+        println!("listening {d} (MoldUDP64 over DPDK)");
+    }
     println!(
         "layout {} cores {:?} idle {} app {:?}",
         cfg.layout, cfg.cores, cfg.idle, cfg.app
     );
     let stop = h.stop_flag();
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("installing signal handler")?;
+    println!("peregrine ready");
     let (report, _) = h.wait()?;
     print!("{}", server::format_report(&report));
     Ok(())
@@ -238,6 +251,7 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
         warmup: l.warmup(),
         flow: l.flow,
         core: a.core,
+        keep_global_seqs: a.verify,
         ..ClientConfig::new(transport, server)
     };
     let r = client::run(&cfg)?;
@@ -282,6 +296,33 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     if let Some(p) = &l.hgrm {
         std::fs::write(p, hgrm(h))?;
     }
+    if a.verify {
+        anyhow::ensure!(r.sent > 0, "verify: nothing was sent");
+        anyhow::ensure!(r.lost() == 0, "verify: {} messages never acknowledged", r.lost());
+        anyhow::ensure!(
+            r.recorder.duplicates == 0,
+            "verify: {} duplicate acks",
+            r.recorder.duplicates
+        );
+        anyhow::ensure!(
+            r.recorder.rejected == 0,
+            "verify: {} rejects",
+            r.recorder.rejected
+        );
+        let mut g = r.recorder.global_seqs.clone().unwrap_or_default();
+        g.sort_unstable();
+        let first = g.first().copied().unwrap_or(0);
+        let gap_free = g.iter().enumerate().all(|(i, &v)| v == first + i as u64);
+        anyhow::ensure!(
+            gap_free && g.len() as u64 == r.sent,
+            "verify: acknowledged global sequence numbers are not one gap-free run"
+        );
+        println!(
+            "verify: OK, {} messages acknowledged once each, global sequence {first}..={} gap-free",
+            r.sent,
+            first + r.sent - 1
+        );
+    }
     Ok(())
 }
 
@@ -289,7 +330,8 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
     let transport = match a.transport.as_str() {
         "udp" => TransportKind::Udp,
         "tcp" => TransportKind::Tcp,
-        o => anyhow::bail!("unknown transport {o:?} (udp, tcp)"),
+        "dpdk-ring" => return run_dpdk_ring_bench(a),
+        o => anyhow::bail!("unknown transport {o:?} (udp, tcp, dpdk-ring)"),
     };
     let mut server_cfg = match &a.config {
         Some(p) => ServeConfig::from_file(p)?,
@@ -320,6 +362,74 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
     };
     bench::run(&cfg)?;
     Ok(())
+}
+
+/// `bench --transport dpdk-ring --throughput`: the DPDK path's software
+/// cost on one core, then the kernel UDP path in the same run.
+#[cfg(feature = "dpdk")]
+fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
+    let l = &a.load;
+    anyhow::ensure!(l.throughput, "--transport dpdk-ring measures --throughput only");
+    let two = pinning::core_count() >= 2;
+    let core = a.server_core.unwrap_or(if two { 1 } else { 0 });
+    let duration = l.duration;
+    let d = std::thread::Builder::new()
+        .name("dpdk-ring".into())
+        .spawn(move || peregrine_tools::dpdk::run_dpdk_ring(duration, core, 32))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("dpdk-ring thread panicked"))??;
+    eprintln!("dpdk-ring done; now the kernel UDP path for comparison");
+    let kernel = bench::run(&BenchConfig {
+        transport: TransportKind::Udp,
+        mode: Mode::Throughput { window: l.window },
+        sessions: l.sessions,
+        batch: 14,
+        duration,
+        warmup: l.warmup(),
+        flow: FlowKind::Echo,
+        connect: None,
+        no_baseline: true,
+        server: ServeConfig::default(),
+        client_core: a.client_core.or(if two { Some(0) } else { None }),
+        server_core: Some(core),
+        idle: "spin".parse().map_err(anyhow::Error::msg)?,
+        json: None,
+        hgrm: None,
+    })?;
+    let kernel_tp = kernel["throughput_msgs_per_s"].as_f64().unwrap_or(0.0);
+    let json = serde_json::json!({
+        "transport": "dpdk-ring",
+        "mode": "throughput",
+        "messages_sent": d.sent,
+        "messages_acked": d.acked,
+        "lost": 0,
+        "throughput_msgs_per_s": d.throughput().round(),
+        "cycles_per_message": (d.cycles_per_message * 10.0).round() / 10.0,
+        "reply_frames_looped_and_dropped": d.replies_looped,
+        "kernel_udp_throughput_msgs_per_s": kernel_tp,
+        "dpdk_to_kernel_ratio": if kernel_tp > 0.0 { (d.throughput() / kernel_tp * 100.0).round() / 100.0 } else { 0.0 },
+    });
+    println!(
+        "\ndpdk-ring (one core, net_ring vdev, full rx -> gateway -> sequencer -> ack -> tx path):\n  \
+         {:.0} msgs/s, {:.1} cycles/msg over {:.1} s ({} msgs)\nkernel UDP on loopback, same run (client + server, 2 cores): {:.0} msgs/s\nratio dpdk-ring / kernel UDP: {:.2}",
+        d.throughput(),
+        d.cycles_per_message,
+        d.secs,
+        d.acked,
+        kernel_tp,
+        if kernel_tp > 0.0 { d.throughput() / kernel_tp } else { 0.0 }
+    );
+    if let Some(p) = &l.json {
+        std::fs::write(p, serde_json::to_string_pretty(&json)? + "\n")?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk_ring_bench(_: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this peregrine was built without DPDK: `cargo run --release --features peregrine-tools/dpdk --bin peregrine -- bench --transport dpdk-ring --throughput` (needs libdpdk-dev)"
+    )
 }
 
 fn main() -> anyhow::Result<()> {

@@ -55,6 +55,7 @@ impl MatchApp {
 struct WireSink<'s, 'o> {
     out: &'s mut ReplySink<'o>,
     origin: u32,
+    msg_type: u8,
     global_seq: u64,
     client_seq: u64,
     client_ts_ns: u64,
@@ -73,7 +74,7 @@ impl ReportSink for WireSink<'_, '_> {
                 self.client_seq,
                 self.gateway_rx_ns,
             );
-            j.rejected_type = 0;
+            j.rejected_type = self.msg_type;
             j.global_seq = U64::new(self.global_seq);
             j.client_ts_ns = U64::new(self.client_ts_ns);
             j.order_id = U64::new(r.order_id);
@@ -179,6 +180,7 @@ impl Application for MatchApp {
                 let mut sink = WireSink {
                     out,
                     origin: session,
+                    msg_type: m.msg[0],
                     global_seq: m.global_seq,
                     client_seq: m.client_seq,
                     client_ts_ns,

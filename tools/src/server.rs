@@ -37,6 +37,8 @@ pub struct ServerHandle {
     pub udp: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp: Vec<SocketAddr>,
+    /// DPDK gateways, described.
+    pub dpdk: Vec<String>,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<anyhow::Result<(ServerReport, ServerApp)>>>,
 }
@@ -108,6 +110,8 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut id: u16 = 0;
+    #[allow(unused_mut)]
+    let mut dpdk: Vec<String> = Vec::new();
     for addr in &cfg.udp {
         let port = UdpPort::bind(*addr, udp_opts).with_context(|| format!("UDP gateway on {addr}"))?;
         udp.push(peregrine_netio::Port::local_addr(&port));
@@ -123,6 +127,15 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
         gateways.push(Box::new(TcpGateway::new(id, port, g, opts)));
         seq_rings.push(s);
         id += 1;
+    }
+    #[cfg(feature = "dpdk")]
+    if let Some(d) = &cfg.dpdk {
+        let (gws, rings) = crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, opts)?;
+        for g in &gws {
+            dpdk.push(g.describe());
+        }
+        gateways.extend(gws);
+        seq_rings.extend(rings);
     }
     let app = match cfg.app {
         AppKind::Echo => ServerApp::Echo(EchoApp::new()),
@@ -144,6 +157,7 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     Ok(ServerHandle {
         udp,
         tcp,
+        dpdk,
         stop,
         join: Some(join),
     })

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p peregrine-benches --bin engine-vs-peers -- --json FILE
-//!     [--ops N] [--resting N] [--runs N]
+//!     [--ops N] [--resting N] [--runs N] [--peer-runs N]
 //! ```
 //!
 //! Method:
@@ -16,7 +16,9 @@
 //!   modify call (`orderbook-rs`) or cancel + new limit (`lobster`, which has
 //!   no modify), counted as one operation.
 //! * Throughput: a fresh book per run, the whole flow applied in a tight loop
-//!   timed by one `Instant` pair; `ops_per_s` is the median over `--runs`.
+//!   timed by one `Instant` pair; `ops_per_s` is the median over `--runs`
+//!   (default 3) for ours and `--peer-runs` (default 1: the peers are an
+//!   order of magnitude slower, and the run should stay short) for each peer.
 //! * Latency (ours): another fresh run with an `Instant` pair around every
 //!   operation. The median cost of an empty `Instant` pair, measured first,
 //!   is subtracted from each sample (floored at 0), so the figures are the
@@ -32,7 +34,7 @@ use peregrine_engine::{
     Command, CountingSink, Engine, EngineConfig, OrderKind, ReportKind, ReportSink, Side,
 };
 
-const DEFAULT_OPS: usize = 2_000_000;
+const DEFAULT_OPS: usize = 1_000_000;
 const DEFAULT_RUNS: usize = 3;
 
 struct Args {
@@ -40,6 +42,7 @@ struct Args {
     ops: usize,
     resting: usize,
     runs: usize,
+    peer_runs: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         ops: DEFAULT_OPS,
         resting: FlowConfig::standard().resting_target,
         runs: DEFAULT_RUNS,
+        peer_runs: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,9 +66,10 @@ fn parse_args() -> Result<Args, String> {
             "--ops" => args.ops = number(value()?)?,
             "--resting" => args.resting = number(value()?)?,
             "--runs" => args.runs = number(value()?)?.max(1),
+            "--peer-runs" => args.peer_runs = number(value()?)?.max(1),
             "-h" | "--help" => {
                 return Err(
-                    "usage: engine-vs-peers [--json FILE] [--ops N] [--resting N] [--runs N]"
+                    "usage: engine-vs-peers [--json FILE] [--ops N] [--resting N] [--runs N] [--peer-runs N]"
                         .into(),
                 )
             }
@@ -109,11 +114,7 @@ fn ours_throughput(config: &EngineConfig, flow: &OrderFlow) -> (f64, CountingSin
         engine.apply(black_box(command), &mut sink);
     }
     let elapsed = start.elapsed();
-    (
-        ops_per_s(flow.commands.len(), elapsed),
-        black_box(sink),
-        engine,
-    )
+    (ops_per_s(flow.commands.len(), elapsed), black_box(sink), engine)
 }
 
 /// Median cost of an empty `Instant` pair, in ns.
@@ -159,9 +160,7 @@ fn ours_latency(
         let t0 = Instant::now();
         engine.apply(black_box(command), &mut sink);
         let t1 = Instant::now();
-        let ns = ((t1 - t0).as_nanos() as u64)
-            .saturating_sub(overhead)
-            .max(1);
+        let ns = ((t1 - t0).as_nanos() as u64).saturating_sub(overhead).max(1);
         all.saturating_record(ns);
         by_kind[kind_index(command)].saturating_record(ns);
     }
@@ -207,9 +206,8 @@ fn lobster_ops(flow: &OrderFlow, commands: &[Command]) -> Vec<Vec<lobster::Order
             Command::Replace(replace) => {
                 let detail = details.next().copied();
                 let id = lobster_id(replace.session, replace.order_id);
-                let (side, qty) = detail.map_or((Side::Buy, replace.new_quantity), |d| {
-                    (d.side, d.new_leaves)
-                });
+                let (side, qty) =
+                    detail.map_or((Side::Buy, replace.new_quantity), |d| (d.side, d.new_leaves));
                 vec![
                     lobster::OrderType::Cancel { id },
                     lobster::OrderType::Limit {
@@ -430,7 +428,7 @@ fn main() {
     let lobster_setup = lobster_ops(&OrderFlow::default(), &flow.setup);
     let lobster_flow = lobster_ops(&flow, &flow.commands);
     let lobster_rate = median(
-        (0..args.runs)
+        (0..args.peer_runs)
             .map(|_| lobster_throughput(args.resting, &lobster_setup, &lobster_flow))
             .collect(),
     );
@@ -438,7 +436,7 @@ fn main() {
     let ob_flow = orderbook_rs_ops(&flow, &flow.commands);
     let mut ob_failed = 0;
     let ob_rate = median(
-        (0..args.runs)
+        (0..args.peer_runs)
             .map(|_| {
                 let (rate, failed) = orderbook_rs_throughput(&ob_setup, &ob_flow);
                 ob_failed = failed;
@@ -460,9 +458,7 @@ fn main() {
         sink.reports,
         fills.0 / 2,
     );
-    println!(
-        "timer overhead subtracted from latency samples: {overhead} ns (median empty Instant pair)"
-    );
+    println!("timer overhead subtracted from latency samples: {overhead} ns (median empty Instant pair)");
     println!();
     println!("{:<14} {:>14} {:>10}", "engine", "ops/s", "vs ours");
     println!("{:<14} {:>14.0} {:>10}", "peregrine", ours, "1.00x");
@@ -521,6 +517,7 @@ fn main() {
                 "market": mix.markets,
             },
             "runs": args.runs,
+            "peer_runs": args.peer_runs,
             "timer_overhead_ns": overhead,
         });
         let text = serde_json::to_string_pretty(&json).expect("json");

@@ -1,0 +1,779 @@
+//! The gateway session layer under a scripted, in-memory network.
+//!
+//! The input is a small configuration (ring capacity, bursts, session table
+//! size, ...) followed by a script of operations: UDP datagrams (raw bytes,
+//! or MoldUDP64 packets built from a few parameter bytes), TCP connection
+//! events and stream chunks (raw, or SoupBinTCP logins and data), and polls
+//! that run parts of one shared-layout round. A `UdpGateway` (gateway 0) and
+//! a `TcpGateway` (gateway 1) own fake ports that hand those events out and
+//! check every reply they are asked to send; a real `Sequencer` runs
+//! `EchoApp` behind a wrapper that checks the sequenced stream.
+//!
+//! The fake ports keep the `Port` contract as the kernel ports do: `recv`
+//! clears the batch; a slot is reopened only after its `Closed` event with a
+//! new generation; `close` makes a later `recv` report `Closed`.
+
+use crate::Bytes;
+use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
+use peregrine_netio::{ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES};
+use peregrine_sequencer::wire::message::{
+    classify_inbound, Ack, Echo, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
+};
+use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
+use peregrine_sequencer::wire::soupbintcp::{self, kind, parse_packet, SoupPacket};
+use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Connection slots the script uses; slot [`PROBE_CONN`] is kept for the
+/// final liveness probe.
+pub(crate) const CONNS: u32 = 4;
+const PROBE_CONN: u32 = 7;
+/// UDP sources the script uses.
+const ADDRS: u8 = 4;
+/// Most operations decoded from one input.
+const MAX_OPS: usize = 512;
+/// Bound on polls while draining; reaching it means a livelock.
+const MAX_DRAIN_ROUNDS: usize = 200_000;
+/// Rounds in a row with no work at all while events are still pending
+/// before we call it a stall (the state cannot change any more).
+const STALL_ROUNDS: usize = 4;
+
+/// Gateway sizing and the sequencer's batch limit, from the first 4 bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub ring_capacity: usize,
+    pub rx_burst: usize,
+    pub tx_burst: usize,
+    pub max_sessions: usize,
+    pub seq_batch: usize,
+    pub reply_burst: usize,
+    pub per_recv: usize,
+}
+
+impl Config {
+    pub(crate) fn decode(r: &mut Bytes<'_>) -> Config {
+        let (c0, c1, c2, c3) = (r.u8(), r.u8(), r.u8(), r.u8());
+        Config {
+            ring_capacity: 1 << (1 + c0 % 8),
+            rx_burst: 1 + usize::from(c1 % 8),
+            tx_burst: 1 + usize::from((c1 >> 3) % 4),
+            max_sessions: 1 + usize::from(c2 % 4),
+            seq_batch: 1 + usize::from((c2 >> 2) % 16),
+            reply_burst: 1 + usize::from(c3 % 32),
+            per_recv: 1 + usize::from(c3 >> 5),
+        }
+    }
+
+    /// The 4 bytes that decode to this configuration (fields must be in
+    /// range).
+    pub(crate) fn encode(&self) -> [u8; 4] {
+        let c0 = self.ring_capacity.trailing_zeros() as u8 - 1;
+        let c1 = (self.rx_burst - 1) as u8 | ((self.tx_burst - 1) as u8) << 3;
+        let c2 = (self.max_sessions - 1) as u8 | ((self.seq_batch - 1) as u8) << 2;
+        let c3 = (self.reply_burst - 1) as u8 | ((self.per_recv - 1) as u8) << 5;
+        [c0, c1, c2, c3]
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ring_capacity: 64,
+            rx_burst: 8,
+            tx_burst: 4,
+            max_sessions: 4,
+            seq_batch: 16,
+            reply_burst: 32,
+            per_recv: 8,
+        }
+    }
+}
+
+/// A block kind (byte): 0–3 Echo, 4 NewOrder, 5 wrong length, 6 a
+/// server→client type, 7 a bad layout version. Higher bits vary contents.
+pub(crate) fn block(kind: u8) -> Vec<u8> {
+    let mut m = Echo::new(u64::from(kind) * 1_000, u64::from(kind)).as_bytes().to_vec();
+    match kind % 8 {
+        0..=3 => {}
+        4 => m[0] = MessageType::NewOrder as u8,
+        5 => m.truncate(usize::from(kind) % MESSAGE_LEN),
+        6 => m[0] = MessageType::Ack as u8,
+        _ => m[1] = LAYOUT_VERSION.wrapping_add(1 + kind / 8),
+    }
+    m
+}
+
+/// One scripted step.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// Raw datagram from source `from` (0–3; 4 = a non-address peer).
+    UdpRaw { from: u8, bytes: Vec<u8> },
+    /// A MoldUDP64 packet from `from` for session `session` (0–3) with
+    /// client sequence `seq`: `blocks` kinds (see [`block`]), or a
+    /// heartbeat when empty, or end of session.
+    UdpMold { from: u8, session: u8, seq: u8, blocks: Vec<u8>, end_of_session: bool },
+    /// Connection slot `conn` opens (closing first if open).
+    TcpOpen { conn: u8 },
+    /// Connection slot `conn` closes (peer hung up).
+    TcpClose { conn: u8 },
+    /// A raw stream chunk on `conn`.
+    TcpRaw { conn: u8, bytes: Vec<u8> },
+    /// A Login Request on `conn`: username `user` (0–3), session `session`
+    /// (0–2, 3 = blank: the username), split in two chunks at `split`.
+    TcpLogin { conn: u8, user: u8, session: u8, split: u8 },
+    /// Unsequenced Data packets with `blocks` kinds, streamed in chunks of
+    /// `chunk` bytes (1–2048).
+    TcpData { conn: u8, blocks: Vec<u8>, chunk: u16 },
+    /// `rounds` polls (1–16) skipping the parts `skip` says: bit 0 UDP
+    /// receive, bit 1 TCP receive, bit 2 sequencer, bit 3 transmit.
+    Poll { skip: u8, rounds: u8 },
+}
+
+impl Op {
+    fn decode(r: &mut Bytes<'_>) -> Op {
+        let op = r.u8();
+        let arg = op >> 3;
+        match op & 7 {
+            0 => {
+                let n = usize::from(r.u16()) % (SLOT_BYTES + 1);
+                Op::UdpRaw {
+                    from: arg % (ADDRS + 1),
+                    bytes: r.take(n).to_vec(),
+                }
+            }
+            1 => {
+                let seq = r.u8();
+                let shape = r.u8();
+                let n = usize::from(shape % 24);
+                Op::UdpMold {
+                    from: arg % ADDRS,
+                    session: (arg >> 2) % 4,
+                    seq,
+                    blocks: r.take(n).to_vec(),
+                    end_of_session: shape == 0xff,
+                }
+            }
+            2 => Op::TcpOpen { conn: arg % CONNS as u8 },
+            3 => Op::TcpClose { conn: arg % CONNS as u8 },
+            4 => {
+                let n = usize::from(r.u16()) % (SLOT_BYTES + 1);
+                Op::TcpRaw {
+                    conn: arg % CONNS as u8,
+                    bytes: r.take(n).to_vec(),
+                }
+            }
+            5 => {
+                let sel = r.u8();
+                Op::TcpLogin {
+                    conn: arg % CONNS as u8,
+                    user: sel % 4,
+                    session: (sel >> 2) % 4,
+                    split: r.u8(),
+                }
+            }
+            6 => {
+                let n = 1 + usize::from(r.u8() % 20);
+                let blocks = r.take(n).to_vec();
+                Op::TcpData {
+                    conn: arg % CONNS as u8,
+                    blocks,
+                    chunk: r.u16(),
+                }
+            }
+            _ => Op::Poll {
+                skip: arg & 0xf,
+                rounds: arg >> 4,
+            },
+        }
+    }
+
+    /// Appends the bytes that decode to this op (fields must be in range).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Op::UdpRaw { from, bytes } => {
+                out.push(from << 3);
+                out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+            Op::UdpMold {
+                from,
+                session,
+                seq,
+                blocks,
+                end_of_session,
+            } => {
+                out.push(1 | (from | session << 2) << 3);
+                out.push(*seq);
+                out.push(if *end_of_session { 0xff } else { blocks.len() as u8 });
+                out.extend_from_slice(if *end_of_session { &[] } else { blocks });
+            }
+            Op::TcpOpen { conn } => out.push(2 | conn << 3),
+            Op::TcpClose { conn } => out.push(3 | conn << 3),
+            Op::TcpRaw { conn, bytes } => {
+                out.push(4 | conn << 3);
+                out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+            Op::TcpLogin {
+                conn,
+                user,
+                session,
+                split,
+            } => {
+                out.extend_from_slice(&[5 | conn << 3, user | session << 2, *split]);
+            }
+            Op::TcpData { conn, blocks, chunk } => {
+                out.extend_from_slice(&[6 | conn << 3, (blocks.len() - 1) as u8]);
+                out.extend_from_slice(blocks);
+                out.extend_from_slice(&chunk.to_le_bytes());
+            }
+            Op::Poll { skip, rounds } => out.push(7 | (skip | rounds << 4) << 3),
+        }
+    }
+}
+
+/// A whole script as fuzz input bytes.
+pub(crate) fn encode(cfg: &Config, ops: &[Op]) -> Vec<u8> {
+    let mut out = cfg.encode().to_vec();
+    for op in ops {
+        op.encode(&mut out);
+    }
+    out
+}
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1 + i], 40_000 + u16::from(i)))
+}
+
+fn session_field(i: u8) -> SessionName {
+    match i % 4 {
+        3 => [0xff, 0, b' ', b'A', 0x80, 0, 0, 0, 0, 1],
+        i => peregrine_sequencer::wire::moldudp64::session_name(&format!("S{i}")),
+    }
+}
+
+fn mold_packet(seq: u64, session: &SessionName, blocks: &[u8], end_of_session: bool) -> Vec<u8> {
+    let mut p = Vec::with_capacity(SLOT_BYTES);
+    p.extend_from_slice(session);
+    p.extend_from_slice(&seq.to_be_bytes());
+    let count: u16 = if end_of_session { 0xffff } else { blocks.len() as u16 };
+    p.extend_from_slice(&count.to_be_bytes());
+    if !end_of_session {
+        for &k in blocks {
+            let b = block(k);
+            p.extend_from_slice(&(b.len() as u16).to_be_bytes());
+            p.extend_from_slice(&b);
+        }
+    }
+    // A datagram larger than a slot would be truncated by a real port; keep
+    // whole blocks only (the count then overstates: a framing error, fine).
+    p.truncate(SLOT_BYTES);
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Fake ports.
+
+#[derive(Default)]
+struct ConnSlot {
+    generation: u32,
+    open: bool,
+}
+
+/// What the gateway was asked to send, checked as it goes.
+#[derive(Default)]
+struct TxCheck {
+    /// UDP: next downstream sequence per (peer, session).
+    udp_next: HashMap<(SocketAddr, SessionName), u64>,
+    /// Last Ack global sequence per UDP (peer, session) or TCP connection.
+    last_ack: HashMap<Peer, HashMap<SessionName, u64>>,
+    acks: u64,
+    rejects: u64,
+    logins_accepted: u64,
+    logins_rejected: u64,
+}
+
+impl TxCheck {
+    fn reply(&mut self, peer: Peer, session: SessionName, msg: &[u8]) {
+        assert_eq!(msg.len(), MESSAGE_LEN, "reply of {} bytes", msg.len());
+        assert_eq!(msg[1], LAYOUT_VERSION);
+        if msg[0] == MessageType::Ack as u8 {
+            let ack = Ack::ref_from_bytes(msg).expect("100 bytes");
+            let g = ack.global_seq.get();
+            assert!(g >= 1, "ack with global sequence 0");
+            let last = self.last_ack.entry(peer).or_default().entry(session).or_insert(0);
+            assert!(g > *last, "acks out of order for {peer:?}: {g} after {last}");
+            *last = g;
+            self.acks += 1;
+        } else if msg[0] == MessageType::Reject as u8 {
+            let r = Reject::ref_from_bytes(msg).expect("100 bytes");
+            assert!((1..=3).contains(&r.reason.get()), "gateway reject reason {}", r.reason.get());
+            self.rejects += 1;
+        } else {
+            panic!("unexpected reply type 0x{:02x}", msg[0]);
+        }
+    }
+
+    fn datagram(&mut self, peer: Peer, data: &[u8]) {
+        let Peer::Addr(a) = peer else {
+            panic!("UDP reply to a non-address peer {peer:?}");
+        };
+        let p = MoldPacket::new_checked(data).expect("reply datagram is valid MoldUDP64");
+        let n = p.count();
+        assert!(n >= 1 && usize::from(n) <= MAX_MESSAGES_PER_PACKET, "reply count {n}");
+        let next = self.udp_next.entry((a, p.session())).or_insert(1);
+        assert_eq!(p.sequence(), *next, "downstream sequence gap for {a}");
+        *next += u64::from(n);
+        for b in p.blocks() {
+            self.reply(peer, p.session(), b);
+        }
+    }
+
+    fn stream(&mut self, peer: Peer, mut data: &[u8]) {
+        assert!(matches!(peer, Peer::Conn(_)), "TCP reply to {peer:?}");
+        assert!(!data.is_empty(), "empty TCP write");
+        while !data.is_empty() {
+            let Ok(Some((p, n))) = parse_packet(data) else {
+                panic!("TCP write is not whole SoupBinTCP packets: {data:?}");
+            };
+            match p {
+                SoupPacket::SequencedData(m) => self.reply(peer, [0; 10], m),
+                SoupPacket::LoginAccepted { .. } => self.logins_accepted += 1,
+                SoupPacket::LoginRejected(_) => self.logins_rejected += 1,
+                other => panic!("gateway sent {other:?}"),
+            }
+            data = &data[n..];
+        }
+    }
+}
+
+#[derive(Default)]
+struct PortState {
+    rx: VecDeque<(Peer, RxEvent, Vec<u8>)>,
+    closed_by_us: Vec<ConnId>,
+    per_recv: usize,
+    conns: Vec<ConnSlot>,
+    tx: TxCheck,
+    counters: PortCounters,
+}
+
+impl PortState {
+    fn pending(&self) -> usize {
+        self.rx.len() + self.closed_by_us.len()
+    }
+
+    fn conn(&mut self, i: u32) -> &mut ConnSlot {
+        let i = i as usize;
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, ConnSlot::default);
+        }
+        &mut self.conns[i]
+    }
+
+    fn id(&mut self, i: u32) -> ConnId {
+        ConnId {
+            index: i,
+            generation: self.conn(i).generation,
+        }
+    }
+
+    fn open(&mut self, i: u32) {
+        self.close_by_peer(i);
+        let c = self.conn(i);
+        c.generation = c.generation.wrapping_add(1);
+        c.open = true;
+        let id = self.id(i);
+        self.rx.push_back((Peer::Conn(id), RxEvent::Opened, Vec::new()));
+    }
+
+    fn close_by_peer(&mut self, i: u32) {
+        if std::mem::take(&mut self.conn(i).open) {
+            let id = self.id(i);
+            self.rx.push_back((Peer::Conn(id), RxEvent::Closed, Vec::new()));
+        }
+    }
+
+    fn data(&mut self, i: u32, bytes: &[u8]) {
+        let id = self.id(i);
+        for c in bytes.chunks(SLOT_BYTES) {
+            self.rx.push_back((Peer::Conn(id), RxEvent::Data, c.to_vec()));
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FakePort {
+    transport: Transport,
+    state: Arc<Mutex<PortState>>,
+}
+
+impl FakePort {
+    fn new(transport: Transport, per_recv: usize) -> Self {
+        FakePort {
+            transport,
+            state: Arc::new(Mutex::new(PortState {
+                per_recv,
+                ..PortState::default()
+            })),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, PortState> {
+        // A poisoned lock means an assertion already failed in this input.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Port for FakePort {
+    fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9000))
+    }
+
+    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
+        batch.clear();
+        let mut s = self.state();
+        while !batch.is_full() {
+            let Some(&id) = s.closed_by_us.first() else { break };
+            batch.push_event(Peer::Conn(id), RxEvent::Closed);
+            s.closed_by_us.remove(0);
+        }
+        let limit = s.per_recv.min(batch.capacity());
+        while batch.len() < limit {
+            let Some((peer, ev, bytes)) = s.rx.pop_front() else { break };
+            let ok = match ev {
+                RxEvent::Data => batch.push(peer, &bytes),
+                e => batch.push_event(peer, e),
+            };
+            assert!(ok, "fake port built an oversize entry");
+            s.counters.rx_packets += 1;
+        }
+        Ok(batch.len())
+    }
+
+    fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
+        let mut s = self.state();
+        let n = batch.len();
+        for i in 0..n {
+            let (peer, _, data) = batch.get(i);
+            match self.transport {
+                Transport::Datagram => s.tx.datagram(peer, data),
+                Transport::Stream => s.tx.stream(peer, data),
+            }
+            s.counters.tx_packets += 1;
+            s.counters.tx_bytes += data.len() as u64;
+        }
+        batch.clear();
+        Ok(n)
+    }
+
+    fn close(&mut self, peer: Peer) {
+        let Peer::Conn(id) = peer else { return };
+        let mut s = self.state();
+        let c = s.conn(id.index);
+        if c.open && c.generation == id.generation {
+            c.open = false;
+            s.closed_by_us.push(id);
+        }
+    }
+
+    fn counters(&self) -> PortCounters {
+        self.state().counters
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The application wrapper.
+
+/// `EchoApp` behind checks on the sequenced stream.
+struct CheckedApp {
+    inner: EchoApp,
+    next_global: u64,
+    /// TCP client sequence (implicit, per session) must increase.
+    tcp_client_seq: HashMap<u32, u64>,
+}
+
+impl Application for CheckedApp {
+    fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
+        assert_eq!(m.global_seq, self.next_global, "global sequence not gap-free");
+        self.next_global += 1;
+        assert!(classify_inbound(m.msg).is_ok(), "an invalid message was sequenced");
+        assert!(m.origin.gateway <= 1, "origin gateway {}", m.origin.gateway);
+        if m.origin.gateway == 1 {
+            let last = self.tcp_client_seq.entry(m.origin.index).or_insert(0);
+            assert!(m.client_seq > *last, "TCP client sequence went {last} -> {}", m.client_seq);
+            *last = m.client_seq;
+        }
+        self.inner.on_message(m, out);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+struct World {
+    udp_port: FakePort,
+    tcp_port: FakePort,
+    udp: UdpGateway<FakePort>,
+    tcp: TcpGateway<FakePort>,
+    seq: Sequencer<CheckedApp>,
+}
+
+impl World {
+    fn new(cfg: &Config) -> World {
+        let (udp_rings, udp_seq) = ring_pair(cfg.ring_capacity).expect("power of two");
+        let (tcp_rings, tcp_seq) = ring_pair(cfg.ring_capacity).expect("power of two");
+        let opts = GatewayOptions {
+            rx_burst: cfg.rx_burst,
+            tx_burst: cfg.tx_burst,
+            reply_burst: cfg.reply_burst,
+            max_sessions: cfg.max_sessions,
+        };
+        let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
+        let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);
+        let app = CheckedApp {
+            inner: EchoApp::new(),
+            next_global: 1,
+            tcp_client_seq: HashMap::new(),
+        };
+        World {
+            udp: UdpGateway::new(0, udp_port.clone(), udp_rings, opts),
+            tcp: TcpGateway::new(1, tcp_port.clone(), tcp_rings, opts),
+            udp_port,
+            tcp_port,
+            seq: Sequencer::new(vec![udp_seq, tcp_seq], app, 1, cfg.seq_batch),
+        }
+    }
+
+    fn accepted(&self) -> u64 {
+        self.udp.counters().accepted + self.tcp.counters().accepted
+    }
+
+    /// One shared-layout round; returns the work done.
+    fn round(&mut self, skip: u8) -> usize {
+        let mut work = 0;
+        if skip & 1 == 0 {
+            work += self.udp.poll_rx();
+        }
+        if skip & 2 == 0 {
+            work += self.tcp.poll_rx();
+        }
+        if skip & 4 == 0 {
+            work += self.seq.poll();
+        }
+        if skip & 8 == 0 {
+            work += self.udp.poll_tx();
+            work += self.tcp.poll_tx();
+        }
+        let sequenced = self.seq.counters().sequenced;
+        assert!(sequenced <= self.accepted(), "sequenced {sequenced} > accepted");
+        work
+    }
+
+    fn pending(&self) -> usize {
+        self.udp_port.state().pending() + self.tcp_port.state().pending()
+    }
+
+    /// Polls until a round does nothing and nothing is pending.
+    fn drain(&mut self) {
+        let mut idle = 0;
+        for _ in 0..MAX_DRAIN_ROUNDS {
+            if self.round(0) > 0 {
+                idle = 0;
+                continue;
+            }
+            let pending = self.pending();
+            if pending == 0 {
+                return;
+            }
+            idle += 1;
+            assert!(idle < STALL_ROUNDS, "stalled: {pending} events pending, no progress");
+        }
+        panic!("no quiescence after {MAX_DRAIN_ROUNDS} rounds (livelock)");
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::UdpRaw { from, bytes } => {
+                let peer = if *from < ADDRS {
+                    Peer::Addr(addr(*from))
+                } else {
+                    Peer::NONE
+                };
+                self.udp_port.state().rx.push_back((peer, RxEvent::Data, bytes.clone()));
+            }
+            Op::UdpMold {
+                from,
+                session,
+                seq,
+                blocks,
+                end_of_session,
+            } => {
+                let p = mold_packet(u64::from(*seq), &session_field(*session), blocks, *end_of_session);
+                let peer = Peer::Addr(addr(*from));
+                self.udp_port.state().rx.push_back((peer, RxEvent::Data, p));
+            }
+            Op::TcpOpen { conn } => self.tcp_port.state().open(u32::from(*conn)),
+            Op::TcpClose { conn } => self.tcp_port.state().close_by_peer(u32::from(*conn)),
+            Op::TcpRaw { conn, bytes } => self.tcp_port.state().data(u32::from(*conn), bytes),
+            Op::TcpLogin {
+                conn,
+                user,
+                session,
+                split,
+            } => {
+                let mut b = [0u8; 49];
+                let name = if *session == 3 {
+                    String::new()
+                } else {
+                    format!("T{session}")
+                };
+                soupbintcp::write_login_request(&mut b, &format!("u{user}"), "pw", &name, 0);
+                let cut = usize::from(*split) % b.len();
+                let mut s = self.tcp_port.state();
+                for part in [&b[..cut], &b[cut..]] {
+                    if !part.is_empty() {
+                        s.data(u32::from(*conn), part);
+                    }
+                }
+            }
+            Op::TcpData { conn, blocks, chunk } => {
+                let mut stream = Vec::new();
+                let mut frame = [0u8; 2 + 1 + MESSAGE_LEN];
+                for &k in blocks {
+                    let m = block(k);
+                    let n = soupbintcp::write_packet(&mut frame, kind::UNSEQUENCED_DATA, &m).expect("fits");
+                    stream.extend_from_slice(&frame[..n]);
+                }
+                let chunk = 1 + usize::from(*chunk) % SLOT_BYTES;
+                let mut s = self.tcp_port.state();
+                for c in stream.chunks(chunk) {
+                    s.data(u32::from(*conn), c);
+                }
+            }
+            Op::Poll { skip, rounds } => {
+                for _ in 0..=*rounds {
+                    self.round(*skip);
+                }
+            }
+        }
+    }
+
+    /// End-of-run checks, after a drain.
+    fn check_totals(&self) {
+        let sc = self.seq.counters();
+        let (u, t) = (self.udp.counters(), self.tcp.counters());
+        assert_eq!(u.accepted + t.accepted, sc.sequenced, "accepted != sequenced");
+        assert_eq!(self.seq.app().inner.acked(), sc.sequenced);
+        assert_eq!(self.seq.app().next_global, sc.sequenced + 1);
+        assert_eq!(self.seq.next_seq(), sc.sequenced + 1);
+        assert_eq!(sc.replies, sc.sequenced, "EchoApp answers every message once");
+        assert_eq!(sc.replies_misrouted, 0);
+        assert_eq!(self.seq.held_back(), 0);
+        for (name, c) in [("udp", u), ("tcp", t)] {
+            assert_eq!(c.rx_messages, c.accepted + c.rejected(), "{name}: messages neither accepted nor rejected");
+        }
+        // UDP peers are always routable: every ack and reject left.
+        let us = self.udp_port.state();
+        assert_eq!(u.replies_unroutable, 0);
+        assert_eq!(us.tx.acks, u.accepted, "udp: acks sent != accepted");
+        assert_eq!(us.tx.rejects, u.rejected(), "udp: rejects sent != rejected");
+        assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies);
+        // TCP replies either left or were counted unroutable.
+        let ts = self.tcp_port.state();
+        assert_eq!(ts.tx.acks + ts.tx.rejects, t.tx_replies);
+        assert_eq!(t.tx_replies + t.replies_unroutable, t.accepted + t.rejected(), "tcp: replies lost");
+        assert_eq!(ts.tx.logins_accepted, t.logins);
+        assert_eq!(ts.tx.logins_rejected, t.logins_rejected);
+    }
+
+    /// Both gateways still read their ports: a heartbeat on each must be
+    /// counted.
+    fn probe(&mut self) {
+        let (hu, ht) = (self.udp.counters().heartbeats, self.tcp.counters().heartbeats);
+        let hb = mold_packet(0, &session_field(0), &[], false);
+        self.udp_port.state().rx.push_back((Peer::Addr(addr(0)), RxEvent::Data, hb));
+        {
+            let mut s = self.tcp_port.state();
+            s.open(PROBE_CONN);
+            s.data(PROBE_CONN, &[0, 1, kind::CLIENT_HEARTBEAT]);
+        }
+        self.drain();
+        assert_eq!(self.udp.counters().heartbeats, hu + 1, "UDP gateway no longer reads its port");
+        assert_eq!(self.tcp.counters().heartbeats, ht + 1, "TCP gateway no longer reads its port");
+    }
+}
+
+pub(crate) fn run(data: &[u8]) {
+    let mut r = Bytes::new(data);
+    let cfg = Config::decode(&mut r);
+    let mut ops = Vec::new();
+    while !r.is_empty() && ops.len() < MAX_OPS {
+        ops.push(Op::decode(&mut r));
+    }
+    let mut w = World::new(&cfg);
+    for op in &ops {
+        w.apply(op);
+    }
+    w.drain();
+    w.check_totals();
+    w.probe();
+    w.check_totals();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_ops_round_trip_through_bytes() {
+        let cfg = Config {
+            ring_capacity: 8,
+            rx_burst: 3,
+            tx_burst: 2,
+            max_sessions: 2,
+            seq_batch: 5,
+            reply_burst: 7,
+            per_recv: 4,
+        };
+        let ops = vec![
+            Op::UdpMold {
+                from: 1,
+                session: 2,
+                seq: 9,
+                blocks: vec![0, 5, 6],
+                end_of_session: false,
+            },
+            Op::TcpOpen { conn: 3 },
+            Op::TcpLogin {
+                conn: 3,
+                user: 1,
+                session: 3,
+                split: 10,
+            },
+            Op::TcpData {
+                conn: 3,
+                blocks: vec![1, 2],
+                chunk: 50,
+            },
+            Op::Poll { skip: 4, rounds: 2 },
+        ];
+        let bytes = encode(&cfg, &ops);
+        let mut r = Bytes::new(&bytes);
+        let d = Config::decode(&mut r);
+        assert_eq!(format!("{d:?}"), format!("{cfg:?}"));
+        let mut back = Vec::new();
+        while !r.is_empty() {
+            back.push(Op::decode(&mut r));
+        }
+        assert_eq!(format!("{back:?}"), format!("{ops:?}"));
+        run(&bytes);
+    }
+}
