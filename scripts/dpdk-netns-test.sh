@@ -14,11 +14,12 @@
 #
 # Environment (all optional):
 #   SERVER_CMD   server command; {CONFIG} is replaced by the path of a TOML
-#                file with a [dpdk] section. Default: the dpdk_echo example:
-#                "<example> serve --config {CONFIG}". For Peregrine itself:
-#                SERVER_CMD='target/release/peregrine serve --dpdk --config {CONFIG}'
+#                file with a [dpdk] section. Default: Peregrine itself,
+#                "target/release/peregrine serve --dpdk --config {CONFIG}".
 #   CLIENT_CMD   client command run in ns-b; {ADDR} -> 198.18.0.1:9000 and
-#                {COUNT} -> $COUNT. Default: "<example> client --server {ADDR} --count {COUNT}".
+#                {COUNT} -> $COUNT. Default: "peregrine client --udp {ADDR}
+#                --rate COUNT --duration 1s ... --verify" (COUNT messages).
+#   USE_EXAMPLE  1: test the bare DpdkPort with the dpdk_echo example instead.
 #   CONFIG_EXTRA extra TOML appended to the generated config (other sections).
 #   READY_PATTERN  text the server prints once serving (default "ready").
 #   DRIVERS      "af_packet af_xdp" (default) or a subset.
@@ -36,7 +37,8 @@ UDP_PORT=9000
 COUNT=${COUNT:-2000}
 DRIVERS=${DRIVERS:-"af_packet af_xdp"}
 SERVER_LCORE=${SERVER_LCORE:-0}
-READY_PATTERN=${READY_PATTERN:-ready}
+READY_PATTERN_SET=${READY_PATTERN:-}
+READY_PATTERN=${READY_PATTERN:-peregrine ready}
 CONFIG_EXTRA=${CONFIG_EXTRA:-}
 
 log() { printf '[dpdk-netns] %s\n' "$*"; }
@@ -67,13 +69,25 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -z ${SERVER_CMD:-} || -z ${CLIENT_CMD:-} ]]; then
+if [[ ${USE_EXAMPLE:-0} == 1 ]]; then
     log "building the dpdk_echo example (release)"
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
     (cd "$ROOT" && cargo build --release --quiet -p peregrine-netio --features dpdk --example dpdk_echo)
     EXAMPLE=$CARGO_TARGET_DIR/release/examples/dpdk_echo
     SERVER_CMD=${SERVER_CMD:-"$EXAMPLE serve --config {CONFIG}"}
     CLIENT_CMD=${CLIENT_CMD:-"$EXAMPLE client --server {ADDR} --count {COUNT}"}
+    READY_PATTERN=${READY_PATTERN_SET:-ready}
+elif [[ -z ${SERVER_CMD:-} || -z ${CLIENT_CMD:-} ]]; then
+    # Default: Peregrine itself, the real gateway and sequencer on the DPDK
+    # port, and the real UDP client simulator in ns-b, which exits non-zero
+    # unless every message was acknowledged once with gap-free global
+    # sequence numbers.
+    log "building peregrine with DPDK (release)"
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    (cd "$ROOT" && cargo build --release --quiet --features peregrine-tools/dpdk --bin peregrine)
+    BIN=$CARGO_TARGET_DIR/release/peregrine
+    SERVER_CMD=${SERVER_CMD:-"$BIN serve --dpdk --config {CONFIG}"}
+    CLIENT_CMD=${CLIENT_CMD:-"$BIN client --udp {ADDR} --rate $((COUNT)) --duration 1s --warmup 0s --sessions 2 --batch 2 --verify"}
 fi
 
 setup_netns() {
@@ -146,7 +160,7 @@ TOML
 
     [[ $rc -eq 0 ]] || die "[$name] client reported missing/duplicate/corrupt echoes (rc $rc)"
     [[ $neigh == *"lladdr $va_mac"* ]] || die "[$name] ns-b did not learn $IP_A -> $va_mac via ARP"
-    log "[$name] PASS: $COUNT datagrams echoed, ARP answered by the DPDK port"
+    log "[$name] PASS: client verified every message acknowledged, gap-free; ARP answered by the DPDK port"
 }
 
 passed=0

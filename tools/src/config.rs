@@ -136,10 +136,19 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.layout()?;
         self.idle()?;
-        if self.udp.is_empty() && self.tcp.is_empty() {
+        if self.udp.is_empty() && self.tcp.is_empty() && self.dpdk.is_none() {
             return Err(ConfigError::Invalid(
                 "listen addresses",
-                "give at least one --udp or --tcp".into(),
+                "give at least one --udp or --tcp, or a [dpdk] section".into(),
+            ));
+        }
+        #[cfg(not(feature = "dpdk"))]
+        if self.dpdk.is_some() {
+            return Err(ConfigError::Invalid(
+                "[dpdk]",
+                "this peregrine was built without DPDK; rebuild with `--features peregrine-tools/dpdk` \
+                 after `apt-get install libdpdk-dev pkg-config libclang-dev`"
+                    .into(),
             ));
         }
         if self.ring_capacity < 2 || !self.ring_capacity.is_power_of_two() {

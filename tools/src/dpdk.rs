@@ -45,15 +45,22 @@ pub fn dpdk_gateways(
     Ok((gws, rings))
 }
 
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const SERVER_PORT: u16 = 9000;
-const CLIENT_PORT: u16 = 9001;
+/// The server's IP in the dpdk-ring run and tests.
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The simulated client's IP.
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The server's UDP port.
+pub const SERVER_PORT: u16 = 9000;
+/// The simulated client's UDP port.
+pub const CLIENT_PORT: u16 = 9001;
 
 /// Offset of the MoldUDP64 sequence field in an injected frame.
-const MOLD_SEQ_AT: usize = 14 + 20 + 8 + 10;
+pub const MOLD_SEQ_AT: usize = 14 + 20 + 8 + 10;
 
-fn client_frame(mac: EthernetAddress) -> Vec<u8> {
+/// A client frame to (`SERVER_IP`, `SERVER_PORT`) carrying one MoldUDP64
+/// packet of 14 Echo messages (tags 0..14) for session `PG00000000`,
+/// sequence 1 (rewrite it at [`MOLD_SEQ_AT`]), without UDP checksum.
+pub fn client_frame(mac: EthernetAddress) -> Vec<u8> {
     let mut payload = [0u8; 1472];
     let name = crate::client::udp::client_session_name(0);
     let mut b = MoldBuilder::new(&mut payload, &name, 1).expect("buffer holds a header");

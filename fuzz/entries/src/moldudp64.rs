@@ -102,7 +102,7 @@ fn build(data: &[u8]) {
     let limit = cap.min(MAX_PAYLOAD);
     let mut len = HEADER_LEN;
     let mut pushed: Vec<Vec<u8>> = Vec::new();
-    let filler: Vec<u8> = (0..=255u8).cycle().take(1600).collect();
+    let filler: Vec<u8> = (0..=255u8).cycle().take(1600 + 256).collect();
     let mut steps = 0;
     while !r.is_empty() && steps < 256 {
         steps += 1;

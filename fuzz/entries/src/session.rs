@@ -128,7 +128,7 @@ pub(crate) enum Op {
     /// Unsequenced Data packets with `blocks` kinds, streamed in chunks of
     /// `chunk` bytes (1–2048).
     TcpData { conn: u8, blocks: Vec<u8>, chunk: u16 },
-    /// `rounds` polls (1–16) skipping the parts `skip` says: bit 0 UDP
+    /// `rounds + 1` polls (1–16) skipping the parts `skip` says: bit 0 UDP
     /// receive, bit 1 TCP receive, bit 2 sequencer, bit 3 transmit.
     Poll { skip: u8, rounds: u8 },
 }
@@ -186,7 +186,7 @@ impl Op {
             }
             _ => Op::Poll {
                 skip: arg & 0xf,
-                rounds: arg >> 4,
+                rounds: r.u8() % 16,
             },
         }
     }
@@ -231,7 +231,7 @@ impl Op {
                 out.extend_from_slice(blocks);
                 out.extend_from_slice(&chunk.to_le_bytes());
             }
-            Op::Poll { skip, rounds } => out.push(7 | (skip | rounds << 4) << 3),
+            Op::Poll { skip, rounds } => out.extend_from_slice(&[7 | skip << 3, *rounds]),
         }
     }
 }
@@ -712,6 +712,10 @@ impl World {
 }
 
 pub(crate) fn run(data: &[u8]) {
+    run_world(data);
+}
+
+fn run_world(data: &[u8]) -> World {
     let mut r = Bytes::new(data);
     let cfg = Config::decode(&mut r);
     let mut ops = Vec::new();
@@ -726,6 +730,7 @@ pub(crate) fn run(data: &[u8]) {
     w.check_totals();
     w.probe();
     w.check_totals();
+    w
 }
 
 #[cfg(test)]
@@ -775,5 +780,38 @@ mod tests {
         }
         assert_eq!(format!("{back:?}"), format!("{ops:?}"));
         run(&bytes);
+    }
+
+    /// The harness really drives traffic end to end.
+    #[test]
+    fn scripts_reach_the_sequencer_and_back() {
+        let ops = [
+            Op::UdpMold {
+                from: 0,
+                session: 0,
+                seq: 1,
+                blocks: vec![0; 14],
+                end_of_session: false,
+            },
+            Op::TcpOpen { conn: 0 },
+            Op::TcpLogin {
+                conn: 0,
+                user: 0,
+                session: 0,
+                split: 3,
+            },
+            Op::TcpData {
+                conn: 0,
+                blocks: vec![0, 1, 5],
+                chunk: 10,
+            },
+        ];
+        let w = run_world(&encode(&Config::default(), &ops));
+        let (u, t) = (w.udp.counters(), w.tcp.counters());
+        assert_eq!((u.accepted, t.accepted, t.rejected(), t.logins), (14, 2, 1, 1));
+        assert_eq!(w.seq.counters().sequenced, 16);
+        assert_eq!(w.udp_port.state().tx.acks, 14);
+        assert_eq!((w.tcp_port.state().tx.acks, w.tcp_port.state().tx.rejects), (2, 1));
+        assert_eq!((u.heartbeats, t.heartbeats), (1, 1), "the probes");
     }
 }
