@@ -35,6 +35,10 @@ pub struct GatewayRings {
 /// The sequencer's ends of one gateway's ring pair.
 pub type SequencerRings = (Consumer<InboundSlot>, Producer<OutboundSlot>);
 
+/// Gateways ready to run, and the sequencer's ends of their rings, in the
+/// same order.
+pub type GatewaySet = (Vec<Box<dyn GatewayLoop>>, Vec<SequencerRings>);
+
 /// Creates one gateway's ring pair, each of `capacity` slots (power of two).
 pub fn ring_pair(capacity: usize) -> Result<(GatewayRings, SequencerRings), RingError> {
     let (ip, ic) = ring::<InboundSlot>(capacity)?;

@@ -104,11 +104,7 @@ fn main() {
 
     // The shim, compiled with DPDK's exact flags.
     let mut build = cc::Build::new();
-    build
-        .file("shim.c")
-        .include(".")
-        .opt_level(3)
-        .warnings(true);
+    build.file("shim.c").include(".").opt_level(3).warnings(true);
     for f in &cflags {
         build.flag(f);
     }

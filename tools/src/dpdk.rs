@@ -31,18 +31,29 @@ pub fn dpdk_gateways(
     first_id: u16,
     ring_capacity: usize,
     opts: GatewayOptions,
-) -> anyhow::Result<(Vec<Box<dyn GatewayLoop>>, Vec<peregrine_gateway::SequencerRings>)> {
+) -> anyhow::Result<(peregrine_gateway::GatewaySet, Vec<String>)> {
     cfg.validate()?;
     let eal = Eal::init(&cfg.eal_args)?;
     let ports = DpdkPort::open_all(eal, cfg)?;
     let mut gws: Vec<Box<dyn GatewayLoop>> = Vec::new();
     let mut rings = Vec::new();
+    let mut described = Vec::new();
     for (i, p) in ports.into_iter().enumerate() {
+        described.push(format!(
+            "dpdk port {} queue {} mac {} ip {}:{} link {:?} tx checksum offload (ipv4, udp) {:?}",
+            p.port_id(),
+            p.queue(),
+            p.mac(),
+            cfg.ip,
+            cfg.udp_port,
+            p.link().ok(),
+            p.tx_checksum_offload()
+        ));
         let (g, s) = ring_pair(ring_capacity)?;
         gws.push(Box::new(UdpGateway::new(first_id + i as u16, p, g, opts)));
         rings.push(s);
     }
-    Ok((gws, rings))
+    Ok(((gws, rings), described))
 }
 
 /// The server's IP in the dpdk-ring run and tests.

@@ -130,10 +130,8 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     }
     #[cfg(feature = "dpdk")]
     if let Some(d) = &cfg.dpdk {
-        let (gws, rings) = crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, opts)?;
-        for g in &gws {
-            dpdk.push(g.describe());
-        }
+        let ((gws, rings), described) = crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, opts)?;
+        dpdk.extend(described);
         gateways.extend(gws);
         seq_rings.extend(rings);
     }

@@ -16,7 +16,15 @@ use zerocopy::FromBytes;
 #[test]
 fn frames_in_acks_out_through_gateway_and_sequencer() {
     let eal_args: Vec<String> = [
-        "-l", "0", "--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--vdev=net_ring0", "--log-level=warning",
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-shconf",
+        "--no-pci",
+        "--vdev=net_ring0",
+        "--log-level=warning",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -60,7 +68,11 @@ fn frames_in_acks_out_through_gateway_and_sequencer() {
     }
     gw.poll_tx();
     assert_eq!(seq.counters().sequenced, 70);
-    assert_eq!(gw.port_counters().rx_not_for_us, 5, "the five truncated frames, counted");
+    assert_eq!(
+        gw.port_counters().rx_not_for_us,
+        5,
+        "the five truncated frames, counted"
+    );
     assert_eq!(gw.counters().accepted, 70);
     assert_eq!(gw.counters().tx_replies, 70);
 
@@ -77,7 +89,12 @@ fn frames_in_acks_out_through_gateway_and_sequencer() {
             let mold = MoldPacket::new_checked(udp.payload()).expect("MoldUDP64");
             for (k, b) in mold.blocks().enumerate() {
                 let a = Ack::read_from_bytes(b).expect("ack");
-                acks.push((mold.sequence() + k as u64, a.client_seq.get(), a.global_seq.get(), a.client_tag.get()));
+                acks.push((
+                    mold.sequence() + k as u64,
+                    a.client_seq.get(),
+                    a.global_seq.get(),
+                    a.client_tag.get(),
+                ));
             }
         });
     }

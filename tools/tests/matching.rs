@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use peregrine_sequencer::wire::message::{
-    ExecReport, MessageType, NewOrder, LAYOUT_VERSION, MESSAGE_LEN, ENGINE_REASON_BASE,
+    ExecReport, MessageType, NewOrder, ENGINE_REASON_BASE, LAYOUT_VERSION, MESSAGE_LEN,
 };
 use peregrine_tools::config::{AppKind, ServeConfig};
 use std::time::Duration;
@@ -47,22 +47,36 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
 
     // Maker rests a sell of 10 @ 100 over UDP.
     let maker = udp_client();
-    maker.send_to(&mold("MAKER", 1, &[&order(7, 2, 100, 10, 111)]), srv.udp[0]).unwrap();
+    maker
+        .send_to(&mold("MAKER", 1, &[&order(7, 2, 100, 10, 111)]), srv.udp[0])
+        .unwrap();
     let r = recv_blocks(&maker, 1, Duration::from_secs(5));
     let acc = report(&r[0].1);
     assert_eq!(acc.msg_type, MessageType::Accepted as u8);
-    assert_eq!((acc.order_id.get(), acc.client_seq.get(), acc.client_ts_ns.get()), (7, 1, 111));
-    assert_eq!((acc.price.get(), acc.quantity.get(), acc.leaves.get()), (100, 10, 10));
+    assert_eq!(
+        (acc.order_id.get(), acc.client_seq.get(), acc.client_ts_ns.get()),
+        (7, 1, 111)
+    );
+    assert_eq!(
+        (acc.price.get(), acc.quantity.get(), acc.leaves.get()),
+        (100, 10, 10)
+    );
 
     // Taker buys 4 @ 101 over TCP: accepted, then a fill at the maker's price.
     let mut taker = SoupClient::login(srv.tcp[0], "TAKER");
     taker.send_message(&order(1, 1, 101, 4, 222));
     let a = report(&taker.next_reply(Duration::from_secs(5)).unwrap());
     assert_eq!(a.msg_type, MessageType::Accepted as u8);
-    assert_eq!((a.order_id.get(), a.client_seq.get(), a.client_ts_ns.get()), (1, 1, 222));
+    assert_eq!(
+        (a.order_id.get(), a.client_seq.get(), a.client_ts_ns.get()),
+        (1, 1, 222)
+    );
     let f = report(&taker.next_reply(Duration::from_secs(5)).unwrap());
     assert_eq!(f.msg_type, MessageType::Fill as u8);
-    assert_eq!((f.price.get(), f.quantity.get(), f.leaves.get(), f.liquidity), (100, 4, 0, 2));
+    assert_eq!(
+        (f.price.get(), f.quantity.get(), f.leaves.get(), f.liquidity),
+        (100, 4, 0, 2)
+    );
     let match_id = f.match_id.get();
     assert!(match_id > 0);
 
@@ -70,10 +84,22 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
     let r = recv_blocks(&maker, 1, Duration::from_secs(5));
     let mf = report(&r[0].1);
     assert_eq!(mf.msg_type, MessageType::Fill as u8);
-    assert_eq!((mf.order_id.get(), mf.price.get(), mf.quantity.get(), mf.leaves.get()), (7, 100, 4, 6));
+    assert_eq!(
+        (
+            mf.order_id.get(),
+            mf.price.get(),
+            mf.quantity.get(),
+            mf.leaves.get()
+        ),
+        (7, 100, 4, 6)
+    );
     assert_eq!((mf.liquidity, mf.match_id.get()), (1, match_id));
     assert_eq!(mf.client_seq.get(), 0, "the maker did not send this input");
-    assert_eq!(mf.global_seq.get(), f.global_seq.get(), "both fills come from the same input");
+    assert_eq!(
+        mf.global_seq.get(),
+        f.global_seq.get(),
+        "both fills come from the same input"
+    );
 
     // An order for an unknown instrument is rejected with the engine's code.
     let mut bad = order(2, 1, 100, 1, 333);
@@ -81,7 +107,10 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
     taker.send_message(&bad);
     let j = as_reject(&taker.next_reply(Duration::from_secs(5)).unwrap()).expect("a Reject");
     assert_eq!(j.reason.get(), ENGINE_REASON_BASE + 1);
-    assert_eq!((j.order_id.get(), j.client_seq.get(), j.rejected_type), (2, 2, b'O'));
+    assert_eq!(
+        (j.order_id.get(), j.client_seq.get(), j.rejected_type),
+        (2, 2, b'O')
+    );
     assert!(j.global_seq.get() > 0, "engine rejects are sequenced");
 
     // A side outside the enumeration never reaches the engine.
@@ -113,7 +142,11 @@ fn order_flow_through_the_simulator_loses_nothing() {
             TransportKind::Tcp => cfg.tcp = vec![lo()],
         }
         let srv = peregrine_tools::server::start(&cfg).unwrap();
-        let addr = if t == TransportKind::Udp { srv.udp[0] } else { srv.tcp[0] };
+        let addr = if t == TransportKind::Udp {
+            srv.udp[0]
+        } else {
+            srv.tcp[0]
+        };
         let r = client::run(&ClientConfig {
             sessions: 4,
             mode: Mode::Rate(20_000.0),
@@ -126,7 +159,10 @@ fn order_flow_through_the_simulator_loses_nothing() {
         .unwrap();
         assert!(r.sent > 1000);
         assert_eq!(r.lost(), 0, "{t:?}: every order answered");
-        assert!(r.recorder.reports > r.sent, "{t:?}: fills add reports beyond one per order");
+        assert!(
+            r.recorder.reports > r.sent,
+            "{t:?}: fills add reports beyond one per order"
+        );
         let (report, _) = srv.stop().unwrap();
         assert_eq!(report.sequencer.sequenced, r.sent);
     }

@@ -69,7 +69,10 @@ pub(crate) fn run(data: &[u8]) {
     let r = Reject::for_block(data, 7, 11, 13);
     assert_eq!(r.rejected_type, data.first().copied().unwrap_or(0));
     assert_eq!(r.client_ts_ns.get(), ts);
-    assert_eq!((r.reason.get(), r.client_seq.get(), r.gateway_rx_ns.get()), (7, 11, 13));
+    assert_eq!(
+        (r.reason.get(), r.client_seq.get(), r.gateway_rx_ns.get()),
+        (7, 11, 13)
+    );
     assert_eq!(r.msg_type, MessageType::Reject as u8);
     assert_eq!(r.as_bytes().len(), MESSAGE_LEN);
 

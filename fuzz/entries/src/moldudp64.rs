@@ -20,8 +20,16 @@ fn parse(data: &[u8]) {
     };
     let blocks: Vec<&[u8]> = p.blocks().collect();
     let framed: usize = blocks.iter().map(|b| 2 + b.len()).sum();
-    assert_eq!(HEADER_LEN + framed, data.len(), "blocks must cover the packet exactly");
-    let expected = if p.is_end_of_session() { 0 } else { usize::from(p.count()) };
+    assert_eq!(
+        HEADER_LEN + framed,
+        data.len(),
+        "blocks must cover the packet exactly"
+    );
+    let expected = if p.is_end_of_session() {
+        0
+    } else {
+        usize::from(p.count())
+    };
     assert_eq!(blocks.len(), expected, "block count");
     assert_eq!(p.is_heartbeat(), p.count() == HEARTBEAT);
     assert_eq!(p.is_end_of_session(), p.count() == END_OF_SESSION);

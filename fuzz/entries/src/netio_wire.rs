@@ -1,8 +1,8 @@
 //! Ethernet / ARP / IPv4 / UDP header invariants.
 
 use peregrine_netio::wire::{
-    checksum, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet,
-    Ipv4Repr, UdpPacket, UdpRepr, WireError,
+    checksum, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr,
+    UdpPacket, UdpRepr, WireError,
 };
 use std::net::Ipv4Addr;
 
@@ -40,7 +40,11 @@ fn reference_sum(data: &[u8]) -> u16 {
 
 fn checksums(data: &[u8]) {
     let s = checksum::data(data);
-    assert_eq!(s, reference_sum(data), "checksum::data differs from the reference");
+    assert_eq!(
+        s,
+        reference_sum(data),
+        "checksum::data differs from the reference"
+    );
     // Sums of even-length pieces combine into the sum of the whole.
     let cut = (data.first().copied().unwrap_or(0) as usize * 2).min(data.len() & !1);
     let (a, b) = data.split_at(cut);
@@ -55,7 +59,11 @@ fn ethernet(eth: &EthernetFrame<&[u8]>, data: &[u8]) {
     let et = u16::from_be_bytes([data[12], data[13]]);
     assert_eq!(u16::from(r.ethertype), et);
     assert_eq!(EtherType::from(et), r.ethertype);
-    let _ = (r.src_addr.to_string(), r.dst_addr.is_broadcast(), r.dst_addr.is_unicast());
+    let _ = (
+        r.src_addr.to_string(),
+        r.dst_addr.is_broadcast(),
+        r.dst_addr.is_unicast(),
+    );
     let mut out = [0u8; 14];
     r.emit(&mut EthernetFrame::new_unchecked(&mut out[..]));
     assert_eq!(&out[..], &data[..14]);
@@ -66,7 +74,13 @@ fn arp(data: &[u8]) {
         assert!(data.len() < 28);
         return;
     };
-    let _ = (p.hardware_type(), p.protocol_type(), p.hardware_len(), p.protocol_len(), p.operation());
+    let _ = (
+        p.hardware_type(),
+        p.protocol_type(),
+        p.hardware_len(),
+        p.protocol_len(),
+        p.operation(),
+    );
     match ArpRepr::parse(&p) {
         Ok(r) => {
             let mut out = [0u8; 28];
@@ -110,11 +124,24 @@ fn ipv4(data: &[u8]) {
             assert_eq!(p.version(), 4);
             assert!(!p.more_frags() && p.frag_offset() == 0);
             assert_eq!(r.payload_len, tl - hl);
-            assert_eq!((r.src_addr, r.dst_addr, r.ttl), (p.src_addr(), p.dst_addr(), p.ttl()));
-            assert_eq!(checked, if verified { Ok(r) } else { Err(WireError::BadChecksum) });
+            assert_eq!(
+                (r.src_addr, r.dst_addr, r.ttl),
+                (p.src_addr(), p.dst_addr(), p.ttl())
+            );
+            assert_eq!(
+                checked,
+                if verified {
+                    Ok(r)
+                } else {
+                    Err(WireError::BadChecksum)
+                }
+            );
             // emit → parse gives the same meaning back.
             let mut out = vec![0u8; Ipv4Repr::HEADER_LEN + r.payload_len];
-            r.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), ChecksumMode::Compute);
+            r.emit(
+                &mut Ipv4Packet::new_unchecked(&mut out[..]),
+                ChecksumMode::Compute,
+            );
             let q = Ipv4Packet::new_checked(&out[..]).expect("emitted header checks");
             assert_eq!(Ipv4Repr::parse(&q, true), Ok(r));
             udp(p.payload(), r.src_addr, r.dst_addr);
@@ -156,13 +183,23 @@ fn udp(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     let payload = p.payload();
     for mode in [ChecksumMode::Compute, ChecksumMode::Skip, ChecksumMode::Offload] {
         let mut out = vec![0u8; 8 + payload.len()];
-        r.emit(&mut UdpPacket::new_unchecked(&mut out[..]), src, dst, payload, mode);
+        r.emit(
+            &mut UdpPacket::new_unchecked(&mut out[..]),
+            src,
+            dst,
+            payload,
+            mode,
+        );
         let q = UdpPacket::new_checked(&out[..]).expect("emitted datagram checks");
         assert_eq!(q.payload(), payload);
         match mode {
             ChecksumMode::Compute => {
                 assert_ne!(q.checksum(), 0, "a computed checksum is never sent as 0");
-                assert_eq!(UdpRepr::parse(&q, src, dst, true), Ok(r), "computed checksum fails");
+                assert_eq!(
+                    UdpRepr::parse(&q, src, dst, true),
+                    Ok(r),
+                    "computed checksum fails"
+                );
             }
             ChecksumMode::Skip => assert_eq!(UdpRepr::parse(&q, src, dst, true), Ok(r)),
             ChecksumMode::Offload => assert_eq!(UdpRepr::parse(&q, src, dst, false), Ok(r)),

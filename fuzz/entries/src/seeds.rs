@@ -4,8 +4,8 @@
 
 use crate::session::{self, Config, Op};
 use peregrine_netio::wire::{
-    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 use peregrine_sequencer::wire::message::{
     Ack, Cancel, Echo, ExecReport, MessageType, NewOrder, Reject, Replace, LAYOUT_VERSION,
@@ -13,9 +13,7 @@ use peregrine_sequencer::wire::message::{
 use peregrine_sequencer::wire::moldudp64::{
     session_name, write_header_only, MoldBuilder, END_OF_SESSION, HEADER_LEN, HEARTBEAT,
 };
-use peregrine_sequencer::wire::soupbintcp::{
-    kind, write_login_accepted, write_login_request, write_packet,
-};
+use peregrine_sequencer::wire::soupbintcp::{kind, write_login_accepted, write_login_request, write_packet};
 use std::net::Ipv4Addr;
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -133,7 +131,11 @@ fn moldudp64() -> Named {
     v.push(("order-kinds".into(), mold(7, &kinds, 2048)));
     v.push((
         "odd-lengths".into(),
-        mold(3, &[vec![], vec![1], vec![2; 99], vec![3; 101], vec![4; 255]], 2048),
+        mold(
+            3,
+            &[vec![], vec![1], vec![2; 99], vec![3; 101], vec![4; 255]],
+            2048,
+        ),
     ));
     v.push(("many-empty-blocks".into(), mold(0, &vec![vec![]; 200], 2048)));
     v.push(("one-big-block".into(), mold(0, &[vec![0x5a; 1450]], 2048)));
@@ -153,12 +155,20 @@ fn moldudp64() -> Named {
     v.push(("end-of-session-with-block".into(), eos_trailing));
     v.push(("count-fffe".into(), mold_raw(0xfffe, &[&[]])));
     v.push(("empty".into(), vec![]));
-    v.push(("block-len-ffff".into(), mold_raw(1, &[&[0u8; 0]]).into_iter().chain([0xff]).collect()));
+    v.push((
+        "block-len-ffff".into(),
+        mold_raw(1, &[&[0u8; 0]]).into_iter().chain([0xff]).collect(),
+    ));
     // Builder-script shaped inputs (first two bytes = buffer size).
     v.push(("builder-small-buffer".into(), vec![19, 0, 1, 2, 3, 4]));
     v.push((
         "builder-mixed".into(),
-        [&[0xc0u8, 0x05][..], &[0; 14], &[0x40, 0x40, 0x3f, 0x81, 0xff, 0xff, 0x07]].concat(),
+        [
+            &[0xc0u8, 0x05][..],
+            &[0; 14],
+            &[0x40, 0x40, 0x3f, 0x81, 0xff, 0xff, 0x07],
+        ]
+        .concat(),
     ));
     v
 }
@@ -182,9 +192,15 @@ fn soupbintcp() -> Named {
         out
     };
     v.push(("login-rejected".into(), pkt(kind::LOGIN_REJECTED, b"A")));
-    v.push(("sequenced-ack".into(), pkt(kind::SEQUENCED_DATA, Ack::empty().as_bytes())));
+    v.push((
+        "sequenced-ack".into(),
+        pkt(kind::SEQUENCED_DATA, Ack::empty().as_bytes()),
+    ));
     v.push(("unsequenced-echo".into(), pkt(kind::UNSEQUENCED_DATA, &echo(5))));
-    v.push(("unsequenced-short".into(), pkt(kind::UNSEQUENCED_DATA, &[1, 2, 3])));
+    v.push((
+        "unsequenced-short".into(),
+        pkt(kind::UNSEQUENCED_DATA, &[1, 2, 3]),
+    ));
     for (n, t) in [
         ("server-heartbeat", kind::SERVER_HEARTBEAT),
         ("client-heartbeat", kind::CLIENT_HEARTBEAT),
@@ -276,12 +292,21 @@ fn udp_frame(payload: &[u8], cksum: ChecksumMode, pad: usize) -> Vec<u8> {
         payload_len: 8 + payload.len(),
         ttl: 64,
     }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]), ChecksumMode::Compute);
+    .emit(
+        &mut Ipv4Packet::new_unchecked(&mut f[14..]),
+        ChecksumMode::Compute,
+    );
     UdpRepr {
         src_port: 40_000,
         dst_port: 9_000,
     }
-    .emit(&mut UdpPacket::new_unchecked(&mut f[34..]), SRC, DST, payload, cksum);
+    .emit(
+        &mut UdpPacket::new_unchecked(&mut f[34..]),
+        SRC,
+        DST,
+        payload,
+        cksum,
+    );
     f
 }
 
@@ -305,7 +330,10 @@ fn netio_wire() -> Named {
     v.push(("udp-mold".into(), udp_frame(&payload, ChecksumMode::Compute, 0)));
     v.push(("udp-no-checksum".into(), udp_frame(b"hi", ChecksumMode::Skip, 0)));
     v.push(("udp-offload".into(), udp_frame(b"hi", ChecksumMode::Offload, 0)));
-    v.push(("udp-empty-padded".into(), udp_frame(&[], ChecksumMode::Compute, 18)));
+    v.push((
+        "udp-empty-padded".into(),
+        udp_frame(&[], ChecksumMode::Compute, 18),
+    ));
     v.push(("udp-odd".into(), udp_frame(b"odd", ChecksumMode::Compute, 1)));
     let big: Vec<u8> = (0..1472u32).map(|i| i as u8).collect();
     v.push(("udp-1472".into(), udp_frame(&big, ChecksumMode::Compute, 0)));
@@ -388,19 +416,31 @@ fn netio_wire() -> Named {
     let mut arp_other = arp_frame(ArpOperation::Unknown(9));
     arp_other[19] = 16; // protocol length 16
     v.push(("arp-unsupported".into(), arp_other));
-    v.push(("arp-short".into(), arp_frame(ArpOperation::Request)[..40].to_vec()));
+    v.push((
+        "arp-short".into(),
+        arp_frame(ArpOperation::Request)[..40].to_vec(),
+    ));
     let mut ipv6 = udp_frame(b"x", ChecksumMode::Compute, 0);
     ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
     v.push(("ethertype-ipv6".into(), ipv6));
     let mut vlan = udp_frame(b"x", ChecksumMode::Compute, 0);
     vlan[12..14].copy_from_slice(&[0x81, 0x00]);
     v.push(("ethertype-vlan".into(), vlan));
-    v.push(("eth-header-only".into(), udp_frame(&[], ChecksumMode::Compute, 0)[..14].to_vec()));
+    v.push((
+        "eth-header-only".into(),
+        udp_frame(&[], ChecksumMode::Compute, 0)[..14].to_vec(),
+    ));
     v.push(("eth-13".into(), vec![0xff; 13]));
     v.push(("empty".into(), vec![]));
     // A bare IPv4 packet and a bare UDP datagram (layers fuzzed alone).
-    v.push(("bare-ipv4".into(), udp_frame(b"bare", ChecksumMode::Compute, 0)[14..].to_vec()));
-    v.push(("bare-udp".into(), udp_frame(b"bare", ChecksumMode::Skip, 0)[34..].to_vec()));
+    v.push((
+        "bare-ipv4".into(),
+        udp_frame(b"bare", ChecksumMode::Compute, 0)[14..].to_vec(),
+    ));
+    v.push((
+        "bare-udp".into(),
+        udp_frame(b"bare", ChecksumMode::Skip, 0)[34..].to_vec(),
+    ));
     v
 }
 
@@ -449,7 +489,11 @@ fn session() -> Named {
         ("empty-script", d, vec![]),
         ("udp-one-echo", d, vec![mold_op(0, 0, 1, &[0]), poll()]),
         ("udp-fourteen", d, vec![mold_op(1, 1, 1, &[0; 14]), poll()]),
-        ("udp-mixed-blocks", d, vec![mold_op(0, 0, 5, &[0, 5, 6, 7, 4, 13, 0]), poll()]),
+        (
+            "udp-mixed-blocks",
+            d,
+            vec![mold_op(0, 0, 5, &[0, 5, 6, 7, 4, 13, 0]), poll()],
+        ),
         (
             "udp-heartbeat-and-eos",
             d,
@@ -483,7 +527,10 @@ fn session() -> Named {
         (
             "udp-many-sessions",
             cfg(64, 2),
-            (0..4).map(|i| mold_op(i, i, 1, &[0, 1])).chain([poll()]).collect(),
+            (0..4)
+                .map(|i| mold_op(i, i, 1, &[0, 1]))
+                .chain([poll()])
+                .collect(),
         ),
         (
             "udp-weird-session-name",

@@ -16,7 +16,9 @@
 use crate::Bytes;
 use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
-use peregrine_netio::{ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES};
+use peregrine_netio::{
+    ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES,
+};
 use peregrine_sequencer::wire::message::{
     classify_inbound, Ack, Echo, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
 };
@@ -96,7 +98,9 @@ impl Default for Config {
 /// A block kind (byte): 0–3 Echo, 4 NewOrder, 5 wrong length, 6 a
 /// server→client type, 7 a bad layout version. Higher bits vary contents.
 pub(crate) fn block(kind: u8) -> Vec<u8> {
-    let mut m = Echo::new(u64::from(kind) * 1_000, u64::from(kind)).as_bytes().to_vec();
+    let mut m = Echo::new(u64::from(kind) * 1_000, u64::from(kind))
+        .as_bytes()
+        .to_vec();
     match kind % 8 {
         0..=3 => {}
         4 => m[0] = MessageType::NewOrder as u8,
@@ -115,7 +119,13 @@ pub(crate) enum Op {
     /// A MoldUDP64 packet from `from` for session `session` (0–3) with
     /// client sequence `seq`: `blocks` kinds (see [`block`]), or a
     /// heartbeat when empty, or end of session.
-    UdpMold { from: u8, session: u8, seq: u8, blocks: Vec<u8>, end_of_session: bool },
+    UdpMold {
+        from: u8,
+        session: u8,
+        seq: u8,
+        blocks: Vec<u8>,
+        end_of_session: bool,
+    },
     /// Connection slot `conn` opens (closing first if open).
     TcpOpen { conn: u8 },
     /// Connection slot `conn` closes (peer hung up).
@@ -124,7 +134,12 @@ pub(crate) enum Op {
     TcpRaw { conn: u8, bytes: Vec<u8> },
     /// A Login Request on `conn`: username `user` (0–3), session `session`
     /// (0–2, 3 = blank: the username), split in two chunks at `split`.
-    TcpLogin { conn: u8, user: u8, session: u8, split: u8 },
+    TcpLogin {
+        conn: u8,
+        user: u8,
+        session: u8,
+        split: u8,
+    },
     /// Unsequenced Data packets with `blocks` kinds, streamed in chunks of
     /// `chunk` bytes (1–2048).
     TcpData { conn: u8, blocks: Vec<u8>, chunk: u16 },
@@ -157,8 +172,12 @@ impl Op {
                     end_of_session: shape == 0xff,
                 }
             }
-            2 => Op::TcpOpen { conn: arg % CONNS as u8 },
-            3 => Op::TcpClose { conn: arg % CONNS as u8 },
+            2 => Op::TcpOpen {
+                conn: arg % CONNS as u8,
+            },
+            3 => Op::TcpClose {
+                conn: arg % CONNS as u8,
+            },
             4 => {
                 let n = usize::from(r.u16()) % (SLOT_BYTES + 1);
                 Op::TcpRaw {
@@ -260,7 +279,11 @@ fn mold_packet(seq: u64, session: &SessionName, blocks: &[u8], end_of_session: b
     let mut p = Vec::with_capacity(SLOT_BYTES);
     p.extend_from_slice(session);
     p.extend_from_slice(&seq.to_be_bytes());
-    let count: u16 = if end_of_session { 0xffff } else { blocks.len() as u16 };
+    let count: u16 = if end_of_session {
+        0xffff
+    } else {
+        blocks.len() as u16
+    };
     p.extend_from_slice(&count.to_be_bytes());
     if !end_of_session {
         for &k in blocks {
@@ -311,7 +334,11 @@ impl TxCheck {
             self.acks += 1;
         } else if msg[0] == MessageType::Reject as u8 {
             let r = Reject::ref_from_bytes(msg).expect("100 bytes");
-            assert!((1..=3).contains(&r.reason.get()), "gateway reject reason {}", r.reason.get());
+            assert!(
+                (1..=3).contains(&r.reason.get()),
+                "gateway reject reason {}",
+                r.reason.get()
+            );
             self.rejects += 1;
         } else {
             panic!("unexpected reply type 0x{:02x}", msg[0]);
@@ -324,7 +351,10 @@ impl TxCheck {
         };
         let p = MoldPacket::new_checked(data).expect("reply datagram is valid MoldUDP64");
         let n = p.count();
-        assert!(n >= 1 && usize::from(n) <= MAX_MESSAGES_PER_PACKET, "reply count {n}");
+        assert!(
+            n >= 1 && usize::from(n) <= MAX_MESSAGES_PER_PACKET,
+            "reply count {n}"
+        );
         let next = self.udp_next.entry((a, p.session())).or_insert(1);
         assert_eq!(p.sequence(), *next, "downstream sequence gap for {a}");
         *next += u64::from(n);
@@ -447,7 +477,9 @@ impl Port for FakePort {
         }
         let limit = s.per_recv.min(batch.capacity());
         while batch.len() < limit {
-            let Some((peer, ev, bytes)) = s.rx.pop_front() else { break };
+            let Some((peer, ev, bytes)) = s.rx.pop_front() else {
+                break;
+            };
             let ok = match ev {
                 RxEvent::Data => batch.push(peer, &bytes),
                 e => batch.push_event(peer, e),
@@ -504,11 +536,18 @@ impl Application for CheckedApp {
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
         assert_eq!(m.global_seq, self.next_global, "global sequence not gap-free");
         self.next_global += 1;
-        assert!(classify_inbound(m.msg).is_ok(), "an invalid message was sequenced");
+        assert!(
+            classify_inbound(m.msg).is_ok(),
+            "an invalid message was sequenced"
+        );
         assert!(m.origin.gateway <= 1, "origin gateway {}", m.origin.gateway);
         if m.origin.gateway == 1 {
             let last = self.tcp_client_seq.entry(m.origin.index).or_insert(0);
-            assert!(m.client_seq > *last, "TCP client sequence went {last} -> {}", m.client_seq);
+            assert!(
+                m.client_seq > *last,
+                "TCP client sequence went {last} -> {}",
+                m.client_seq
+            );
             *last = m.client_seq;
         }
         self.inner.on_message(m, out);
@@ -594,7 +633,10 @@ impl World {
                 return;
             }
             idle += 1;
-            assert!(idle < STALL_ROUNDS, "stalled: {pending} events pending, no progress");
+            assert!(
+                idle < STALL_ROUNDS,
+                "stalled: {pending} events pending, no progress"
+            );
         }
         panic!("no quiescence after {MAX_DRAIN_ROUNDS} rounds (livelock)");
     }
@@ -607,7 +649,10 @@ impl World {
                 } else {
                     Peer::NONE
                 };
-                self.udp_port.state().rx.push_back((peer, RxEvent::Data, bytes.clone()));
+                self.udp_port
+                    .state()
+                    .rx
+                    .push_back((peer, RxEvent::Data, bytes.clone()));
             }
             Op::UdpMold {
                 from,
@@ -678,7 +723,11 @@ impl World {
         assert_eq!(sc.replies_misrouted, 0);
         assert_eq!(self.seq.held_back(), 0);
         for (name, c) in [("udp", u), ("tcp", t)] {
-            assert_eq!(c.rx_messages, c.accepted + c.rejected(), "{name}: messages neither accepted nor rejected");
+            assert_eq!(
+                c.rx_messages,
+                c.accepted + c.rejected(),
+                "{name}: messages neither accepted nor rejected"
+            );
         }
         // UDP peers are always routable: every ack and reject left.
         let us = self.udp_port.state();
@@ -689,7 +738,11 @@ impl World {
         // TCP replies either left or were counted unroutable.
         let ts = self.tcp_port.state();
         assert_eq!(ts.tx.acks + ts.tx.rejects, t.tx_replies);
-        assert_eq!(t.tx_replies + t.replies_unroutable, t.accepted + t.rejected(), "tcp: replies lost");
+        assert_eq!(
+            t.tx_replies + t.replies_unroutable,
+            t.accepted + t.rejected(),
+            "tcp: replies lost"
+        );
         assert_eq!(ts.tx.logins_accepted, t.logins);
         assert_eq!(ts.tx.logins_rejected, t.logins_rejected);
     }
@@ -699,15 +752,26 @@ impl World {
     fn probe(&mut self) {
         let (hu, ht) = (self.udp.counters().heartbeats, self.tcp.counters().heartbeats);
         let hb = mold_packet(0, &session_field(0), &[], false);
-        self.udp_port.state().rx.push_back((Peer::Addr(addr(0)), RxEvent::Data, hb));
+        self.udp_port
+            .state()
+            .rx
+            .push_back((Peer::Addr(addr(0)), RxEvent::Data, hb));
         {
             let mut s = self.tcp_port.state();
             s.open(PROBE_CONN);
             s.data(PROBE_CONN, &[0, 1, kind::CLIENT_HEARTBEAT]);
         }
         self.drain();
-        assert_eq!(self.udp.counters().heartbeats, hu + 1, "UDP gateway no longer reads its port");
-        assert_eq!(self.tcp.counters().heartbeats, ht + 1, "TCP gateway no longer reads its port");
+        assert_eq!(
+            self.udp.counters().heartbeats,
+            hu + 1,
+            "UDP gateway no longer reads its port"
+        );
+        assert_eq!(
+            self.tcp.counters().heartbeats,
+            ht + 1,
+            "TCP gateway no longer reads its port"
+        );
     }
 }
 
@@ -811,7 +875,10 @@ mod tests {
         assert_eq!((u.accepted, t.accepted, t.rejected(), t.logins), (14, 2, 1, 1));
         assert_eq!(w.seq.counters().sequenced, 16);
         assert_eq!(w.udp_port.state().tx.acks, 14);
-        assert_eq!((w.tcp_port.state().tx.acks, w.tcp_port.state().tx.rejects), (2, 1));
+        assert_eq!(
+            (w.tcp_port.state().tx.acks, w.tcp_port.state().tx.rejects),
+            (2, 1)
+        );
         assert_eq!((u.heartbeats, t.heartbeats), (1, 1), "the probes");
     }
 }

@@ -28,7 +28,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = rd
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     v.sort();
     v
@@ -49,7 +54,12 @@ fn replay(target: &str, inputs: Vec<(String, Vec<u8>)>) -> usize {
             failed.push(format!("{name}: {msg}"));
         }
     }
-    assert!(failed.is_empty(), "{target}: {} of {n} inputs failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {n} inputs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
     n
 }
 
@@ -109,6 +119,9 @@ fn targets_match_the_cargo_fuzz_crate() {
     for n in names {
         let src = std::fs::read_to_string(fuzz_dir().join("fuzz_targets").join(format!("{n}.rs")))
             .expect("fuzz target source");
-        assert!(src.contains(&format!("peregrine_fuzz_entries::{n}(")), "{n}.rs must call its entry");
+        assert!(
+            src.contains(&format!("peregrine_fuzz_entries::{n}(")),
+            "{n}.rs must call its entry"
+        );
     }
 }
