@@ -18,7 +18,10 @@
 //!   batch; crossbeam: a `push` loop, it has no batch API) and the consumer
 //!   drains up to 32 at a time (ours: `available`/`peek`/`advance`/`release`;
 //!   rtrb: `read_chunk`/`commit_all`; crossbeam: a `pop` loop). Reported in
-//!   elements/s.
+//!   elements/s. Before Criterion runs, the three also take turns moving 1M
+//!   items each over 7 rounds and the median rates are printed: on a shared
+//!   2-core VM the same-time ratio is steadier than Criterion's back-to-back
+//!   groups, which can land in different load conditions.
 //!
 //! Every received value is checked (its `client_seq` must be the next
 //! expected), so a queue cannot win by losing or reordering items.
@@ -26,6 +29,7 @@
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,10 @@ const CAPACITY: usize = 1024;
 const BATCH: usize = 32;
 /// Items per Criterion iteration in the throughput group.
 const ITEMS_PER_ITER: u64 = 32 * 1024;
+/// Items per queue per round of the interleaved throughput comparison.
+const INTERLEAVED_ITEMS: u64 = 1 << 20;
+/// Rounds of the interleaved throughput comparison.
+const INTERLEAVED_ROUNDS: usize = 7;
 /// Single round trips timed per queue for the percentile table.
 const PCT_ROUND_TRIPS: u64 = 200_000;
 /// The percentile table's round trips are split into this many interleaved rounds.
@@ -218,13 +226,19 @@ fn rtrb_queue() -> (rtrb::Producer<InboundSlot>, rtrb::Consumer<InboundSlot>) {
 // ---------------------------------------------------------------------------
 // Pinning.
 
+/// The machine's cores, read once before any thread is pinned (a thread
+/// inherits its parent's affinity, so asking later from a spawned thread
+/// would see only the parent's core).
+fn core_ids() -> &'static [core_affinity::CoreId] {
+    static IDS: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    IDS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
 /// Pins the calling thread to core `index` when the machine has at least two
 /// cores; otherwise leaves it unpinned. Returns whether it pinned.
 fn pin(index: usize) -> bool {
-    match core_affinity::get_core_ids() {
-        Some(ids) if ids.len() >= 2 => core_affinity::set_for_current(ids[index]),
-        _ => false,
-    }
+    let ids = core_ids();
+    ids.len() >= 2 && core_affinity::set_for_current(ids[index])
 }
 
 /// A slot with recognisable contents; only `client_seq` changes per item.
@@ -504,11 +518,39 @@ impl<R: Rx> Drop for Stream<R> {
     }
 }
 
+/// Median of a few values.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn throughput(c: &mut Criterion) {
     pin(0);
     let mut ours = Stream::new(peregrine_queue());
     let mut cb = Stream::new(crossbeam_queue());
     let mut rt = Stream::new(rtrb_queue());
+
+    // Same-time comparison outside Criterion: the queues take turns, so load
+    // from elsewhere on the machine hits all three alike.
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let rate = |d: Duration| INTERLEAVED_ITEMS as f64 / d.as_secs_f64() / 1e6;
+    for _ in 0..INTERLEAVED_ROUNDS {
+        rates[0].push(rate(ours.timed(INTERLEAVED_ITEMS)));
+        rates[1].push(rate(cb.timed(INTERLEAVED_ITEMS)));
+        rates[2].push(rate(rt.timed(INTERLEAVED_ITEMS)));
+    }
+    let med: Vec<f64> = rates.into_iter().map(median).collect();
+    println!(
+        "\nring throughput, batches of {BATCH}, {INTERLEAVED_ROUNDS} interleaved rounds of \
+         {INTERLEAVED_ITEMS} items, median M items/s: peregrine {:.1}, crossbeam_array_queue {:.1}, \
+         rtrb {:.1}; peregrine / crossbeam {:.2}, peregrine / rtrb {:.2}\n",
+        med[0],
+        med[1],
+        med[2],
+        med[0] / med[1],
+        med[0] / med[2]
+    );
+
     let mut group = c.benchmark_group("ring_throughput");
     group.throughput(Throughput::Elements(ITEMS_PER_ITER));
     group.bench_function(Kind::Peregrine.name(), |b| {

@@ -26,6 +26,7 @@
 
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};
+use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -48,12 +49,19 @@ const TEMPLATES: usize = 256;
 /// Messages per Criterion iteration.
 const MESSAGES_PER_ITER: u64 = 64 * 1024;
 
-/// Pins the calling thread to core `index` when there are at least two cores.
+/// The machine's cores, read once before any thread is pinned (a thread
+/// inherits its parent's affinity, so asking later from a spawned thread
+/// would see only the parent's core).
+fn core_ids() -> &'static [core_affinity::CoreId] {
+    static IDS: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    IDS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
+/// Pins the calling thread to core `index` when the machine has at least two
+/// cores; otherwise leaves it unpinned. Returns whether it pinned.
 fn pin(index: usize) -> bool {
-    match core_affinity::get_core_ids() {
-        Some(ids) if ids.len() >= 2 => core_affinity::set_for_current(ids[index]),
-        _ => false,
-    }
+    let ids = core_ids();
+    ids.len() >= 2 && core_affinity::set_for_current(ids[index])
 }
 
 /// Where field `name` lives in a message layout.

@@ -210,7 +210,15 @@ mod tests {
         assert_eq!(tx.len(), 1);
         tx.clear();
         b.stage(&mut sessions, s, &[1; 100], &mut tx, &mut c).unwrap();
+        assert_eq!(tx.len(), 1, "the second full stage was packed");
+        assert_eq!(b.flush(&mut sessions, &mut tx, &mut c), Err(TxFull));
+        tx.clear();
         b.flush(&mut sessions, &mut tx, &mut c).unwrap();
-        assert_eq!(c.tx_replies as usize, per * 2 + 1);
+        assert_eq!(
+            c.tx_replies as usize,
+            per * 2 + 1,
+            "every reply packed exactly once"
+        );
+        assert_eq!(sessions.get(s).unwrap().next_reply_seq as usize, per * 2 + 2);
     }
 }

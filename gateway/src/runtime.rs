@@ -28,6 +28,10 @@ pub trait GatewayLoop: Send {
     fn counters(&self) -> GatewayCounters;
     /// Port counters.
     fn port_counters(&self) -> PortCounters;
+    /// Backend-specific port counters as text (empty if none).
+    fn port_detail(&self) -> String {
+        String::new()
+    }
     /// One line for logs: transport and address.
     fn describe(&self) -> String;
 }
@@ -85,8 +89,9 @@ pub enum RunError {
 pub struct ServerReport {
     /// Sequencer counters.
     pub sequencer: SequencerCounters,
-    /// Per gateway: description, gateway counters, port counters.
-    pub gateways: Vec<(String, GatewayCounters, PortCounters)>,
+    /// Per gateway: description, gateway counters, port counters,
+    /// backend-specific port counters (text, may be empty).
+    pub gateways: Vec<(String, GatewayCounters, PortCounters, String)>,
     /// Loop iterations that found work, summed over threads.
     pub busy_loops: u64,
     /// Loop iterations that found none.
@@ -266,7 +271,7 @@ fn report<A: Application>(
         sequencer: seq.counters(),
         gateways: gateways
             .iter()
-            .map(|g| (g.describe(), g.counters(), g.port_counters()))
+            .map(|g| (g.describe(), g.counters(), g.port_counters(), g.port_detail()))
             .collect(),
         busy_loops: busy,
         idle_loops: idle,

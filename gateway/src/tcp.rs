@@ -436,6 +436,10 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
         self.port.counters()
     }
 
+    fn port_detail(&self) -> String {
+        self.port.detail()
+    }
+
     fn describe(&self) -> String {
         format!("tcp gateway {} on {}", self.core.id, self.port.local_addr())
     }

@@ -262,6 +262,10 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
         self.port.counters()
     }
 
+    fn port_detail(&self) -> String {
+        self.port.detail()
+    }
+
     fn describe(&self) -> String {
         format!("udp gateway {} on {}", self.core.id, self.port.local_addr())
     }

@@ -114,4 +114,9 @@ pub trait Port {
     fn close(&mut self, _peer: Peer) {}
     /// The port's counters.
     fn counters(&self) -> PortCounters;
+    /// Backend-specific counters as text (e.g. DPDK drops by reason), for
+    /// reports at shutdown; never called on the hot path.
+    fn detail(&self) -> String {
+        String::new()
+    }
 }

@@ -3,12 +3,14 @@
 //! matching engine implements, and idle strategies.
 //!
 //! Unsafe code is denied crate-wide and allowed only in [`ring`], where slot
-//! access across threads needs it; every block there carries its proof.
+//! access across threads needs it, and in `journal::map`, which maps segment
+//! files; every block there carries its proof.
 #![deny(unsafe_code)]
 
 pub mod app;
 pub mod echo;
 pub mod idle;
+pub mod journal;
 pub mod ring;
 pub mod sequencer;
 pub mod slot;

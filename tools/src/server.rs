@@ -171,7 +171,7 @@ pub fn format_report(r: &ServerReport) -> String {
         "sequencer: sequenced {} (next seq {}), replies {}, held back {}, misrouted {}, back-pressure polls {}",
         sq.sequenced, r.next_seq, sq.replies, sq.replies_overflowed, sq.replies_misrouted, sq.backpressure_polls
     );
-    for (name, g, p) in &r.gateways {
+    for (name, g, p, _) in &r.gateways {
         let _ = writeln!(
             s,
             "{name}: rx packets {} messages {} accepted {} rejected {} (length {}, type {}, version {}), \
@@ -199,18 +199,24 @@ pub fn format_report(r: &ServerReport) -> String {
         );
         let _ = writeln!(
             s,
-            "  port: rx {} pkts {} B, tx {} pkts {} B, tx dropped {}, rx oversize {}, conns opened {} closed {} slow-closed {} refused {}",
+            "  port: rx {} pkts {} B, tx {} pkts {} B, tx dropped {}, rx oversize {}, rx not for us {}, conns opened {} closed {} slow-closed {} refused {}",
             p.rx_packets,
             p.rx_bytes,
             p.tx_packets,
             p.tx_bytes,
             p.tx_dropped,
             p.rx_oversize,
+            p.rx_not_for_us,
             p.conns_opened,
             p.conns_closed,
             p.conns_slow_closed,
             p.conns_refused
         );
+    }
+    for (name, _, _, detail) in &r.gateways {
+        if !detail.is_empty() {
+            let _ = writeln!(s, "  {name} detail: {detail}");
+        }
     }
     let _ = writeln!(s, "loops: busy {} idle {}", r.busy_loops, r.idle_loops);
     s

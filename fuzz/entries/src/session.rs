@@ -875,10 +875,9 @@ mod tests {
         assert_eq!((u.accepted, t.accepted, t.rejected(), t.logins), (14, 2, 1, 1));
         assert_eq!(w.seq.counters().sequenced, 16);
         assert_eq!(w.udp_port.state().tx.acks, 14);
-        assert_eq!(
-            (w.tcp_port.state().tx.acks, w.tcp_port.state().tx.rejects),
-            (2, 1)
-        );
+        let ts = w.tcp_port.state();
+        assert_eq!((ts.tx.acks, ts.tx.rejects), (2, 1));
+        drop(ts);
         assert_eq!((u.heartbeats, t.heartbeats), (1, 1), "the probes");
     }
 }

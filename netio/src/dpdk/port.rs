@@ -801,6 +801,10 @@ impl Port for DpdkPort {
     fn counters(&self) -> PortCounters {
         self.counters
     }
+
+    fn detail(&self) -> String {
+        format!("{:?}", self.stats)
+    }
 }
 
 /// UDP payload length of a frame we built (for byte accounting).

@@ -1,0 +1,60 @@
+//! The only place in the journal that needs `unsafe`: mapping segment files
+//! into memory and preallocating their blocks. Everything else works on the
+//! resulting byte slices.
+//!
+//! Ground rules that make the mappings sound:
+//! * A segment file is created at its final size (preallocated) *before* it
+//!   is mapped, and nothing in this crate ever shrinks or truncates a file
+//!   that is mapped, so no access through a mapping can fall past the end of
+//!   the file (which would raise SIGBUS).
+//! * One process owns a journal directory for writing (the sequencer).
+//!   Readers (`peregrine replay`, recovery) map read-only and treat the bytes
+//!   as untrusted plain data: every `u8` value is valid, every decode is
+//!   total and CRC-checked. A replay run against a live journal may observe
+//!   a record half-written; it shows up as a torn tail, never as undefined
+//!   behaviour at the hardware level.
+#![allow(unsafe_code)]
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Maps the whole of `file` read-only.
+pub fn map_read(file: &File) -> io::Result<Mmap> {
+    // SAFETY: read-only shared mapping of a file that this process does not
+    // truncate while mapped (module rules above). The length is taken from
+    // the file itself, so every byte of the mapping is backed by the file.
+    unsafe { MmapOptions::new().map(file) }
+}
+
+/// Maps the whole of `file` read-write and shared; with `populate` the page
+/// tables are filled up front (MAP_POPULATE) so the first appends do not take
+/// major faults.
+pub fn map_write(file: &File, populate: bool) -> io::Result<MmapMut> {
+    let mut opts = MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
+    // SAFETY: shared writable mapping of a segment file that was created at
+    // its final, preallocated size before this call; the journal writer is
+    // the directory's only writer and never truncates a mapped file, so the
+    // mapping stays fully backed for its lifetime. No other mapping of the
+    // file is written through concurrently.
+    unsafe { opts.map_mut(file) }
+}
+
+/// Allocates disk blocks for bytes `0..len` of `file` (fallocate mode 0:
+/// the file grows to `len`, reads return zeros, and later writes through a
+/// mapping cannot fail for lack of space).
+pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain syscall on a file descriptor that `file` keeps open for
+    // the duration of the call; no memory is passed to the kernel.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
