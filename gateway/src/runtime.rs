@@ -14,7 +14,7 @@ use crate::counters::GatewayCounters;
 use crate::SequencerRings;
 use peregrine_netio::PortCounters;
 use peregrine_sequencer::idle::{IdleKind, IdleStrategy, Idler};
-use peregrine_sequencer::{Application, Sequencer, SequencerCounters};
+use peregrine_sequencer::{Application, AttachedJournal, Sequencer, SequencerCounters};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -98,6 +98,10 @@ pub struct ServerReport {
     pub idle_loops: u64,
     /// The next global sequence number (last assigned + 1).
     pub next_seq: u64,
+    /// Why the sequencer stopped early (journal failure), if it did.
+    pub failure: Option<String>,
+    /// Highest sequence number known durable in the journal (0: none/async).
+    pub journal_durable_seq: u64,
 }
 
 fn check_cores(cores: &[usize]) -> Result<(), RunError> {
@@ -131,11 +135,15 @@ pub fn run<A: Application + Send + 'static>(
     sequencer_rings: Vec<SequencerRings>,
     app: A,
     first_seq: u64,
+    journal: Option<AttachedJournal>,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(ServerReport, A), RunError> {
     check_cores(&config.cores)?;
-    let seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH);
+    let mut seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH);
+    if let Some(j) = journal {
+        seq = seq.with_journal(j);
+    }
     match config.layout {
         Layout::Shared => run_shared(gateways, seq, config, stop),
         Layout::Dedicated => run_dedicated(gateways, seq, config, stop),
@@ -165,9 +173,13 @@ fn run_shared<A: Application + Send + 'static>(
                 for g in gateways.iter_mut() {
                     work += g.poll_rx();
                 }
-                work += seq.poll();
+                let sequenced = seq.poll();
+                work += sequenced;
                 for g in gateways.iter_mut() {
                     work += g.poll_tx();
+                }
+                if sequenced == 0 && seq.failed().is_some() {
+                    break;
                 }
                 idle.idle(work);
             }
@@ -205,7 +217,13 @@ fn run_dedicated<A: Application + Send + 'static>(
             pin(seq_core)?;
             let mut idle = Idler::new(kind);
             while !seq_stop.load(Ordering::Relaxed) {
-                idle.idle(seq.poll());
+                let n = seq.poll();
+                if n == 0 && seq.failed().is_some() {
+                    // Stop everyone: nothing more can be sequenced.
+                    seq_stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                idle.idle(n);
             }
             for _ in 0..DRAIN_POLLS {
                 if seq.poll() == 0 && seq.held_back() == 0 {
@@ -276,5 +294,7 @@ fn report<A: Application>(
         busy_loops: busy,
         idle_loops: idle,
         next_seq: seq.next_seq(),
+        failure: seq.failed().map(str::to_owned),
+        journal_durable_seq: seq.journal().map_or(0, |j| j.durable_seq()),
     }
 }

@@ -20,5 +20,5 @@ pub use app::{Application, ReplySink, Sequenced};
 pub use echo::EchoApp;
 pub use idle::{IdleKind, IdleStrategy, Idler};
 pub use ring::{ring, Consumer, Producer};
-pub use sequencer::{Sequencer, SequencerCounters};
+pub use sequencer::{replay_journal, AttachedJournal, JournalMode, Sequencer, SequencerCounters};
 pub use slot::{InboundSlot, OutboundSlot, SessionRef};

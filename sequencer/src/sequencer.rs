@@ -9,6 +9,7 @@
 //! are released and output slots published once per ring per poll.
 
 use crate::app::{Application, ReplySink, Sequenced};
+use crate::journal::{FlushPolicy, JournalWriter};
 use crate::ring::{Consumer, Producer};
 use crate::slot::{InboundSlot, OutboundSlot};
 use std::collections::VecDeque;
@@ -26,6 +27,33 @@ pub struct SequencerCounters {
     pub replies_misrouted: u64,
     /// Polls that took no input because replies were held back.
     pub backpressure_polls: u64,
+    /// Records appended to the journal.
+    pub journaled: u64,
+    /// Journal flushes (durable mode: one per poll that sequenced anything).
+    pub journal_flushes: u64,
+    /// Journal write or flush failures (the sequencer stops at the first).
+    pub journal_errors: u64,
+}
+
+/// When replies may leave relative to the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalMode {
+    /// Replies leave as soon as messages are sequenced; the record is in
+    /// the mapped journal (so it survives a process crash) and the OS writes
+    /// it back behind.
+    Async,
+    /// A reply leaves only after its record is flushed with this policy:
+    /// one flush per poll (group commit) before the poll's replies are
+    /// published.
+    Durable(FlushPolicy),
+}
+
+/// A journal attached to the sequencer.
+pub struct AttachedJournal {
+    /// The writer, positioned at the sequencer's next sequence number.
+    pub writer: JournalWriter,
+    /// Async or durable.
+    pub mode: JournalMode,
 }
 
 /// The single thread that assigns global sequence numbers.
@@ -38,6 +66,8 @@ pub struct Sequencer<A> {
     batch_limit: usize,
     next_input: usize,
     counters: SequencerCounters,
+    journal: Option<AttachedJournal>,
+    failed: Option<String>,
 }
 
 impl<A: Application> Sequencer<A> {
@@ -69,7 +99,27 @@ impl<A: Application> Sequencer<A> {
             batch_limit: batch_limit.max(1),
             next_input: 0,
             counters: SequencerCounters::default(),
+            journal: None,
+            failed: None,
         }
+    }
+
+    /// Journals every sequenced message before the application sees it.
+    /// The writer's next sequence must equal the sequencer's.
+    pub fn with_journal(mut self, journal: AttachedJournal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Why the sequencer stopped (a journal failure), if it did. A stopped
+    /// sequencer takes no more input, so nothing unjournaled is ever acked.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// The journal writer, if one is attached.
+    pub fn journal(&self) -> Option<&JournalWriter> {
+        self.journal.as_ref().map(|j| &j.writer)
     }
 
     /// The next global sequence number to be assigned.
@@ -122,6 +172,9 @@ impl<A: Application> Sequencer<A> {
     /// `batch_limit` messages from every input ring. Returns the number of
     /// messages sequenced (0 = idle or back-pressured).
     pub fn poll(&mut self) -> usize {
+        if self.failed.is_some() {
+            return 0;
+        }
         if !self.flush_overflow() {
             self.counters.backpressure_polls += 1;
             return 0;
@@ -149,6 +202,7 @@ impl<A: Application> Sequencer<A> {
             if now == 0 {
                 now = peregrine_netio::clock::now_ns();
             }
+            let mut done = 0usize;
             for j in 0..avail {
                 let Some(slot) = input.peek(j) else { break };
                 let m = Sequenced {
@@ -159,15 +213,45 @@ impl<A: Application> Sequencer<A> {
                     sequencer_ns: now,
                     msg: &slot.msg,
                 };
+                if let Some(jr) = self.journal.as_mut() {
+                    if let Err(e) = jr.writer.append_sequenced(&m) {
+                        // Stop before the application (and any reply) sees
+                        // a message the journal does not hold; the message
+                        // stays in its ring, unacknowledged.
+                        self.counters.journal_errors += 1;
+                        self.failed = Some(format!("journal append of sequence {}: {e}", m.global_seq));
+                        break;
+                    }
+                    self.counters.journaled += 1;
+                }
                 self.next_seq += 1;
                 self.app.on_message(&m, &mut sink);
+                done += 1;
             }
-            input.advance(avail);
+            input.advance(done);
             input.release();
-            work += avail;
-            if sink.overflowed > 0 {
+            work += done;
+            if sink.overflowed > 0 || self.failed.is_some() {
                 // Output is backing up: take no more input this round.
                 break;
+            }
+        }
+        if work > 0 {
+            if let Some(AttachedJournal {
+                writer,
+                mode: JournalMode::Durable(policy),
+            }) = self.journal.as_mut()
+            {
+                // Group commit: one flush for everything this poll
+                // sequenced, before any of its replies becomes visible.
+                if let Err(e) = writer.flush(*policy) {
+                    self.counters.journal_errors += 1;
+                    self.failed = Some(format!("journal flush: {e}"));
+                    // Replies stay staged and unpublished: never sent.
+                    self.counters.sequenced += work as u64;
+                    return 0;
+                }
+                self.counters.journal_flushes += 1;
             }
         }
         for out in sink.outputs.iter_mut() {
@@ -180,6 +264,31 @@ impl<A: Application> Sequencer<A> {
         self.next_input = (self.next_input + 1) % n;
         work
     }
+}
+
+/// Feeds journaled records to `app` in sequence order, as the sequencer
+/// did before a restart, so a deterministic application rebuilds the same
+/// state. Replies are discarded: they went out before the restart. Returns
+/// the number of records replayed.
+pub fn replay_journal<A: Application>(
+    app: &mut A,
+    records: impl Iterator<Item = crate::journal::SequencedRecord>,
+) -> u64 {
+    let mut outputs: [Producer<OutboundSlot>; 0] = [];
+    let mut overflow: [VecDeque<OutboundSlot>; 0] = [];
+    let mut sink = ReplySink {
+        outputs: &mut outputs,
+        overflow: &mut overflow,
+        sent: 0,
+        overflowed: 0,
+        misrouted: 0,
+    };
+    let mut n = 0;
+    for r in records {
+        app.on_message(&r.as_sequenced(), &mut sink);
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -248,6 +357,75 @@ mod tests {
         // Round-robin with batch 4: the first 8 sequence numbers alternate
         // gateways in blocks of 4.
         assert_eq!(seq.counters().sequenced, 20);
+    }
+
+    fn journal_in(name: &str) -> (std::path::PathBuf, crate::journal::JournalWriter) {
+        let dir = std::env::temp_dir().join(format!("peregrine-seq-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let w = crate::journal::Journal::open(&dir)
+            .unwrap()
+            .into_writer(crate::journal::WriterConfig {
+                segment_size: 1 << 16,
+                ..Default::default()
+            })
+            .unwrap();
+        (dir, w)
+    }
+
+    #[test]
+    fn durable_journal_holds_every_acked_message() {
+        let (dir, writer) = journal_in("durable");
+        let (mut ins, mut outs, seq) = setup(1, 64, 64, 16);
+        let mut seq = seq.with_journal(AttachedJournal {
+            writer,
+            mode: JournalMode::Durable(crate::journal::FlushPolicy::Msync),
+        });
+        for c in 1..=40 {
+            assert!(ins[0].stage(echo_slot(0, 2, c)));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        let mut acked = 0;
+        while let Some(r) = outs[0].pop() {
+            let g = Ack::read_from_bytes(&r.msg).unwrap().global_seq.get();
+            assert!(
+                g <= seq.journal().unwrap().durable_seq(),
+                "ack {g} left before its record was durable"
+            );
+            acked += 1;
+        }
+        assert_eq!(acked, 40);
+        assert_eq!(seq.counters().journaled, 40);
+        drop(seq);
+        let rec = crate::journal::Journal::open_read_only(&dir).unwrap();
+        let clients: Vec<u64> = rec.records().map(|r| r.client_seq).collect();
+        assert_eq!(clients, (1..=40).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn journal_failure_stops_sequencing_and_acks_nothing() {
+        let (dir, writer) = journal_in("fail");
+        // The writer expects sequence 1; a sequencer starting at 5 makes the
+        // first append fail (non-consecutive), as a failing disk would.
+        let mut ins = Vec::new();
+        let (ip, ic) = ring::<InboundSlot>(64).unwrap();
+        let (op, mut oc) = ring::<OutboundSlot>(64).unwrap();
+        ins.push(ip);
+        let mut seq = Sequencer::new(vec![(ic, op)], EchoApp::new(), 5, 16).with_journal(AttachedJournal {
+            writer,
+            mode: JournalMode::Async,
+        });
+        for c in 1..=3 {
+            assert!(ins[0].stage(echo_slot(0, 0, c)));
+        }
+        ins[0].publish();
+        assert_eq!(seq.poll(), 0);
+        assert!(seq.failed().is_some());
+        assert_eq!(seq.poll(), 0, "stays stopped");
+        assert!(oc.pop().is_none(), "nothing acknowledged");
+        assert_eq!(seq.counters().journal_errors, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub struct ServeConfig {
     pub max_sessions: usize,
     /// Datagrams per receive burst.
     pub rx_burst: usize,
+    /// Journal directory; no journal when absent. On start the journal is
+    /// recovered and replayed through the application.
+    pub journal: Option<std::path::PathBuf>,
+    /// `async` (replies leave once sequenced) or `durable` (a reply leaves
+    /// only after its record is flushed).
+    pub journal_mode: String,
+    /// Durable-mode flush: `msync` or `fdatasync`.
+    pub journal_flush: String,
+    /// Journal segment size in bytes.
+    pub journal_segment_size: u64,
     /// Matching engine configuration (`[engine]` table) for `app = "match"`.
     pub engine: Option<peregrine_engine::EngineConfig>,
     /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
@@ -94,6 +104,10 @@ impl Default for ServeConfig {
             send_buffer: 8 << 20,
             max_sessions: 4096,
             rx_burst: 32,
+            journal: None,
+            journal_mode: "async".into(),
+            journal_flush: "msync".into(),
+            journal_segment_size: 64 << 20,
             engine: None,
             dpdk: None,
         }
@@ -132,10 +146,38 @@ impl ServeConfig {
         self.idle.parse().map_err(|e| ConfigError::Invalid("idle", e))
     }
 
+    /// The journal mode, if a journal is configured.
+    pub fn journal_mode(&self) -> Result<Option<peregrine_sequencer::JournalMode>, ConfigError> {
+        use peregrine_sequencer::journal::FlushPolicy;
+        use peregrine_sequencer::JournalMode;
+        if self.journal.is_none() {
+            return Ok(None);
+        }
+        let policy = match self.journal_flush.as_str() {
+            "msync" => FlushPolicy::Msync,
+            "fdatasync" => FlushPolicy::Fdatasync,
+            o => {
+                return Err(ConfigError::Invalid(
+                    "journal_flush",
+                    format!("{o:?} (msync, fdatasync)"),
+                ))
+            }
+        };
+        match self.journal_mode.as_str() {
+            "async" => Ok(Some(JournalMode::Async)),
+            "durable" => Ok(Some(JournalMode::Durable(policy))),
+            o => Err(ConfigError::Invalid(
+                "journal_mode",
+                format!("{o:?} (async, durable)"),
+            )),
+        }
+    }
+
     /// Checks values that would otherwise fail deep inside start-up.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.layout()?;
         self.idle()?;
+        self.journal_mode()?;
         if self.udp.is_empty() && self.tcp.is_empty() && self.dpdk.is_none() {
             return Err(ConfigError::Invalid(
                 "listen addresses",

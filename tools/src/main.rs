@@ -32,6 +32,33 @@ enum Cmd {
     Client(ClientArgs),
     /// Latency/throughput harness: same-run raw-echo baseline, then Peregrine.
     Bench(BenchArgs),
+    /// Print, filter and verify a journal (a directory or one segment file).
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Journal directory or segment file.
+    path: PathBuf,
+    /// Only records of this session, as GATEWAY:INDEX.
+    #[arg(long)]
+    session: Option<String>,
+    /// First global sequence number to print.
+    #[arg(long)]
+    from: Option<u64>,
+    /// Last global sequence number to print.
+    #[arg(long)]
+    to: Option<u64>,
+    /// Print only the summary, not the records.
+    #[arg(long)]
+    summary: bool,
+    /// Also rebuild the application from the whole journal and print its
+    /// state (the matching engine's state hash).
+    #[arg(long)]
+    app: Option<AppKind>,
+    /// Server config file (for the engine's instruments with --app match).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -76,6 +103,15 @@ struct ServeArgs {
     /// Datagrams per receive burst.
     #[arg(long)]
     rx_burst: Option<usize>,
+    /// Journal directory (recovered and replayed on start).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// async | durable.
+    #[arg(long)]
+    journal_mode: Option<String>,
+    /// Durable flush: msync | fdatasync.
+    #[arg(long)]
+    journal_flush: Option<String>,
 }
 
 impl ServeArgs {
@@ -102,6 +138,16 @@ impl ServeArgs {
             max_sessions,
             rx_burst
         );
+        if self.journal.is_some() {
+            c.journal = self.journal.clone();
+        }
+        take!(journal_mode, journal_flush);
+        if self.dpdk && c.dpdk.is_none() {
+            anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
+        }
+        if !self.dpdk && c.dpdk.is_some() {
+            anyhow::bail!("the config has a [dpdk] section: pass --dpdk to serve through it");
+        }
         c.validate()?;
         Ok(c)
     }
@@ -228,11 +274,21 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         "layout {} cores {:?} idle {} app {:?}",
         cfg.layout, cfg.cores, cfg.idle, cfg.app
     );
+    if let Some(r) = &h.recovery {
+        println!("{r}");
+        println!("journal mode {}, flush {}", cfg.journal_mode, cfg.journal_flush);
+    }
     let stop = h.stop_flag();
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("installing signal handler")?;
     println!("peregrine ready");
-    let (report, _) = h.wait()?;
+    let (report, app) = h.wait()?;
     print!("{}", server::format_report(&report));
+    if let server::ServerApp::Match(m) = &app {
+        println!("engine state hash {:016x}", m.engine().state_hash());
+    }
+    if let Some(f) = report.failure {
+        anyhow::bail!("sequencer stopped: {f}");
+    }
     Ok(())
 }
 
@@ -364,6 +420,75 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    use peregrine_sequencer::journal::{Journal, RecordFilter};
+    use peregrine_sequencer::wire::message::client_ts_of;
+    use std::io::Write;
+    let rec = Journal::open_read_only(&a.path).with_context(|| format!("reading {}", a.path.display()))?;
+    println!(
+        "journal {}: {} segment(s), {} records, sequence {}..={}, every record CRC32C-checked and gap-free",
+        a.path.display(),
+        rec.segments().count(),
+        rec.len(),
+        rec.first_seq(),
+        rec.last_seq().map_or("-".to_string(), |s| s.to_string())
+    );
+    if let Some(t) = rec.tail() {
+        println!("torn tail (would be truncated on server start): {t:?}");
+    }
+    if !a.summary {
+        let mut f = RecordFilter::all();
+        f = f.seqs(a.from.unwrap_or(0)..=a.to.unwrap_or(u64::MAX));
+        if let Some(s) = &a.session {
+            let (g, i) = s.split_once(':').context("--session takes GATEWAY:INDEX")?;
+            f = f.session(g.parse()?, i.parse()?);
+        }
+        let out = std::io::stdout();
+        let mut out = std::io::BufWriter::new(out.lock());
+        writeln!(
+            out,
+            "{:>12} {:>9} {:>12} {:>4} {:>20} {:>20} {:>20}",
+            "global_seq", "session", "client_seq", "type", "client_ts_ns", "gateway_rx_ns", "sequencer_ns"
+        )?;
+        for r in rec.select(&f) {
+            writeln!(
+                out,
+                "{:>12} {:>9} {:>12} {:>4} {:>20} {:>20} {:>20}",
+                r.global_seq,
+                format!("{}:{}", r.origin.gateway, r.origin.index),
+                r.client_seq,
+                (r.msg[0] as char).escape_default().to_string(),
+                client_ts_of(&r.msg),
+                r.gateway_rx_ns,
+                r.sequencer_ns
+            )?;
+        }
+    }
+    if let Some(kind) = a.app {
+        let cfg = match &a.config {
+            Some(p) => ServeConfig::from_file(p)?,
+            None => ServeConfig::default(),
+        };
+        match kind {
+            AppKind::Echo => {
+                let mut app = peregrine_sequencer::EchoApp::new();
+                let n = peregrine_sequencer::replay_journal(&mut app, rec.records());
+                println!("replayed {n} records through the echo app");
+            }
+            AppKind::Match => {
+                let ecfg = cfg.engine.unwrap_or_else(peregrine_engine::EngineConfig::sample);
+                let mut app = peregrine_tools::match_app::MatchApp::new(&ecfg)?;
+                let n = peregrine_sequencer::replay_journal(&mut app, rec.records());
+                println!(
+                    "replayed {n} records; engine state hash {:016x}",
+                    app.engine().state_hash()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `bench --transport dpdk-ring --throughput`: the DPDK path's software
 /// cost on one core, then the kernel UDP path in the same run.
 #[cfg(feature = "dpdk")]
@@ -441,5 +566,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve(a) => serve(a),
         Cmd::Client(a) => run_client(a),
         Cmd::Bench(a) => run_bench(a),
+        Cmd::Replay(a) => replay(a),
     }
 }

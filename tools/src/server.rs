@@ -7,7 +7,8 @@ use anyhow::Context;
 use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, run, GatewayLoop, RuntimeConfig, ServerReport, TcpGateway, UdpGateway};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
-use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced};
+use peregrine_sequencer::journal::{Journal, WriterConfig};
+use peregrine_sequencer::{replay_journal, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct ServerHandle {
     pub tcp: Vec<SocketAddr>,
     /// DPDK gateways, described.
     pub dpdk: Vec<String>,
+    /// What journal recovery found, when a journal is configured.
+    pub recovery: Option<String>,
+    /// The first global sequence number this run assigns.
+    pub first_seq: u64,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<anyhow::Result<(ServerReport, ServerApp)>>>,
 }
@@ -145,14 +150,42 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
             ServerApp::Match(Box::new(MatchApp::new(&ecfg)?))
         }
     };
+    let mut app = app;
+    let (first_seq, journal, recovery) = match (&cfg.journal, cfg.journal_mode()?) {
+        (Some(dir), Some(mode)) => {
+            let rec = Journal::open(dir).with_context(|| format!("recovering journal {}", dir.display()))?;
+            let mut note = format!(
+                "journal {}: {} records recovered, next sequence {}",
+                dir.display(),
+                rec.len(),
+                rec.next_seq()
+            );
+            if let Some(t) = rec.tail() {
+                note.push_str(&format!("; torn tail: {t:?}"));
+            }
+            let replayed = replay_journal(&mut app, rec.records());
+            note.push_str(&format!("; {replayed} replayed through the application"));
+            let next = rec.next_seq();
+            let writer = rec.into_writer(WriterConfig {
+                segment_size: cfg.journal_segment_size,
+                ..WriterConfig::default()
+            })?;
+            (next, Some(AttachedJournal { writer, mode }), Some(note))
+        }
+        _ => (1, None, None),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let join = std::thread::Builder::new()
         .name("peregrine-server".into())
         .spawn(move || -> anyhow::Result<(ServerReport, ServerApp)> {
-            Ok(run(gateways, seq_rings, app, 1, &runtime, stop2)?)
+            Ok(run(
+                gateways, seq_rings, app, first_seq, journal, &runtime, stop2,
+            )?)
         })?;
     Ok(ServerHandle {
+        recovery,
+        first_seq,
         udp,
         tcp,
         dpdk,
@@ -219,5 +252,15 @@ pub fn format_report(r: &ServerReport) -> String {
         }
     }
     let _ = writeln!(s, "loops: busy {} idle {}", r.busy_loops, r.idle_loops);
+    if sq.journaled > 0 || sq.journal_errors > 0 {
+        let _ = writeln!(
+            s,
+            "journal: {} records, {} flushes, durable through sequence {}, errors {}",
+            sq.journaled, sq.journal_flushes, r.journal_durable_seq, sq.journal_errors
+        );
+    }
+    if let Some(f) = &r.failure {
+        let _ = writeln!(s, "STOPPED: {f}");
+    }
     s
 }
