@@ -48,6 +48,52 @@ impl GatewayCounters {
         self.rejected_wrong_length + self.rejected_unknown_type + self.rejected_bad_version
     }
 
+    /// Counter names, in [`GatewayCounters::values`] order.
+    pub const NAMES: [&'static str; 18] = [
+        "rx_packets",
+        "rx_messages",
+        "accepted",
+        "rejected_wrong_length",
+        "rejected_unknown_type",
+        "rejected_bad_version",
+        "dropped_malformed",
+        "dropped_session_table_full",
+        "dropped_not_logged_in",
+        "closed_oversize_frame",
+        "heartbeats",
+        "ring_full",
+        "tx_replies",
+        "tx_packets",
+        "replies_unroutable",
+        "sessions",
+        "logins",
+        "logins_rejected",
+    ];
+
+    /// Counter values, in [`GatewayCounters::NAMES`] order.
+    pub fn values(&self) -> [u64; 18] {
+        [
+            self.rx_packets,
+            self.rx_messages,
+            self.accepted,
+            self.rejected_wrong_length,
+            self.rejected_unknown_type,
+            self.rejected_bad_version,
+            self.dropped_malformed,
+            self.dropped_session_table_full,
+            self.dropped_not_logged_in,
+            self.closed_oversize_frame,
+            self.heartbeats,
+            self.ring_full,
+            self.tx_replies,
+            self.tx_packets,
+            self.replies_unroutable,
+            self.sessions,
+            self.logins,
+            self.logins_rejected,
+        ]
+    }
+
     /// Adds `o` into `self`.
     pub fn add(&mut self, o: &GatewayCounters) {
         macro_rules! sum { ($($f:ident),*) => { $(self.$f += o.$f;)* } }

@@ -13,6 +13,7 @@
 use crate::counters::GatewayCounters;
 use crate::SequencerRings;
 use peregrine_netio::PortCounters;
+use peregrine_sequencer::counters_file::{CounterBlock, CountersFile};
 use peregrine_sequencer::idle::{IdleKind, IdleStrategy, Idler};
 use peregrine_sequencer::{Application, AttachedJournal, Sequencer, SequencerCounters};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,8 @@ pub struct RuntimeConfig {
     pub cores: Vec<usize>,
     /// Idle strategy for every loop.
     pub idle: IdleKind,
+    /// Shared-memory counters file for `peregrine stat` (none if absent).
+    pub counters_file: Option<std::path::PathBuf>,
 }
 
 /// Why the server could not run.
@@ -79,6 +82,9 @@ pub enum RunError {
     /// Pinning failed.
     #[error("could not pin thread to core {0}")]
     PinFailed(usize),
+    /// The counters file could not be created.
+    #[error("counters file: {0}")]
+    Counters(#[from] peregrine_sequencer::counters_file::CountersFileError),
     /// A thread could not be started or panicked.
     #[error("thread {0} failed")]
     Thread(String),
@@ -144,9 +150,64 @@ pub fn run<A: Application + Send + 'static>(
     if let Some(j) = journal {
         seq = seq.with_journal(j);
     }
+    let blocks = match &config.counters_file {
+        Some(path) => CountersFile::create(path, &counters_layout(&gateways))?.blocks(),
+        None => Vec::new(),
+    };
     match config.layout {
-        Layout::Shared => run_shared(gateways, seq, config, stop),
-        Layout::Dedicated => run_dedicated(gateways, seq, config, stop),
+        Layout::Shared => run_shared(gateways, seq, config, stop, blocks),
+        Layout::Dedicated => run_dedicated(gateways, seq, config, stop, blocks),
+    }
+}
+
+/// Loop iterations between two copies of the counters into the counters
+/// file. Busy or idle, a polling loop iterates millions of times a second,
+/// so the file is at most a few milliseconds behind.
+const PUBLISH_EVERY: u64 = 4096;
+
+const LOOP_NAMES: [&str; 3] = ["busy_loops", "idle_loops", "next_seq"];
+
+fn counters_layout(gateways: &[Box<dyn GatewayLoop>]) -> Vec<(String, Vec<&'static str>)> {
+    let mut layout = vec![(
+        "sequencer".to_string(),
+        SequencerCounters::NAMES
+            .iter()
+            .chain(LOOP_NAMES.iter())
+            .copied()
+            .collect(),
+    )];
+    for g in gateways {
+        layout.push((
+            g.describe(),
+            GatewayCounters::NAMES
+                .iter()
+                .chain(PortCounters::NAMES.iter())
+                .copied()
+                .collect(),
+        ));
+    }
+    layout
+}
+
+#[inline]
+fn publish_sequencer<A: Application>(block: Option<&CounterBlock>, seq: &Sequencer<A>, idle: &Idler) {
+    if let Some(b) = block {
+        let mut v = [0u64; 11];
+        v[..8].copy_from_slice(&seq.counters().values());
+        v[8] = idle.busy_loops();
+        v[9] = idle.idle_loops();
+        v[10] = seq.next_seq();
+        b.publish(&v);
+    }
+}
+
+#[inline]
+fn publish_gateway(block: Option<&CounterBlock>, g: &dyn GatewayLoop) {
+    if let Some(b) = block {
+        let mut v = [0u64; 29];
+        v[..18].copy_from_slice(&g.counters().values());
+        v[18..].copy_from_slice(&g.port_counters().values());
+        b.publish(&v);
     }
 }
 
@@ -160,6 +221,7 @@ fn run_shared<A: Application + Send + 'static>(
     mut seq: Sequencer<A>,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
+    blocks: Vec<CounterBlock>,
 ) -> Result<(ServerReport, A), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
@@ -168,7 +230,18 @@ fn run_shared<A: Application + Send + 'static>(
         .spawn(move || -> Result<(ServerReport, A), RunError> {
             pin(core)?;
             let mut idle = Idler::new(kind);
+            let mut iter = 0u64;
+            let publish = |seq: &Sequencer<A>, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
+                publish_sequencer(blocks.first(), seq, idle);
+                for (i, g) in gws.iter().enumerate() {
+                    publish_gateway(blocks.get(1 + i), g.as_ref());
+                }
+            };
             while !stop.load(Ordering::Relaxed) {
+                iter += 1;
+                if iter % PUBLISH_EVERY == 0 {
+                    publish(&seq, &gateways, &idle);
+                }
                 let mut work = 0;
                 for g in gateways.iter_mut() {
                     work += g.poll_rx();
@@ -193,6 +266,7 @@ fn run_shared<A: Application + Send + 'static>(
                     break;
                 }
             }
+            publish(&seq, &gateways, &idle);
             let report = report(&seq, &gateways, idle.busy_loops(), idle.idle_loops());
             Ok((report, seq.into_app()))
         })
@@ -207,8 +281,11 @@ fn run_dedicated<A: Application + Send + 'static>(
     mut seq: Sequencer<A>,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
+    blocks: Vec<CounterBlock>,
 ) -> Result<(ServerReport, A), RunError> {
     let kind = config.idle;
+    let mut blocks = blocks.into_iter();
+    let seq_block = blocks.next();
     let seq_core = config.cores.first().copied();
     let seq_stop = Arc::clone(&stop);
     let seq_handle = std::thread::Builder::new()
@@ -216,7 +293,12 @@ fn run_dedicated<A: Application + Send + 'static>(
         .spawn(move || -> Result<(Sequencer<A>, u64, u64), RunError> {
             pin(seq_core)?;
             let mut idle = Idler::new(kind);
+            let mut iter = 0u64;
             while !seq_stop.load(Ordering::Relaxed) {
+                iter += 1;
+                if iter % PUBLISH_EVERY == 0 {
+                    publish_sequencer(seq_block.as_ref(), &seq, &idle);
+                }
                 let n = seq.poll();
                 if n == 0 && seq.failed().is_some() {
                     // Stop everyone: nothing more can be sequenced.
@@ -230,6 +312,7 @@ fn run_dedicated<A: Application + Send + 'static>(
                     break;
                 }
             }
+            publish_sequencer(seq_block.as_ref(), &seq, &idle);
             Ok((seq, idle.busy_loops(), idle.idle_loops()))
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;
@@ -237,12 +320,18 @@ fn run_dedicated<A: Application + Send + 'static>(
     for (i, mut g) in gateways.into_iter().enumerate() {
         let core = config.cores.get(i + 1).copied();
         let stop = Arc::clone(&stop);
+        let block = blocks.next();
         let h = std::thread::Builder::new()
             .name(format!("peregrine-gw{i}"))
             .spawn(move || -> Result<(Box<dyn GatewayLoop>, u64, u64), RunError> {
                 pin(core)?;
                 let mut idle = Idler::new(kind);
+                let mut iter = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    iter += 1;
+                    if iter % PUBLISH_EVERY == 0 {
+                        publish_gateway(block.as_ref(), g.as_ref());
+                    }
                     let work = g.poll_rx() + g.poll_tx();
                     idle.idle(work);
                 }
@@ -251,6 +340,7 @@ fn run_dedicated<A: Application + Send + 'static>(
                 while std::time::Instant::now() < until {
                     g.poll_tx();
                 }
+                publish_gateway(block.as_ref(), g.as_ref());
                 Ok((g, idle.busy_loops(), idle.idle_loops()))
             })
             .map_err(|e| RunError::Thread(e.to_string()))?;

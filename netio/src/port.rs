@@ -81,6 +81,40 @@ pub struct PortCounters {
     pub conns_refused: u64,
 }
 
+impl PortCounters {
+    /// Counter names, in [`PortCounters::values`] order.
+    pub const NAMES: [&'static str; 11] = [
+        "port_rx_packets",
+        "port_rx_bytes",
+        "port_tx_packets",
+        "port_tx_bytes",
+        "port_tx_dropped",
+        "port_rx_oversize",
+        "port_rx_not_for_us",
+        "port_conns_opened",
+        "port_conns_closed",
+        "port_conns_slow_closed",
+        "port_conns_refused",
+    ];
+
+    /// Counter values, in [`PortCounters::NAMES`] order.
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.rx_packets,
+            self.rx_bytes,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_dropped,
+            self.rx_oversize,
+            self.rx_not_for_us,
+            self.conns_opened,
+            self.conns_closed,
+            self.conns_slow_closed,
+            self.conns_refused,
+        ]
+    }
+}
+
 /// A source and sink of batched packets.
 ///
 /// Contract:

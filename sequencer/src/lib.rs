@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod counters_file;
 pub mod echo;
 pub mod idle;
 pub mod journal;

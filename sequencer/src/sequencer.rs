@@ -35,6 +35,34 @@ pub struct SequencerCounters {
     pub journal_errors: u64,
 }
 
+impl SequencerCounters {
+    /// Counter names, in [`SequencerCounters::values`] order.
+    pub const NAMES: [&'static str; 8] = [
+        "sequenced",
+        "replies",
+        "replies_overflowed",
+        "replies_misrouted",
+        "backpressure_polls",
+        "journaled",
+        "journal_flushes",
+        "journal_errors",
+    ];
+
+    /// Counter values, in [`SequencerCounters::NAMES`] order.
+    pub fn values(&self) -> [u64; 8] {
+        [
+            self.sequenced,
+            self.replies,
+            self.replies_overflowed,
+            self.replies_misrouted,
+            self.backpressure_polls,
+            self.journaled,
+            self.journal_flushes,
+            self.journal_errors,
+        ]
+    }
+}
+
 /// When replies may leave relative to the journal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalMode {

@@ -69,6 +69,9 @@ pub struct ServeConfig {
     pub max_sessions: usize,
     /// Datagrams per receive burst.
     pub rx_burst: usize,
+    /// Shared-memory counters file read by `peregrine stat` (none when
+    /// absent; `serve` defaults it to /dev/shm/peregrine.stats).
+    pub counters_file: Option<std::path::PathBuf>,
     /// Journal directory; no journal when absent. On start the journal is
     /// recovered and replayed through the application.
     pub journal: Option<std::path::PathBuf>,
@@ -104,6 +107,7 @@ impl Default for ServeConfig {
             send_buffer: 8 << 20,
             max_sessions: 4096,
             rx_burst: 32,
+            counters_file: None,
             journal: None,
             journal_mode: "async".into(),
             journal_flush: "msync".into(),

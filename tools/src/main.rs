@@ -34,6 +34,27 @@ enum Cmd {
     Bench(BenchArgs),
     /// Print, filter and verify a journal (a directory or one segment file).
     Replay(ReplayArgs),
+    /// Live counters of a running server, from its shared-memory file.
+    Stat(StatArgs),
+}
+
+/// Where `serve` puts its counters unless told otherwise.
+const DEFAULT_COUNTERS_FILE: &str = "/dev/shm/peregrine.stats";
+
+#[derive(Args)]
+struct StatArgs {
+    /// The server's counters file.
+    #[arg(long, default_value = DEFAULT_COUNTERS_FILE)]
+    file: PathBuf,
+    /// Print once and exit.
+    #[arg(long)]
+    once: bool,
+    /// Refresh interval.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Show counters that are zero too.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args)]
@@ -106,6 +127,9 @@ struct ServeArgs {
     /// Journal directory (recovered and replayed on start).
     #[arg(long)]
     journal: Option<PathBuf>,
+    /// Shared-memory counters file for `peregrine stat`.
+    #[arg(long)]
+    counters_file: Option<PathBuf>,
     /// async | durable.
     #[arg(long)]
     journal_mode: Option<String>,
@@ -140,6 +164,12 @@ impl ServeArgs {
         );
         if self.journal.is_some() {
             c.journal = self.journal.clone();
+        }
+        if self.counters_file.is_some() {
+            c.counters_file = self.counters_file.clone();
+        }
+        if c.counters_file.is_none() {
+            c.counters_file = Some(PathBuf::from(DEFAULT_COUNTERS_FILE));
         }
         take!(journal_mode, journal_flush);
         if self.dpdk && c.dpdk.is_none() {
@@ -420,6 +450,54 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn stat(a: StatArgs) -> anyhow::Result<()> {
+    use peregrine_sequencer::counters_file::read_counters;
+    let mut prev: Option<(std::time::Instant, Vec<Vec<u64>>)> = None;
+    loop {
+        let snap =
+            read_counters(&a.file).with_context(|| format!("is a server running? ({})", a.file.display()))?;
+        let now = std::time::Instant::now();
+        let mut out = String::new();
+        use std::fmt::Write as _;
+        if !a.once {
+            out.push_str("\x1b[2J\x1b[H");
+        }
+        let _ = writeln!(out, "peregrine stat: pid {} ({})", snap.pid, a.file.display());
+        let values: Vec<Vec<u64>> = snap
+            .blocks
+            .iter()
+            .map(|(_, c)| c.iter().map(|p| p.1).collect())
+            .collect();
+        for (b, (title, counters)) in snap.blocks.iter().enumerate() {
+            let _ = writeln!(out, "\n{title}");
+            for (k, (name, v)) in counters.iter().enumerate() {
+                if *v == 0 && !a.all {
+                    continue;
+                }
+                let rate = prev.as_ref().and_then(|(t, pv)| {
+                    let dt = now.duration_since(*t).as_secs_f64();
+                    let old = pv.get(b)?.get(k)?;
+                    (dt > 0.0).then(|| v.saturating_sub(*old) as f64 / dt)
+                });
+                match rate {
+                    Some(r) => {
+                        let _ = writeln!(out, "  {name:<28} {v:>16} {r:>14.0}/s");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {name:<28} {v:>16}");
+                    }
+                }
+            }
+        }
+        print!("{out}");
+        if a.once {
+            return Ok(());
+        }
+        prev = Some((now, values));
+        std::thread::sleep(a.interval);
+    }
+}
+
 fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     use peregrine_sequencer::journal::{Journal, RecordFilter};
     use peregrine_sequencer::wire::message::client_ts_of;
@@ -567,5 +645,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Client(a) => run_client(a),
         Cmd::Bench(a) => run_bench(a),
         Cmd::Replay(a) => replay(a),
+        Cmd::Stat(a) => stat(a),
     }
 }

@@ -94,6 +94,7 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
         layout: cfg.layout()?,
         cores: cfg.cores.clone(),
         idle: cfg.idle()?,
+        counters_file: cfg.counters_file.clone(),
     };
     let opts = GatewayOptions {
         rx_burst: cfg.rx_burst,

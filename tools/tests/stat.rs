@@ -1,0 +1,56 @@
+//! `peregrine stat`'s source: the counters file of a running server shows
+//! live values from another reader while the server runs.
+
+mod common;
+
+use common::*;
+use peregrine_sequencer::counters_file::read_counters;
+use peregrine_tools::config::ServeConfig;
+use std::time::{Duration, Instant};
+
+#[test]
+fn counters_file_tracks_a_running_server() {
+    let path = std::env::temp_dir().join(format!("peregrine-stat-test-{}.stats", std::process::id()));
+    let cfg = ServeConfig {
+        udp: vec![lo()],
+        idle: "yield".into(),
+        counters_file: Some(path.clone()),
+        ..ServeConfig::default()
+    };
+    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let s = udp_client();
+    for k in 0..25u64 {
+        s.send_to(
+            &mold(
+                "STAT",
+                1 + 4 * k,
+                &[&echo(1, 1), &echo(2, 2), &echo(3, 3), &echo(4, 4)],
+            ),
+            srv.udp[0],
+        )
+        .unwrap();
+    }
+    assert_eq!(recv_blocks(&s, 100, Duration::from_secs(5)).len(), 100);
+    let value = |block: &str, name: &str| -> Option<u64> {
+        let snap = read_counters(&path).ok()?;
+        let (_, c) = snap.blocks.iter().find(|(t, _)| t.starts_with(block))?;
+        c.iter().find(|(n, _)| n == name).map(|p| p.1)
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while value("sequencer", "sequenced") != Some(100) {
+        assert!(
+            Instant::now() < until,
+            "sequenced never reached 100: {:?}",
+            value("sequencer", "sequenced")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(value("udp gateway 0", "accepted"), Some(100));
+    assert_eq!(value("udp gateway 0", "port_rx_packets"), Some(25));
+    assert!(
+        value("sequencer", "idle_loops").unwrap() > 0,
+        "the loop counters move while running"
+    );
+    drop(srv);
+    let _ = std::fs::remove_file(&path);
+}
