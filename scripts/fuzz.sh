@@ -69,7 +69,7 @@ for t in "${TARGETS[@]}"; do
         eps="$(sed -n 's/.*exec\/s: \([0-9]*\).*/\1/p' <<<"$last")"
     fi
     corpus_files="$(find "fuzz/corpus/$t" -type f | wc -l)"
-    corpus_size="$(du -sh "fuzz/corpus/$t" | cut -f1)"
+    corpus_size="$(du -sh --apparent-size "fuzz/corpus/$t" | cut -f1)"
     summary+=("$(printf '%-12s %-6s runs=%-12s exec/s=%-8s corpus=%s files, %s' \
         "$t" "$status" "${runs:-?}" "${eps:-?}" "$corpus_files" "$corpus_size")")
 done

@@ -62,6 +62,9 @@ pub struct UdpGateway<P: Port> {
 /// from the batch can be handled with the rest mutable.
 struct UdpCore {
     id: u16,
+    /// Blocks of the pending datagram already handled (see
+    /// `handle_datagram`).
+    block_pos: usize,
     rings: GatewayRings,
     rx_ns: u64,
     tx: PacketBatch,
@@ -83,6 +86,7 @@ impl<P: Port> UdpGateway<P> {
             rx_pos: 0,
             core: UdpCore {
                 id,
+                block_pos: 0,
                 rings,
                 rx_ns: 0,
                 tx: PacketBatch::new(opts.tx_burst.max(1)),
@@ -155,8 +159,12 @@ impl UdpCore {
         }
     }
 
-    /// Processes one datagram; false when the input ring lacks room (the
-    /// datagram stays pending).
+    /// Processes one datagram from block `self.block_pos` on; false when
+    /// the input ring filled up first: the blocks handled so far stay
+    /// handled (`block_pos` says where to resume), the rest wait. A datagram
+    /// is staged whole when the ring has room for all of it, so it is split
+    /// only when it carries more messages than the ring can ever hold at
+    /// once (a tiny ring) or the sequencer is behind.
     fn handle_datagram(&mut self, peer: Peer, data: &[u8], port: &mut impl Port) -> bool {
         let Peer::Addr(addr) = peer else {
             self.counters.dropped_malformed += 1;
@@ -170,22 +178,21 @@ impl UdpCore {
             self.counters.heartbeats += 1;
             return true;
         }
-        let good = pkt.blocks().filter(|b| classify_inbound(b).is_ok()).count();
-        if !self.rings.to_sequencer.has_room(good) {
-            self.counters.ring_full += 1;
-            return false;
-        }
         let Some(session) = self.session_for(addr, pkt.session()) else {
             self.counters.dropped_session_table_full += 1;
             return true;
         };
         let first = pkt.sequence();
         let origin = SessionRef::new(self.id, session);
-        for (k, block) in pkt.blocks().enumerate() {
+        for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
             let client_seq = first.wrapping_add(k as u64);
-            self.counters.rx_messages += 1;
             match classify_inbound(block) {
                 Ok(_) => {
+                    if !self.rings.to_sequencer.has_room(1) {
+                        self.counters.ring_full += 1;
+                        self.block_pos = k;
+                        return false;
+                    }
                     let mut slot = InboundSlot {
                         origin,
                         client_seq,
@@ -193,13 +200,14 @@ impl UdpCore {
                         ..InboundSlot::default()
                     };
                     slot.msg.copy_from_slice(block);
-                    // Room for every good block was checked above.
                     self.rings.to_sequencer.stage(slot);
                     self.counters.accepted += 1;
                 }
                 Err(e) => self.reject(session, block, e, client_seq, port),
             }
+            self.counters.rx_messages += 1;
         }
+        self.block_pos = 0;
         true
     }
 }

@@ -158,7 +158,7 @@ fn tiny_rings_backpressure_without_loss() {
     for t in [TransportKind::Udp, TransportKind::Tcp] {
         let mut cfg = peregrine_tools::config::ServeConfig {
             idle: "yield".into(),
-            ring_capacity: 16,
+            ring_capacity: 2,
             ..Default::default()
         };
         match t {

@@ -39,7 +39,7 @@ pub(crate) fn run(data: &[u8]) {
                 MessageError::UnknownType(t) => {
                     assert_eq!(data.len(), MESSAGE_LEN);
                     assert_eq!(t, data[0]);
-                    assert!(MessageType::from_code(t).is_none_or(|t| !t.is_inbound()));
+                    assert!(!MessageType::from_code(t).is_some_and(MessageType::is_inbound));
                 }
                 MessageError::UnsupportedVersion(v) => {
                     assert_eq!(data.len(), MESSAGE_LEN);

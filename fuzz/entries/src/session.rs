@@ -616,10 +616,6 @@ impl World {
         work
     }
 
-    fn pending(&self) -> usize {
-        self.udp_port.state().pending() + self.tcp_port.state().pending()
-    }
-
     /// Polls until a round does nothing and nothing is pending.
     fn drain(&mut self) {
         let mut idle = 0;
@@ -628,14 +624,14 @@ impl World {
                 idle = 0;
                 continue;
             }
-            let pending = self.pending();
-            if pending == 0 {
+            let (udp, tcp) = (self.udp_port.state().pending(), self.tcp_port.state().pending());
+            if udp + tcp == 0 {
                 return;
             }
             idle += 1;
             assert!(
                 idle < STALL_ROUNDS,
-                "stalled: {pending} events pending, no progress"
+                "stalled: no progress with events pending (udp port {udp}, tcp port {tcp})"
             );
         }
         panic!("no quiescence after {MAX_DRAIN_ROUNDS} rounds (livelock)");

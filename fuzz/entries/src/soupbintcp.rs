@@ -45,7 +45,7 @@ fn agree(buf: &[u8]) {
         }
         (Ok(Some((_, n))), Ok(Some(m))) => {
             assert_eq!(n, m);
-            assert!(*n >= LENGTH_PREFIX + 1 && *n <= buf.len() && *n <= LENGTH_PREFIX + MAX_PACKET_LEN);
+            assert!(*n > LENGTH_PREFIX && *n <= buf.len() && *n <= LENGTH_PREFIX + MAX_PACKET_LEN);
         }
         (Err(SoupError::Empty), Err(SoupError::Empty)) => assert_eq!(&buf[..2], &[0, 0]),
         (Err(SoupError::Oversize(a)), Err(SoupError::Oversize(b))) => {
