@@ -5,6 +5,7 @@
 #      sockets, the protocol-document check, and the fuzz corpus replay;
 #   2. DPDK on virtual devices (net_ring, unprivileged): the DpdkPort tests
 #      and frames -> gateway -> sequencer -> acks;
+#   2b. the crash test (scripts/crash-test.sh, CRASH_ROUNDS rounds, 5 here);
 #   3. as root: the network-namespace rig, Peregrine on a veth end through
 #      net_af_packet and net_af_xdp, the client simulator in the other
 #      namespace (scripts/dpdk-netns-test.sh).
@@ -20,6 +21,9 @@ log() { printf '\n[test-all] %s\n' "$*"; }
 
 log "workspace tests"
 cargo test --workspace --exclude dpdk-sys
+
+log "crash test: SIGKILL under load in durable mode, restart, verify the journal (${CRASH_ROUNDS:-5} rounds)"
+ROUNDS=${CRASH_ROUNDS:-5} bash scripts/crash-test.sh
 
 have_dpdk() { pkg-config --exists libdpdk 2>/dev/null; }
 if ! have_dpdk && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -62,6 +62,7 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool) -> ClientConfig {
         raw_peer: raw,
         core: b.client_core,
         keep_global_seqs: false,
+        keep_answers: false,
         drain: Duration::from_secs(2),
     }
 }

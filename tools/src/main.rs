@@ -80,6 +80,12 @@ struct ReplayArgs {
     /// Server config file (for the engine's instruments with --app match).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Check a client's `--answers-file` against the journal: every answer
+    /// that carries a global sequence number must be the journal's record at
+    /// that number (same client timestamp and order id / tag). Exit non-zero
+    /// otherwise.
+    #[arg(long)]
+    check_answers: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -249,6 +255,11 @@ struct ClientArgs {
     /// Core to pin the client to.
     #[arg(long)]
     core: Option<usize>,
+    /// Write every first answer (global_seq session client_seq client_ts
+    /// order_id_or_tag kind) to this file, e.g. to check it against the
+    /// journal after crashes.
+    #[arg(long)]
+    answers_file: Option<PathBuf>,
     /// Exit non-zero unless every message was acknowledged exactly once and
     /// the acknowledged global sequence numbers are gap-free (use when this
     /// client is the server's only sender).
@@ -338,6 +349,7 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
         flow: l.flow,
         core: a.core,
         keep_global_seqs: a.verify,
+        keep_answers: a.answers_file.is_some(),
         ..ClientConfig::new(transport, server)
     };
     let r = client::run(&cfg)?;
@@ -381,6 +393,17 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = &l.hgrm {
         std::fs::write(p, hgrm(h))?;
+    }
+    if let (Some(p), Some(ans)) = (&a.answers_file, &r.recorder.answers) {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
+        for x in ans {
+            writeln!(
+                f,
+                "{} {} {} {} {} {:?}",
+                x.global_seq, x.session, x.client_seq, x.client_ts_ns, x.order_id, x.kind
+            )?;
+        }
     }
     if a.verify {
         anyhow::ensure!(r.sent > 0, "verify: nothing was sent");
@@ -541,6 +564,33 @@ fn replay(a: ReplayArgs) -> anyhow::Result<()> {
                 r.sequencer_ns
             )?;
         }
+    }
+    for path in &a.check_answers {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let (mut checked, mut bad) = (0u64, 0u64);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            anyhow::ensure!(f.len() >= 5, "{}: bad line {line:?}", path.display());
+            let (g, ts, id): (u64, u64, u64) = (f[0].parse()?, f[3].parse()?, f[4].parse()?);
+            if g == 0 {
+                continue; // answered before sequencing (gateway reject)
+            }
+            checked += 1;
+            let ok = rec
+                .get(g)
+                .is_some_and(|r| client_ts_of(&r.msg) == ts && r.msg[16..24] == id.to_le_bytes());
+            if !ok {
+                bad += 1;
+                if bad <= 10 {
+                    eprintln!("answer not in the journal: {line}");
+                }
+            }
+        }
+        println!(
+            "{}: {checked} acknowledged messages checked against the journal, {bad} missing or different",
+            path.display()
+        );
+        anyhow::ensure!(bad == 0, "acknowledged messages missing from the journal");
     }
     if let Some(kind) = a.app {
         let cfg = match &a.config {

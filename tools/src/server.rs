@@ -166,6 +166,12 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
             }
             let replayed = replay_journal(&mut app, rec.records());
             note.push_str(&format!("; {replayed} replayed through the application"));
+            if let ServerApp::Match(m) = &app {
+                note.push_str(&format!(
+                    "; engine state hash after replay {:016x}",
+                    m.engine().state_hash()
+                ));
+            }
             let next = rec.next_seq();
             let writer = rec.into_writer(WriterConfig {
                 segment_size: cfg.journal_segment_size,

@@ -95,6 +95,8 @@ pub struct ClientConfig {
     pub core: Option<usize>,
     /// Keep every acked global sequence number (tests).
     pub keep_global_seqs: bool,
+    /// Keep every first answer (crash tests).
+    pub keep_answers: bool,
     /// How long to wait for outstanding answers after sending stops.
     pub drain: Duration,
 }
@@ -114,6 +116,7 @@ impl ClientConfig {
             raw_peer: false,
             core: None,
             keep_global_seqs: false,
+            keep_answers: false,
             drain: Duration::from_secs(2),
         }
     }
@@ -175,6 +178,9 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
     let mut rec = Recorder::new(sessions, warmup_end.min(end), end);
     if cfg.keep_global_seqs {
         rec.global_seqs = Some(Vec::new());
+    }
+    if cfg.keep_answers {
+        rec.answers = Some(Vec::new());
     }
     let mut sent = 0u64;
     let mut sent_in_window = 0u64;

@@ -45,6 +45,8 @@ pub struct Reply {
     pub kind: ReplyKind,
     /// Global sequence number when the reply carries one.
     pub global_seq: u64,
+    /// The order id (execution reports, rejects) or the Echo tag (acks).
+    pub order_id: u64,
 }
 
 /// Histogram plus answer accounting.
@@ -67,6 +69,9 @@ pub struct Recorder {
     pub reports: u64,
     /// Global sequence numbers seen in acks, when asked to keep them.
     pub global_seqs: Option<Vec<u64>>,
+    /// Every first answer, when asked to keep them (crash tests compare
+    /// them with the journal).
+    pub answers: Option<Vec<Reply>>,
     sessions: Vec<SeqTracker>,
 }
 
@@ -83,6 +88,7 @@ impl Recorder {
             duplicates: 0,
             reports: 0,
             global_seqs: None,
+            answers: None,
             sessions: vec![SeqTracker::default(); sessions],
         }
     }
@@ -112,6 +118,9 @@ impl Recorder {
                 g.push(r.global_seq);
             }
         }
+        if let Some(a) = self.answers.as_mut() {
+            a.push(*r);
+        }
         if r.client_ts_ns >= self.warmup_end_ns && r.client_ts_ns < self.measure_end_ns {
             self.answered_in_window += 1;
             self.hist
@@ -134,6 +143,7 @@ mod tests {
             client_ts_ns: ts,
             kind: ReplyKind::Ack,
             global_seq: seq,
+            order_id: 0,
         };
         assert!(r.on_reply(&ack(1, 50), 60)); // warm-up: answered, not recorded
         assert!(r.on_reply(&ack(2, 200), 260));

@@ -34,6 +34,7 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
                 client_ts_ns: a.client_ts_ns.get(),
                 kind: ReplyKind::Ack,
                 global_seq: a.global_seq.get(),
+                order_id: a.client_tag.get(),
             }
         }
         MessageType::Reject => {
@@ -44,6 +45,7 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
                 client_ts_ns: j.client_ts_ns.get(),
                 kind: ReplyKind::Reject,
                 global_seq: j.global_seq.get(),
+                order_id: j.order_id.get(),
             }
         }
         MessageType::Echo | MessageType::NewOrder | MessageType::Cancel | MessageType::Replace => Reply {
@@ -53,6 +55,7 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
             client_ts_ns: peregrine_sequencer::wire::message::client_ts_of(block),
             kind: ReplyKind::Ack,
             global_seq: 0,
+            order_id: u64::from_le_bytes(block[16..24].try_into().unwrap_or([0; 8])),
         },
         _ => {
             let e = ExecReport::ref_from_bytes(block).ok()?;
@@ -62,6 +65,7 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
                 client_ts_ns: e.client_ts_ns.get(),
                 kind: ReplyKind::Report,
                 global_seq: e.global_seq.get(),
+                order_id: e.order_id.get(),
             }
         }
     })
