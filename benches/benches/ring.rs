@@ -83,13 +83,7 @@ impl Tx for Producer<InboundSlot> {
 
     #[inline]
     fn push_batch(&mut self, batch: &[InboundSlot]) -> usize {
-        let mut n = 0;
-        for v in batch {
-            if !self.stage(*v) {
-                break;
-            }
-            n += 1;
-        }
+        let n = self.stage_slice(batch);
         self.publish();
         n
     }

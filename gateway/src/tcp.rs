@@ -24,7 +24,7 @@ use crate::session::SessionTable;
 use crate::udp::GatewayOptions;
 use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
-use peregrine_sequencer::slot::{InboundSlot, SessionRef};
+use peregrine_sequencer::slot::SessionRef;
 use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::SessionName;
 use peregrine_sequencer::wire::soupbintcp::{
@@ -303,14 +303,13 @@ impl TcpCore {
                 self.counters.rx_messages += 1;
                 match classify_inbound(block) {
                     Ok(_) => {
-                        let mut slot = InboundSlot {
-                            origin: SessionRef::new(self.id, session),
-                            client_seq,
-                            gateway_rx_ns: self.rx_ns,
-                            ..InboundSlot::default()
-                        };
-                        slot.msg.copy_from_slice(block);
-                        self.rings.to_sequencer.stage(slot);
+                        let (origin, rx_ns) = (SessionRef::new(self.id, session), self.rx_ns);
+                        self.rings.to_sequencer.stage_with(|s| {
+                            s.msg.copy_from_slice(block);
+                            s.origin = origin;
+                            s.client_seq = client_seq;
+                            s.gateway_rx_ns = rx_ns;
+                        });
                         self.counters.accepted += 1;
                     }
                     Err(e) => {

@@ -21,7 +21,7 @@ use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
 use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
-use peregrine_sequencer::slot::{InboundSlot, SessionRef};
+use peregrine_sequencer::slot::SessionRef;
 use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName};
 use std::net::SocketAddr;
@@ -193,14 +193,13 @@ impl UdpCore {
                         self.block_pos = k;
                         return false;
                     }
-                    let mut slot = InboundSlot {
-                        origin,
-                        client_seq,
-                        gateway_rx_ns: self.rx_ns,
-                        ..InboundSlot::default()
-                    };
-                    slot.msg.copy_from_slice(block);
-                    self.rings.to_sequencer.stage(slot);
+                    let rx_ns = self.rx_ns;
+                    self.rings.to_sequencer.stage_with(|s| {
+                        s.msg.copy_from_slice(block);
+                        s.origin = origin;
+                        s.client_seq = client_seq;
+                        s.gateway_rx_ns = rx_ns;
+                    });
                     self.counters.accepted += 1;
                 }
                 Err(e) => self.reject(session, block, e, client_seq, port),

@@ -55,9 +55,13 @@ impl ReplySink<'_> {
             self.misrouted += 1;
             return;
         };
-        let slot = OutboundSlot { msg: *msg, to };
-        if !over.is_empty() || !out.stage(slot) {
-            over.push_back(slot);
+        if !over.is_empty()
+            || !out.stage_with(|s| {
+                s.msg = *msg;
+                s.to = to;
+            })
+        {
+            over.push_back(OutboundSlot { msg: *msg, to });
             self.overflowed += 1;
         }
         self.sent += 1;

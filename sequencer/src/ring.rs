@@ -123,6 +123,48 @@ impl<T: Copy> Producer<T> {
         true
     }
 
+    /// Builds the next slot in place with `fill` (no copy of `T` through
+    /// the stack), without publishing it. Returns false (and calls nothing)
+    /// when the ring is full. The slot holds its previous value when `fill`
+    /// starts; `fill` should set every field it cares about.
+    #[inline]
+    pub fn stage_with(&mut self, fill: impl FnOnce(&mut T)) -> bool {
+        if !self.has_room(1) {
+            return false;
+        }
+        let slot = &self.shared.slots[self.tail & self.shared.mask];
+        // SAFETY: as in `stage`: the consumer has released this slot and
+        // cannot read it before we publish past it, and we are the only
+        // producer, so this is the only reference to it. `fill` cannot reach
+        // the producer (it is mutably borrowed here), and T: Copy has no drop
+        // glue, so even a panicking `fill` leaves a valid value behind.
+        fill(unsafe { &mut *slot.get() });
+        self.tail += 1;
+        true
+    }
+
+    /// Copies the longest prefix of `values` that fits into the next slots,
+    /// without publishing; returns how many were staged. One room check for
+    /// the whole batch.
+    #[inline]
+    pub fn stage_slice(&mut self, values: &[T]) -> usize {
+        let n = if self.capacity() - (self.tail - self.cached_head) >= values.len() {
+            values.len()
+        } else {
+            values.len().min(self.free_slots())
+        };
+        let mask = self.shared.mask;
+        for (k, v) in values[..n].iter().enumerate() {
+            let slot = &self.shared.slots[(self.tail + k) & mask];
+            // SAFETY: k < n <= capacity - (tail - head), so the consumer has
+            // released this slot and will not read it before we publish past
+            // it; we are the only producer.
+            unsafe { *slot.get() = *v };
+        }
+        self.tail += n;
+        n
+    }
+
     /// Staged but unpublished slots.
     #[inline]
     pub fn staged(&self) -> usize {
@@ -267,6 +309,8 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         Stage(u32),
+        StageWith(u32),
+        StageSlice(Vec<u32>),
         Publish,
         Read(usize),
         Release,
@@ -275,6 +319,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             any::<u32>().prop_map(Op::Stage),
+            any::<u32>().prop_map(Op::StageWith),
+            proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::StageSlice),
             Just(Op::Publish),
             (0usize..10).prop_map(Op::Read),
             Just(Op::Release),
@@ -298,6 +344,17 @@ mod tests {
                         let room = cap - staged.len() - visible.len() - read_unreleased;
                         prop_assert_eq!(p.stage(v), room > 0);
                         if room > 0 { staged.push_back(v); }
+                    }
+                    Op::StageWith(v) => {
+                        let room = cap - staged.len() - visible.len() - read_unreleased;
+                        prop_assert_eq!(p.stage_with(|s| *s = v), room > 0);
+                        if room > 0 { staged.push_back(v); }
+                    }
+                    Op::StageSlice(vs) => {
+                        let room = cap - staged.len() - visible.len() - read_unreleased;
+                        let n = p.stage_slice(&vs);
+                        prop_assert_eq!(n, vs.len().min(room));
+                        staged.extend(vs[..n].iter().copied());
                     }
                     Op::Publish => { p.publish(); visible.extend(staged.drain(..)); }
                     Op::Read(n) => {
