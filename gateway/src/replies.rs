@@ -8,7 +8,9 @@
 
 use crate::counters::GatewayCounters;
 use crate::session::SessionTable;
-use peregrine_netio::{PacketBatch, SLOT_BYTES};
+use peregrine_netio::{PacketBatch, Peer, Port, SLOT_BYTES};
+use peregrine_sequencer::ring::Consumer;
+use peregrine_sequencer::slot::OutboundSlot;
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
 use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use peregrine_sequencer::wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
@@ -161,6 +163,106 @@ impl ReplyBatcher {
         counters.tx_packets += 1;
         self.counts[i] = 0;
         true
+    }
+}
+
+/// A gateway's transmit side, the same for every transport: drains the
+/// sequencer's output ring in bursts, stages replies per session, packs
+/// them into packets and sends them in batches.
+pub struct ReplyPath {
+    from_sequencer: Consumer<OutboundSlot>,
+    batcher: ReplyBatcher,
+    tx: PacketBatch,
+    reply_burst: usize,
+}
+
+impl ReplyPath {
+    /// A reply path reading `from_sequencer`, framing with `framing`, for
+    /// up to `max_sessions` sessions, sending `tx_burst` packets per call and
+    /// draining at most `reply_burst` replies per poll.
+    pub fn new(
+        framing: Framing,
+        from_sequencer: Consumer<OutboundSlot>,
+        max_sessions: usize,
+        tx_burst: usize,
+        reply_burst: usize,
+    ) -> Self {
+        ReplyPath {
+            from_sequencer,
+            batcher: ReplyBatcher::new(framing, max_sessions),
+            tx: PacketBatch::new(tx_burst.max(1)),
+            reply_burst: reply_burst.max(1),
+        }
+    }
+
+    /// Stages one reply for session `idx` (sending a full transmit batch
+    /// first when needed).
+    pub fn stage(
+        &mut self,
+        sessions: &mut SessionTable,
+        idx: u32,
+        msg: &[u8; MESSAGE_LEN],
+        port: &mut impl Port,
+        counters: &mut GatewayCounters,
+    ) {
+        while self
+            .batcher
+            .stage(sessions, idx, msg, &mut self.tx, counters)
+            .is_err()
+        {
+            self.send(port);
+        }
+    }
+
+    /// Queues a session-protocol packet (login accepted, rejected...) for
+    /// `peer` ahead of replies staged later.
+    pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {
+        if !self.tx.push(peer, bytes) {
+            self.send(port);
+            self.tx.push(peer, bytes);
+        }
+    }
+
+    /// Sends what is in the transmit batch. A send error concerns one burst
+    /// (the port counts what it could not send; datagram clients recover by
+    /// re-request, stream ports close slow readers themselves) and is never
+    /// fatal to the polling loop.
+    pub fn send(&mut self, port: &mut impl Port) {
+        if !self.tx.is_empty() {
+            let _ = port.send(&mut self.tx);
+            self.tx.clear();
+        }
+    }
+
+    /// One transmit round: drains up to `reply_burst` replies, packs every
+    /// session's replies, sends. Returns the replies drained.
+    pub fn drain(
+        &mut self,
+        sessions: &mut SessionTable,
+        port: &mut impl Port,
+        counters: &mut GatewayCounters,
+    ) -> usize {
+        let avail = self.from_sequencer.available().min(self.reply_burst);
+        for j in 0..avail {
+            let Some(slot) = self.from_sequencer.peek(j) else {
+                break;
+            };
+            let (to, msg) = (slot.to, slot.msg);
+            while self
+                .batcher
+                .stage(sessions, to.index, &msg, &mut self.tx, counters)
+                .is_err()
+            {
+                self.send(port);
+            }
+        }
+        self.from_sequencer.advance(avail);
+        self.from_sequencer.release();
+        while self.batcher.flush(sessions, &mut self.tx, counters).is_err() {
+            self.send(port);
+        }
+        self.send(port);
+        avail
     }
 }
 

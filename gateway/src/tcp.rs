@@ -18,13 +18,14 @@
 
 use crate::counters::GatewayCounters;
 use crate::fxhash::FastMap;
-use crate::replies::{Framing, ReplyBatcher};
+use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
 use crate::udp::GatewayOptions;
 use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
-use peregrine_sequencer::slot::SessionRef;
+use peregrine_sequencer::ring::Producer;
+use peregrine_sequencer::slot::{InboundSlot, SessionRef};
 use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::SessionName;
 use peregrine_sequencer::wire::soupbintcp::{
@@ -54,14 +55,12 @@ pub struct TcpGateway<P: Port> {
 
 struct TcpCore {
     id: u16,
-    rings: GatewayRings,
+    to_sequencer: Producer<InboundSlot>,
     rx_ns: u64,
-    tx: PacketBatch,
     sessions: SessionTable,
     by_name: FastMap<SessionName, u32>,
     conns: Vec<ConnState>,
-    replies: ReplyBatcher,
-    reply_burst: usize,
+    replies: ReplyPath,
     counters: GatewayCounters,
 }
 
@@ -85,14 +84,18 @@ impl<P: Port> TcpGateway<P> {
             blocked: None,
             core: TcpCore {
                 id,
-                rings,
+                to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                tx: PacketBatch::new(opts.tx_burst.max(1)),
                 sessions: SessionTable::new(opts.max_sessions),
                 by_name,
                 conns: Vec::new(),
-                replies: ReplyBatcher::new(Framing::SoupBinTcp, opts.max_sessions),
-                reply_burst: opts.reply_burst.max(1),
+                replies: ReplyPath::new(
+                    Framing::SoupBinTcp,
+                    rings.from_sequencer,
+                    opts.max_sessions,
+                    opts.tx_burst,
+                    opts.reply_burst,
+                ),
                 counters: GatewayCounters::default(),
             },
         }
@@ -144,35 +147,9 @@ impl TcpCore {
 
     fn close(&mut self, i: usize, port: &mut impl Port) {
         let id = self.conns[i].id;
-        self.send_tx(port);
+        self.replies.send(port);
         port.close(Peer::Conn(id));
         self.closed(id);
-    }
-
-    fn send_tx(&mut self, port: &mut impl Port) {
-        if !self.tx.is_empty() {
-            // Stream ports buffer per connection and close slow readers
-            // themselves; an error here is not fatal to the loop.
-            let _ = port.send(&mut self.tx);
-            self.tx.clear();
-        }
-    }
-
-    fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {
-        if !self.tx.push(peer, bytes) {
-            self.send_tx(port);
-            self.tx.push(peer, bytes);
-        }
-    }
-
-    fn stage_reply(&mut self, session: u32, msg: &[u8; MESSAGE_LEN], port: &mut impl Port) {
-        while self
-            .replies
-            .stage(&mut self.sessions, session, msg, &mut self.tx, &mut self.counters)
-            .is_err()
-        {
-            self.send_tx(port);
-        }
     }
 
     /// Appends a chunk to connection `id`'s buffer and handles its packets.
@@ -282,7 +259,7 @@ impl TcpCore {
                 self.counters.logins += 1;
                 let mut out = [0u8; 33];
                 let n = write_login_accepted(&mut out, &name, next);
-                self.push_control(Peer::Conn(id), &out[..n], port);
+                self.replies.push_control(Peer::Conn(id), &out[..n], port);
                 PacketOutcome::Consumed
             }
             SoupPacket::UnsequencedData(block) => {
@@ -291,7 +268,7 @@ impl TcpCore {
                     self.close(i, port);
                     return PacketOutcome::Closed;
                 };
-                if !self.rings.to_sequencer.has_room(1) {
+                if !self.to_sequencer.has_room(1) {
                     self.counters.ring_full += 1;
                     return PacketOutcome::Blocked;
                 }
@@ -304,7 +281,7 @@ impl TcpCore {
                 match classify_inbound(block) {
                     Ok(_) => {
                         let (origin, rx_ns) = (SessionRef::new(self.id, session), self.rx_ns);
-                        self.rings.to_sequencer.stage_with(|s| {
+                        self.to_sequencer.stage_with(|s| {
                             s.msg.copy_from_slice(block);
                             s.origin = origin;
                             s.client_seq = client_seq;
@@ -320,7 +297,8 @@ impl TcpCore {
                         }
                         let r = Reject::for_block(block, e.reason() as u16, client_seq, self.rx_ns);
                         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                        self.stage_reply(session, &bytes, port);
+                        self.replies
+                            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
                     }
                 }
                 PacketOutcome::Consumed
@@ -346,7 +324,8 @@ impl TcpCore {
         self.counters.logins_rejected += 1;
         let mut out = [0u8; 4];
         let n = write_packet(&mut out, kind::LOGIN_REJECTED, b"S").unwrap_or(0);
-        self.push_control(Peer::Conn(self.conns[i].id), &out[..n], port);
+        self.replies
+            .push_control(Peer::Conn(self.conns[i].id), &out[..n], port);
         self.close(i, port);
     }
 }
@@ -364,7 +343,7 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
             let i = i as usize;
             if self.core.conns.get(i).is_some_and(|c| c.open) {
                 if let Progress::Blocked = self.core.process(i, &mut self.port) {
-                    self.core.rings.to_sequencer.publish();
+                    self.core.to_sequencer.publish();
                     return 0;
                 }
             }
@@ -376,7 +355,7 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
             match self.port.recv(&mut self.rx) {
                 Ok(0) | Err(_) => {
                     self.rx.clear();
-                    self.core.rings.to_sequencer.publish();
+                    self.core.to_sequencer.publish();
                     return work;
                 }
                 Ok(_) => self.core.rx_ns = clock::now_ns(),
@@ -399,30 +378,13 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
                 }
             }
         }
-        self.core.rings.to_sequencer.publish();
+        self.core.to_sequencer.publish();
         work
     }
 
     fn poll_tx(&mut self) -> usize {
         let c = &mut self.core;
-        let avail = c.rings.from_sequencer.available().min(c.reply_burst);
-        for j in 0..avail {
-            let Some(slot) = c.rings.from_sequencer.peek(j) else {
-                break;
-            };
-            let (to, msg) = (slot.to, slot.msg);
-            c.stage_reply(to.index, &msg, &mut self.port);
-        }
-        c.rings.from_sequencer.advance(avail);
-        c.rings.from_sequencer.release();
-        while c
-            .replies
-            .flush(&mut c.sessions, &mut c.tx, &mut c.counters)
-            .is_err()
-        {
-            c.send_tx(&mut self.port);
-        }
-        c.send_tx(&mut self.port);
+        let avail = c.replies.drain(&mut c.sessions, &mut self.port, &mut c.counters);
         let _ = self.port.poll_tx();
         avail
     }

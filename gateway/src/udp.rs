@@ -16,12 +16,13 @@
 
 use crate::counters::GatewayCounters;
 use crate::fxhash::FastMap;
-use crate::replies::{Framing, ReplyBatcher};
+use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
 use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
-use peregrine_sequencer::slot::SessionRef;
+use peregrine_sequencer::ring::Producer;
+use peregrine_sequencer::slot::{InboundSlot, SessionRef};
 use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName};
 use std::net::SocketAddr;
@@ -65,13 +66,11 @@ struct UdpCore {
     /// Blocks of the pending datagram already handled (see
     /// `handle_datagram`).
     block_pos: usize,
-    rings: GatewayRings,
+    to_sequencer: Producer<InboundSlot>,
     rx_ns: u64,
-    tx: PacketBatch,
     sessions: SessionTable,
     by_peer: FastMap<(SocketAddr, SessionName), u32>,
-    replies: ReplyBatcher,
-    reply_burst: usize,
+    replies: ReplyPath,
     counters: GatewayCounters,
 }
 
@@ -87,13 +86,17 @@ impl<P: Port> UdpGateway<P> {
             core: UdpCore {
                 id,
                 block_pos: 0,
-                rings,
+                to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                tx: PacketBatch::new(opts.tx_burst.max(1)),
                 sessions: SessionTable::new(opts.max_sessions),
                 by_peer,
-                replies: ReplyBatcher::new(Framing::MoldUdp64, opts.max_sessions),
-                reply_burst: opts.reply_burst.max(1),
+                replies: ReplyPath::new(
+                    Framing::MoldUdp64,
+                    rings.from_sequencer,
+                    opts.max_sessions,
+                    opts.tx_burst,
+                    opts.reply_burst,
+                ),
                 counters: GatewayCounters::default(),
             },
         }
@@ -136,27 +139,8 @@ impl UdpCore {
         }
         let r = Reject::for_block(block, err.reason() as u16, client_seq, self.rx_ns);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-        self.stage_reply(session, &bytes, port);
-    }
-
-    fn stage_reply(&mut self, session: u32, msg: &[u8; MESSAGE_LEN], port: &mut impl Port) {
-        while self
-            .replies
-            .stage(&mut self.sessions, session, msg, &mut self.tx, &mut self.counters)
-            .is_err()
-        {
-            self.send_tx(port);
-        }
-    }
-
-    fn send_tx(&mut self, port: &mut impl Port) {
-        if !self.tx.is_empty() {
-            // A send error is a kernel-level failure on one burst; the port
-            // counts what it could not send and clients recover it by
-            // re-request. Never fatal to the loop.
-            let _ = port.send(&mut self.tx);
-            self.tx.clear();
-        }
+        self.replies
+            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
     }
 
     /// Processes one datagram from block `self.block_pos` on; false when
@@ -188,13 +172,13 @@ impl UdpCore {
             let client_seq = first.wrapping_add(k as u64);
             match classify_inbound(block) {
                 Ok(_) => {
-                    if !self.rings.to_sequencer.has_room(1) {
+                    if !self.to_sequencer.has_room(1) {
                         self.counters.ring_full += 1;
                         self.block_pos = k;
                         return false;
                     }
                     let rx_ns = self.rx_ns;
-                    self.rings.to_sequencer.stage_with(|s| {
+                    self.to_sequencer.stage_with(|s| {
                         s.msg.copy_from_slice(block);
                         s.origin = origin;
                         s.client_seq = client_seq;
@@ -234,31 +218,13 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
             }
             self.rx_pos += 1;
         }
-        self.core.rings.to_sequencer.publish();
+        self.core.to_sequencer.publish();
         self.rx_pos - start
     }
 
     fn poll_tx(&mut self) -> usize {
         let c = &mut self.core;
-        let avail = c.rings.from_sequencer.available().min(c.reply_burst);
-        for j in 0..avail {
-            let Some(slot) = c.rings.from_sequencer.peek(j) else {
-                break;
-            };
-            let (to, msg) = (slot.to, slot.msg);
-            c.stage_reply(to.index, &msg, &mut self.port);
-        }
-        c.rings.from_sequencer.advance(avail);
-        c.rings.from_sequencer.release();
-        while c
-            .replies
-            .flush(&mut c.sessions, &mut c.tx, &mut c.counters)
-            .is_err()
-        {
-            c.send_tx(&mut self.port);
-        }
-        c.send_tx(&mut self.port);
-        avail
+        c.replies.drain(&mut c.sessions, &mut self.port, &mut c.counters)
     }
 
     fn counters(&self) -> GatewayCounters {
