@@ -13,12 +13,9 @@
 //! ```
 
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
-use peregrine_netio::wire::{
-    ChecksumMode, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
-    UdpRepr,
-};
+use peregrine_netio::wire::{udp_frame, ChecksumMode, UdpEndpoints};
 use peregrine_netio::{PacketBatch, Port};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const UDP_PORT: u16 = 9000;
@@ -33,36 +30,14 @@ fn arg(name: &str, default: f64) -> f64 {
 }
 
 fn frame(mac: peregrine_netio::wire::EthernetAddress, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; 42 + payload.len()];
-    EthernetRepr {
-        src_addr: mac,
-        dst_addr: mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
-    Ipv4Repr {
-        src_addr: IP,
-        dst_addr: IP,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-    }
-    .emit(
-        &mut Ipv4Packet::new_unchecked(&mut f[14..]),
-        ChecksumMode::Compute,
-    );
-    UdpRepr {
-        src_port: UDP_PORT,
-        dst_port: UDP_PORT,
-    }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[34..]),
-        IP,
-        IP,
-        payload,
-        ChecksumMode::Compute,
-    );
-    f
+    let me = SocketAddrV4::new(IP, UDP_PORT);
+    let ends = UdpEndpoints {
+        src_mac: mac,
+        dst_mac: mac,
+        src: me,
+        dst: me,
+    };
+    udp_frame(&ends, payload, ChecksumMode::Compute, 0)
 }
 
 fn main() {

@@ -11,7 +11,7 @@
 use peregrine_netio::dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
 use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
 };
 use peregrine_netio::{PacketBatch, Peer, Port, Transport};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -40,7 +40,6 @@ fn eal_args() -> Vec<String> {
 }
 
 /// A well-formed Ethernet/IPv4/UDP frame.
-#[allow(clippy::too_many_arguments)]
 fn udp_frame(
     src_mac: EthernetAddress,
     dst_mac: EthernetAddress,
@@ -50,36 +49,13 @@ fn udp_frame(
     dport: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut f = vec![0u8; 14 + 20 + 8 + payload.len()];
-    EthernetRepr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-    }
-    .emit(
-        &mut Ipv4Packet::new_unchecked(&mut f[14..]),
-        ChecksumMode::Compute,
-    );
-    UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-    }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[34..]),
-        src,
-        dst,
-        payload,
-        ChecksumMode::Compute,
-    );
-    f
+    let ends = peregrine_netio::wire::UdpEndpoints {
+        src_mac,
+        dst_mac,
+        src: std::net::SocketAddrV4::new(src, sport),
+        dst: std::net::SocketAddrV4::new(dst, dport),
+    };
+    peregrine_netio::wire::udp_frame(&ends, payload, ChecksumMode::Compute, 0)
 }
 
 fn client_frame(our_mac: EthernetAddress, payload: &[u8]) -> Vec<u8> {

@@ -15,13 +15,10 @@
 use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
-use peregrine_netio::wire::{
-    ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    UdpPacket, UdpRepr,
-};
+use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};
 use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use peregrine_sequencer::{EchoApp, Sequencer};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 /// Opens every configured queue of the DPDK port, one gateway each, with
@@ -80,39 +77,15 @@ pub fn client_frame(mac: EthernetAddress) -> Vec<u8> {
         b.push(zerocopy::IntoBytes::as_bytes(&e));
     }
     let n = b.finish();
-    let payload = &payload[..n];
-    let mut f = vec![0u8; 42 + payload.len()];
-    EthernetRepr {
-        src_addr: mac,
-        dst_addr: mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
-    Ipv4Repr {
-        src_addr: CLIENT_IP,
-        dst_addr: SERVER_IP,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-    }
-    .emit(
-        &mut Ipv4Packet::new_unchecked(&mut f[14..]),
-        ChecksumMode::Compute,
-    );
     // No UDP checksum (legal over IPv4), so the sequence field can be
     // rewritten per injection without recomputing it.
-    UdpRepr {
-        src_port: CLIENT_PORT,
-        dst_port: SERVER_PORT,
-    }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[34..]),
-        CLIENT_IP,
-        SERVER_IP,
-        payload,
-        ChecksumMode::Skip,
-    );
-    f
+    let ends = UdpEndpoints {
+        src_mac: mac,
+        dst_mac: mac,
+        src: SocketAddrV4::new(CLIENT_IP, CLIENT_PORT),
+        dst: SocketAddrV4::new(SERVER_IP, SERVER_PORT),
+    };
+    udp_frame(&ends, &payload[..n], ChecksumMode::Skip, 0)
 }
 
 /// What the dpdk-ring run measured.

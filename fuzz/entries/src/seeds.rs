@@ -272,42 +272,26 @@ fn message() -> Named {
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
 fn eth_header(ethertype: EtherType, out: &mut [u8]) {
     EthernetRepr {
-        src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        src_addr: EthernetAddress(SRC_MAC),
+        dst_addr: EthernetAddress(DST_MAC),
         ethertype,
     }
     .emit(&mut EthernetFrame::new_unchecked(out));
 }
 
 fn udp_frame(payload: &[u8], cksum: ChecksumMode, pad: usize) -> Vec<u8> {
-    let mut f = vec![0u8; 42 + payload.len() + pad];
-    eth_header(EtherType::Ipv4, &mut f);
-    Ipv4Repr {
-        src_addr: SRC,
-        dst_addr: DST,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-    }
-    .emit(
-        &mut Ipv4Packet::new_unchecked(&mut f[14..]),
-        ChecksumMode::Compute,
-    );
-    UdpRepr {
-        src_port: 40_000,
-        dst_port: 9_000,
-    }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[34..]),
-        SRC,
-        DST,
-        payload,
-        cksum,
-    );
-    f
+    let ends = peregrine_netio::wire::UdpEndpoints {
+        src_mac: EthernetAddress(SRC_MAC),
+        dst_mac: EthernetAddress(DST_MAC),
+        src: std::net::SocketAddrV4::new(SRC, 40_000),
+        dst: std::net::SocketAddrV4::new(DST, 9_000),
+    };
+    peregrine_netio::wire::udp_frame(&ends, payload, cksum, pad)
 }
 
 fn arp_frame(op: ArpOperation) -> Vec<u8> {

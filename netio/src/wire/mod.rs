@@ -16,11 +16,13 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod frame;
 pub mod ipv4;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub use frame::{udp_frame, UdpEndpoints, UDP_FRAME_HEADERS};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use udp::{UdpPacket, UdpRepr};
 
