@@ -40,6 +40,11 @@ pub struct GatewayCounters {
     pub logins: u64,
     /// TCP logins rejected (session in use).
     pub logins_rejected: u64,
+    /// Heartbeats we sent to idle sessions.
+    pub heartbeats_sent: u64,
+    /// TCP connections closed because the client sent nothing for the idle
+    /// timeout.
+    pub closed_idle: u64,
 }
 
 impl GatewayCounters {
@@ -49,7 +54,7 @@ impl GatewayCounters {
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 20] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -68,10 +73,12 @@ impl GatewayCounters {
         "sessions",
         "logins",
         "logins_rejected",
+        "heartbeats_sent",
+        "closed_idle",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 18] {
+    pub fn values(&self) -> [u64; 20] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -91,6 +98,8 @@ impl GatewayCounters {
             self.sessions,
             self.logins,
             self.logins_rejected,
+            self.heartbeats_sent,
+            self.closed_idle,
         ]
     }
 
@@ -115,7 +124,9 @@ impl GatewayCounters {
             replies_unroutable,
             sessions,
             logins,
-            logins_rejected
+            logins_rejected,
+            heartbeats_sent,
+            closed_idle
         );
     }
 }

@@ -12,7 +12,9 @@ use peregrine_netio::{PacketBatch, Peer, Port, SLOT_BYTES};
 use peregrine_sequencer::ring::Consumer;
 use peregrine_sequencer::slot::OutboundSlot;
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
+use peregrine_sequencer::wire::moldudp64::{
+    write_header_only, MoldBuilder, HEADER_LEN, MAX_MESSAGES_PER_PACKET,
+};
 use peregrine_sequencer::wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
 
 /// How replies are framed.
@@ -40,6 +42,8 @@ pub struct TxFull;
 
 /// Per-session reply staging.
 pub struct ReplyBatcher {
+    /// Coarse current time (ns), stamped into sessions as `last_tx_ns`.
+    now_ns: u64,
     framing: Framing,
     per_packet: usize,
     staged: Vec<u8>,
@@ -52,6 +56,7 @@ impl ReplyBatcher {
     pub fn new(framing: Framing, max_sessions: usize) -> Self {
         let per_packet = framing.per_packet();
         ReplyBatcher {
+            now_ns: 0,
             framing,
             per_packet,
             staged: vec![0u8; max_sessions * per_packet * MESSAGE_LEN],
@@ -129,6 +134,7 @@ impl ReplyBatcher {
         // The reply sequence advances whether or not a peer is connected, so
         // numbering stays consistent for a client that comes back.
         session.next_reply_seq += count as u64;
+        session.last_tx_ns = self.now_ns;
         let Some(peer) = session.peer else {
             counters.replies_unroutable += count as u64;
             self.counts[i] = 0;
@@ -232,6 +238,49 @@ impl ReplyPath {
             let _ = port.send(&mut self.tx);
             self.tx.clear();
         }
+    }
+
+    /// Heartbeats: every session with a peer that has been sent nothing for
+    /// `interval_ns`, and that the client itself has not left silent for
+    /// more than `live_ns`, gets one: a MoldUDP64 packet with no messages
+    /// whose sequence is the session's next reply sequence (so a client can
+    /// tell it missed replies even when nothing else arrives), or a
+    /// SoupBinTCP Server Heartbeat. `now_ns` also becomes the coarse clock
+    /// stamped on sessions when replies are packed. Called from a timer,
+    /// never per message.
+    pub fn heartbeats(
+        &mut self,
+        sessions: &mut SessionTable,
+        now_ns: u64,
+        interval_ns: u64,
+        live_ns: u64,
+        port: &mut impl Port,
+        counters: &mut GatewayCounters,
+    ) {
+        self.batcher.now_ns = now_ns;
+        for (_, s) in sessions.iter_mut() {
+            let Some(peer) = s.peer else { continue };
+            if now_ns.saturating_sub(s.last_tx_ns) < interval_ns
+                || now_ns.saturating_sub(s.last_rx_ns) > live_ns
+            {
+                continue;
+            }
+            let mut hb = [0u8; HEADER_LEN];
+            let n = match self.batcher.framing {
+                Framing::MoldUdp64 => {
+                    write_header_only(&mut hb, &s.name, s.next_reply_seq, 0);
+                    HEADER_LEN
+                }
+                Framing::SoupBinTcp => write_packet(&mut hb, kind::SERVER_HEARTBEAT, &[]).unwrap_or(0),
+            };
+            if !self.tx.push(peer, &hb[..n]) {
+                self.send(port);
+                self.tx.push(peer, &hb[..n]);
+            }
+            s.last_tx_ns = now_ns;
+            counters.heartbeats_sent += 1;
+        }
+        self.send(port);
     }
 
     /// One transmit round: drains up to `reply_burst` replies, packs every

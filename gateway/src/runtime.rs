@@ -204,9 +204,11 @@ fn publish_sequencer<A: Application>(block: Option<&CounterBlock>, seq: &Sequenc
 #[inline]
 fn publish_gateway(block: Option<&CounterBlock>, g: &dyn GatewayLoop) {
     if let Some(b) = block {
-        let mut v = [0u64; 29];
-        v[..18].copy_from_slice(&g.counters().values());
-        v[18..].copy_from_slice(&g.port_counters().values());
+        const G: usize = GatewayCounters::NAMES.len();
+        const P: usize = PortCounters::NAMES.len();
+        let mut v = [0u64; G + P];
+        v[..G].copy_from_slice(&g.counters().values());
+        v[G..].copy_from_slice(&g.port_counters().values());
         b.publish(&v);
     }
 }

@@ -16,6 +16,10 @@ pub struct Session {
     /// Sequence number of the next reply (MoldUDP64 downstream sequence,
     /// SoupBinTCP implicit sequence), from 1.
     pub next_reply_seq: u64,
+    /// When the client last sent anything, ns (coarse: receive-burst time).
+    pub last_rx_ns: u64,
+    /// When we last sent this session anything, ns (coarse: timer tick).
+    pub last_tx_ns: u64,
 }
 
 /// A bounded table of sessions, indexed by the `u32` the sequencer routes
@@ -47,6 +51,8 @@ impl SessionTable {
             peer,
             next_client_seq: 1,
             next_reply_seq: 1,
+            last_rx_ns: 0,
+            last_tx_ns: 0,
         });
         Some((self.sessions.len() - 1) as u32)
     }
@@ -61,6 +67,11 @@ impl SessionTable {
     #[inline]
     pub fn get_mut(&mut self, i: u32) -> Option<&mut Session> {
         self.sessions.get_mut(i as usize)
+    }
+
+    /// Every session with its index.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Session)> {
+        self.sessions.iter_mut().enumerate().map(|(i, s)| (i as u32, s))
     }
 
     /// Number of sessions.

@@ -21,7 +21,7 @@ use crate::fxhash::FastMap;
 use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
-use crate::udp::GatewayOptions;
+use crate::udp::{GatewayOptions, Timer};
 use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
 use peregrine_sequencer::ring::Producer;
@@ -55,6 +55,9 @@ pub struct TcpGateway<P: Port> {
 
 struct TcpCore {
     id: u16,
+    timer: Timer,
+    heartbeat_ns: u64,
+    idle_ns: u64,
     to_sequencer: Producer<InboundSlot>,
     rx_ns: u64,
     sessions: SessionTable,
@@ -84,6 +87,9 @@ impl<P: Port> TcpGateway<P> {
             blocked: None,
             core: TcpCore {
                 id,
+                timer: Timer::default(),
+                heartbeat_ns: opts.heartbeat_interval.as_nanos() as u64,
+                idle_ns: opts.idle_timeout.as_nanos() as u64,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
                 sessions: SessionTable::new(opts.max_sessions),
@@ -218,6 +224,9 @@ impl TcpCore {
 
     fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl Port) -> PacketOutcome {
         let id = self.conns[i].id;
+        if let Some(sess) = self.conns[i].session.and_then(|s| self.sessions.get_mut(s)) {
+            sess.last_rx_ns = self.rx_ns;
+        }
         match pkt {
             SoupPacket::LoginRequest {
                 username, session, ..
@@ -254,6 +263,8 @@ impl TcpCore {
                     return PacketOutcome::Closed;
                 }
                 sess.peer = Some(Peer::Conn(id));
+                sess.last_rx_ns = self.rx_ns;
+                sess.last_tx_ns = self.rx_ns;
                 let next = sess.next_reply_seq;
                 self.conns[i].session = Some(idx);
                 self.counters.logins += 1;
@@ -316,6 +327,26 @@ impl TcpCore {
             _ => {
                 self.counters.dropped_malformed += 1;
                 PacketOutcome::Consumed
+            }
+        }
+    }
+
+    /// Closes logged-in connections whose client sent nothing (not even a
+    /// heartbeat) for the idle timeout. SoupBinTCP clients heartbeat every
+    /// second when idle, so silence means the peer is gone.
+    fn close_idle(&mut self, now_ns: u64, port: &mut impl Port) {
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            let Some(s) = c.session.filter(|_| c.open) else {
+                continue;
+            };
+            let silent = self
+                .sessions
+                .get(s)
+                .is_some_and(|sess| now_ns.saturating_sub(sess.last_rx_ns) > self.idle_ns);
+            if silent {
+                self.counters.closed_idle += 1;
+                self.close(i, port);
             }
         }
     }
@@ -384,6 +415,17 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
 
     fn poll_tx(&mut self) -> usize {
         let c = &mut self.core;
+        if let Some(now) = c.timer.due() {
+            c.close_idle(now, &mut self.port);
+            c.replies.heartbeats(
+                &mut c.sessions,
+                now,
+                c.heartbeat_ns,
+                c.idle_ns,
+                &mut self.port,
+                &mut c.counters,
+            );
+        }
         let avail = c.replies.drain(&mut c.sessions, &mut self.port, &mut c.counters);
         let _ = self.port.poll_tx();
         avail

@@ -38,6 +38,43 @@ pub struct GatewayOptions {
     pub reply_burst: usize,
     /// Most sessions; senders beyond that are dropped and counted.
     pub max_sessions: usize,
+    /// Send a heartbeat to a session we have sent nothing for this long.
+    pub heartbeat_interval: std::time::Duration,
+    /// A client silent this long is gone: TCP connections are closed, UDP
+    /// sessions get no more heartbeats (replies still go out).
+    pub idle_timeout: std::time::Duration,
+}
+
+/// How often gateways look at the clock for heartbeats and timeouts (in
+/// `poll_tx` calls; the clock is read only then).
+pub(crate) const TIMER_POLLS: u32 = 1024;
+/// Timer resolution.
+pub(crate) const TIMER_TICK_NS: u64 = 50_000_000;
+
+/// When the next timer check is due; shared by both gateways.
+#[derive(Debug, Default)]
+pub(crate) struct Timer {
+    polls: u32,
+    next_ns: u64,
+}
+
+impl Timer {
+    /// Counts a poll; every `TIMER_POLLS` polls reads the clock and returns
+    /// it when a tick is due.
+    #[inline]
+    pub(crate) fn due(&mut self) -> Option<u64> {
+        self.polls += 1;
+        if self.polls < TIMER_POLLS {
+            return None;
+        }
+        self.polls = 0;
+        let now = clock::now_ns();
+        if now < self.next_ns {
+            return None;
+        }
+        self.next_ns = now + TIMER_TICK_NS;
+        Some(now)
+    }
 }
 
 impl Default for GatewayOptions {
@@ -47,6 +84,8 @@ impl Default for GatewayOptions {
             tx_burst: 64,
             reply_burst: 1024,
             max_sessions: 4096,
+            heartbeat_interval: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -63,6 +102,9 @@ pub struct UdpGateway<P: Port> {
 /// from the batch can be handled with the rest mutable.
 struct UdpCore {
     id: u16,
+    timer: Timer,
+    heartbeat_ns: u64,
+    idle_ns: u64,
     /// Blocks of the pending datagram already handled (see
     /// `handle_datagram`).
     block_pos: usize,
@@ -85,6 +127,9 @@ impl<P: Port> UdpGateway<P> {
             rx_pos: 0,
             core: UdpCore {
                 id,
+                timer: Timer::default(),
+                heartbeat_ns: opts.heartbeat_interval.as_nanos() as u64,
+                idle_ns: opts.idle_timeout.as_nanos() as u64,
                 block_pos: 0,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
@@ -160,12 +205,20 @@ impl UdpCore {
         };
         if pkt.is_heartbeat() || pkt.is_end_of_session() {
             self.counters.heartbeats += 1;
+            if let Some(&s) = self.by_peer.get(&(addr, pkt.session())) {
+                if let Some(sess) = self.sessions.get_mut(s) {
+                    sess.last_rx_ns = self.rx_ns;
+                }
+            }
             return true;
         }
         let Some(session) = self.session_for(addr, pkt.session()) else {
             self.counters.dropped_session_table_full += 1;
             return true;
         };
+        if let Some(sess) = self.sessions.get_mut(session) {
+            sess.last_rx_ns = self.rx_ns;
+        }
         let first = pkt.sequence();
         let origin = SessionRef::new(self.id, session);
         for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
@@ -224,6 +277,16 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
 
     fn poll_tx(&mut self) -> usize {
         let c = &mut self.core;
+        if let Some(now) = c.timer.due() {
+            c.replies.heartbeats(
+                &mut c.sessions,
+                now,
+                c.heartbeat_ns,
+                c.idle_ns,
+                &mut self.port,
+                &mut c.counters,
+            );
+        }
         c.replies.drain(&mut c.sessions, &mut self.port, &mut c.counters)
     }
 

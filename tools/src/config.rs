@@ -69,6 +69,11 @@ pub struct ServeConfig {
     pub max_sessions: usize,
     /// Datagrams per receive burst.
     pub rx_burst: usize,
+    /// Heartbeat to a session sent nothing for this many milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// A client silent this many milliseconds is gone (TCP: connection
+    /// closed; UDP: no more heartbeats).
+    pub idle_timeout_ms: u64,
     /// Shared-memory counters file read by `peregrine stat` (none when
     /// absent; `serve` defaults it to /dev/shm/peregrine.stats).
     pub counters_file: Option<std::path::PathBuf>,
@@ -107,6 +112,8 @@ impl Default for ServeConfig {
             send_buffer: 8 << 20,
             max_sessions: 4096,
             rx_burst: 32,
+            heartbeat_interval_ms: 1000,
+            idle_timeout_ms: 15_000,
             counters_file: None,
             journal: None,
             journal_mode: "async".into(),

@@ -166,3 +166,39 @@ fn udp_flood_of_garbage_does_not_stop_service() {
     let r = recv_blocks(&s, 1, Duration::from_secs(10));
     assert!(as_ack(&r[0].1).is_some(), "served after the flood");
 }
+
+#[test]
+fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
+    use peregrine_sequencer::wire::moldudp64::MoldPacket;
+    let cfg = peregrine_tools::config::ServeConfig {
+        udp: vec![lo()],
+        tcp: vec![lo()],
+        idle: "yield".into(),
+        heartbeat_interval_ms: 100,
+        idle_timeout_ms: 1000,
+        ..Default::default()
+    };
+    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    // UDP: after one acked message, an idle session receives heartbeats
+    // carrying the next reply sequence (2).
+    let s = udp_client();
+    s.send_to(&mold("HB", 1, &[&echo(1, 1)]), srv.udp[0]).unwrap();
+    assert_eq!(recv_blocks(&s, 1, Duration::from_secs(5)).len(), 1);
+    let mut buf = [0u8; 2048];
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let n = s.recv(&mut buf).expect("a heartbeat within 2 s");
+    let p = MoldPacket::new_checked(&buf[..n]).unwrap();
+    assert!(p.is_heartbeat());
+    assert_eq!(p.sequence(), 2, "heartbeat names the next reply sequence");
+
+    // TCP: a logged-in client that stays silent gets Server Heartbeats, then
+    // is disconnected after the idle timeout.
+    let mut c = SoupClient::login(srv.tcp[0], "QUIET");
+    let p = c.next_packet(Duration::from_secs(2));
+    assert_eq!(p.map(|p| p.0), Some(kind::SERVER_HEARTBEAT));
+    assert!(c.closed_within(Duration::from_secs(5)), "silent client closed");
+    let (report, _) = srv.stop().unwrap();
+    let tcp = report.gateways[1].1;
+    assert_eq!(tcp.closed_idle, 1);
+    assert!(report.gateways[0].1.heartbeats_sent >= 1);
+}
