@@ -574,6 +574,10 @@ impl World {
             tx_burst: cfg.tx_burst,
             reply_burst: cfg.reply_burst,
             max_sessions: cfg.max_sessions,
+            // Timers read the real clock; keep them out of the fuzzed run's
+            // reach so every run is deterministic.
+            heartbeat_interval: std::time::Duration::from_secs(3600),
+            idle_timeout: std::time::Duration::from_secs(7200),
         };
         let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
         let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);
