@@ -201,6 +201,13 @@ impl ReplyPath {
         }
     }
 
+    /// Updates the coarse clock stamped on sessions as they are sent to
+    /// (called with each receive burst's timestamp and each timer tick).
+    #[inline]
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.batcher.now_ns = now_ns;
+    }
+
     /// Stages one reply for session `idx` (sending a full transmit batch
     /// first when needed).
     pub fn stage(

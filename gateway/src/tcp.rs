@@ -389,7 +389,10 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
                     self.core.to_sequencer.publish();
                     return work;
                 }
-                Ok(_) => self.core.rx_ns = clock::now_ns(),
+                Ok(_) => {
+                    self.core.rx_ns = clock::now_ns();
+                    self.core.replies.set_now(self.core.rx_ns);
+                }
             }
         }
         while self.rx_pos < self.rx.len() {

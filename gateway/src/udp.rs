@@ -164,6 +164,11 @@ impl UdpCore {
             return Some(i);
         }
         let i = self.sessions.add(name, Some(Peer::Addr(addr)))?;
+        if let Some(s) = self.sessions.get_mut(i) {
+            // Born active: no heartbeat before one interval has passed.
+            s.last_rx_ns = self.rx_ns;
+            s.last_tx_ns = self.rx_ns;
+        }
         self.by_peer.insert((addr, name), i);
         self.counters.sessions += 1;
         Some(i)
@@ -259,6 +264,7 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
                 }
                 Ok(n) => {
                     self.core.rx_ns = clock::now_ns();
+                    self.core.replies.set_now(self.core.rx_ns);
                     self.core.counters.rx_packets += n as u64;
                 }
             }
