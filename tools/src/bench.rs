@@ -47,6 +47,44 @@ pub struct BenchConfig {
     pub json: Option<PathBuf>,
     /// HdrHistogram text path.
     pub hgrm: Option<PathBuf>,
+    /// UDP only: drop, duplicate and reorder this fraction of datagrams in
+    /// both directions through a relay in front of the server (and of the
+    /// baseline echo), 0 = no relay.
+    pub loss: f64,
+}
+
+/// Puts a lossy relay in front of `addr` when `loss > 0` (UDP only).
+fn maybe_relay(
+    b: &BenchConfig,
+    addr: SocketAddr,
+) -> anyhow::Result<(SocketAddr, Option<crate::relay::Relay>)> {
+    if b.loss <= 0.0 {
+        return Ok((addr, None));
+    }
+    anyhow::ensure!(
+        b.transport == TransportKind::Udp,
+        "--loss applies to --transport udp"
+    );
+    let r = crate::relay::start(
+        "127.0.0.1:0".parse()?,
+        addr,
+        crate::relay::Faults::uniform(b.loss),
+        0x1055,
+    )?;
+    eprintln!(
+        "fault injection: {:.1}% drop, duplicate and reorder each way, relay {}",
+        b.loss * 100.0,
+        r.addr
+    );
+    Ok((r.addr, Some(r)))
+}
+
+fn report_relay(r: Option<crate::relay::Relay>) {
+    if let Some(r) = r {
+        if let Ok(c) = r.stop() {
+            eprintln!("relay: {c:?}");
+        }
+    }
 }
 
 fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool) -> ClientConfig {
@@ -103,7 +141,9 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
             echo.addr,
             b.duration
         );
-        let r = run_client_thread(client_cfg(b, echo.addr, true)).context("baseline run")?;
+        let (target, relay) = maybe_relay(b, echo.addr)?;
+        let r = run_client_thread(client_cfg(b, target, true)).context("baseline run")?;
+        report_relay(relay);
         echo.stop();
         Some(r)
     };
@@ -136,7 +176,9 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         addr,
         b.duration
     );
-    let result = run_client_thread(client_cfg(b, addr, false)).context("peregrine run")?;
+    let (target, relay) = maybe_relay(b, addr)?;
+    let result = run_client_thread(client_cfg(b, target, false)).context("peregrine run")?;
+    report_relay(relay);
     if let Some(h) = srv {
         let (report, _) = h.stop()?;
         eprint!("{}", server::format_report(&report));

@@ -16,5 +16,6 @@ pub mod config;
 pub mod dpdk;
 pub mod match_app;
 pub mod pinning;
+pub mod relay;
 pub mod report;
 pub mod server;

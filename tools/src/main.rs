@@ -36,6 +36,24 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Live counters of a running server, from its shared-memory file.
     Stat(StatArgs),
+    /// A lossy UDP relay (fault injection) between clients and a server.
+    Relay(RelayArgs),
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    /// Where clients send.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The server.
+    #[arg(long)]
+    upstream: SocketAddr,
+    /// Probability of each fault (drop, duplicate, reorder) per datagram and direction.
+    #[arg(long)]
+    loss: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Where `serve` puts its counters unless told otherwise.
@@ -295,6 +313,10 @@ struct BenchArgs {
     /// Server config file (in-process server); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Fault injection (UDP): drop, duplicate and reorder this fraction of
+    /// datagrams each way through a relay, e.g. 0.05.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -468,8 +490,28 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         idle: a.idle.parse().map_err(anyhow::Error::msg)?,
         json: l.json.clone(),
         hgrm: l.hgrm.clone(),
+        loss: a.loss,
     };
     bench::run(&cfg)?;
+    Ok(())
+}
+
+fn relay(a: RelayArgs) -> anyhow::Result<()> {
+    use peregrine_tools::relay::{start, Faults};
+    let r = start(a.listen, a.upstream, Faults::uniform(a.loss), a.seed)?;
+    println!(
+        "relay {} -> {} with {:.1}% drop/duplicate/reorder each way; Ctrl-C to stop",
+        r.addr,
+        a.upstream,
+        a.loss * 100.0
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = std::sync::Arc::clone(&stop);
+    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("{:?}", r.stop()?);
     Ok(())
 }
 
@@ -648,6 +690,7 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         idle: "spin".parse().map_err(anyhow::Error::msg)?,
         json: None,
         hgrm: None,
+        loss: 0.0,
     })?;
     let kernel_tp = kernel["throughput_msgs_per_s"].as_f64().unwrap_or(0.0);
     let json = serde_json::json!({
@@ -696,5 +739,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(a) => run_bench(a),
         Cmd::Replay(a) => replay(a),
         Cmd::Stat(a) => stat(a),
+        Cmd::Relay(a) => relay(a),
     }
 }
