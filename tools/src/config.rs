@@ -251,6 +251,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/peregrine.example.toml");
+        let c = ServeConfig::from_file(std::path::Path::new(path)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.app, AppKind::Match);
+        let e = c.engine.clone().expect("[engine] section");
+        assert_eq!(e.instruments.len(), 2);
+        peregrine_engine::Engine::new(&e).expect("instruments build an engine");
+        assert!(c.journal_mode().unwrap().is_some());
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<ServeConfig>("nope = 1").is_err());
         let c: ServeConfig = toml::from_str("udp = [\"127.0.0.1:1\"]\nring_capacity = 1000").unwrap();
