@@ -39,7 +39,7 @@ impl Book {
             lot_size: config.lot_size,
             price_min: config.price_min,
             price_max: config.price_max,
-            max_quantity: config.max_quantity,
+            max_quantity: config.effective_max_quantity(),
             bids: BookSide::new(Side::Buy, levels),
             asks: BookSide::new(Side::Sell, levels),
         }

@@ -41,9 +41,24 @@ pub struct InstrumentConfig {
     /// Highest accepted limit price (inclusive, a multiple of `tick_size`).
     pub price_max: i64,
     /// Largest accepted order quantity. Together with `max_orders` it bounds
-    /// the quantity resting at one price, which must fit in a `u64`.
+    /// the quantity resting at one price, which must fit in a `u64`. When
+    /// left out of a config file it is [`DEFAULT_MAX_QUANTITY`] rounded down
+    /// to a multiple of `lot_size` (see [`InstrumentConfig::effective_max_quantity`]).
     #[serde(default = "default_max_quantity")]
     pub max_quantity: u64,
+}
+
+impl InstrumentConfig {
+    /// The quantity ceiling in force: `max_quantity`, except that the
+    /// default ([`DEFAULT_MAX_QUANTITY`]) is rounded down to a multiple of
+    /// the lot size, so a config that does not set it is always valid.
+    pub fn effective_max_quantity(&self) -> u64 {
+        if self.max_quantity == DEFAULT_MAX_QUANTITY && self.lot_size > 0 {
+            DEFAULT_MAX_QUANTITY / self.lot_size * self.lot_size
+        } else {
+            self.max_quantity
+        }
+    }
 }
 
 /// The engine's whole configuration.
@@ -145,10 +160,11 @@ impl InstrumentConfig {
         if self.lot_size == 0 {
             return Err(ConfigError::InvalidLotSize { symbol: symbol() });
         }
-        if self.max_quantity == 0 || self.max_quantity % self.lot_size != 0 {
+        let max_quantity = self.effective_max_quantity();
+        if max_quantity == 0 || max_quantity % self.lot_size != 0 {
             return Err(ConfigError::InvalidMaxQuantity { symbol: symbol() });
         }
-        if self.max_quantity.checked_mul(max_orders as u64).is_none() {
+        if max_quantity.checked_mul(max_orders as u64).is_none() {
             return Err(ConfigError::QuantityOverflow { symbol: symbol() });
         }
         let band_error = |why| ConfigError::InvalidBand {

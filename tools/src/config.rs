@@ -259,6 +259,13 @@ mod tests {
         let e = c.engine.clone().expect("[engine] section");
         assert_eq!(e.instruments.len(), 2);
         peregrine_engine::Engine::new(&e).expect("instruments build an engine");
+        // Without max_quantity, a lot size that does not divide the default
+        // ceiling still gives a valid engine.
+        let mut e2 = e.clone();
+        for i in &mut e2.instruments {
+            i.max_quantity = peregrine_engine::DEFAULT_MAX_QUANTITY;
+        }
+        peregrine_engine::Engine::new(&e2).expect("default ceiling rounded to the lot size");
         assert!(c.journal_mode().unwrap().is_some());
     }
 
