@@ -15,6 +15,8 @@ pub struct GatewayCounters {
     pub rejected_unknown_type: u64,
     /// Messages rejected: unsupported layout version.
     pub rejected_bad_version: u64,
+    /// Messages rejected: the session is over its rate limit.
+    pub rejected_rate_limited: u64,
     /// Packets dropped: malformed framing (MoldUDP64 header/blocks, or a bad
     /// SoupBinTCP packet).
     pub dropped_malformed: u64,
@@ -50,11 +52,14 @@ pub struct GatewayCounters {
 impl GatewayCounters {
     /// Messages rejected for any reason.
     pub fn rejected(&self) -> u64 {
-        self.rejected_wrong_length + self.rejected_unknown_type + self.rejected_bad_version
+        self.rejected_wrong_length
+            + self.rejected_unknown_type
+            + self.rejected_bad_version
+            + self.rejected_rate_limited
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 21] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -75,10 +80,11 @@ impl GatewayCounters {
         "logins_rejected",
         "heartbeats_sent",
         "closed_idle",
+        "rejected_rate_limited",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 20] {
+    pub fn values(&self) -> [u64; 21] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -100,6 +106,7 @@ impl GatewayCounters {
             self.logins_rejected,
             self.heartbeats_sent,
             self.closed_idle,
+            self.rejected_rate_limited,
         ]
     }
 
@@ -126,7 +133,8 @@ impl GatewayCounters {
             logins,
             logins_rejected,
             heartbeats_sent,
-            closed_idle
+            closed_idle,
+            rejected_rate_limited
         );
     }
 }

@@ -20,6 +20,47 @@ pub struct Session {
     pub last_rx_ns: u64,
     /// When we last sent this session anything, ns (coarse: timer tick).
     pub last_tx_ns: u64,
+    /// Rate limiter: tokens in nano-messages (1e9 = one message).
+    tokens: u64,
+    /// Rate limiter: when `tokens` was last refilled, ns.
+    tokens_at_ns: u64,
+}
+
+/// A per-session message rate limit: `per_second` sustained, `burst` at
+/// once. `per_second == 0` turns it off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained messages per second (0: unlimited).
+    pub per_second: u64,
+    /// Messages allowed at once after a quiet period.
+    pub burst: u64,
+}
+
+const NANO: u64 = 1_000_000_000;
+
+impl Session {
+    /// Takes one message's worth of tokens at time `now_ns`; false when the
+    /// session is over its rate (token bucket, integer arithmetic, no
+    /// allocation).
+    #[inline]
+    pub fn admit(&mut self, now_ns: u64, limit: RateLimit) -> bool {
+        if limit.per_second == 0 {
+            return true;
+        }
+        let cap = limit.burst.max(1).saturating_mul(NANO);
+        let elapsed = now_ns.saturating_sub(self.tokens_at_ns).min(10 * NANO);
+        self.tokens = self
+            .tokens
+            .saturating_add(elapsed.saturating_mul(limit.per_second))
+            .min(cap);
+        self.tokens_at_ns = now_ns.max(self.tokens_at_ns);
+        if self.tokens >= NANO {
+            self.tokens -= NANO;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A bounded table of sessions, indexed by the `u32` the sequencer routes
@@ -53,6 +94,8 @@ impl SessionTable {
             next_reply_seq: 1,
             last_rx_ns: 0,
             last_tx_ns: 0,
+            tokens: u64::MAX / 2,
+            tokens_at_ns: 0,
         });
         Some((self.sessions.len() - 1) as u32)
     }

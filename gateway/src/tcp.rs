@@ -26,7 +26,7 @@ use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
+use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, RejectReason, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::SessionName;
 use peregrine_sequencer::wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
@@ -55,6 +55,7 @@ pub struct TcpGateway<P: Port> {
 
 struct TcpCore {
     id: u16,
+    rate_limit: crate::session::RateLimit,
     timer: Timer,
     heartbeat_ns: u64,
     idle_ns: u64,
@@ -87,6 +88,7 @@ impl<P: Port> TcpGateway<P> {
             blocked: None,
             core: TcpCore {
                 id,
+                rate_limit: opts.rate_limit,
                 timer: Timer::default(),
                 heartbeat_ns: opts.heartbeat_interval.as_nanos() as u64,
                 idle_ns: opts.idle_timeout.as_nanos() as u64,
@@ -289,6 +291,16 @@ impl TcpCore {
                 let client_seq = sess.next_client_seq;
                 sess.next_client_seq += 1;
                 self.counters.rx_messages += 1;
+                let (now, limit) = (self.rx_ns, self.rate_limit);
+                let admitted = classify_inbound(block).is_err() || sess.admit(now, limit);
+                if !admitted {
+                    self.counters.rejected_rate_limited += 1;
+                    let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
+                    let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                    self.replies
+                        .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                    return PacketOutcome::Consumed;
+                }
                 match classify_inbound(block) {
                     Ok(_) => {
                         let (origin, rx_ns) = (SessionRef::new(self.id, session), self.rx_ns);

@@ -18,12 +18,12 @@ use crate::counters::GatewayCounters;
 use crate::fxhash::FastMap;
 use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
-use crate::session::SessionTable;
+use crate::session::{RateLimit, SessionTable};
 use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, MESSAGE_LEN};
+use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, RejectReason, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName};
 use std::net::SocketAddr;
 
@@ -43,6 +43,8 @@ pub struct GatewayOptions {
     /// A client silent this long is gone: TCP connections are closed, UDP
     /// sessions get no more heartbeats (replies still go out).
     pub idle_timeout: std::time::Duration,
+    /// Per-session message rate limit (off by default).
+    pub rate_limit: RateLimit,
 }
 
 /// How often gateways look at the clock for heartbeats and timeouts (in
@@ -86,6 +88,7 @@ impl Default for GatewayOptions {
             max_sessions: 4096,
             heartbeat_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(15),
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct UdpGateway<P: Port> {
 /// from the batch can be handled with the rest mutable.
 struct UdpCore {
     id: u16,
+    rate_limit: RateLimit,
     timer: Timer,
     heartbeat_ns: u64,
     idle_ns: u64,
@@ -127,6 +131,7 @@ impl<P: Port> UdpGateway<P> {
             rx_pos: 0,
             core: UdpCore {
                 id,
+                rate_limit: opts.rate_limit,
                 timer: Timer::default(),
                 heartbeat_ns: opts.heartbeat_interval.as_nanos() as u64,
                 idle_ns: opts.idle_timeout.as_nanos() as u64,
@@ -234,6 +239,20 @@ impl UdpCore {
                         self.counters.ring_full += 1;
                         self.block_pos = k;
                         return false;
+                    }
+                    let (now, limit) = (self.rx_ns, self.rate_limit);
+                    if !self
+                        .sessions
+                        .get_mut(session)
+                        .is_some_and(|s| s.admit(now, limit))
+                    {
+                        self.counters.rejected_rate_limited += 1;
+                        self.counters.rx_messages += 1;
+                        let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
+                        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                        self.replies
+                            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                        continue;
                     }
                     let rx_ns = self.rx_ns;
                     self.to_sequencer.stage_with(|s| {

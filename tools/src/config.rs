@@ -69,6 +69,11 @@ pub struct ServeConfig {
     pub max_sessions: usize,
     /// Datagrams per receive burst.
     pub rx_burst: usize,
+    /// Per-session limit, messages per second (0: unlimited). Messages over
+    /// it are rejected (reason 7), never sequenced.
+    pub session_rate_limit: u64,
+    /// Messages a session may send at once before the limit bites.
+    pub session_rate_burst: u64,
     /// Heartbeat to a session sent nothing for this many milliseconds.
     pub heartbeat_interval_ms: u64,
     /// A client silent this many milliseconds is gone (TCP: connection
@@ -112,6 +117,8 @@ impl Default for ServeConfig {
             send_buffer: 8 << 20,
             max_sessions: 4096,
             rx_burst: 32,
+            session_rate_limit: 0,
+            session_rate_burst: 1000,
             heartbeat_interval_ms: 1000,
             idle_timeout_ms: 15_000,
             counters_file: None,

@@ -202,3 +202,49 @@ fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
     assert_eq!(tcp.closed_idle, 1);
     assert!(report.gateways[0].1.heartbeats_sent >= 1);
 }
+
+#[test]
+fn sessions_over_their_rate_limit_get_rejects_not_sequencing() {
+    use peregrine_sequencer::wire::message::RejectReason;
+    let cfg = peregrine_tools::config::ServeConfig {
+        udp: vec![lo()],
+        tcp: vec![lo()],
+        idle: "yield".into(),
+        session_rate_limit: 1,
+        session_rate_burst: 5,
+        ..Default::default()
+    };
+    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    // UDP: 14 messages at once; the burst of 5 passes, the rest is rejected.
+    let s = udp_client();
+    let blocks: Vec<[u8; 100]> = (0..14).map(|k| echo(k, k)).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+    s.send_to(&mold("RATE", 1, &refs), srv.udp[0]).unwrap();
+    let r = recv_blocks(&s, 14, Duration::from_secs(5));
+    assert_eq!(r.len(), 14);
+    let acks = r.iter().filter(|(_, m)| as_ack(m).is_some()).count();
+    let limited = r
+        .iter()
+        .filter_map(|(_, m)| as_reject(m))
+        .filter(|j| j.reason.get() == RejectReason::RateLimited as u16 && j.global_seq.get() == 0)
+        .count();
+    assert_eq!((acks, limited), (5, 9));
+    // TCP likewise, on its own session.
+    let mut c = SoupClient::login(srv.tcp[0], "RATETCP");
+    for k in 0..8 {
+        c.send_message(&echo(k, k));
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..8 {
+        let m = c.next_reply(Duration::from_secs(5)).unwrap();
+        kinds.push(as_ack(&m).is_some());
+    }
+    assert_eq!(kinds.iter().filter(|a| **a).count(), 5, "{kinds:?}");
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(
+        report.sequencer.sequenced, 10,
+        "rate-limited messages are never sequenced"
+    );
+    assert_eq!(report.gateways[0].1.rejected_rate_limited, 9);
+    assert_eq!(report.gateways[1].1.rejected_rate_limited, 3);
+}

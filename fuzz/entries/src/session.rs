@@ -578,6 +578,7 @@ impl World {
             // reach so every run is deterministic.
             heartbeat_interval: std::time::Duration::from_secs(3600),
             idle_timeout: std::time::Duration::from_secs(7200),
+            rate_limit: Default::default(),
         };
         let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
         let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);

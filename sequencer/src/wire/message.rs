@@ -129,6 +129,8 @@ pub enum RejectReason {
     /// A field holds a value outside its enumeration (side, order kind,
     /// time in force, self-trade mode).
     InvalidField = 6,
+    /// The session exceeded its configured message rate.
+    RateLimited = 7,
 }
 
 /// Offset added to matching-engine reject codes.
