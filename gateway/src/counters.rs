@@ -17,6 +17,15 @@ pub struct GatewayCounters {
     pub rejected_bad_version: u64,
     /// Messages rejected: the session is over its rate limit.
     pub rejected_rate_limited: u64,
+    /// UDP messages rejected: client sequence beyond the next expected.
+    pub rejected_gap: u64,
+    /// Retransmitted messages recognised (never sequenced twice).
+    pub dedup_hits: u64,
+    /// Original replies sent again for retransmitted messages.
+    pub replies_retransmitted: u64,
+    /// Retransmitted messages answered TooOld (their reply left the log);
+    /// counted in `dedup_hits`, not in `rejected()`.
+    pub rejected_too_old: u64,
     /// Packets dropped: malformed framing (MoldUDP64 header/blocks, or a bad
     /// SoupBinTCP packet).
     pub dropped_malformed: u64,
@@ -56,10 +65,11 @@ impl GatewayCounters {
             + self.rejected_unknown_type
             + self.rejected_bad_version
             + self.rejected_rate_limited
+            + self.rejected_gap
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 25] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -81,10 +91,14 @@ impl GatewayCounters {
         "heartbeats_sent",
         "closed_idle",
         "rejected_rate_limited",
+        "rejected_gap",
+        "dedup_hits",
+        "replies_retransmitted",
+        "rejected_too_old",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 21] {
+    pub fn values(&self) -> [u64; 25] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -107,6 +121,10 @@ impl GatewayCounters {
             self.heartbeats_sent,
             self.closed_idle,
             self.rejected_rate_limited,
+            self.rejected_gap,
+            self.dedup_hits,
+            self.replies_retransmitted,
+            self.rejected_too_old,
         ]
     }
 
@@ -134,7 +152,11 @@ impl GatewayCounters {
             logins_rejected,
             heartbeats_sent,
             closed_idle,
-            rejected_rate_limited
+            rejected_rate_limited,
+            rejected_gap,
+            dedup_hits,
+            replies_retransmitted,
+            rejected_too_old
         );
     }
 }

@@ -135,7 +135,10 @@ impl ReplyBatcher {
         // numbering stays consistent for a client that comes back.
         session.next_reply_seq += count as u64;
         session.last_tx_ns = self.now_ns;
+        let base = i * self.per_packet * MESSAGE_LEN;
+        let msgs = &self.staged[base..base + count * MESSAGE_LEN];
         let Some(peer) = session.peer else {
+            log_replies(session, first_seq, msgs);
             counters.replies_unroutable += count as u64;
             self.counts[i] = 0;
             return true;
@@ -144,8 +147,7 @@ impl ReplyBatcher {
             session.next_reply_seq = first_seq;
             return false;
         };
-        let base = i * self.per_packet * MESSAGE_LEN;
-        let msgs = &self.staged[base..base + count * MESSAGE_LEN];
+        log_replies(session, first_seq, msgs);
         let len = match self.framing {
             Framing::MoldUdp64 => {
                 let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
@@ -169,6 +171,18 @@ impl ReplyBatcher {
         counters.tx_packets += 1;
         self.counts[i] = 0;
         true
+    }
+}
+
+/// Keeps `msgs` (replies `first_seq..`) in the session's reply log.
+fn log_replies(session: &mut crate::session::Session, first_seq: u64, msgs: &[u8]) {
+    for (k, m) in msgs.chunks_exact(MESSAGE_LEN).enumerate() {
+        let mut r = [0u8; MESSAGE_LEN];
+        r.copy_from_slice(m);
+        session.log.push(first_seq + k as u64, &r);
+        let mut cs = [0u8; 8];
+        cs.copy_from_slice(&r[16..24]);
+        session.replied_client_seq = session.replied_client_seq.max(u64::from_le_bytes(cs));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Client sessions as a gateway sees them.
 
 use peregrine_netio::Peer;
+use peregrine_sequencer::wire::message::MESSAGE_LEN;
 use peregrine_sequencer::wire::moldudp64::SessionName;
 
 /// One client session.
@@ -20,6 +21,12 @@ pub struct Session {
     pub last_rx_ns: u64,
     /// When we last sent this session anything, ns (coarse: timer tick).
     pub last_tx_ns: u64,
+    /// The replies most recently sent to this session, by reply sequence,
+    /// to answer a retransmitted message with its original reply.
+    pub log: ReplyLog,
+    /// Highest client sequence any reply to this session has answered: a
+    /// retransmission above it is still in flight (its reply will come).
+    pub replied_client_seq: u64,
     /// Rate limiter: tokens in nano-messages (1e9 = one message).
     tokens: u64,
     /// Rate limiter: when `tokens` was last refilled, ns.
@@ -70,15 +77,97 @@ impl Session {
 pub struct SessionTable {
     sessions: Vec<Session>,
     max: usize,
+    log_depth: usize,
+}
+
+/// A ring of the last `depth` replies sent to one session, each with its
+/// reply sequence number. Memory is allocated once, when the session is
+/// created; pushing never allocates.
+#[derive(Clone, Debug)]
+pub struct ReplyLog {
+    msgs: Vec<[u8; MESSAGE_LEN]>,
+    /// Reply sequence of the oldest kept reply.
+    first: u64,
+    /// Replies kept.
+    len: usize,
+}
+
+impl ReplyLog {
+    /// An empty log keeping up to `depth` replies (0 keeps none).
+    pub fn new(depth: usize) -> ReplyLog {
+        ReplyLog {
+            msgs: vec![[0u8; MESSAGE_LEN]; depth],
+            first: 1,
+            len: 0,
+        }
+    }
+
+    /// Records reply `seq` (must follow the previous one).
+    #[inline]
+    pub fn push(&mut self, seq: u64, msg: &[u8; MESSAGE_LEN]) {
+        let cap = self.msgs.len();
+        if cap == 0 {
+            return;
+        }
+        if self.len == 0 {
+            self.first = seq;
+        } else if self.len == cap {
+            self.first += 1;
+            self.len -= 1;
+        }
+        let at = ((self.first + self.len as u64) % cap as u64) as usize;
+        self.msgs[at] = *msg;
+        self.len += 1;
+    }
+
+    /// True when replies have been dropped to make room.
+    pub fn is_full(&self) -> bool {
+        !self.msgs.is_empty() && self.len == self.msgs.len()
+    }
+
+    /// Reply `seq`, if still kept.
+    pub fn get(&self, seq: u64) -> Option<&[u8; MESSAGE_LEN]> {
+        let cap = self.msgs.len() as u64;
+        (seq >= self.first && seq < self.first + self.len as u64).then(|| &self.msgs[(seq % cap) as usize])
+    }
+
+    /// The replies answering the client's message `client_seq` (every reply
+    /// layout carries the client sequence at bytes 16..24): the first such
+    /// reply's sequence and how many follow it contiguously. Searched from
+    /// the newest; `None` when not (or no longer) kept.
+    pub fn find(&self, client_seq: u64) -> Option<(u64, usize)> {
+        let want = client_seq.to_le_bytes();
+        let end = self.first + self.len as u64;
+        let mut s = end;
+        while s > self.first {
+            s -= 1;
+            let m = self.get(s)?;
+            if m[16..24] == want {
+                let mut first = s;
+                while first > self.first && self.get(first - 1).is_some_and(|p| p[16..24] == want) {
+                    first -= 1;
+                }
+                return Some((first, (s - first + 1) as usize));
+            }
+        }
+        None
+    }
 }
 
 impl SessionTable {
     /// An empty table that will hold at most `max` sessions (memory is
     /// reserved up front).
     pub fn new(max: usize) -> Self {
+        Self::with_reply_log(max, 0)
+    }
+
+    /// As [`SessionTable::new`], each session keeping its last `log_depth`
+    /// replies.
+    pub fn with_reply_log(max: usize, log_depth: usize) -> Self {
         SessionTable {
             sessions: Vec::with_capacity(max),
             max,
+            log_depth,
         }
     }
 
@@ -94,6 +183,8 @@ impl SessionTable {
             next_reply_seq: 1,
             last_rx_ns: 0,
             last_tx_ns: 0,
+            log: ReplyLog::new(self.log_depth),
+            replied_client_seq: 0,
             tokens: u64::MAX / 2,
             tokens_at_ns: 0,
         });
@@ -125,5 +216,36 @@ impl SessionTable {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(client_seq: u64, tag: u8) -> [u8; MESSAGE_LEN] {
+        let mut m = [tag; MESSAGE_LEN];
+        m[16..24].copy_from_slice(&client_seq.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn log_finds_the_replies_of_a_client_message_and_forgets_old_ones() {
+        let mut log = ReplyLog::new(4);
+        log.push(1, &reply(1, 1));
+        log.push(2, &reply(2, 2));
+        log.push(3, &reply(2, 3)); // a second reply to client message 2
+        log.push(4, &reply(0, 4)); // a maker fill (not this session's input)
+        assert_eq!(log.find(2), Some((2, 2)));
+        assert_eq!(log.find(1), Some((1, 1)));
+        assert_eq!(log.get(3).unwrap()[0], 3);
+        log.push(5, &reply(3, 5)); // evicts reply 1
+        assert_eq!(log.find(1), None);
+        assert_eq!(log.get(1), None);
+        assert_eq!(log.find(3), Some((5, 1)));
+        assert_eq!(log.find(9), None);
+        let mut none = ReplyLog::new(0);
+        none.push(1, &reply(1, 1));
+        assert_eq!(none.find(1), None);
     }
 }

@@ -94,7 +94,7 @@ impl<P: Port> TcpGateway<P> {
                 idle_ns: opts.idle_timeout.as_nanos() as u64,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                sessions: SessionTable::new(opts.max_sessions),
+                sessions: SessionTable::with_reply_log(opts.max_sessions, opts.reply_log_depth),
                 by_name,
                 conns: Vec::new(),
                 replies: ReplyPath::new(

@@ -24,7 +24,9 @@ use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
 use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, RejectReason, MESSAGE_LEN};
-use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName};
+use peregrine_sequencer::wire::moldudp64::{
+    MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET, MAX_PAYLOAD,
+};
 use std::net::SocketAddr;
 
 /// Sizing of a gateway.
@@ -45,6 +47,9 @@ pub struct GatewayOptions {
     pub idle_timeout: std::time::Duration,
     /// Per-session message rate limit (off by default).
     pub rate_limit: RateLimit,
+    /// Replies kept per session to answer retransmitted messages with
+    /// their original replies (memory: 100 bytes each, per session).
+    pub reply_log_depth: usize,
 }
 
 /// How often gateways look at the clock for heartbeats and timeouts (in
@@ -89,6 +94,7 @@ impl Default for GatewayOptions {
             heartbeat_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(15),
             rate_limit: RateLimit::default(),
+            reply_log_depth: 4096,
         }
     }
 }
@@ -138,7 +144,7 @@ impl<P: Port> UdpGateway<P> {
                 block_pos: 0,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                sessions: SessionTable::new(opts.max_sessions),
+                sessions: SessionTable::with_reply_log(opts.max_sessions, opts.reply_log_depth),
                 by_peer,
                 replies: ReplyPath::new(
                     Framing::MoldUdp64,
@@ -233,6 +239,29 @@ impl UdpCore {
         let origin = SessionRef::new(self.id, session);
         for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
             let client_seq = first.wrapping_add(k as u64);
+            let expected = self
+                .sessions
+                .get(session)
+                .map_or(client_seq, |s| s.next_client_seq);
+            if client_seq < expected {
+                // Seen before: never sequenced twice; answer with the
+                // original reply (at-most-once + client retransmission =
+                // exactly-once).
+                self.counters.rx_messages += 1;
+                self.resend_original(session, block, client_seq, port);
+                continue;
+            }
+            if client_seq > expected {
+                // An earlier message is missing: nothing past the gap is
+                // taken until the client resends from it.
+                self.counters.rx_messages += 1;
+                self.counters.rejected_gap += 1;
+                let r = Reject::for_block(block, RejectReason::SequenceGap as u16, client_seq, self.rx_ns);
+                let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                self.replies
+                    .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                continue;
+            }
             match classify_inbound(block) {
                 Ok(_) => {
                     if !self.to_sequencer.has_room(1) {
@@ -248,6 +277,7 @@ impl UdpCore {
                     {
                         self.counters.rejected_rate_limited += 1;
                         self.counters.rx_messages += 1;
+                        self.advance_client_seq(session);
                         let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
                         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
                         self.replies
@@ -265,10 +295,54 @@ impl UdpCore {
                 }
                 Err(e) => self.reject(session, block, e, client_seq, port),
             }
+            self.advance_client_seq(session);
             self.counters.rx_messages += 1;
         }
         self.block_pos = 0;
         true
+    }
+
+    #[inline]
+    fn advance_client_seq(&mut self, session: u32) {
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.next_client_seq += 1;
+        }
+    }
+
+    /// Answers a retransmitted message: its original replies again (with
+    /// their original reply sequence numbers), nothing while its reply is
+    /// still in flight, or TooOld when the reply log no longer has it.
+    fn resend_original(&mut self, session: u32, block: &[u8], client_seq: u64, port: &mut impl Port) {
+        self.counters.dedup_hits += 1;
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let Some(peer) = s.peer else { return };
+        if let Some((first, n)) = s.log.find(client_seq) {
+            let mut buf = [0u8; MAX_PAYLOAD];
+            let Some(mut b) = MoldBuilder::new(&mut buf, &s.name, first) else {
+                return;
+            };
+            let mut sent = 0u64;
+            for k in 0..n.min(MAX_MESSAGES_PER_PACKET) {
+                if let Some(m) = s.log.get(first + k as u64) {
+                    if b.push(m) {
+                        sent += 1;
+                    }
+                }
+            }
+            let len = b.finish();
+            self.replies.push_control(peer, &buf[..len], port);
+            self.counters.replies_retransmitted += sent;
+        } else if client_seq <= s.replied_client_seq && s.log.is_full() {
+            self.counters.rejected_too_old += 1;
+            let r = Reject::for_block(block, RejectReason::TooOld as u16, client_seq, self.rx_ns);
+            let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+            self.replies
+                .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+        }
+        // Otherwise the original is still being sequenced: its reply will
+        // answer this copy too.
     }
 }
 

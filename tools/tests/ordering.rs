@@ -201,3 +201,49 @@ fn nonexistent_core_is_refused() {
         .expect("refuses to start");
     assert!(err.to_string().contains("core 4096 does not exist"), "{err}");
 }
+
+#[test]
+fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice() {
+    use peregrine_sequencer::wire::message::RejectReason;
+    let srv = start_server(1, 0);
+    let s = udp_client();
+    s.send_to(
+        &mold("DEDUP", 1, &[&echo(1, 11), &echo(2, 22), &echo(3, 33)]),
+        srv.udp[0],
+    )
+    .unwrap();
+    let first = recv_blocks(&s, 3, Duration::from_secs(5));
+    assert_eq!(first.len(), 3);
+    // The client retransmits message 2 (say its ack was lost).
+    s.send_to(&mold("DEDUP", 2, &[&echo(2, 22)]), srv.udp[0]).unwrap();
+    let again = recv_blocks(&s, 1, Duration::from_secs(5));
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0], first[1],
+        "the very same reply, with its original reply sequence"
+    );
+    // A message past a gap is rejected, not sequenced.
+    s.send_to(&mold("DEDUP", 5, &[&echo(5, 55)]), srv.udp[0]).unwrap();
+    let gap = recv_blocks(&s, 1, Duration::from_secs(5));
+    let j = as_reject(&gap[0].1).expect("a Reject");
+    assert_eq!(
+        (j.reason.get(), j.client_seq.get(), j.global_seq.get()),
+        (RejectReason::SequenceGap as u16, 5, 0)
+    );
+    // Filling the gap in order goes on normally.
+    s.send_to(&mold("DEDUP", 4, &[&echo(4, 44), &echo(5, 55)]), srv.udp[0])
+        .unwrap();
+    let rest = recv_blocks(&s, 2, Duration::from_secs(5));
+    let g: Vec<u64> = rest
+        .iter()
+        .map(|(_, m)| as_ack(m).unwrap().global_seq.get())
+        .collect();
+    assert_eq!(g, vec![4, 5]);
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(
+        report.sequencer.sequenced, 5,
+        "retransmission not sequenced again"
+    );
+    let c = report.gateways[0].1;
+    assert_eq!((c.dedup_hits, c.replies_retransmitted, c.rejected_gap), (1, 1, 1));
+}

@@ -131,6 +131,11 @@ pub enum RejectReason {
     InvalidField = 6,
     /// The session exceeded its configured message rate.
     RateLimited = 7,
+    /// The client sequence number skips ahead of the next expected one
+    /// (an earlier message was lost or reordered): resend from the gap.
+    SequenceGap = 8,
+    /// A retransmitted message whose original reply is no longer kept.
+    TooOld = 9,
 }
 
 /// Offset added to matching-engine reject codes.
