@@ -17,8 +17,11 @@ pub struct GatewayCounters {
     pub rejected_bad_version: u64,
     /// Messages rejected: the session is over its rate limit.
     pub rejected_rate_limited: u64,
-    /// UDP messages rejected: client sequence beyond the next expected.
+    /// UDP messages past a client sequence gap (each gap's first one gets a
+    /// SequenceGap reject, the others are `dropped_gap`).
     pub rejected_gap: u64,
+    /// Of `rejected_gap`, those dropped without a reject of their own.
+    pub dropped_gap: u64,
     /// Retransmitted messages recognised (never sequenced twice).
     pub dedup_hits: u64,
     /// Original replies sent again for retransmitted messages.
@@ -69,7 +72,7 @@ impl GatewayCounters {
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 25] = [
+    pub const NAMES: [&'static str; 26] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -95,10 +98,11 @@ impl GatewayCounters {
         "dedup_hits",
         "replies_retransmitted",
         "rejected_too_old",
+        "dropped_gap",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 25] {
+    pub fn values(&self) -> [u64; 26] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -125,6 +129,7 @@ impl GatewayCounters {
             self.dedup_hits,
             self.replies_retransmitted,
             self.rejected_too_old,
+            self.dropped_gap,
         ]
     }
 
@@ -156,7 +161,8 @@ impl GatewayCounters {
             rejected_gap,
             dedup_hits,
             replies_retransmitted,
-            rejected_too_old
+            rejected_too_old,
+            dropped_gap
         );
     }
 }

@@ -180,9 +180,16 @@ fn log_replies(session: &mut crate::session::Session, first_seq: u64, msgs: &[u8
         let mut r = [0u8; MESSAGE_LEN];
         r.copy_from_slice(m);
         session.log.push(first_seq + k as u64, &r);
-        let mut cs = [0u8; 8];
-        cs.copy_from_slice(&r[16..24]);
-        session.replied_client_seq = session.replied_client_seq.max(u64::from_le_bytes(cs));
+        // A SequenceGap reject names a message that was *not* taken, so it
+        // says nothing about which messages have been answered.
+        let gap = r[0] == peregrine_sequencer::wire::message::MessageType::Reject as u8
+            && u16::from_le_bytes([r[4], r[5]])
+                == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16;
+        if !gap {
+            let mut cs = [0u8; 8];
+            cs.copy_from_slice(&r[16..24]);
+            session.replied_client_seq = session.replied_client_seq.max(u64::from_le_bytes(cs));
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Session {
     /// The replies most recently sent to this session, by reply sequence,
     /// to answer a retransmitted message with its original reply.
     pub log: ReplyLog,
+    /// The expected client sequence for which a gap was already reported
+    /// (one SequenceGap reject per gap, not one per message past it).
+    pub gap_reported_for: u64,
     /// Highest client sequence any reply to this session has answered: a
     /// retransmission above it is still in flight (its reply will come).
     pub replied_client_seq: u64,
@@ -185,6 +188,7 @@ impl SessionTable {
             last_tx_ns: 0,
             log: ReplyLog::new(self.log_depth),
             replied_client_seq: 0,
+            gap_reported_for: 0,
             tokens: u64::MAX / 2,
             tokens_at_ns: 0,
         });

@@ -253,13 +253,26 @@ impl UdpCore {
             }
             if client_seq > expected {
                 // An earlier message is missing: nothing past the gap is
-                // taken until the client resends from it.
+                // taken until the client resends from it. The first message
+                // past a gap gets a SequenceGap reject; the rest of the gap
+                // is dropped and counted (one reject per gap keeps a burst
+                // from flooding the reply stream and its log).
                 self.counters.rx_messages += 1;
                 self.counters.rejected_gap += 1;
-                let r = Reject::for_block(block, RejectReason::SequenceGap as u16, client_seq, self.rx_ns);
-                let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                self.replies
-                    .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                let first_report = self.sessions.get_mut(session).is_some_and(|s| {
+                    let first = s.gap_reported_for != expected;
+                    s.gap_reported_for = expected;
+                    first
+                });
+                if first_report {
+                    let r =
+                        Reject::for_block(block, RejectReason::SequenceGap as u16, client_seq, self.rx_ns);
+                    let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                    self.replies
+                        .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                } else {
+                    self.counters.dropped_gap += 1;
+                }
                 continue;
             }
             match classify_inbound(block) {

@@ -101,6 +101,7 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool) -> ClientConfig {
         core: b.client_core,
         keep_global_seqs: false,
         keep_answers: false,
+        retransmit: (b.loss > 0.0).then(|| Duration::from_millis(5)),
         drain: Duration::from_secs(2),
     }
 }

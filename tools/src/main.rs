@@ -273,6 +273,11 @@ struct ClientArgs {
     /// Core to pin the client to.
     #[arg(long)]
     core: Option<usize>,
+    /// UDP: resend a message unanswered for this many milliseconds (with its
+    /// original client sequence; the server answers copies with the
+    /// original reply).
+    #[arg(long)]
+    retransmit_ms: Option<u64>,
     /// Write every first answer (global_seq session client_seq client_ts
     /// order_id_or_tag kind) to this file, e.g. to check it against the
     /// journal after crashes.
@@ -372,6 +377,7 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
         core: a.core,
         keep_global_seqs: a.verify,
         keep_answers: a.answers_file.is_some(),
+        retransmit: a.retransmit_ms.map(Duration::from_millis),
         ..ClientConfig::new(transport, server)
     };
     let r = client::run(&cfg)?;

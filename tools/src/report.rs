@@ -63,6 +63,7 @@ impl BenchOutcome<'_> {
             "messages_rejected": p.recorder.rejected,
             "lost": p.lost(),
             "duplicates": p.recorder.duplicates,
+            "retransmitted": p.retransmitted,
             "throughput_msgs_per_s": p.throughput().round(),
             "rtt_ns": rtt_json(&p.recorder.hist),
             "samples": p.recorder.hist.len(),
@@ -131,12 +132,13 @@ impl BenchOutcome<'_> {
         }
         let _ = writeln!(
             s,
-            "\nsent {}  acked {}  rejected {}  lost {}  duplicates {}  offered {:.0} msg/s  throughput {:.0} msg/s",
+            "\nsent {}  acked {}  rejected {}  lost {}  duplicates {}  retransmitted {}  offered {:.0} msg/s  throughput {:.0} msg/s",
             p.sent,
             p.recorder.answered - p.recorder.rejected,
             p.recorder.rejected,
             p.lost(),
             p.recorder.duplicates,
+            p.retransmitted,
             p.offered_rate,
             p.throughput()
         );

@@ -750,7 +750,7 @@ impl World {
         assert_eq!(us.tx.acks, u.accepted, "udp: acks sent != accepted");
         assert_eq!(
             us.tx.rejects,
-            u.rejected() + u.rejected_too_old,
+            u.rejected() - u.dropped_gap + u.rejected_too_old,
             "udp: rejects sent != rejected"
         );
         assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies);

@@ -97,6 +97,9 @@ pub struct ClientConfig {
     pub keep_global_seqs: bool,
     /// Keep every first answer (crash tests).
     pub keep_answers: bool,
+    /// UDP: resend messages unanswered for this long (exactly-once over a
+    /// lossy network). None: never.
+    pub retransmit: Option<Duration>,
     /// How long to wait for outstanding answers after sending stops.
     pub drain: Duration,
 }
@@ -117,6 +120,7 @@ impl ClientConfig {
             core: None,
             keep_global_seqs: false,
             keep_answers: false,
+            retransmit: None,
             drain: Duration::from_secs(2),
         }
     }
@@ -134,6 +138,8 @@ pub struct ClientResult {
     pub window_secs: f64,
     /// Offered rate, messages/s (rate mode), else 0.
     pub offered_rate: f64,
+    /// Messages resent after the retransmission timeout.
+    pub retransmitted: u64,
 }
 
 impl ClientResult {
@@ -158,6 +164,9 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
     match cfg.transport {
         TransportKind::Udp => {
             let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?;
+            if let Some(rto) = cfg.retransmit {
+                t = t.with_retransmission(rto);
+            }
             run_with(&mut t, cfg)
         }
         TransportKind::Tcp => {
@@ -207,6 +216,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                         rec.on_reply(&r, n);
                     };
                     t.poll(&mut on)?;
+                    t.retransmit(now_ns())?;
                     if now_ns() > deadline {
                         break; // counted as lost unless it turns up later
                     }
@@ -244,6 +254,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                     rec.on_reply(&r, n);
                 };
                 t.poll(&mut on)?;
+                t.retransmit(now)?;
                 if now >= end {
                     break;
                 }
@@ -277,6 +288,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                     rec.on_reply(&r, n);
                 };
                 t.poll(&mut on)?;
+                t.retransmit(now)?;
                 if rec.answered != before {
                     last_progress = now;
                 } else if now - last_progress > 200_000_000 {
@@ -296,6 +308,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
             rec.on_reply(&r, n);
         };
         t.poll(&mut on)?;
+        t.retransmit(now_ns())?;
     }
     let window_secs = (cfg.duration.saturating_sub(cfg.warmup)).as_secs_f64();
     Ok(ClientResult {
@@ -304,5 +317,6 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
         sent_in_window,
         window_secs,
         offered_rate,
+        retransmitted: t.retransmitted(),
     })
 }

@@ -5,19 +5,40 @@ use hdrhistogram::Histogram;
 /// Which client sequence numbers of one session have been answered.
 #[derive(Clone, Debug, Default)]
 pub struct SeqTracker {
-    bits: Vec<u64>,
+    /// Global sequence number of each answered client sequence (1 when the
+    /// answer carried none, 0 = not answered yet).
+    globals: Vec<u64>,
+}
+
+/// What an answer means for its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// The first answer.
+    First,
+    /// Answered before, with the same global sequence: a retransmitted or
+    /// duplicated reply, harmless.
+    Repeat,
+    /// Answered before with a different global sequence: the message was
+    /// sequenced twice.
+    Resequenced,
 }
 
 impl SeqTracker {
-    /// Marks `seq`; true if it was not marked before.
-    pub fn mark(&mut self, seq: u64) -> bool {
-        let (w, b) = ((seq / 64) as usize, seq % 64);
-        if w >= self.bits.len() {
-            self.bits.resize((w + 1).next_power_of_two(), 0);
+    /// Records an answer to `seq` carrying `global` (0: none).
+    pub fn mark(&mut self, seq: u64, global: u64) -> Mark {
+        let i = seq as usize;
+        if i >= self.globals.len() {
+            self.globals.resize((i + 1).next_power_of_two(), 0);
         }
-        let was = self.bits[w] & (1 << b) != 0;
-        self.bits[w] |= 1 << b;
-        !was
+        let g = global.max(1);
+        match self.globals[i] {
+            0 => {
+                self.globals[i] = g;
+                Mark::First
+            }
+            old if old == g || g == 1 || old == 1 => Mark::Repeat,
+            _ => Mark::Resequenced,
+        }
     }
 }
 
@@ -63,7 +84,8 @@ pub struct Recorder {
     pub rejected: u64,
     /// Answers in the measured window.
     pub answered_in_window: u64,
-    /// Acks for a message already acked.
+    /// Acks for a message already acked under another global sequence
+    /// number: the message was sequenced twice.
     pub duplicates: u64,
     /// Execution reports received (all).
     pub reports: u64,
@@ -103,11 +125,15 @@ impl Recorder {
         if r.client_seq == 0 || r.session >= self.sessions.len() {
             return false;
         }
-        if !self.sessions[r.session].mark(r.client_seq) {
-            if r.kind == ReplyKind::Ack {
-                self.duplicates += 1;
+        match self.sessions[r.session].mark(r.client_seq, r.global_seq) {
+            Mark::First => {}
+            Mark::Repeat => return false,
+            Mark::Resequenced => {
+                if r.kind == ReplyKind::Ack {
+                    self.duplicates += 1;
+                }
+                return false;
             }
-            return false;
         }
         self.answered += 1;
         if r.kind == ReplyKind::Reject {
@@ -147,7 +173,17 @@ mod tests {
         };
         assert!(r.on_reply(&ack(1, 50), 60)); // warm-up: answered, not recorded
         assert!(r.on_reply(&ack(2, 200), 260));
-        assert!(!r.on_reply(&ack(2, 200), 300));
+        assert!(
+            !r.on_reply(&ack(2, 200), 300),
+            "same reply again: harmless repeat"
+        );
+        assert_eq!(r.duplicates, 0);
+        let mut again = ack(2, 200);
+        again.global_seq = 99;
+        assert!(
+            !r.on_reply(&again, 310),
+            "another global sequence: sequenced twice"
+        );
         assert_eq!((r.answered, r.duplicates, r.answered_in_window), (2, 1, 1));
         assert_eq!(r.hist.len(), 1);
         assert_eq!(r.hist.max(), 60);

@@ -2,7 +2,7 @@
 
 use super::flow::Flow;
 use super::recorder::{Reply, ReplyKind};
-use peregrine_sequencer::wire::message::{Ack, ExecReport, MessageType, Reject, MESSAGE_LEN};
+use peregrine_sequencer::wire::message::{Ack, ExecReport, MessageType, Reject, RejectReason, MESSAGE_LEN};
 use zerocopy::FromBytes;
 
 /// A client-side transport carrying many sessions.
@@ -15,6 +15,15 @@ pub trait ClientTransport {
     /// Receives what is pending; calls `f` for every reply with the time
     /// (ns) its packet was received (one clock read per receive call).
     fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> std::io::Result<usize>;
+    /// Resends messages left unanswered longer than the retransmission
+    /// timeout, if this transport retransmits; returns messages resent.
+    fn retransmit(&mut self, _now_ns: u64) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    /// Messages resent so far.
+    fn retransmitted(&self) -> u64 {
+        0
+    }
 }
 
 /// Decodes one 100-byte reply block for session `s`. `echo_seq` is the
@@ -39,6 +48,11 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
         }
         MessageType::Reject => {
             let j = Reject::ref_from_bytes(block).ok()?;
+            if j.reason.get() == RejectReason::SequenceGap as u16 {
+                // Not an answer: an earlier message went missing and this
+                // one must be sent again after it.
+                return None;
+            }
             Reply {
                 session: s,
                 client_seq: j.client_seq.get(),

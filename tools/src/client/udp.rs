@@ -7,7 +7,8 @@ use super::recorder::Reply;
 use super::transport::{decode_reply, ClientTransport};
 use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName};
+use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 
@@ -47,6 +48,22 @@ pub struct UdpClient {
     rx: PacketBatch,
     names: Vec<SessionName>,
     next_seq: Vec<u64>,
+    /// Retransmission timeout, ns (None: never retransmit).
+    rto_ns: Option<u64>,
+    /// Per session: messages sent and not yet answered, oldest first
+    /// (consecutive client sequence numbers).
+    outstanding: Vec<VecDeque<Outstanding>>,
+    /// Per session: the server reported a sequence gap, resend now.
+    fast: Vec<bool>,
+    resent: u64,
+}
+
+/// A message kept for retransmission.
+struct Outstanding {
+    seq: u64,
+    msg: [u8; MESSAGE_LEN],
+    sent_ns: u64,
+    answered: bool,
 }
 
 impl UdpClient {
@@ -72,7 +89,20 @@ impl UdpClient {
             rx: PacketBatch::new(64),
             names: (0..sessions).map(client_session_name).collect(),
             next_seq: vec![1; sessions],
+            rto_ns: None,
+            outstanding: (0..sessions).map(|_| VecDeque::new()).collect(),
+            fast: vec![false; sessions],
+            resent: 0,
         })
+    }
+
+    /// Keeps every message until it is answered and resends it (with its
+    /// original client sequence number) after `rto` without an answer.
+    /// The server recognises the copy and answers with the original reply,
+    /// so each message is sequenced exactly once.
+    pub fn with_retransmission(mut self, rto: std::time::Duration) -> Self {
+        self.rto_ns = Some(rto.as_nanos() as u64);
+        self
     }
 
     /// Sends a raw datagram to the server (tests of malformed input).
@@ -80,6 +110,30 @@ impl UdpClient {
         self.flush()?;
         self.tx.push(Peer::Addr(self.server), bytes);
         self.flush()
+    }
+}
+
+/// True for a Reject saying the server saw a client sequence gap.
+fn is_gap_reject(block: &[u8]) -> bool {
+    block.len() == MESSAGE_LEN
+        && block[0] == peregrine_sequencer::wire::message::MessageType::Reject as u8
+        && u16::from_le_bytes([block[4], block[5]])
+            == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16
+}
+
+/// Marks message `seq` of session `s` answered and forgets the answered
+/// prefix.
+fn mark_answered(outstanding: &mut [VecDeque<Outstanding>], s: usize, seq: u64) {
+    let Some(q) = outstanding.get_mut(s) else { return };
+    let Some(front) = q.front() else { return };
+    if seq < front.seq {
+        return;
+    }
+    if let Some(o) = q.get_mut((seq - front.seq) as usize) {
+        o.answered = true;
+    }
+    while q.front().is_some_and(|o| o.answered) {
+        q.pop_front();
     }
 }
 
@@ -102,6 +156,14 @@ impl ClientTransport for UdpClient {
             flow.next(s, ts_ns, first + k as u64, &mut msg);
             if !b.push(&msg) {
                 break;
+            }
+            if self.rto_ns.is_some() {
+                self.outstanding[s].push_back(Outstanding {
+                    seq: first + k as u64,
+                    msg,
+                    sent_ns: peregrine_netio::clock::now_ns(),
+                    answered: false,
+                });
             }
             k += 1;
         }
@@ -134,13 +196,78 @@ impl ClientTransport for UdpClient {
             };
             let first = p.sequence();
             for (k, block) in p.blocks().enumerate() {
+                if is_gap_reject(block) {
+                    // The server is missing an earlier message: resend from
+                    // the oldest unanswered one without waiting.
+                    if let Some(f) = self.fast.get_mut(s) {
+                        *f = true;
+                    }
+                    continue;
+                }
                 // A raw echo returns our own packet: its sequence is ours.
                 if let Some(r) = decode_reply(s, block, first + k as u64) {
+                    if self.rto_ns.is_some() && r.client_seq != 0 {
+                        mark_answered(&mut self.outstanding, s, r.client_seq);
+                    }
                     f(r, now);
                 }
             }
         }
         Ok(n)
+    }
+
+    fn retransmit(&mut self, now_ns: u64) -> io::Result<usize> {
+        let Some(rto) = self.rto_ns else { return Ok(0) };
+        let mut resent = 0;
+        for s in 0..self.outstanding.len() {
+            // Go back N: the server takes a session's messages only in
+            // order, so resend, in order, every unanswered message older
+            // than the timeout (runs of up to 14 per datagram, at most 64
+            // datagrams per session per call).
+            let mut i = 0;
+            let fast = std::mem::take(&mut self.fast[s]);
+            for _ in 0..64 {
+                let q = &self.outstanding[s];
+                while q.get(i).is_some_and(|o| o.answered) {
+                    i += 1;
+                }
+                let Some(o) = q.get(i) else { break };
+                if !fast && now_ns.saturating_sub(o.sent_ns) < rto {
+                    break;
+                }
+                let first = o.seq;
+                if self.tx.is_full() {
+                    self.flush()?;
+                }
+                let name = self.names[s];
+                let Some(slot) = self.tx.next_slot() else { break };
+                let Some(mut b) = MoldBuilder::new(slot, &name, first) else {
+                    break;
+                };
+                let q = &mut self.outstanding[s];
+                let mut n = 0;
+                while let Some(o) = q.get_mut(i + n) {
+                    if n == MAX_MESSAGES_PER_PACKET || !b.push(&o.msg) {
+                        break;
+                    }
+                    o.sent_ns = now_ns;
+                    n += 1;
+                }
+                let len = b.finish();
+                self.tx.commit(Peer::Addr(self.server), len);
+                resent += n;
+                i += n;
+            }
+        }
+        if resent > 0 {
+            self.flush()?;
+            self.resent += resent as u64;
+        }
+        Ok(resent)
+    }
+
+    fn retransmitted(&self) -> u64 {
+        self.resent
     }
 }
 
