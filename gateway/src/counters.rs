@@ -22,6 +22,8 @@ pub struct GatewayCounters {
     pub rejected_gap: u64,
     /// Of `rejected_gap`, those dropped without a reject of their own.
     pub dropped_gap: u64,
+    /// Messages held in a session's reorder window, ahead of a gap.
+    pub reordered_held: u64,
     /// Retransmitted messages recognised (never sequenced twice).
     pub dedup_hits: u64,
     /// Original replies sent again for retransmitted messages.
@@ -72,7 +74,7 @@ impl GatewayCounters {
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 26] = [
+    pub const NAMES: [&'static str; 27] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -99,10 +101,11 @@ impl GatewayCounters {
         "replies_retransmitted",
         "rejected_too_old",
         "dropped_gap",
+        "reordered_held",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 26] {
+    pub fn values(&self) -> [u64; 27] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -130,6 +133,7 @@ impl GatewayCounters {
             self.replies_retransmitted,
             self.rejected_too_old,
             self.dropped_gap,
+            self.reordered_held,
         ]
     }
 
@@ -162,7 +166,8 @@ impl GatewayCounters {
             dedup_hits,
             replies_retransmitted,
             rejected_too_old,
-            dropped_gap
+            dropped_gap,
+            reordered_held
         );
     }
 }

@@ -24,6 +24,8 @@ pub struct Session {
     /// The replies most recently sent to this session, by reply sequence,
     /// to answer a retransmitted message with its original reply.
     pub log: ReplyLog,
+    /// Messages that arrived ahead of a gap, waiting for it to fill.
+    pub window: ReorderWindow,
     /// The expected client sequence for which a gap was already reported
     /// (one SequenceGap reject per gap, not one per message past it).
     pub gap_reported_for: u64,
@@ -81,6 +83,63 @@ pub struct SessionTable {
     sessions: Vec<Session>,
     max: usize,
     log_depth: usize,
+    window: usize,
+}
+
+/// Messages received ahead of a client-sequence gap, held (not sequenced)
+/// until the gap fills, so one lost or reordered datagram does not force
+/// the client to resend everything after it. Fixed size, allocated when the
+/// session is created; slot = client sequence modulo the size.
+#[derive(Clone, Debug)]
+pub struct ReorderWindow {
+    msgs: Vec<[u8; MESSAGE_LEN]>,
+    held: Vec<u64>,
+}
+
+impl ReorderWindow {
+    /// A window holding up to `size` messages ahead of the expected one
+    /// (0: none; messages past a gap are then rejected).
+    pub fn new(size: usize) -> ReorderWindow {
+        ReorderWindow {
+            msgs: vec![[0u8; MESSAGE_LEN]; size],
+            held: vec![0; size],
+        }
+    }
+
+    /// True when `seq` (> `expected`) fits in the window.
+    #[inline]
+    pub fn holds(&self, expected: u64, seq: u64) -> bool {
+        seq > expected && seq - expected <= self.msgs.len() as u64
+    }
+
+    /// Keeps message `seq`; false when it was already held.
+    pub fn insert(&mut self, seq: u64, block: &[u8]) -> bool {
+        let n = self.msgs.len() as u64;
+        if n == 0 || block.len() > MESSAGE_LEN {
+            return false;
+        }
+        let i = (seq % n) as usize;
+        if self.held[i] == seq {
+            return false;
+        }
+        self.msgs[i] = [0u8; MESSAGE_LEN];
+        self.msgs[i][..block.len()].copy_from_slice(block);
+        self.held[i] = seq;
+        true
+    }
+
+    /// Takes message `seq` if held.
+    pub fn take(&mut self, seq: u64) -> Option<[u8; MESSAGE_LEN]> {
+        let n = self.msgs.len() as u64;
+        if n == 0 || seq == 0 {
+            return None;
+        }
+        let i = (seq % n) as usize;
+        (self.held[i] == seq).then(|| {
+            self.held[i] = 0;
+            self.msgs[i]
+        })
+    }
 }
 
 /// A ring of the last `depth` replies sent to one session, each with its
@@ -167,10 +226,17 @@ impl SessionTable {
     /// As [`SessionTable::new`], each session keeping its last `log_depth`
     /// replies.
     pub fn with_reply_log(max: usize, log_depth: usize) -> Self {
+        Self::with_windows(max, log_depth, 0)
+    }
+
+    /// As [`SessionTable::with_reply_log`], each session also holding up
+    /// to `reorder_window` messages received ahead of a gap.
+    pub fn with_windows(max: usize, log_depth: usize, reorder_window: usize) -> Self {
         SessionTable {
             sessions: Vec::with_capacity(max),
             max,
             log_depth,
+            window: reorder_window,
         }
     }
 
@@ -189,6 +255,7 @@ impl SessionTable {
             log: ReplyLog::new(self.log_depth),
             replied_client_seq: 0,
             gap_reported_for: 0,
+            window: ReorderWindow::new(self.window),
             tokens: u64::MAX / 2,
             tokens_at_ns: 0,
         });

@@ -50,6 +50,9 @@ pub struct GatewayOptions {
     /// Replies kept per session to answer retransmitted messages with
     /// their original replies (memory: 100 bytes each, per session).
     pub reply_log_depth: usize,
+    /// UDP: messages per session held when they arrive ahead of a gap
+    /// (memory: ~108 bytes each, per session); 0 rejects them instead.
+    pub reorder_window: usize,
 }
 
 /// How often gateways look at the clock for heartbeats and timeouts (in
@@ -95,6 +98,7 @@ impl Default for GatewayOptions {
             idle_timeout: std::time::Duration::from_secs(15),
             rate_limit: RateLimit::default(),
             reply_log_depth: 4096,
+            reorder_window: 1024,
         }
     }
 }
@@ -144,7 +148,11 @@ impl<P: Port> UdpGateway<P> {
                 block_pos: 0,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                sessions: SessionTable::with_reply_log(opts.max_sessions, opts.reply_log_depth),
+                sessions: SessionTable::with_windows(
+                    opts.max_sessions,
+                    opts.reply_log_depth,
+                    opts.reorder_window,
+                ),
                 by_peer,
                 replies: ReplyPath::new(
                     Framing::MoldUdp64,
@@ -251,6 +259,23 @@ impl UdpCore {
                 self.resend_original(session, block, client_seq, port);
                 continue;
             }
+            if client_seq > expected
+                && self
+                    .sessions
+                    .get_mut(session)
+                    .is_some_and(|s| s.window.holds(expected, client_seq))
+            {
+                // Ahead of a gap but within the reorder window: keep it
+                // until the gap fills (a copy already kept is a duplicate).
+                let s = self.sessions.get_mut(session).expect("checked above");
+                if s.window.insert(client_seq, block) {
+                    self.counters.reordered_held += 1;
+                } else {
+                    self.counters.rx_messages += 1;
+                    self.counters.dedup_hits += 1;
+                }
+                continue;
+            }
             if client_seq > expected {
                 // An earlier message is missing: nothing past the gap is
                 // taken until the client resends from it. The first message
@@ -275,44 +300,72 @@ impl UdpCore {
                 }
                 continue;
             }
-            match classify_inbound(block) {
-                Ok(_) => {
-                    if !self.to_sequencer.has_room(1) {
-                        self.counters.ring_full += 1;
-                        self.block_pos = k;
-                        return false;
-                    }
-                    let (now, limit) = (self.rx_ns, self.rate_limit);
-                    if !self
-                        .sessions
-                        .get_mut(session)
-                        .is_some_and(|s| s.admit(now, limit))
-                    {
-                        self.counters.rejected_rate_limited += 1;
-                        self.counters.rx_messages += 1;
-                        self.advance_client_seq(session);
-                        let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
-                        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                        self.replies
-                            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
-                        continue;
-                    }
-                    let rx_ns = self.rx_ns;
-                    self.to_sequencer.stage_with(|s| {
-                        s.msg.copy_from_slice(block);
-                        s.origin = origin;
-                        s.client_seq = client_seq;
-                        s.gateway_rx_ns = rx_ns;
-                    });
-                    self.counters.accepted += 1;
-                }
-                Err(e) => self.reject(session, block, e, client_seq, port),
+            if !self.to_sequencer.has_room(1) {
+                self.counters.ring_full += 1;
+                self.block_pos = k;
+                return false;
             }
-            self.advance_client_seq(session);
-            self.counters.rx_messages += 1;
+            self.take_in_order(session, origin, client_seq, block, port);
+            self.drain_window(session, origin, port);
         }
         self.block_pos = 0;
         true
+    }
+
+    /// Takes the session's next expected message (the caller checked ring
+    /// room): validated, rate-limited, staged for the sequencer, or
+    /// rejected; either way it consumes the client sequence number.
+    fn take_in_order(
+        &mut self,
+        session: u32,
+        origin: SessionRef,
+        client_seq: u64,
+        block: &[u8],
+        port: &mut impl Port,
+    ) {
+        self.counters.rx_messages += 1;
+        self.advance_client_seq(session);
+        if let Err(e) = classify_inbound(block) {
+            self.reject(session, block, e, client_seq, port);
+            return;
+        }
+        let (now, limit) = (self.rx_ns, self.rate_limit);
+        if !self
+            .sessions
+            .get_mut(session)
+            .is_some_and(|s| s.admit(now, limit))
+        {
+            self.counters.rejected_rate_limited += 1;
+            let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
+            let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+            self.replies
+                .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+            return;
+        }
+        self.to_sequencer.stage_with(|s| {
+            s.msg.copy_from_slice(block);
+            s.origin = origin;
+            s.client_seq = client_seq;
+            s.gateway_rx_ns = now;
+        });
+        self.counters.accepted += 1;
+    }
+
+    /// Takes, in order, the messages that arrived ahead of a gap and now
+    /// follow on, while the ring has room (what does not fit stays in the
+    /// window and is taken at the session's next datagram).
+    fn drain_window(&mut self, session: u32, origin: SessionRef, port: &mut impl Port) {
+        loop {
+            if !self.to_sequencer.has_room(1) {
+                return;
+            }
+            let Some(s) = self.sessions.get_mut(session) else {
+                return;
+            };
+            let seq = s.next_client_seq;
+            let Some(msg) = s.window.take(seq) else { return };
+            self.take_in_order(session, origin, seq, &msg, port);
+        }
     }
 
     #[inline]

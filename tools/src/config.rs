@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub session_rate_burst: u64,
     /// Replies kept per session to answer retransmissions (100 bytes each).
     pub reply_log_depth: usize,
+    /// UDP: messages per session held when they arrive ahead of a gap.
+    pub reorder_window: usize,
     /// Heartbeat to a session sent nothing for this many milliseconds.
     pub heartbeat_interval_ms: u64,
     /// A client silent this many milliseconds is gone (TCP: connection
@@ -122,6 +124,7 @@ impl Default for ServeConfig {
             session_rate_limit: 0,
             session_rate_burst: 1000,
             reply_log_depth: 4096,
+            reorder_window: 1024,
             heartbeat_interval_ms: 1000,
             idle_timeout_ms: 15_000,
             counters_file: None,

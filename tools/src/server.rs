@@ -102,6 +102,7 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
         heartbeat_interval: std::time::Duration::from_millis(cfg.heartbeat_interval_ms.max(1)),
         idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms.max(1)),
         reply_log_depth: cfg.reply_log_depth,
+        reorder_window: cfg.reorder_window,
         rate_limit: peregrine_gateway::session::RateLimit {
             per_second: cfg.session_rate_limit,
             burst: cfg.session_rate_burst,

@@ -247,3 +247,35 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
     let c = report.gateways[0].1;
     assert_eq!((c.dedup_hits, c.replies_retransmitted, c.rejected_gap), (1, 1, 1));
 }
+
+#[test]
+fn udp_messages_ahead_of_a_gap_are_held_and_taken_in_order_when_it_fills() {
+    let srv = start_server(1, 0);
+    let s = udp_client();
+    s.send_to(&mold("HOLD", 1, &[&echo(1, 1)]), srv.udp[0]).unwrap();
+    s.send_to(&mold("HOLD", 3, &[&echo(3, 3), &echo(4, 4)]), srv.udp[0])
+        .unwrap();
+    s.send_to(&mold("HOLD", 5, &[&echo(5, 5)]), srv.udp[0]).unwrap();
+    let first = recv_blocks(&s, 1, Duration::from_secs(5));
+    assert_eq!(first.len(), 1);
+    assert!(
+        recv_blocks(&s, 1, Duration::from_millis(200)).is_empty(),
+        "3..5 wait for 2"
+    );
+    s.send_to(&mold("HOLD", 2, &[&echo(2, 2)]), srv.udp[0]).unwrap();
+    let rest = recv_blocks(&s, 4, Duration::from_secs(5));
+    let got: Vec<(u64, u64)> = rest
+        .iter()
+        .map(|(_, m)| {
+            let a = as_ack(m).unwrap();
+            (a.client_seq.get(), a.global_seq.get())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(2, 2), (3, 3), (4, 4), (5, 5)],
+        "taken in client order once the gap filled"
+    );
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(report.gateways[0].1.reordered_held, 3);
+}

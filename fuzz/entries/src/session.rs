@@ -593,6 +593,7 @@ impl World {
             idle_timeout: std::time::Duration::from_secs(7200),
             rate_limit: Default::default(),
             reply_log_depth: 64,
+            reorder_window: 8,
         };
         let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
         let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);
