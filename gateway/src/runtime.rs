@@ -165,7 +165,14 @@ pub fn run<A: Application + Send + 'static>(
 /// so the file is at most a few milliseconds behind.
 const PUBLISH_EVERY: u64 = 4096;
 
-const LOOP_NAMES: [&str; 3] = ["busy_loops", "idle_loops", "next_seq"];
+const LOOP_NAMES: [&str; 6] = [
+    "busy_loops",
+    "idle_loops",
+    "next_seq",
+    "journal_bytes",
+    "journal_durable_seq",
+    "journal_lag",
+];
 
 fn counters_layout(gateways: &[Box<dyn GatewayLoop>]) -> Vec<(String, Vec<&'static str>)> {
     let mut layout = vec![(
@@ -192,11 +199,19 @@ fn counters_layout(gateways: &[Box<dyn GatewayLoop>]) -> Vec<(String, Vec<&'stat
 #[inline]
 fn publish_sequencer<A: Application>(block: Option<&CounterBlock>, seq: &Sequencer<A>, idle: &Idler) {
     if let Some(b) = block {
-        let mut v = [0u64; 11];
-        v[..8].copy_from_slice(&seq.counters().values());
-        v[8] = idle.busy_loops();
-        v[9] = idle.idle_loops();
-        v[10] = seq.next_seq();
+        const S: usize = SequencerCounters::NAMES.len();
+        let mut v = [0u64; S + LOOP_NAMES.len()];
+        v[..S].copy_from_slice(&seq.counters().values());
+        v[S] = idle.busy_loops();
+        v[S + 1] = idle.idle_loops();
+        v[S + 2] = seq.next_seq();
+        if let Some(j) = seq.journal() {
+            v[S + 3] = j.written_seq() * peregrine_sequencer::journal::RECORD_LEN as u64;
+            v[S + 4] = j.durable_seq();
+            // Records written but not yet known durable (async mode: what a
+            // power loss could take; durable mode: at most one poll's worth).
+            v[S + 5] = j.written_seq().saturating_sub(j.durable_seq());
+        }
         b.publish(&v);
     }
 }

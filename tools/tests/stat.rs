@@ -11,10 +11,15 @@ use std::time::{Duration, Instant};
 #[test]
 fn counters_file_tracks_a_running_server() {
     let path = std::env::temp_dir().join(format!("peregrine-stat-test-{}.stats", std::process::id()));
+    let journal = std::env::temp_dir().join(format!("peregrine-stat-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&journal);
     let cfg = ServeConfig {
         udp: vec![lo()],
         idle: "yield".into(),
         counters_file: Some(path.clone()),
+        journal: Some(journal.clone()),
+        journal_mode: "durable".into(),
+        journal_segment_size: 1 << 20,
         ..ServeConfig::default()
     };
     let srv = peregrine_tools::server::start(&cfg).unwrap();
