@@ -56,6 +56,15 @@ fn counters_file_tracks_a_running_server() {
         value("sequencer", "idle_loops").unwrap() > 0,
         "the loop counters move while running"
     );
+    assert_eq!(value("sequencer", "journaled"), Some(100));
+    assert_eq!(
+        value("sequencer", "journal_durable_seq"),
+        Some(100),
+        "durable mode: all flushed"
+    );
+    assert_eq!(value("sequencer", "journal_lag"), Some(0));
+    assert_eq!(value("sequencer", "journal_bytes"), Some(100 * 144));
     drop(srv);
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&journal);
 }
