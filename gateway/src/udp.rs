@@ -259,22 +259,25 @@ impl UdpCore {
                 self.resend_original(session, block, client_seq, port);
                 continue;
             }
-            if client_seq > expected
-                && self
-                    .sessions
-                    .get_mut(session)
-                    .is_some_and(|s| s.window.holds(expected, client_seq))
-            {
-                // Ahead of a gap but within the reorder window: keep it
-                // until the gap fills (a copy already kept is a duplicate).
-                let s = self.sessions.get_mut(session).expect("checked above");
-                if s.window.insert(client_seq, block) {
+            // Ahead of a gap but within the reorder window: keep it until
+            // the gap fills (a copy already kept is a duplicate).
+            let held = match self.sessions.get_mut(session) {
+                Some(s) if client_seq > expected && s.window.holds(expected, client_seq) => {
+                    Some(s.window.insert(client_seq, block))
+                }
+                _ => None,
+            };
+            match held {
+                Some(true) => {
                     self.counters.reordered_held += 1;
-                } else {
+                    continue;
+                }
+                Some(false) => {
                     self.counters.rx_messages += 1;
                     self.counters.dedup_hits += 1;
+                    continue;
                 }
-                continue;
+                None => {}
             }
             if client_seq > expected {
                 // An earlier message is missing: nothing past the gap is
