@@ -203,7 +203,13 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
                 reason: format!("file is {len} bytes, header says {}", header.segment_size),
             });
         }
-        let map = map.expect("non-empty file has a mapping");
+        // A header decoded, so the file was not empty and is mapped.
+        let Some(map) = map else {
+            return Err(JournalError::BadHeader {
+                path: p,
+                reason: "empty file".into(),
+            });
+        };
         segs.push(Seg {
             info: SegmentInfo {
                 path: p,
