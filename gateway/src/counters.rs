@@ -73,6 +73,17 @@ impl GatewayCounters {
             + self.rejected_gap
     }
 
+    /// Counts a message refused for its own bytes, by reason.
+    #[inline]
+    pub fn count_malformed(&mut self, e: peregrine_sequencer::wire::message::MessageError) {
+        use peregrine_sequencer::wire::message::MessageError;
+        match e {
+            MessageError::WrongLength(_) => self.rejected_wrong_length += 1,
+            MessageError::UnknownType(_) => self.rejected_unknown_type += 1,
+            MessageError::UnsupportedVersion(_) => self.rejected_bad_version += 1,
+        }
+    }
+
     /// Counter names, in [`GatewayCounters::values`] order.
     pub const NAMES: [&'static str; 27] = [
         "rx_packets",

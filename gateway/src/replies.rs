@@ -248,6 +248,25 @@ impl ReplyPath {
         }
     }
 
+    /// Stages a Reject (`reason`) answering client message `client_seq`,
+    /// whose bytes were `block`, received at `rx_ns`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reject(
+        &mut self,
+        sessions: &mut SessionTable,
+        idx: u32,
+        block: &[u8],
+        reason: u16,
+        client_seq: u64,
+        rx_ns: u64,
+        port: &mut impl Port,
+        counters: &mut GatewayCounters,
+    ) {
+        let r = peregrine_sequencer::wire::message::Reject::for_block(block, reason, client_seq, rx_ns);
+        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+        self.stage(sessions, idx, &bytes, port, counters);
+    }
+
     /// Queues a session-protocol packet (login accepted, rejected...) for
     /// `peer` ahead of replies staged later.
     pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {

@@ -26,7 +26,7 @@ use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, RejectReason, MESSAGE_LEN};
+use peregrine_sequencer::wire::message::{classify_inbound, RejectReason};
 use peregrine_sequencer::wire::moldudp64::SessionName;
 use peregrine_sequencer::wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
@@ -295,10 +295,16 @@ impl TcpCore {
                 let admitted = classify_inbound(block).is_err() || sess.admit(now, limit);
                 if !admitted {
                     self.counters.rejected_rate_limited += 1;
-                    let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
-                    let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                    self.replies
-                        .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                    self.replies.reject(
+                        &mut self.sessions,
+                        session,
+                        block,
+                        RejectReason::RateLimited as u16,
+                        client_seq,
+                        now,
+                        port,
+                        &mut self.counters,
+                    );
                     return PacketOutcome::Consumed;
                 }
                 match classify_inbound(block) {
@@ -313,15 +319,17 @@ impl TcpCore {
                         self.counters.accepted += 1;
                     }
                     Err(e) => {
-                        match e {
-                            MessageError::WrongLength(_) => self.counters.rejected_wrong_length += 1,
-                            MessageError::UnknownType(_) => self.counters.rejected_unknown_type += 1,
-                            MessageError::UnsupportedVersion(_) => self.counters.rejected_bad_version += 1,
-                        }
-                        let r = Reject::for_block(block, e.reason() as u16, client_seq, self.rx_ns);
-                        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                        self.replies
-                            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                        self.counters.count_malformed(e);
+                        self.replies.reject(
+                            &mut self.sessions,
+                            session,
+                            block,
+                            e.reason() as u16,
+                            client_seq,
+                            self.rx_ns,
+                            port,
+                            &mut self.counters,
+                        );
                     }
                 }
                 PacketOutcome::Consumed

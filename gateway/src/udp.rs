@@ -23,7 +23,7 @@ use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, MessageError, Reject, RejectReason, MESSAGE_LEN};
+use peregrine_sequencer::wire::message::{classify_inbound, MessageError, RejectReason};
 use peregrine_sequencer::wire::moldudp64::{
     MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET, MAX_PAYLOAD,
 };
@@ -201,15 +201,17 @@ impl UdpCore {
         client_seq: u64,
         port: &mut impl Port,
     ) {
-        match err {
-            MessageError::WrongLength(_) => self.counters.rejected_wrong_length += 1,
-            MessageError::UnknownType(_) => self.counters.rejected_unknown_type += 1,
-            MessageError::UnsupportedVersion(_) => self.counters.rejected_bad_version += 1,
-        }
-        let r = Reject::for_block(block, err.reason() as u16, client_seq, self.rx_ns);
-        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-        self.replies
-            .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+        self.counters.count_malformed(err);
+        self.replies.reject(
+            &mut self.sessions,
+            session,
+            block,
+            err.reason() as u16,
+            client_seq,
+            self.rx_ns,
+            port,
+            &mut self.counters,
+        );
     }
 
     /// Processes one datagram from block `self.block_pos` on; false when
@@ -293,11 +295,16 @@ impl UdpCore {
                     first
                 });
                 if first_report {
-                    let r =
-                        Reject::for_block(block, RejectReason::SequenceGap as u16, client_seq, self.rx_ns);
-                    let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-                    self.replies
-                        .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+                    self.replies.reject(
+                        &mut self.sessions,
+                        session,
+                        block,
+                        RejectReason::SequenceGap as u16,
+                        client_seq,
+                        self.rx_ns,
+                        port,
+                        &mut self.counters,
+                    );
                 } else {
                     self.counters.dropped_gap += 1;
                 }
@@ -339,10 +346,16 @@ impl UdpCore {
             .is_some_and(|s| s.admit(now, limit))
         {
             self.counters.rejected_rate_limited += 1;
-            let r = Reject::for_block(block, RejectReason::RateLimited as u16, client_seq, now);
-            let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-            self.replies
-                .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+            self.replies.reject(
+                &mut self.sessions,
+                session,
+                block,
+                RejectReason::RateLimited as u16,
+                client_seq,
+                now,
+                port,
+                &mut self.counters,
+            );
             return;
         }
         self.to_sequencer.stage_with(|s| {
@@ -405,10 +418,16 @@ impl UdpCore {
             self.counters.replies_retransmitted += sent;
         } else if client_seq <= s.replied_client_seq && s.log.is_full() {
             self.counters.rejected_too_old += 1;
-            let r = Reject::for_block(block, RejectReason::TooOld as u16, client_seq, self.rx_ns);
-            let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-            self.replies
-                .stage(&mut self.sessions, session, &bytes, port, &mut self.counters);
+            self.replies.reject(
+                &mut self.sessions,
+                session,
+                block,
+                RejectReason::TooOld as u16,
+                client_seq,
+                self.rx_ns,
+                port,
+                &mut self.counters,
+            );
         }
         // Otherwise the original is still being sequenced: its reply will
         // answer this copy too.
