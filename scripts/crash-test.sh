@@ -19,6 +19,7 @@ ROUNDS=${ROUNDS:-20}
 RATE=${RATE:-20000}
 FLUSH=${FLUSH:-fdatasync}
 PORT=${PORT:-19473}
+SECRET=${SECRET:-crash}
 WORK=$(mktemp -d /tmp/peregrine-crash.XXXXXX)
 SERVER_PID=""
 CLIENT_PID=""
@@ -44,7 +45,7 @@ expected_next=1
 
 for round in $(seq 1 "$ROUNDS"); do
     slog=$WORK/server.$round.log
-    "$BIN" serve --udp "127.0.0.1:$PORT" --app match --idle yield \
+    "$BIN" serve --udp "127.0.0.1:$PORT" --app match --idle yield --sessions "PG:4:$SECRET" \
         --journal "$JOURNAL" --journal-mode durable --journal-flush "$FLUSH" \
         --counters-file "$WORK/stats" >"$slog" 2>&1 &
     SERVER_PID=$!
@@ -63,7 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
             || die "round $round: state hash after replay $server_hash != offline replay $offline_hash"
     fi
 
-    "$BIN" client --udp "127.0.0.1:$PORT" --flow orders --sessions 4 --batch 2 --rate "$RATE" \
+    "$BIN" client --udp "127.0.0.1:$PORT" --flow orders --sessions 4 --secret "$SECRET" --batch 2 --rate "$RATE" \
         --duration 2s --warmup 0s --answers-file "$WORK/answers.$round" >"$WORK/client.$round.log" 2>&1 &
     CLIENT_PID=$!
     # Kill somewhere between 0.3 s and 1.5 s into the load.
@@ -89,7 +90,7 @@ done
 # One last restart: it must recover everything and report the same state.
 slog=$WORK/server.final.log
 "$BIN" serve --udp "127.0.0.1:$PORT" --app match --idle yield --journal "$JOURNAL" \
-    --journal-mode durable --counters-file "$WORK/stats" >"$slog" 2>&1 &
+    --sessions "PG:4:$SECRET" --journal-mode durable --counters-file "$WORK/stats" >"$slog" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do grep -q "peregrine ready" "$slog" && break; sleep 0.05; done
 recovered=$(grep -o "next sequence [0-9]*" "$slog" | head -1 | awk '{print $3}')

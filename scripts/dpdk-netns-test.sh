@@ -124,7 +124,7 @@ elif [[ -z ${SERVER_CMD:-} || -z ${CLIENT_CMD:-} ]]; then
     (cd "$ROOT" && cargo build --release --quiet --features peregrine-tools/dpdk --bin peregrine)
     BIN=$CARGO_TARGET_DIR/release/peregrine
     SERVER_CMD=${SERVER_CMD:-"$BIN serve --dpdk --config {CONFIG}"}
-    CLIENT_CMD=${CLIENT_CMD:-"$BIN client --udp {ADDR} --rate $((COUNT)) --duration 1s --warmup 0s --sessions 2 --batch 2 --verify"}
+    CLIENT_CMD=${CLIENT_CMD:-"$BIN client --udp {ADDR} --rate $((COUNT)) --duration 1s --warmup 0s --sessions 2 --secret netns --batch 2 --verify"}
 fi
 
 setup_netns() {
@@ -162,6 +162,8 @@ udp_port = $UDP_PORT
 burst = 32
 $CONFIG_EXTRA
 TOML
+    # Sessions are top-level keys: they go before the [dpdk] table.
+    printf '[[sessions]]\nprefix = "PG"\ncount = 4\nsecret = "netns"\n\n%s\n' "$(cat "$cfg")" >"$cfg.tmp" && mv "$cfg.tmp" "$cfg"
     local server=${SERVER_CMD//\{CONFIG\}/$cfg}
     local client=${CLIENT_CMD//\{ADDR\}/$IP_A:$UDP_PORT}
     client=${client//\{COUNT\}/$COUNT}

@@ -34,8 +34,9 @@ pub struct GatewayCounters {
     /// Packets dropped: malformed framing (MoldUDP64 header/blocks, or a bad
     /// SoupBinTCP packet).
     pub dropped_malformed: u64,
-    /// Packets dropped: session table full.
-    pub dropped_session_table_full: u64,
+    /// UDP packets dropped, never answered: unknown session, a session not
+    /// logged in, or a source address the session is not bound to (spoofed).
+    pub dropped_unauthenticated: u64,
     /// TCP: data before login, or a second login on one connection.
     pub dropped_not_logged_in: u64,
     /// TCP: connections closed for an oversize or zero-length frame.
@@ -52,10 +53,18 @@ pub struct GatewayCounters {
     pub replies_unroutable: u64,
     /// Sessions created.
     pub sessions: u64,
-    /// TCP logins accepted.
+    /// Logins accepted (UDP and TCP).
     pub logins: u64,
-    /// TCP logins rejected (session in use).
+    /// Logins rejected: bad credentials or session not available.
     pub logins_rejected: u64,
+    /// Logins that took a live session over from another address or
+    /// connection (`login_policy = "takeover"`).
+    pub logins_taken_over: u64,
+    /// UDP retransmission requests (MoldUDP64 header-only packets) served.
+    pub rerequests: u64,
+    /// UDP messages answered Busy (input ring full for too long); not
+    /// sequenced, the client resends.
+    pub rejected_busy: u64,
     /// Heartbeats we sent to idle sessions.
     pub heartbeats_sent: u64,
     /// TCP connections closed because the client sent nothing for the idle
@@ -71,6 +80,7 @@ impl GatewayCounters {
             + self.rejected_bad_version
             + self.rejected_rate_limited
             + self.rejected_gap
+            + self.rejected_busy
     }
 
     /// Counts a message refused for its own bytes, by reason.
@@ -85,7 +95,7 @@ impl GatewayCounters {
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 27] = [
+    pub const NAMES: [&'static str; 30] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -93,7 +103,7 @@ impl GatewayCounters {
         "rejected_unknown_type",
         "rejected_bad_version",
         "dropped_malformed",
-        "dropped_session_table_full",
+        "dropped_unauthenticated",
         "dropped_not_logged_in",
         "closed_oversize_frame",
         "heartbeats",
@@ -113,10 +123,13 @@ impl GatewayCounters {
         "rejected_too_old",
         "dropped_gap",
         "reordered_held",
+        "logins_taken_over",
+        "rerequests",
+        "rejected_busy",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 27] {
+    pub fn values(&self) -> [u64; 30] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -125,7 +138,7 @@ impl GatewayCounters {
             self.rejected_unknown_type,
             self.rejected_bad_version,
             self.dropped_malformed,
-            self.dropped_session_table_full,
+            self.dropped_unauthenticated,
             self.dropped_not_logged_in,
             self.closed_oversize_frame,
             self.heartbeats,
@@ -145,6 +158,9 @@ impl GatewayCounters {
             self.rejected_too_old,
             self.dropped_gap,
             self.reordered_held,
+            self.logins_taken_over,
+            self.rerequests,
+            self.rejected_busy,
         ]
     }
 
@@ -159,7 +175,7 @@ impl GatewayCounters {
             rejected_unknown_type,
             rejected_bad_version,
             dropped_malformed,
-            dropped_session_table_full,
+            dropped_unauthenticated,
             dropped_not_logged_in,
             closed_oversize_frame,
             heartbeats,
@@ -178,7 +194,10 @@ impl GatewayCounters {
             replies_retransmitted,
             rejected_too_old,
             dropped_gap,
-            reordered_held
+            reordered_held,
+            logins_taken_over,
+            rerequests,
+            rejected_busy
         );
     }
 }

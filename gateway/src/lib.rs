@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod counters;
+pub mod directory;
 pub mod fxhash;
 pub mod replies;
+pub mod restore;
 pub mod runtime;
 pub mod session;
 pub mod tcp;

@@ -13,7 +13,7 @@ use peregrine_sequencer::ring::Consumer;
 use peregrine_sequencer::slot::OutboundSlot;
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
 use peregrine_sequencer::wire::moldudp64::{
-    write_header_only, MoldBuilder, HEADER_LEN, MAX_MESSAGES_PER_PACKET,
+    write_header_only, MoldBuilder, SessionName, HEADER_LEN, MAX_MESSAGES_PER_PACKET,
 };
 use peregrine_sequencer::wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
 
@@ -179,17 +179,7 @@ fn log_replies(session: &mut crate::session::Session, first_seq: u64, msgs: &[u8
     for (k, m) in msgs.chunks_exact(MESSAGE_LEN).enumerate() {
         let mut r = [0u8; MESSAGE_LEN];
         r.copy_from_slice(m);
-        session.log.push(first_seq + k as u64, &r);
-        // A SequenceGap reject names a message that was *not* taken, so it
-        // says nothing about which messages have been answered.
-        let gap = r[0] == peregrine_sequencer::wire::message::MessageType::Reject as u8
-            && u16::from_le_bytes([r[4], r[5]])
-                == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16;
-        if !gap {
-            let mut cs = [0u8; 8];
-            cs.copy_from_slice(&r[16..24]);
-            session.replied_client_seq = session.replied_client_seq.max(u64::from_le_bytes(cs));
-        }
+        session.log_reply(first_seq + k as u64, &r);
     }
 }
 
@@ -248,8 +238,15 @@ impl ReplyPath {
         }
     }
 
-    /// Stages a Reject (`reason`) answering client message `client_seq`,
-    /// whose bytes were `block`, received at `rx_ns`.
+    /// Sends a session-layer Reject (`reason`) answering client message
+    /// `client_seq`, whose bytes were `block`, received at `rx_ns`.
+    ///
+    /// Session-layer rejects are *unsequenced*: they do not take a reply
+    /// sequence number (a MoldUDP64 packet with sequence 0, a SoupBinTCP
+    /// Unsequenced Data packet). The reply sequence then numbers exactly the
+    /// application's output, which the journal reproduces on restart. A
+    /// reject other than SequenceGap is kept in the session's reject log so a
+    /// retransmission of the refused message gets the same answer.
     #[allow(clippy::too_many_arguments)]
     pub fn reject(
         &mut self,
@@ -264,7 +261,46 @@ impl ReplyPath {
     ) {
         let r = peregrine_sequencer::wire::message::Reject::for_block(block, reason, client_seq, rx_ns);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-        self.stage(sessions, idx, &bytes, port, counters);
+        let Some(s) = sessions.get_mut(idx) else {
+            counters.replies_unroutable += 1;
+            return;
+        };
+        use peregrine_sequencer::wire::message::RejectReason;
+        // Gap and Busy refuse a message without taking its sequence number:
+        // the client sends it again and it is then taken.
+        if reason != RejectReason::SequenceGap as u16 && reason != RejectReason::Busy as u16 {
+            s.rejects.push(&bytes);
+        }
+        let (Some(peer), name) = (s.peer, s.name) else {
+            counters.replies_unroutable += 1;
+            return;
+        };
+        self.push_unsequenced(peer, &name, &bytes, port);
+        counters.tx_replies += 1;
+        counters.tx_packets += 1;
+    }
+
+    /// Sends one unsequenced message to `peer` (session `name`): MoldUDP64
+    /// sequence 0, or a SoupBinTCP Unsequenced Data packet.
+    pub fn push_unsequenced(
+        &mut self,
+        peer: Peer,
+        name: &SessionName,
+        msg: &[u8; MESSAGE_LEN],
+        port: &mut impl Port,
+    ) {
+        let mut buf = [0u8; HEADER_LEN + 2 + MESSAGE_LEN];
+        let n = match self.batcher.framing {
+            Framing::MoldUdp64 => match MoldBuilder::new(&mut buf, name, 0) {
+                Some(mut b) => {
+                    b.push(msg);
+                    b.finish()
+                }
+                None => 0,
+            },
+            Framing::SoupBinTcp => write_packet(&mut buf, kind::UNSEQUENCED_DATA, msg).unwrap_or(0),
+        };
+        self.push_control(peer, &buf[..n], port);
     }
 
     /// Queues a session-protocol packet (login accepted, rejected...) for

@@ -35,6 +35,11 @@ pub trait GatewayLoop: Send {
     }
     /// One line for logs: transport and address.
     fn describe(&self) -> String;
+    /// The gateway's session table, for recovery before the loop runs
+    /// (`None`: the gateway holds no sessions).
+    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
+        None
+    }
 }
 
 /// Thread layout.

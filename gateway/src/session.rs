@@ -32,6 +32,14 @@ pub struct Session {
     /// Highest client sequence any reply to this session has answered: a
     /// retransmission above it is still in flight (its reply will come).
     pub replied_client_seq: u64,
+    /// The session-layer rejects most recently sent (unsequenced: rate
+    /// limit, malformed), to answer a retransmission of a refused message
+    /// the same way.
+    pub rejects: RejectLog,
+    /// Client sequences below this were taken before a restart: a
+    /// retransmission of one whose answer is not kept gets TooOld rather
+    /// than waiting for an answer that will not come.
+    pub restored_below: u64,
     /// Rate limiter: tokens in nano-messages (1e9 = one message).
     tokens: u64,
     /// Rate limiter: when `tokens` was last refilled, ns.
@@ -51,6 +59,31 @@ pub struct RateLimit {
 const NANO: u64 = 1_000_000_000;
 
 impl Session {
+    /// Keeps reply `seq` in the reply log and notes the client message it
+    /// answers (every reply layout carries the client sequence at 16..24).
+    #[inline]
+    pub fn log_reply(&mut self, seq: u64, msg: &[u8; MESSAGE_LEN]) {
+        self.log.push(seq, msg);
+        let mut cs = [0u8; 8];
+        cs.copy_from_slice(&msg[16..24]);
+        self.replied_client_seq = self.replied_client_seq.max(u64::from_le_bytes(cs));
+    }
+
+    /// Recovery: a journaled message of this session, client sequence
+    /// `client_seq`, was sequenced before the restart.
+    pub fn restore_input(&mut self, client_seq: u64) {
+        self.next_client_seq = self.next_client_seq.max(client_seq.saturating_add(1));
+        self.restored_below = self.next_client_seq;
+    }
+
+    /// Recovery: the application sent this session `msg` before the
+    /// restart; it takes the next reply sequence, as it did then.
+    pub fn restore_reply(&mut self, msg: &[u8; MESSAGE_LEN]) {
+        let seq = self.next_reply_seq;
+        self.log_reply(seq, msg);
+        self.next_reply_seq += 1;
+    }
+
     /// Takes one message's worth of tokens at time `now_ns`; false when the
     /// session is over its rate (token bucket, integer arithmetic, no
     /// allocation).
@@ -75,16 +108,55 @@ impl Session {
     }
 }
 
-/// A bounded table of sessions, indexed by the `u32` the sequencer routes
-/// replies with. Indices are never reused while the process runs, so a late
-/// reply cannot reach a different session.
+/// A gateway's sessions, indexed by session id (the position in the
+/// [`SessionDirectory`](crate::directory::SessionDirectory), the `u32` the
+/// sequencer routes replies with). A session's state is allocated when it
+/// first logs in on this gateway (a control-plane event, not the message
+/// path) and kept for the life of the process.
 #[derive(Debug)]
 pub struct SessionTable {
-    sessions: Vec<Session>,
-    max: usize,
+    sessions: Vec<Option<Session>>,
+    open: usize,
     log_depth: usize,
     window: usize,
 }
+
+/// The last few session-layer rejects of one session (fixed size, no
+/// allocation after creation).
+#[derive(Clone, Debug)]
+pub struct RejectLog {
+    msgs: Vec<[u8; MESSAGE_LEN]>,
+    next: usize,
+}
+
+impl RejectLog {
+    /// Keeps the last `depth` rejects.
+    pub fn new(depth: usize) -> RejectLog {
+        RejectLog {
+            msgs: vec![[0u8; MESSAGE_LEN]; depth],
+            next: 0,
+        }
+    }
+
+    /// Records a reject (client sequence at bytes 16..24).
+    pub fn push(&mut self, msg: &[u8; MESSAGE_LEN]) {
+        let n = self.msgs.len();
+        if n > 0 {
+            self.msgs[self.next % n] = *msg;
+            self.next = self.next.wrapping_add(1);
+        }
+    }
+
+    /// The reject that answered client message `client_seq`, if kept.
+    pub fn find(&self, client_seq: u64) -> Option<&[u8; MESSAGE_LEN]> {
+        let want = client_seq.to_le_bytes();
+        let kept = self.next.min(self.msgs.len());
+        self.msgs[..kept].iter().find(|m| m[0] != 0 && m[16..24] == want)
+    }
+}
+
+/// Session-layer rejects kept per session.
+const REJECT_LOG_DEPTH: usize = 64;
 
 /// Messages received ahead of a client-sequence gap, held (not sequenced)
 /// until the gap fills, so one lost or reordered datagram does not force
@@ -217,8 +289,7 @@ impl ReplyLog {
 }
 
 impl SessionTable {
-    /// An empty table that will hold at most `max` sessions (memory is
-    /// reserved up front).
+    /// An empty table for session ids `0..max`.
     pub fn new(max: usize) -> Self {
         Self::with_reply_log(max, 0)
     }
@@ -233,60 +304,80 @@ impl SessionTable {
     /// to `reorder_window` messages received ahead of a gap.
     pub fn with_windows(max: usize, log_depth: usize, reorder_window: usize) -> Self {
         SessionTable {
-            sessions: Vec::with_capacity(max),
-            max,
+            sessions: (0..max).map(|_| None).collect(),
+            open: 0,
             log_depth,
             window: reorder_window,
         }
     }
 
-    /// Adds a session; `None` when the table is full.
-    pub fn add(&mut self, name: SessionName, peer: Option<Peer>) -> Option<u32> {
-        if self.sessions.len() >= self.max {
-            return None;
+    /// Session `id`, created (disconnected, sequences from 1) if this
+    /// gateway has not held it before; `None` when `id` is out of range.
+    pub fn open(&mut self, id: u32, name: SessionName) -> Option<&mut Session> {
+        let slot = self.sessions.get_mut(id as usize)?;
+        if slot.is_none() {
+            *slot = Some(Session {
+                name,
+                peer: None,
+                next_client_seq: 1,
+                next_reply_seq: 1,
+                last_rx_ns: 0,
+                last_tx_ns: 0,
+                log: ReplyLog::new(self.log_depth),
+                replied_client_seq: 0,
+                gap_reported_for: 0,
+                window: ReorderWindow::new(self.window),
+                rejects: RejectLog::new(REJECT_LOG_DEPTH),
+                restored_below: 0,
+                tokens: u64::MAX / 2,
+                tokens_at_ns: 0,
+            });
+            self.open += 1;
         }
-        self.sessions.push(Session {
-            name,
-            peer,
-            next_client_seq: 1,
-            next_reply_seq: 1,
-            last_rx_ns: 0,
-            last_tx_ns: 0,
-            log: ReplyLog::new(self.log_depth),
-            replied_client_seq: 0,
-            gap_reported_for: 0,
-            window: ReorderWindow::new(self.window),
-            tokens: u64::MAX / 2,
-            tokens_at_ns: 0,
-        });
-        Some((self.sessions.len() - 1) as u32)
+        slot.as_mut()
     }
 
-    /// Session `i`.
+    /// Opens the first unused id for `name` with `peer` (tests and tools
+    /// that do not need configured ids); `None` when every id is used.
+    pub fn add(&mut self, name: SessionName, peer: Option<Peer>) -> Option<u32> {
+        let id = self.sessions.iter().position(Option::is_none)? as u32;
+        self.open(id, name)?.peer = peer;
+        Some(id)
+    }
+
+    /// Session `i`, if this gateway holds it.
     #[inline]
     pub fn get(&self, i: u32) -> Option<&Session> {
-        self.sessions.get(i as usize)
+        self.sessions.get(i as usize)?.as_ref()
     }
 
     /// Session `i`, mutably.
     #[inline]
     pub fn get_mut(&mut self, i: u32) -> Option<&mut Session> {
-        self.sessions.get_mut(i as usize)
+        self.sessions.get_mut(i as usize)?.as_mut()
     }
 
-    /// Every session with its index.
+    /// Every session this gateway holds, with its id.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Session)> {
-        self.sessions.iter_mut().enumerate().map(|(i, s)| (i as u32, s))
+        self.sessions
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.as_mut()?)))
     }
 
-    /// Number of sessions.
+    /// Number of sessions held.
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.open
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.open == 0
+    }
+
+    /// Highest session id + 1 (the table's capacity).
+    pub fn capacity(&self) -> usize {
+        self.sessions.len()
     }
 }
 

@@ -3,8 +3,13 @@
 //! Each connection has a reassembly buffer: received chunks are appended and
 //! whole SoupBinTCP packets parsed off the front, so a packet split across
 //! reads (or many packets in one read) is handled the same way. A
-//! connection must log in before sending data; its session is found or
-//! created by name (the requested session, or the username when blank).
+//! connection must log in before sending data: the session (the requested
+//! session, or the username when blank) must be configured in the
+//! [`SessionDirectory`] and the password must be its secret, else Login
+//! Rejected `A`; a session live on another connection (policy `reject`) or
+//! held by another gateway gets `S`. A non-zero requested sequence number
+//! replays the session's replies from there out of its reply log, so a
+//! client that lost its connection recovers every reply it missed.
 //! Unsequenced Data packets carry one 100-byte message each; the client
 //! sequence is implicit (1, 2, ... per session). Replies leave as Sequenced
 //! Data packets, many per write.
@@ -17,7 +22,7 @@
 //! pushes back on the client; nothing accepted is dropped.
 
 use crate::counters::GatewayCounters;
-use crate::fxhash::FastMap;
+use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
 use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
@@ -32,6 +37,7 @@ use peregrine_sequencer::wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
     MAX_PACKET_LEN,
 };
+use std::sync::Arc;
 
 /// Reassembly buffer size: one receive chunk plus one partial packet.
 const REASSEMBLY_BYTES: usize = SLOT_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;
@@ -62,7 +68,8 @@ struct TcpCore {
     to_sequencer: Producer<InboundSlot>,
     rx_ns: u64,
     sessions: SessionTable,
-    by_name: FastMap<SessionName, u32>,
+    directory: Arc<SessionDirectory>,
+    policy: LoginPolicy,
     conns: Vec<ConnState>,
     replies: ReplyPath,
     counters: GatewayCounters,
@@ -77,10 +84,16 @@ enum Progress {
 }
 
 impl<P: Port> TcpGateway<P> {
-    /// Gateway `id` over the stream `port`.
-    pub fn new(id: u16, port: P, rings: GatewayRings, opts: GatewayOptions) -> Self {
-        let mut by_name = FastMap::default();
-        by_name.reserve(opts.max_sessions);
+    /// Gateway `id` over the stream `port`, admitting the sessions of
+    /// `directory`.
+    pub fn new(
+        id: u16,
+        port: P,
+        rings: GatewayRings,
+        directory: Arc<SessionDirectory>,
+        opts: GatewayOptions,
+    ) -> Self {
+        let n = directory.len();
         TcpGateway {
             port,
             rx: PacketBatch::new(opts.rx_burst.max(1)),
@@ -94,13 +107,14 @@ impl<P: Port> TcpGateway<P> {
                 idle_ns: opts.idle_timeout.as_nanos() as u64,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                sessions: SessionTable::with_reply_log(opts.max_sessions, opts.reply_log_depth),
-                by_name,
+                sessions: SessionTable::with_reply_log(n, opts.reply_log_depth),
+                directory,
+                policy: opts.login_policy,
                 conns: Vec::new(),
                 replies: ReplyPath::new(
                     Framing::SoupBinTcp,
                     rings.from_sequencer,
-                    opts.max_sessions,
+                    n,
                     opts.tx_burst,
                     opts.reply_burst,
                 ),
@@ -231,7 +245,10 @@ impl TcpCore {
         }
         match pkt {
             SoupPacket::LoginRequest {
-                username, session, ..
+                username,
+                password,
+                session,
+                sequence,
             } => {
                 if self.conns[i].session.is_some() {
                     self.counters.dropped_not_logged_in += 1;
@@ -242,37 +259,54 @@ impl TcpCore {
                     name = [b' '; 10];
                     name[..6].copy_from_slice(&username);
                 }
-                let idx = match self.by_name.get(&name) {
-                    Some(&s) => s,
-                    None => match self.sessions.add(name, None) {
-                        Some(s) => {
-                            self.by_name.insert(name, s);
-                            self.counters.sessions += 1;
-                            s
-                        }
-                        None => {
-                            self.reject_login(i, port);
-                            return PacketOutcome::Closed;
-                        }
-                    },
+                let idx = match self.directory.authenticate(&name, &password, self.id) {
+                    Ok(idx) => idx,
+                    Err(e) => {
+                        self.reject_login(i, e, port);
+                        return PacketOutcome::Closed;
+                    }
                 };
+                let fresh = self.sessions.get(idx).is_none();
+                let Some(sess) = self.sessions.open(idx, name) else {
+                    self.reject_login(i, LoginError::Unavailable, port);
+                    return PacketOutcome::Closed;
+                };
+                let next = sess.next_reply_seq;
+                // Requested sequence 0: from now on. Otherwise the replies
+                // from there on must still be in the log.
+                let from = if sequence == 0 || sequence > next {
+                    next
+                } else {
+                    sequence
+                };
+                let replayable = from == next || sess.log.get(from).is_some();
+                let live = match sess.peer {
+                    Some(Peer::Conn(old)) => Some(old),
+                    _ => None,
+                };
+                if !replayable || (live.is_some() && self.policy == LoginPolicy::Reject) {
+                    self.reject_login(i, LoginError::Unavailable, port);
+                    return PacketOutcome::Closed;
+                }
+                if let Some(old) = live {
+                    if let Some(j) = self.conn_index(old) {
+                        self.counters.logins_taken_over += 1;
+                        self.close(j, port);
+                    }
+                }
                 let Some(sess) = self.sessions.get_mut(idx) else {
                     return PacketOutcome::Consumed;
                 };
-                if sess.peer.is_some() {
-                    // One live connection per session.
-                    self.reject_login(i, port);
-                    return PacketOutcome::Closed;
-                }
                 sess.peer = Some(Peer::Conn(id));
                 sess.last_rx_ns = self.rx_ns;
                 sess.last_tx_ns = self.rx_ns;
-                let next = sess.next_reply_seq;
                 self.conns[i].session = Some(idx);
                 self.counters.logins += 1;
+                self.counters.sessions += fresh as u64;
                 let mut out = [0u8; 33];
-                let n = write_login_accepted(&mut out, &name, next);
+                let n = write_login_accepted(&mut out, &name, from);
                 self.replies.push_control(Peer::Conn(id), &out[..n], port);
+                self.replay(idx, from, next, port);
                 PacketOutcome::Consumed
             }
             SoupPacket::UnsequencedData(block) => {
@@ -371,10 +405,33 @@ impl TcpCore {
         }
     }
 
-    fn reject_login(&mut self, i: usize, port: &mut impl Port) {
+    /// Sends replies `from..to` of session `idx` again, from its reply log,
+    /// as Sequenced Data packets (a re-login with a sequence number).
+    fn replay(&mut self, idx: u32, from: u64, to: u64, port: &mut impl Port) {
+        let Some(s) = self.sessions.get(idx) else { return };
+        let Some(peer) = s.peer else { return };
+        let mut buf = [0u8; SLOT_BYTES];
+        let mut at = 0;
+        let mut sent = 0u64;
+        for seq in from..to {
+            let Some(m) = s.log.get(seq) else { break };
+            if buf.len() - at < LENGTH_PREFIX + 1 + m.len() {
+                self.replies.push_control(peer, &buf[..at], port);
+                at = 0;
+            }
+            at += write_packet(&mut buf[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
+            sent += 1;
+        }
+        if at > 0 {
+            self.replies.push_control(peer, &buf[..at], port);
+        }
+        self.counters.replies_retransmitted += sent;
+    }
+
+    fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl Port) {
         self.counters.logins_rejected += 1;
         let mut out = [0u8; 4];
-        let n = write_packet(&mut out, kind::LOGIN_REJECTED, b"S").unwrap_or(0);
+        let n = write_packet(&mut out, kind::LOGIN_REJECTED, &[e.code()]).unwrap_or(0);
         self.replies
             .push_control(Peer::Conn(self.conns[i].id), &out[..n], port);
         self.close(i, port);
@@ -468,5 +525,9 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
 
     fn describe(&self) -> String {
         format!("tcp gateway {} on {}", self.core.id, self.port.local_addr())
+    }
+
+    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
+        Some(&mut self.core.sessions)
     }
 }

@@ -3,19 +3,31 @@
 //! Receive path, per burst: one `recv` fills a batch of datagrams; each is
 //! validated as a whole MoldUDP64 packet (a packet with broken framing is
 //! dropped and counted: its block boundaries cannot be trusted), its session
-//! found or created by (source address, session name), and each block
-//! checked (length, type, version). Good blocks are staged into the input
-//! ring with client sequence = packet sequence + block index; bad ones get a
-//! Reject. If the ring lacks room for a packet's blocks, the packet and the
-//! rest of the burst wait for the next poll (back-pressure: nothing dropped,
-//! the socket buffer absorbs it). One ring publish per burst.
+//! looked up by name in the configured [`SessionDirectory`] and checked to
+//! be bound to the datagram's source address, and each block checked
+//! (length, type, version). Good blocks are staged into the input ring with
+//! client sequence = packet sequence + block index; bad ones get a Reject.
+//! If the ring lacks room for a packet's blocks, the packet and the rest of
+//! the burst wait for the next poll (back-pressure: the socket buffer
+//! absorbs it); if the ring stays full longer than `busy_after`, new
+//! messages are answered Busy instead (not sequenced, the client resends),
+//! so a client learns of the overload instead of losing datagrams to a full
+//! socket buffer. One ring publish per burst.
+//!
+//! Sessions: a client logs in with a Login message (alone in a packet)
+//! carrying the session's secret; the session is then bound to the source
+//! address, and datagrams naming it from any other address, like datagrams
+//! for unknown sessions or sessions not logged in, are dropped and counted
+//! without an answer (answering would make us a reflector). A header-only
+//! packet with a count is a MoldUDP64 retransmission request, answered from
+//! the session's reply log.
 //!
 //! Transmit path: replies drained from the output ring in one burst are
 //! packed per session into MoldUDP64 packets (up to 14 per datagram) and
 //! sent with one `send` (one `sendmmsg`).
 
 use crate::counters::GatewayCounters;
-use crate::fxhash::FastMap;
+use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
 use crate::replies::{Framing, ReplyPath};
 use crate::runtime::GatewayLoop;
 use crate::session::{RateLimit, SessionTable};
@@ -23,11 +35,16 @@ use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
 use peregrine_sequencer::ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, MessageError, RejectReason};
+use peregrine_sequencer::wire::message::{
+    classify_inbound, Login, LoginAccepted, LoginRejected, MessageError, MessageType, RejectReason,
+    LAYOUT_VERSION, MESSAGE_LEN,
+};
 use peregrine_sequencer::wire::moldudp64::{
-    MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET, MAX_PAYLOAD,
+    MoldBuilder, MoldPacket, RetransmissionRequest, SessionName, MAX_MESSAGES_PER_PACKET, MAX_PAYLOAD,
 };
 use std::net::SocketAddr;
+use std::sync::Arc;
+use zerocopy::FromBytes;
 
 /// Sizing of a gateway.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +55,8 @@ pub struct GatewayOptions {
     pub tx_burst: usize,
     /// Most replies drained from the output ring per poll.
     pub reply_burst: usize,
-    /// Most sessions; senders beyond that are dropped and counted.
+    /// Most sessions a gateway batches replies for at once (memory for
+    /// reply staging); capped by the number of configured sessions.
     pub max_sessions: usize,
     /// Send a heartbeat to a session we have sent nothing for this long.
     pub heartbeat_interval: std::time::Duration,
@@ -53,6 +71,12 @@ pub struct GatewayOptions {
     /// UDP: messages per session held when they arrive ahead of a gap
     /// (memory: ~108 bytes each, per session); 0 rejects them instead.
     pub reorder_window: usize,
+    /// A second login to a session that is live elsewhere: refused or
+    /// taking over.
+    pub login_policy: LoginPolicy,
+    /// UDP: once the input ring has been full this long, new messages get
+    /// a Busy reject instead of waiting in the socket buffer.
+    pub busy_after: std::time::Duration,
 }
 
 /// How often gateways look at the clock for heartbeats and timeouts (in
@@ -99,6 +123,8 @@ impl Default for GatewayOptions {
             rate_limit: RateLimit::default(),
             reply_log_depth: 4096,
             reorder_window: 1024,
+            login_policy: LoginPolicy::Reject,
+            busy_after: std::time::Duration::from_millis(5),
         }
     }
 }
@@ -125,16 +151,27 @@ struct UdpCore {
     to_sequencer: Producer<InboundSlot>,
     rx_ns: u64,
     sessions: SessionTable,
-    by_peer: FastMap<(SocketAddr, SessionName), u32>,
+    directory: Arc<SessionDirectory>,
+    policy: LoginPolicy,
+    busy_after_ns: u64,
+    /// When the input ring was first seen full in the current stretch (0:
+    /// it has room).
+    full_since_ns: u64,
     replies: ReplyPath,
     counters: GatewayCounters,
 }
 
 impl<P: Port> UdpGateway<P> {
-    /// Gateway `id` (its index at the sequencer) over `port`.
-    pub fn new(id: u16, port: P, rings: GatewayRings, opts: GatewayOptions) -> Self {
-        let mut by_peer = FastMap::default();
-        by_peer.reserve(opts.max_sessions);
+    /// Gateway `id` (its index at the sequencer) over `port`, admitting the
+    /// sessions of `directory`.
+    pub fn new(
+        id: u16,
+        port: P,
+        rings: GatewayRings,
+        directory: Arc<SessionDirectory>,
+        opts: GatewayOptions,
+    ) -> Self {
+        let n = directory.len();
         UdpGateway {
             port,
             rx: PacketBatch::new(opts.rx_burst.max(1)),
@@ -148,16 +185,15 @@ impl<P: Port> UdpGateway<P> {
                 block_pos: 0,
                 to_sequencer: rings.to_sequencer,
                 rx_ns: 0,
-                sessions: SessionTable::with_windows(
-                    opts.max_sessions,
-                    opts.reply_log_depth,
-                    opts.reorder_window,
-                ),
-                by_peer,
+                sessions: SessionTable::with_windows(n, opts.reply_log_depth, opts.reorder_window),
+                directory,
+                policy: opts.login_policy,
+                busy_after_ns: opts.busy_after.as_nanos() as u64,
+                full_since_ns: 0,
                 replies: ReplyPath::new(
                     Framing::MoldUdp64,
                     rings.from_sequencer,
-                    opts.max_sessions,
+                    n,
                     opts.tx_burst,
                     opts.reply_burst,
                 ),
@@ -178,19 +214,129 @@ impl<P: Port> UdpGateway<P> {
 }
 
 impl UdpCore {
-    fn session_for(&mut self, addr: SocketAddr, name: SessionName) -> Option<u32> {
-        if let Some(&i) = self.by_peer.get(&(addr, name)) {
-            return Some(i);
+    /// The session `name` if it is logged in here and bound to `addr`.
+    #[inline]
+    fn bound_session(&self, addr: SocketAddr, name: &SessionName) -> Option<u32> {
+        let id = self.directory.id(name)?;
+        let s = self.sessions.get(id)?;
+        (s.peer == Some(Peer::Addr(addr))).then_some(id)
+    }
+
+    /// A Login (or Logout) packet: `block` is its only message.
+    fn session_control(&mut self, addr: SocketAddr, name: SessionName, block: &[u8], port: &mut impl Port) {
+        let Ok(login) = Login::ref_from_bytes(block) else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        if login.version != LAYOUT_VERSION {
+            self.counters.dropped_malformed += 1;
+            return;
         }
-        let i = self.sessions.add(name, Some(Peer::Addr(addr)))?;
-        if let Some(s) = self.sessions.get_mut(i) {
-            // Born active: no heartbeat before one interval has passed.
-            s.last_rx_ns = self.rx_ns;
-            s.last_tx_ns = self.rx_ns;
+        let ts = login.client_ts_ns.get();
+        if login.msg_type == MessageType::Logout as u8 {
+            // Only the bound address may log a session out.
+            match self.bound_session(addr, &name) {
+                Some(id) => {
+                    if let Some(s) = self.sessions.get_mut(id) {
+                        s.peer = None;
+                    }
+                    let mut eos = [0u8; peregrine_sequencer::wire::moldudp64::HEADER_LEN];
+                    let next = self.sessions.get(id).map_or(0, |s| s.next_reply_seq);
+                    peregrine_sequencer::wire::moldudp64::write_header_only(
+                        &mut eos,
+                        &name,
+                        next,
+                        peregrine_sequencer::wire::moldudp64::END_OF_SESSION,
+                    );
+                    self.replies.push_control(Peer::Addr(addr), &eos, port);
+                }
+                None => self.counters.dropped_unauthenticated += 1,
+            }
+            return;
         }
-        self.by_peer.insert((addr, name), i);
-        self.counters.sessions += 1;
-        Some(i)
+        let id = match self.directory.authenticate(&name, &login.secret, self.id) {
+            Ok(id) => id,
+            Err(e) => return self.reject_login(addr, name, e, ts, port),
+        };
+        let (now, idle, policy) = (self.rx_ns, self.idle_ns, self.policy);
+        let fresh = self.sessions.get(id).is_none();
+        let Some(s) = self.sessions.open(id, name) else {
+            return self.reject_login(addr, name, LoginError::Unavailable, ts, port);
+        };
+        let taken_over = match s.peer {
+            Some(Peer::Addr(old)) if old != addr && now.saturating_sub(s.last_rx_ns) <= idle => {
+                if policy == LoginPolicy::Reject {
+                    return self.reject_login(addr, name, LoginError::Unavailable, ts, port);
+                }
+                true
+            }
+            _ => false,
+        };
+        s.peer = Some(Peer::Addr(addr));
+        s.last_rx_ns = now;
+        s.last_tx_ns = now;
+        let ok = LoginAccepted::new(ts, s.next_client_seq, s.next_reply_seq);
+        let (replay_from, next_reply) = (login.reply_seq.get(), s.next_reply_seq);
+        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(ok);
+        self.replies
+            .push_unsequenced(Peer::Addr(addr), &name, &bytes, port);
+        self.counters.logins += 1;
+        self.counters.sessions += fresh as u64;
+        self.counters.logins_taken_over += taken_over as u64;
+        if replay_from != 0 && replay_from < next_reply {
+            self.resend_range(id, replay_from, next_reply - replay_from, port);
+        }
+    }
+
+    fn reject_login(
+        &mut self,
+        addr: SocketAddr,
+        name: SessionName,
+        e: LoginError,
+        ts: u64,
+        port: &mut impl Port,
+    ) {
+        self.counters.logins_rejected += 1;
+        let r = LoginRejected::new(e.code(), ts);
+        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+        self.replies
+            .push_unsequenced(Peer::Addr(addr), &name, &bytes, port);
+    }
+
+    /// Resends up to `count` replies from reply sequence `first` on, as far
+    /// as the reply log still has them, in full packets. Returns how many.
+    fn resend_range(&mut self, session: u32, first: u64, count: u64, port: &mut impl Port) -> u64 {
+        /// Most replies resent for one request (a client asks again for more).
+        const MAX_RESEND: u64 = 64 * MAX_MESSAGES_PER_PACKET as u64;
+        let Some(s) = self.sessions.get(session) else {
+            return 0;
+        };
+        let Some(peer) = s.peer else { return 0 };
+        let end = first.saturating_add(count.min(MAX_RESEND)).min(s.next_reply_seq);
+        let mut seq = first;
+        let mut sent = 0u64;
+        while seq < end && s.log.get(seq).is_some() {
+            let mut buf = [0u8; MAX_PAYLOAD];
+            let Some(mut b) = MoldBuilder::new(&mut buf, &s.name, seq) else {
+                break;
+            };
+            let mut n = 0u64;
+            while seq + n < end && (n as usize) < MAX_MESSAGES_PER_PACKET {
+                match s.log.get(seq + n) {
+                    Some(m) if b.push(m) => n += 1,
+                    _ => break,
+                }
+            }
+            let len = b.finish();
+            self.replies.push_control(peer, &buf[..len], port);
+            seq += n;
+            sent += n;
+            if n == 0 {
+                break;
+            }
+        }
+        self.counters.replies_retransmitted += sent;
+        sent
     }
 
     fn reject(
@@ -226,24 +372,40 @@ impl UdpCore {
             return true;
         };
         let Ok(pkt) = MoldPacket::new_checked(data) else {
-            self.counters.dropped_malformed += 1;
-            return true;
-        };
-        if pkt.is_heartbeat() || pkt.is_end_of_session() {
-            self.counters.heartbeats += 1;
-            if let Some(&s) = self.by_peer.get(&(addr, pkt.session())) {
-                if let Some(sess) = self.sessions.get_mut(s) {
-                    sess.last_rx_ns = self.rx_ns;
+            if let Some(req) = RetransmissionRequest::parse(data) {
+                match self.bound_session(addr, &req.session) {
+                    Some(id) => {
+                        self.counters.rerequests += 1;
+                        self.resend_range(id, req.sequence, req.count as u64, port);
+                    }
+                    None => self.counters.dropped_unauthenticated += 1,
                 }
+            } else {
+                self.counters.dropped_malformed += 1;
             }
             return true;
+        };
+        let name = pkt.session();
+        if pkt.count() == 1 && self.block_pos == 0 {
+            if let Some(block) = pkt.blocks().next() {
+                if MessageType::from_code(block.first().copied().unwrap_or(0))
+                    .is_some_and(MessageType::is_session_control)
+                {
+                    self.session_control(addr, name, block, port);
+                    return true;
+                }
+            }
         }
-        let Some(session) = self.session_for(addr, pkt.session()) else {
-            self.counters.dropped_session_table_full += 1;
+        let Some(session) = self.bound_session(addr, &name) else {
+            self.counters.dropped_unauthenticated += 1;
             return true;
         };
         if let Some(sess) = self.sessions.get_mut(session) {
             sess.last_rx_ns = self.rx_ns;
+        }
+        if pkt.is_heartbeat() || pkt.is_end_of_session() {
+            self.counters.heartbeats += 1;
+            return true;
         }
         let first = pkt.sequence();
         let origin = SessionRef::new(self.id, session);
@@ -312,9 +474,33 @@ impl UdpCore {
             }
             if !self.to_sequencer.has_room(1) {
                 self.counters.ring_full += 1;
-                self.block_pos = k;
-                return false;
+                let now = clock::now_ns();
+                if self.full_since_ns == 0 {
+                    self.full_since_ns = now;
+                }
+                if now.saturating_sub(self.full_since_ns) < self.busy_after_ns {
+                    self.block_pos = k;
+                    return false;
+                }
+                // Full for too long: answer Busy for the first message not
+                // taken (the client resends from it) and leave the rest of
+                // the datagram untaken (counted).
+                let untaken = pkt.count() as u64 - k as u64;
+                self.counters.rx_messages += untaken;
+                self.counters.rejected_busy += untaken;
+                self.replies.reject(
+                    &mut self.sessions,
+                    session,
+                    block,
+                    RejectReason::Busy as u16,
+                    client_seq,
+                    self.rx_ns,
+                    port,
+                    &mut self.counters,
+                );
+                break;
             }
+            self.full_since_ns = 0;
             self.take_in_order(session, origin, client_seq, block, port);
             self.drain_window(session, origin, port);
         }
@@ -400,7 +586,12 @@ impl UdpCore {
             return;
         };
         let Some(peer) = s.peer else { return };
-        if let Some((first, n)) = s.log.find(client_seq) {
+        if let Some(r) = s.rejects.find(client_seq) {
+            // Refused at the session layer: the same answer again.
+            let (r, name) = (*r, s.name);
+            self.replies.push_unsequenced(peer, &name, &r, port);
+            self.counters.replies_retransmitted += 1;
+        } else if let Some((first, n)) = s.log.find(client_seq) {
             let mut buf = [0u8; MAX_PAYLOAD];
             let Some(mut b) = MoldBuilder::new(&mut buf, &s.name, first) else {
                 return;
@@ -416,7 +607,7 @@ impl UdpCore {
             let len = b.finish();
             self.replies.push_control(peer, &buf[..len], port);
             self.counters.replies_retransmitted += sent;
-        } else if client_seq <= s.replied_client_seq && s.log.is_full() {
+        } else if (client_seq <= s.replied_client_seq && s.log.is_full()) || client_seq < s.restored_below {
             self.counters.rejected_too_old += 1;
             self.replies.reject(
                 &mut self.sessions,
@@ -491,5 +682,9 @@ impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
 
     fn describe(&self) -> String {
         format!("udp gateway {} on {}", self.core.id, self.port.local_addr())
+    }
+
+    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
+        Some(&mut self.core.sessions)
     }
 }

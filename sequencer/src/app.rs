@@ -32,6 +32,10 @@ pub trait Application {
     fn on_message(&mut self, msg: &Sequenced<'_>, out: &mut ReplySink<'_>);
 }
 
+/// During journal replay: where the application's replies are shown
+/// instead of being sent.
+pub(crate) type ReplayReplies<'a> = dyn FnMut(SessionRef, &[u8; MESSAGE_LEN]) + 'a;
+
 /// Where an application's replies go: straight into the destination
 /// gateway's output ring, or, when that ring is full, into a per-gateway
 /// overflow queue the sequencer drains before taking new input
@@ -42,6 +46,8 @@ pub struct ReplySink<'a> {
     pub(crate) sent: u64,
     pub(crate) overflowed: u64,
     pub(crate) misrouted: u64,
+    /// Replay: replies go here instead of to the rings.
+    pub(crate) replay: Option<&'a mut ReplayReplies<'a>>,
 }
 
 impl ReplySink<'_> {
@@ -50,6 +56,11 @@ impl ReplySink<'_> {
     /// dropped (a bug in the application, not a runtime condition).
     #[inline]
     pub fn send(&mut self, to: SessionRef, msg: &[u8; MESSAGE_LEN]) {
+        if let Some(r) = self.replay.as_mut() {
+            r(to, msg);
+            self.sent += 1;
+            return;
+        }
         let g = to.gateway as usize;
         let (Some(out), Some(over)) = (self.outputs.get_mut(g), self.overflow.get_mut(g)) else {
             self.misrouted += 1;

@@ -21,5 +21,7 @@ pub use app::{Application, ReplySink, Sequenced};
 pub use echo::EchoApp;
 pub use idle::{IdleKind, IdleStrategy, Idler};
 pub use ring::{ring, Consumer, Producer};
-pub use sequencer::{replay_journal, AttachedJournal, JournalMode, Sequencer, SequencerCounters};
+pub use sequencer::{
+    replay_journal, replay_journal_with, AttachedJournal, JournalMode, Sequencer, SequencerCounters,
+};
 pub use slot::{InboundSlot, OutboundSlot, SessionRef};

@@ -11,7 +11,7 @@
 use crate::app::{Application, ReplySink, Sequenced};
 use crate::journal::{FlushPolicy, JournalWriter};
 use crate::ring::{Consumer, Producer};
-use crate::slot::{InboundSlot, OutboundSlot};
+use crate::slot::{InboundSlot, OutboundSlot, SessionRef};
 use std::collections::VecDeque;
 
 /// Counters owned by the sequencer thread.
@@ -219,6 +219,7 @@ impl<A: Application> Sequencer<A> {
             sent: 0,
             overflowed: 0,
             misrouted: 0,
+            replay: None,
         };
         for k in 0..n {
             let i = (self.next_input + k) % n;
@@ -302,6 +303,20 @@ pub fn replay_journal<A: Application>(
     app: &mut A,
     records: impl Iterator<Item = crate::journal::SequencedRecord>,
 ) -> u64 {
+    replay_journal_with(app, records, |_| {}, |_, _| {})
+}
+
+/// As [`replay_journal`], showing each record to `on_record` before the
+/// application sees it and each reply the application produces to
+/// `on_reply`, in the order they were produced before the restart (so the
+/// gateways can rebuild sessions' expected client sequences, reply
+/// sequences and reply logs).
+pub fn replay_journal_with<A: Application>(
+    app: &mut A,
+    records: impl Iterator<Item = crate::journal::SequencedRecord>,
+    mut on_record: impl FnMut(&crate::journal::SequencedRecord),
+    mut on_reply: impl FnMut(SessionRef, &[u8; crate::wire::message::MESSAGE_LEN]),
+) -> u64 {
     let mut outputs: [Producer<OutboundSlot>; 0] = [];
     let mut overflow: [VecDeque<OutboundSlot>; 0] = [];
     let mut sink = ReplySink {
@@ -310,9 +325,11 @@ pub fn replay_journal<A: Application>(
         sent: 0,
         overflowed: 0,
         misrouted: 0,
+        replay: Some(&mut on_reply),
     };
     let mut n = 0;
     for r in records {
+        on_record(&r);
         app.on_message(&r.as_sequenced(), &mut sink);
         n += 1;
     }
@@ -324,7 +341,6 @@ mod tests {
     use super::*;
     use crate::echo::EchoApp;
     use crate::ring::ring;
-    use crate::slot::SessionRef;
     use crate::wire::message::{Ack, Echo};
     use zerocopy::{FromBytes, IntoBytes};
 

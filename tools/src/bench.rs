@@ -51,6 +51,17 @@ pub struct BenchConfig {
     /// both directions through a relay in front of the server (and of the
     /// baseline echo), 0 = no relay.
     pub loss: f64,
+    /// The client sessions' secret; with an in-process server whose config
+    /// has no `[[sessions]]`, sessions PG00000000.. are configured with this
+    /// secret (generated when absent).
+    pub secret: Option<String>,
+}
+
+/// A secret for one in-process run: 10 hex digits from the clock, so no
+/// fixed password ships in the binary.
+fn generated_secret() -> String {
+    let t = peregrine_netio::clock::now_ns() ^ (std::process::id() as u64).rotate_left(32);
+    format!("{:010x}", t.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24)
 }
 
 /// Puts a lossy relay in front of `addr` when `loss > 0` (UDP only).
@@ -87,7 +98,7 @@ fn report_relay(r: Option<crate::relay::Relay>) {
     }
 }
 
-fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool) -> ClientConfig {
+fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> ClientConfig {
     ClientConfig {
         transport: b.transport,
         server,
@@ -103,6 +114,8 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool) -> ClientConfig {
         keep_answers: false,
         retransmit: (b.loss > 0.0).then(|| Duration::from_millis(5)),
         drain: Duration::from_secs(2),
+        secret: secret.to_string(),
+        first_session: 0,
     }
 }
 
@@ -143,12 +156,13 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
             b.duration
         );
         let (target, relay) = maybe_relay(b, echo.addr)?;
-        let r = run_client_thread(client_cfg(b, target, true)).context("baseline run")?;
+        let r = run_client_thread(client_cfg(b, target, true, "")).context("baseline run")?;
         report_relay(relay);
         echo.stop();
         Some(r)
     };
 
+    let mut secret = b.secret.clone().unwrap_or_default();
     let (addr, srv) = match b.connect {
         Some(a) => (a, None),
         None => {
@@ -162,6 +176,16 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
             }
             if let Some(c) = b.server_core {
                 cfg.cores = vec![c];
+            }
+            if cfg.sessions.is_empty() {
+                if secret.is_empty() {
+                    secret = generated_secret();
+                }
+                cfg.sessions = vec![crate::config::SessionSpec::block(
+                    "PG",
+                    b.sessions.max(1),
+                    &secret,
+                )];
             }
             let h = server::start(&cfg)?;
             let a = match b.transport {
@@ -178,7 +202,7 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         b.duration
     );
     let (target, relay) = maybe_relay(b, addr)?;
-    let result = run_client_thread(client_cfg(b, target, false)).context("peregrine run")?;
+    let result = run_client_thread(client_cfg(b, target, false, &secret)).context("peregrine run")?;
     report_relay(relay);
     if let Some(h) = srv {
         let (report, _) = h.stop()?;

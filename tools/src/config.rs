@@ -98,6 +98,15 @@ pub struct ServeConfig {
     pub journal_segment_size: u64,
     /// Matching engine configuration (`[engine]` table) for `app = "match"`.
     pub engine: Option<peregrine_engine::EngineConfig>,
+    /// Who may log in (`[[sessions]]` tables); a session's id is its
+    /// position in the expanded list, so only ever append.
+    pub sessions: Vec<SessionSpec>,
+    /// A second login to a session live elsewhere: `reject` (Login Rejected
+    /// `S`) or `takeover` (the new login wins).
+    pub login_policy: String,
+    /// UDP: after the input ring has been full this many microseconds, new
+    /// messages get a Busy reject (reason 4) instead of waiting.
+    pub busy_after_us: u64,
     /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
     #[cfg(feature = "dpdk")]
     pub dpdk: Option<peregrine_netio::dpdk::DpdkConfig>,
@@ -133,7 +142,73 @@ impl Default for ServeConfig {
             journal_flush: "msync".into(),
             journal_segment_size: 64 << 20,
             engine: None,
+            sessions: Vec::new(),
+            login_policy: "reject".into(),
+            busy_after_us: 5_000,
             dpdk: None,
+        }
+    }
+}
+
+/// One `[[sessions]]` entry: a single session (`name`), or a block of
+/// `count` sessions named `prefix` + a zero-padded number from `first`
+/// (`prefix = "PG", count = 3` gives PG00000000, PG00000001, PG00000002).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Session name, 1–10 printable ASCII characters.
+    pub name: Option<String>,
+    /// Name prefix of a block of sessions.
+    pub prefix: Option<String>,
+    /// Sessions in the block.
+    pub count: Option<usize>,
+    /// Number of the block's first session.
+    #[serde(default)]
+    pub first: usize,
+    /// The secret (SoupBinTCP password / UDP Login secret), 1–10 printable
+    /// ASCII characters.
+    pub secret: String,
+}
+
+impl SessionSpec {
+    /// One session.
+    pub fn single(name: &str, secret: &str) -> SessionSpec {
+        SessionSpec {
+            name: Some(name.into()),
+            secret: secret.into(),
+            ..SessionSpec::default()
+        }
+    }
+
+    /// A block of `count` sessions named `prefix` + number.
+    pub fn block(prefix: &str, count: usize, secret: &str) -> SessionSpec {
+        SessionSpec {
+            prefix: Some(prefix.into()),
+            count: Some(count),
+            secret: secret.into(),
+            ..SessionSpec::default()
+        }
+    }
+
+    /// The session names this entry stands for.
+    pub fn names(&self) -> Result<Vec<String>, ConfigError> {
+        let bad = |why: String| ConfigError::Invalid("sessions", why);
+        match (&self.name, &self.prefix, self.count) {
+            (Some(n), None, None) => Ok(vec![n.clone()]),
+            (None, Some(p), Some(count)) => {
+                let digits = 10usize.saturating_sub(p.len());
+                if digits == 0 || (self.first + count) as u128 > 10u128.pow(digits as u32) {
+                    return Err(bad(format!(
+                        "prefix {p:?} leaves too few digits for {count} sessions"
+                    )));
+                }
+                Ok((self.first..self.first + count)
+                    .map(|i| format!("{p}{i:0digits$}"))
+                    .collect())
+            }
+            _ => Err(bad(
+                "each entry needs either `name`, or `prefix` and `count`".into()
+            )),
         }
     }
 }
@@ -197,9 +272,55 @@ impl ServeConfig {
         }
     }
 
+    /// Every configured session's credentials, in id order.
+    pub fn credentials(&self) -> Result<Vec<peregrine_gateway::directory::SessionCredential>, ConfigError> {
+        use peregrine_gateway::directory::{alpha, SessionCredential};
+        let mut out = Vec::new();
+        for spec in &self.sessions {
+            let secret =
+                alpha(&spec.secret).map_err(|e| ConfigError::Invalid("sessions", format!("secret {e}")))?;
+            for n in spec.names()? {
+                let name =
+                    alpha(&n).map_err(|e| ConfigError::Invalid("sessions", format!("name {n:?} {e}")))?;
+                out.push(SessionCredential { name, secret });
+            }
+        }
+        if out.len() > self.max_sessions {
+            return Err(ConfigError::Invalid(
+                "sessions",
+                format!(
+                    "{} configured, more than max_sessions = {}",
+                    out.len(),
+                    self.max_sessions
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The parsed login policy.
+    pub fn login_policy(&self) -> Result<peregrine_gateway::directory::LoginPolicy, ConfigError> {
+        use peregrine_gateway::directory::LoginPolicy;
+        match self.login_policy.as_str() {
+            "reject" => Ok(LoginPolicy::Reject),
+            "takeover" => Ok(LoginPolicy::TakeOver),
+            o => Err(ConfigError::Invalid(
+                "login_policy",
+                format!("{o:?} (reject, takeover)"),
+            )),
+        }
+    }
+
     /// Checks values that would otherwise fail deep inside start-up.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.layout()?;
+        self.login_policy()?;
+        if self.credentials()?.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sessions",
+                "no [[sessions]] configured: nobody could log in (see docs/peregrine.example.toml)".into(),
+            ));
+        }
         self.idle()?;
         self.journal_mode()?;
         if self.udp.is_empty() && self.tcp.is_empty() && self.dpdk.is_none() {
@@ -255,12 +376,55 @@ mod tests {
             send_buffer = 2
             max_sessions = 3
             rx_burst = 4
+            login_policy = "takeover"
+            busy_after_us = 7
+            [[sessions]]
+            name = "ALPHA"
+            secret = "pw"
+            [[sessions]]
+            prefix = "B"
+            count = 2
+            first = 8
+            secret = "x"
             "#,
         )
         .unwrap();
         c.validate().unwrap();
         assert_eq!(c.layout().unwrap(), Layout::Dedicated);
         assert_eq!((c.ring_capacity, c.max_sessions, c.rx_burst), (1024, 3, 4));
+        let names: Vec<String> = c
+            .credentials()
+            .unwrap()
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.name).trim_end().to_string())
+            .collect();
+        assert_eq!(names, ["ALPHA", "B000000008", "B000000009"]);
+        assert_eq!(
+            c.login_policy().unwrap(),
+            peregrine_gateway::directory::LoginPolicy::TakeOver
+        );
+    }
+
+    #[test]
+    fn sessions_are_required_and_checked() {
+        let base = |extra: &str| -> ServeConfig {
+            toml::from_str(&format!("udp = [\"127.0.0.1:1\"]\n{extra}")).unwrap()
+        };
+        assert!(base("").validate().is_err(), "no sessions: nobody could log in");
+        for bad in [
+            "[[sessions]]\nname = \"ELEVENCHARS\"\nsecret = \"x\"",
+            "[[sessions]]\nname = \"A\"\nsecret = \"has space\"",
+            "[[sessions]]\nprefix = \"P\"\nsecret = \"x\"",
+            "[[sessions]]\nprefix = \"PREFIX789\"\ncount = 11\nsecret = \"x\"",
+            "login_policy = \"maybe\"\n[[sessions]]\nname = \"A\"\nsecret = \"x\"",
+        ] {
+            assert!(base(bad).validate().is_err(), "{bad}");
+        }
+        assert!(
+            base("[[sessions]]\nprefix = \"PREFIX789\"\ncount = 10\nsecret = \"x\"")
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -285,10 +449,16 @@ mod tests {
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<ServeConfig>("nope = 1").is_err());
-        let c: ServeConfig = toml::from_str("udp = [\"127.0.0.1:1\"]\nring_capacity = 1000").unwrap();
+        let one = "\n[[sessions]]\nname = \"A\"\nsecret = \"x\"";
+        let ok: ServeConfig = toml::from_str(&format!("udp = [\"127.0.0.1:1\"]{one}")).unwrap();
+        ok.validate().unwrap();
+        let c: ServeConfig =
+            toml::from_str(&format!("udp = [\"127.0.0.1:1\"]\nring_capacity = 1000{one}")).unwrap();
         assert!(c.validate().is_err());
-        let c: ServeConfig = toml::from_str("udp = [\"127.0.0.1:1\"]\nlayout = \"weird\"").unwrap();
+        let c: ServeConfig =
+            toml::from_str(&format!("udp = [\"127.0.0.1:1\"]\nlayout = \"weird\"{one}")).unwrap();
         assert!(c.validate().is_err());
-        assert!(ServeConfig::default().validate().is_err(), "no listen address");
+        let c: ServeConfig = toml::from_str(one).unwrap();
+        assert!(c.validate().is_err(), "no listen address");
     }
 }

@@ -27,6 +27,7 @@ pub fn dpdk_gateways(
     cfg: &DpdkConfig,
     first_id: u16,
     ring_capacity: usize,
+    directory: std::sync::Arc<peregrine_gateway::directory::SessionDirectory>,
     opts: GatewayOptions,
 ) -> anyhow::Result<(peregrine_gateway::GatewaySet, Vec<String>)> {
     cfg.validate()?;
@@ -47,7 +48,13 @@ pub fn dpdk_gateways(
             p.tx_checksum_offload()
         ));
         let (g, s) = ring_pair(ring_capacity)?;
-        gws.push(Box::new(UdpGateway::new(first_id + i as u16, p, g, opts)));
+        gws.push(Box::new(UdpGateway::new(
+            first_id + i as u16,
+            p,
+            g,
+            std::sync::Arc::clone(&directory),
+            opts,
+        )));
         rings.push(s);
     }
     Ok(((gws, rings), described))
@@ -69,13 +76,41 @@ pub const MOLD_SEQ_AT: usize = 14 + 20 + 8 + 10;
 /// packet of 14 Echo messages (tags 0..14) for session `PG00000000`,
 /// sequence 1 (rewrite it at [`MOLD_SEQ_AT`]), without UDP checksum.
 pub fn client_frame(mac: EthernetAddress) -> Vec<u8> {
+    client_payload_frame(mac, |b| {
+        for k in 0..MAX_MESSAGES_PER_PACKET as u64 {
+            let e = peregrine_sequencer::wire::message::Echo::new(0, k);
+            b.push(zerocopy::IntoBytes::as_bytes(&e));
+        }
+    })
+}
+
+/// Secret of the dpdk-ring run's session.
+pub const RING_SECRET: &str = "ring";
+
+/// The sessions of the dpdk-ring run and tests: the simulated client's.
+pub fn ring_directory() -> std::sync::Arc<peregrine_gateway::directory::SessionDirectory> {
+    use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+    let cred = SessionCredential {
+        name: crate::client::udp::client_session_name(0),
+        secret: alpha(RING_SECRET).expect("a valid secret"),
+    };
+    std::sync::Arc::new(SessionDirectory::new(&[cred]).expect("one session"))
+}
+
+/// The simulated client's Login frame (session 0, [`RING_SECRET`]).
+pub fn login_frame(mac: EthernetAddress) -> Vec<u8> {
+    client_payload_frame(mac, |b| {
+        let secret = peregrine_gateway::directory::alpha(RING_SECRET).expect("a valid secret");
+        let login = peregrine_sequencer::wire::message::Login::new(secret, 0, 0);
+        b.push(zerocopy::IntoBytes::as_bytes(&login));
+    })
+}
+
+fn client_payload_frame(mac: EthernetAddress, fill: impl FnOnce(&mut MoldBuilder<'_>)) -> Vec<u8> {
     let mut payload = [0u8; 1472];
     let name = crate::client::udp::client_session_name(0);
     let mut b = MoldBuilder::new(&mut payload, &name, 1).expect("buffer holds a header");
-    for k in 0..MAX_MESSAGES_PER_PACKET as u64 {
-        let e = peregrine_sequencer::wire::message::Echo::new(0, k);
-        b.push(zerocopy::IntoBytes::as_bytes(&e));
-    }
+    fill(&mut b);
     let n = b.finish();
     // No UDP checksum (legal over IPv4), so the sequence field can be
     // rewritten per injection without recomputing it.
@@ -146,8 +181,18 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         tx_burst: burst as usize,
         ..GatewayOptions::default()
     };
-    let mut gw = UdpGateway::new(0, port, g, opts);
+    let mut gw = UdpGateway::new(0, port, g, ring_directory(), opts);
     let mut seq = Sequencer::new(vec![s], EchoApp::new(), 1, 1024);
+    // Log the simulated client in first.
+    for _ in 0..1000 {
+        if gw.counters().logins > 0 {
+            break;
+        }
+        gw.port_mut().tx_raw(&[&login_frame(mac)[..]]);
+        gw.poll_rx();
+        gw.poll_tx();
+    }
+    anyhow::ensure!(gw.counters().logins == 1, "dpdk-ring: the login was not accepted");
     let inject = (burst as usize / 2).max(1);
     let mut frames: Vec<Vec<u8>> = (0..inject).map(|_| client_frame(mac)).collect();
     let per = MAX_MESSAGES_PER_PACKET as u64;

@@ -160,6 +160,31 @@ struct ServeArgs {
     /// Durable flush: msync | fdatasync.
     #[arg(long)]
     journal_flush: Option<String>,
+    /// Sessions allowed to log in, added after the config file's: NAME:SECRET
+    /// for one, PREFIX:COUNT:SECRET for PREFIX + zero-padded 0..COUNT
+    /// (`PG:4:s3cret` gives PG00000000..PG00000003). Repeatable.
+    #[arg(long = "sessions", value_name = "SPEC")]
+    session_specs: Vec<String>,
+    /// A second login to a live session: reject | takeover.
+    #[arg(long)]
+    login_policy: Option<String>,
+}
+
+/// Parses a `--sessions` value.
+fn session_spec(s: &str) -> anyhow::Result<peregrine_tools::config::SessionSpec> {
+    use peregrine_tools::config::SessionSpec;
+    let parts: Vec<&str> = s.split(':').collect();
+    Ok(match parts.as_slice() {
+        [name, secret] => SessionSpec::single(name, secret),
+        [prefix, count, secret] => SessionSpec::block(
+            prefix,
+            count
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--sessions {s:?}: COUNT must be a number"))?,
+            secret,
+        ),
+        _ => anyhow::bail!("--sessions {s:?}: expected NAME:SECRET or PREFIX:COUNT:SECRET"),
+    })
 }
 
 impl ServeArgs {
@@ -195,7 +220,10 @@ impl ServeArgs {
         if c.counters_file.is_none() {
             c.counters_file = Some(PathBuf::from(DEFAULT_COUNTERS_FILE));
         }
-        take!(journal_mode, journal_flush);
+        take!(journal_mode, journal_flush, login_policy);
+        for s in &self.session_specs {
+            c.sessions.push(session_spec(s)?);
+        }
         if self.dpdk && c.dpdk.is_none() {
             anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
         }
@@ -242,6 +270,15 @@ struct LoadArgs {
     /// Write HdrHistogram percentile distribution here.
     #[arg(long)]
     hgrm: Option<PathBuf>,
+    /// Number of the first session: sessions are PG + 8 digits from it
+    /// (simulators sharing a server need disjoint sessions).
+    #[arg(long, default_value_t = 0)]
+    first_session: usize,
+    /// The sessions' secret (sessions are PG00000000, PG00000001, ...).
+    /// `bench` with an in-process server and no [[sessions]] in its config
+    /// generates one.
+    #[arg(long)]
+    secret: Option<String>,
 }
 
 impl LoadArgs {
@@ -378,6 +415,8 @@ fn run_client(a: ClientArgs) -> anyhow::Result<()> {
         keep_global_seqs: a.verify,
         keep_answers: a.answers_file.is_some(),
         retransmit: a.retransmit_ms.map(Duration::from_millis),
+        secret: l.secret.clone().unwrap_or_default(),
+        first_session: l.first_session,
         ..ClientConfig::new(transport, server)
     };
     let r = client::run(&cfg)?;
@@ -497,6 +536,7 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         json: l.json.clone(),
         hgrm: l.hgrm.clone(),
         loss: a.loss,
+        secret: l.secret.clone(),
     };
     bench::run(&cfg)?;
     Ok(())
@@ -697,6 +737,7 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         json: None,
         hgrm: None,
         loss: 0.0,
+        secret: None,
     })?;
     let kernel_tp = kernel["throughput_msgs_per_s"].as_f64().unwrap_or(0.0);
     let json = serde_json::json!({

@@ -7,14 +7,24 @@
 //! random choices come from a seeded generator, so a run is repeatable for
 //! a given arrival order. Traffic only goes where it is told: use loopback
 //! or namespace addresses.
+//!
+//! Datagrams move in batches through netio's [`UdpPort`] (one `recvmmsg` per
+//! socket and poll round, one `sendmmsg` per destination socket), so the
+//! system-call cost is paid per burst rather than per datagram. Datagrams the
+//! relay decided to forward wait in a per-socket outbox until the kernel
+//! accepts them; while an outbox is backed up, the sockets feeding it are not
+//! read (their kernel buffers absorb the burst). Datagrams larger than a
+//! batch slot ([`peregrine_netio::SLOT_BYTES`]) are not relayed.
 
 use crate::client::flow::Rng;
-use std::collections::HashMap;
+use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Fault probabilities, each in `0.0..=1.0`, applied per datagram and
 /// direction.
@@ -82,78 +92,171 @@ impl Drop for Relay {
     }
 }
 
-struct Direction {
-    held: Option<(Vec<u8>, usize)>,
+/// Datagrams per `recvmmsg`/`sendmmsg`.
+const BATCH: usize = 64;
+/// Requested kernel socket buffers, each way (root may exceed `rmem_max`).
+const SOCKET_BUFFER: usize = 16 << 20;
+/// A socket is read only while every outbox its datagrams may go to holds
+/// fewer than this many; one batch adds at most `2 * BATCH + 1`.
+const OUTBOX_HIGH_WATER: usize = 2 * BATCH;
+/// Empty poll rounds spent spinning before the relay starts sleeping.
+const IDLE_SPINS: u32 = 32;
+/// Sleep per empty round after that (the kernel adds its timer slack).
+const IDLE_SLEEP: Duration = Duration::from_micros(20);
+
+fn port_options() -> UdpOptions {
+    UdpOptions {
+        recv_buffer: SOCKET_BUFFER,
+        send_buffer: SOCKET_BUFFER,
+        max_batch: BATCH,
+        // A full socket is retried on the next poll round (the datagrams
+        // stay in the outbox), not spun on inside `send`.
+        send_retries: 0,
+    }
+}
+
+/// A datagram held back in one direction, waiting for the next one to pass.
+#[derive(Default)]
+struct Held {
+    data: Vec<u8>,
+    full: bool,
+}
+
+/// Datagrams decided on and not yet accepted by the kernel, in order.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Emptied buffers, reused so a steady flow does not allocate.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Outbox {
+    fn push(&mut self, to: SocketAddr, data: &[u8]) {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.queue.push_back((to, buf));
+    }
+
+    fn has_room(&self) -> bool {
+        self.queue.len() < OUTBOX_HIGH_WATER
+    }
+
+    /// Hands queued datagrams to the kernel, a batch per `sendmmsg`, until
+    /// the queue is empty or the socket is full. Returns how many left the
+    /// queue.
+    fn flush(&mut self, port: &mut UdpPort, tx: &mut PacketBatch) -> usize {
+        let mut done = 0;
+        while !self.queue.is_empty() {
+            tx.clear();
+            for (to, data) in self.queue.iter().take(tx.capacity()) {
+                tx.push(Peer::Addr(*to), data);
+            }
+            let n = tx.len();
+            // The port sends a prefix of the batch in order and reports its
+            // length (datagrams it had to drop for a per-datagram error are
+            // part of that prefix); the rest found the socket full. On any
+            // other error it cannot say how much went out: the batch is
+            // given up, like a send error on a plain socket.
+            let taken = port.send(tx).map_or(n, |sent| sent.min(n));
+            for (_, buf) in self.queue.drain(..taken) {
+                self.spare.push(buf);
+            }
+            done += taken;
+            if taken < n {
+                break;
+            }
+        }
+        done
+    }
+}
+
+/// One client: its upstream socket and what is in flight for it.
+struct Client {
+    addr: SocketAddr,
+    up: UdpPort,
+    /// Client → server datagrams waiting for the upstream socket.
+    to_server: Outbox,
+    /// Held datagram per direction.
+    held: [Held; 2],
+}
+
+/// The fault decisions and the counters; the same random draws per datagram
+/// as ever, so a seed replays the same faults for the same arrival order.
+struct Faulter {
+    rng: Rng,
+    faults: Faults,
+    counters: RelayCounters,
+}
+
+impl Faulter {
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    /// Decides the fate of one datagram travelling in `dir` and queues what
+    /// goes out in `out`, addressed to `to`.
+    fn relay(&mut self, data: &[u8], dir: usize, held: &mut Held, out: &mut Outbox, to: SocketAddr) {
+        self.counters.received[dir] += 1;
+        if self.chance(self.faults.drop) {
+            self.counters.dropped[dir] += 1;
+        } else if !held.full && self.chance(self.faults.reorder) {
+            self.counters.reordered[dir] += 1;
+            held.data.clear();
+            held.data.extend_from_slice(data);
+            held.full = true;
+            return;
+        } else {
+            out.push(to, data);
+            self.counters.forwarded[dir] += 1;
+            if self.chance(self.faults.duplicate) {
+                out.push(to, data);
+                self.counters.forwarded[dir] += 1;
+                self.counters.duplicated[dir] += 1;
+            }
+        }
+        // A held datagram goes out after the one that overtook it.
+        if held.full {
+            out.push(to, &held.data);
+            held.full = false;
+            self.counters.forwarded[dir] += 1;
+        }
+    }
+}
+
+/// Spins a few empty rounds (the next datagram is usually microseconds
+/// away under load), then sleeps so an idle relay leaves the CPU to the
+/// client and server it sits between.
+struct Idle {
+    streak: u32,
+    spins: u32,
+    sleep: Duration,
+}
+
+impl Idle {
+    fn round(&mut self, busy: bool) {
+        if busy {
+            self.streak = 0;
+        } else if self.streak < self.spins {
+            self.streak += 1;
+            std::hint::spin_loop();
+        } else if self.sleep.is_zero() {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(self.sleep);
+        }
+    }
 }
 
 /// Starts a relay listening on `listen` and forwarding to `upstream`.
 pub fn start(listen: SocketAddr, upstream: SocketAddr, faults: Faults, seed: u64) -> io::Result<Relay> {
-    let front = UdpSocket::bind(listen)?;
-    front.set_nonblocking(true)?;
-    let addr = front.local_addr()?;
+    let front = UdpPort::from_socket(UdpSocket::bind(listen)?, port_options())?;
+    let addr = front.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let join = std::thread::Builder::new()
         .name("loss-relay".into())
-        .spawn(move || {
-            let mut rng = Rng::new(seed);
-            let mut counters = RelayCounters::default();
-            // client address -> (upstream socket, held datagram per direction)
-            let mut clients: HashMap<SocketAddr, (UdpSocket, [Direction; 2])> = HashMap::new();
-            let mut buf = vec![0u8; 65536];
-            let chance = |rng: &mut Rng, p: f64| p > 0.0 && (rng.next_u64() as f64 / u64::MAX as f64) < p;
-            while !stop2.load(Ordering::Relaxed) {
-                let mut work = false;
-                // Client -> server.
-                while let Ok((n, from)) = front.recv_from(&mut buf) {
-                    work = true;
-                    let (up, dirs) = match clients.entry(from) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            let up =
-                                UdpSocket::bind(if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
-                            up.set_nonblocking(true)?;
-                            up.connect(upstream)?;
-                            v.insert((up, [Direction { held: None }, Direction { held: None }]))
-                        }
-                    };
-                    forward(
-                        &buf[..n],
-                        0,
-                        &mut dirs[0],
-                        &mut rng,
-                        &faults,
-                        &mut counters,
-                        &chance,
-                        |d| {
-                            let _ = up.send(d);
-                        },
-                    );
-                }
-                // Server -> clients.
-                for (client, (up, dirs)) in clients.iter_mut() {
-                    while let Ok(n) = up.recv(&mut buf) {
-                        work = true;
-                        forward(
-                            &buf[..n],
-                            1,
-                            &mut dirs[1],
-                            &mut rng,
-                            &faults,
-                            &mut counters,
-                            &chance,
-                            |d| {
-                                let _ = front.send_to(d, client);
-                            },
-                        );
-                    }
-                }
-                if !work {
-                    std::thread::yield_now();
-                }
-            }
-            Ok(counters)
-        })?;
+        .spawn(move || run(front, upstream, faults, seed, &stop2))?;
     Ok(Relay {
         addr,
         stop,
@@ -161,38 +264,107 @@ pub fn start(listen: SocketAddr, upstream: SocketAddr, faults: Faults, seed: u64
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn forward(
-    data: &[u8],
-    dir: usize,
-    d: &mut Direction,
-    rng: &mut Rng,
-    f: &Faults,
-    c: &mut RelayCounters,
-    chance: &impl Fn(&mut Rng, f64) -> bool,
-    mut send: impl FnMut(&[u8]),
-) {
-    c.received[dir] += 1;
-    if chance(rng, f.drop) {
-        c.dropped[dir] += 1;
-    } else if d.held.is_none() && chance(rng, f.reorder) {
-        c.reordered[dir] += 1;
-        d.held = Some((data.to_vec(), 0));
-        return;
+fn connect_upstream(upstream: SocketAddr) -> io::Result<UdpPort> {
+    let any: SocketAddr = if upstream.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        send(data);
-        c.forwarded[dir] += 1;
-        if chance(rng, f.duplicate) {
-            send(data);
-            c.forwarded[dir] += 1;
-            c.duplicated[dir] += 1;
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(any)?;
+    // Connected: only the server's datagrams come back on it.
+    socket.connect(upstream)?;
+    UdpPort::from_socket(socket, port_options())
+}
+
+/// The relay thread.
+fn run(
+    mut front: UdpPort,
+    upstream: SocketAddr,
+    faults: Faults,
+    seed: u64,
+    stop: &AtomicBool,
+) -> io::Result<RelayCounters> {
+    let mut f = Faulter {
+        rng: Rng::new(seed),
+        faults,
+        counters: RelayCounters::default(),
+    };
+    let mut clients: Vec<Client> = Vec::new();
+    let mut index: HashMap<SocketAddr, usize> = HashMap::new();
+    // Server → client datagrams waiting for the front socket.
+    let mut to_clients = Outbox::default();
+    // Clients whose outbox is over the high-water mark.
+    let mut backed_up = 0usize;
+    let mut rx = PacketBatch::new(BATCH);
+    let mut tx = PacketBatch::new(BATCH);
+    let mut idle = Idle {
+        streak: 0,
+        spins: std::env::var("RELAY_SPINS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(IDLE_SPINS),
+        sleep: std::env::var("RELAY_SLEEP_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+            .unwrap_or(IDLE_SLEEP),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        // Client -> server: one batch from the listening socket, unless a
+        // client's outbox could not take it.
+        if backed_up == 0 {
+            let n = front.recv(&mut rx).unwrap_or(0);
+            busy |= n > 0;
+            for i in 0..n {
+                let (Peer::Addr(from), _, data) = rx.get(i) else {
+                    continue;
+                };
+                let k = match index.get(&from) {
+                    Some(&k) => k,
+                    None => {
+                        clients.push(Client {
+                            addr: from,
+                            up: connect_upstream(upstream)?,
+                            to_server: Outbox::default(),
+                            held: Default::default(),
+                        });
+                        index.insert(from, clients.len() - 1);
+                        clients.len() - 1
+                    }
+                };
+                let c = &mut clients[k];
+                f.relay(data, 0, &mut c.held[0], &mut c.to_server, upstream);
+            }
         }
+        backed_up = 0;
+        for c in clients.iter_mut() {
+            busy |= c.to_server.flush(&mut c.up, &mut tx) > 0;
+            backed_up += usize::from(!c.to_server.has_room());
+        }
+        // Server -> clients: one batch from each upstream socket.
+        for c in clients.iter_mut() {
+            if !to_clients.has_room() {
+                break;
+            }
+            let n = c.up.recv(&mut rx).unwrap_or(0);
+            busy |= n > 0;
+            for i in 0..n {
+                f.relay(rx.get(i).2, 1, &mut c.held[1], &mut to_clients, c.addr);
+            }
+            // Send as we go so a batch from one client does not wait for
+            // the others' receive calls.
+            busy |= to_clients.flush(&mut front, &mut tx) > 0;
+        }
+        busy |= to_clients.flush(&mut front, &mut tx) > 0;
+        idle.round(busy);
     }
-    // A held datagram goes out after the one that overtook it.
-    if let Some((held, _)) = d.held.take() {
-        send(&held);
-        c.forwarded[dir] += 1;
+    // Best effort for what is already decided (held datagrams stay held).
+    for c in clients.iter_mut() {
+        c.to_server.flush(&mut c.up, &mut tx);
     }
+    to_clients.flush(&mut front, &mut tx);
+    Ok(f.counters)
 }
 
 #[cfg(test)]

@@ -4,11 +4,13 @@
 use crate::config::{AppKind, ServeConfig};
 use crate::match_app::MatchApp;
 use anyhow::Context;
+use peregrine_gateway::directory::SessionDirectory;
+use peregrine_gateway::restore::SessionRestore;
 use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, run, GatewayLoop, RuntimeConfig, ServerReport, TcpGateway, UdpGateway};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
 use peregrine_sequencer::journal::{Journal, WriterConfig};
-use peregrine_sequencer::{replay_journal, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
+use peregrine_sequencer::{replay_journal_with, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -107,8 +109,11 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
             per_second: cfg.session_rate_limit,
             burst: cfg.session_rate_burst,
         },
+        login_policy: cfg.login_policy()?,
+        busy_after: std::time::Duration::from_micros(cfg.busy_after_us),
         ..GatewayOptions::default()
     };
+    let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
     let udp_opts = UdpOptions {
         recv_buffer: cfg.recv_buffer,
         send_buffer: cfg.send_buffer,
@@ -130,7 +135,13 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
         let port = UdpPort::bind(*addr, udp_opts).with_context(|| format!("UDP gateway on {addr}"))?;
         udp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        gateways.push(Box::new(UdpGateway::new(id, port, g, opts)));
+        gateways.push(Box::new(UdpGateway::new(
+            id,
+            port,
+            g,
+            Arc::clone(&directory),
+            opts,
+        )));
         seq_rings.push(s);
         id += 1;
     }
@@ -138,13 +149,20 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
         let port = TcpPort::bind(*addr, tcp_opts).with_context(|| format!("TCP gateway on {addr}"))?;
         tcp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        gateways.push(Box::new(TcpGateway::new(id, port, g, opts)));
+        gateways.push(Box::new(TcpGateway::new(
+            id,
+            port,
+            g,
+            Arc::clone(&directory),
+            opts,
+        )));
         seq_rings.push(s);
         id += 1;
     }
     #[cfg(feature = "dpdk")]
     if let Some(d) = &cfg.dpdk {
-        let ((gws, rings), described) = crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, opts)?;
+        let ((gws, rings), described) =
+            crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, Arc::clone(&directory), opts)?;
         dpdk.extend(described);
         gateways.extend(gws);
         seq_rings.extend(rings);
@@ -172,8 +190,20 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
             if let Some(t) = rec.tail() {
                 note.push_str(&format!("; torn tail: {t:?}"));
             }
-            let replayed = replay_journal(&mut app, rec.records());
-            note.push_str(&format!("; {replayed} replayed through the application"));
+            let restore = std::cell::RefCell::new(SessionRestore::new(&directory, &mut gateways));
+            let replayed = replay_journal_with(
+                &mut app,
+                rec.records(),
+                |r| restore.borrow_mut().input(r.origin, r.client_seq),
+                |to, m| restore.borrow_mut().reply(to, m),
+            );
+            let (_, replies) = restore
+                .into_inner()
+                .finish()
+                .with_context(|| format!("restoring sessions from journal {}", dir.display()))?;
+            note.push_str(&format!(
+                "; {replayed} replayed through the application; sessions restored with {replies} replies"
+            ));
             if let ServerApp::Match(m) = &app {
                 note.push_str(&format!(
                     "; engine state hash after replay {:016x}",
@@ -223,7 +253,7 @@ pub fn format_report(r: &ServerReport) -> String {
         let _ = writeln!(
             s,
             "{name}: rx packets {} messages {} accepted {} rejected {} (length {}, type {}, version {}), \
-             dropped malformed {} not-logged-in {} table-full {} oversize-closed {}, ring-full {}, \
+             dropped malformed {} not-logged-in {} unauthenticated {} oversize-closed {}, ring-full {}, \
              heartbeats {}, sessions {} logins {}/{} rejected, replies {} in {} packets, unroutable {}",
             g.rx_packets,
             g.rx_messages,
@@ -234,7 +264,7 @@ pub fn format_report(r: &ServerReport) -> String {
             g.rejected_bad_version,
             g.dropped_malformed,
             g.dropped_not_logged_in,
-            g.dropped_session_table_full,
+            g.dropped_unauthenticated,
             g.closed_oversize_frame,
             g.ring_full,
             g.heartbeats,

@@ -10,7 +10,9 @@ use peregrine_netio::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
 use peregrine_sequencer::wire::message::Ack;
 use peregrine_sequencer::wire::moldudp64::MoldPacket;
 use peregrine_sequencer::{EchoApp, Sequencer};
-use peregrine_tools::dpdk::{client_frame, CLIENT_IP, CLIENT_PORT, MOLD_SEQ_AT, SERVER_IP, SERVER_PORT};
+use peregrine_tools::dpdk::{
+    client_frame, login_frame, ring_directory, CLIENT_IP, CLIENT_PORT, MOLD_SEQ_AT, SERVER_IP, SERVER_PORT,
+};
 use zerocopy::FromBytes;
 
 #[test]
@@ -40,8 +42,18 @@ fn frames_in_acks_out_through_gateway_and_sequencer() {
     let mac = port.mac();
     port.add_neighbour(CLIENT_IP, mac);
     let (g, s) = ring_pair(1024).unwrap();
-    let mut gw = UdpGateway::new(0, port, g, GatewayOptions::default());
+    let mut gw = UdpGateway::new(0, port, g, ring_directory(), GatewayOptions::default());
     let mut seq = Sequencer::new(vec![s], EchoApp::new(), 1, 1024);
+
+    // Data before the login is dropped; the login binds the session.
+    let early = client_frame(mac);
+    assert_eq!(gw.port_mut().tx_raw(&[&early[..]]), 1);
+    gw.poll_rx();
+    assert_eq!(gw.counters().dropped_unauthenticated, 1);
+    assert_eq!(gw.port_mut().tx_raw(&[&login_frame(mac)[..]]), 1);
+    gw.poll_rx();
+    gw.poll_tx(); // the LoginAccepted frame loops back through the ring
+    assert_eq!(gw.counters().logins, 1);
 
     // Five MoldUDP64 packets of 14 Echo messages, client sequences 1..=70,
     // plus garbage frames between them.
@@ -70,8 +82,8 @@ fn frames_in_acks_out_through_gateway_and_sequencer() {
     assert_eq!(seq.counters().sequenced, 70);
     assert_eq!(
         gw.port_counters().rx_not_for_us,
-        5,
-        "the five truncated frames, counted"
+        6,
+        "the five truncated frames and the looped-back LoginAccepted, counted"
     );
     assert_eq!(gw.counters().accepted, 70);
     assert_eq!(gw.counters().tx_replies, 70);

@@ -14,6 +14,7 @@ fn malformed_udp_datagrams_are_dropped_or_rejected() {
     let srv = start_server(1, 0);
     let addr = srv.udp[0];
     let s = udp_client();
+    udp_login(&s, addr, "BAD");
     // Framing errors: dropped, no reply.
     s.send_to(&[1, 2, 3], addr).unwrap(); // shorter than the header
     let mut mismatch = mold("BAD", 1, &[&echo(1, 1), &echo(1, 2)]);
@@ -66,6 +67,7 @@ fn malformed_udp_datagrams_are_dropped_or_rejected() {
 
     // Another client is unaffected.
     let other = udp_client();
+    udp_login(&other, addr, "GOOD");
     other.send_to(&mold("GOOD", 1, &[&echo(9, 9)]), addr).unwrap();
     let r = recv_blocks(&other, 1, Duration::from_secs(5));
     assert_eq!(as_ack(&r[0].1).unwrap().global_seq.get(), 2);
@@ -162,6 +164,7 @@ fn udp_flood_of_garbage_does_not_stop_service() {
         let _ = junk.send_to(&bytes, addr);
     }
     let s = udp_client();
+    udp_login(&s, addr, "AFTER");
     s.send_to(&mold("AFTER", 1, &[&echo(1, 1)]), addr).unwrap();
     let r = recv_blocks(&s, 1, Duration::from_secs(10));
     assert!(as_ack(&r[0].1).is_some(), "served after the flood");
@@ -171,6 +174,7 @@ fn udp_flood_of_garbage_does_not_stop_service() {
 fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
     use peregrine_sequencer::wire::moldudp64::MoldPacket;
     let cfg = peregrine_tools::config::ServeConfig {
+        sessions: common::test_sessions(),
         udp: vec![lo()],
         tcp: vec![lo()],
         idle: "yield".into(),
@@ -182,6 +186,7 @@ fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
     // UDP: after one acked message, an idle session receives heartbeats
     // carrying the next reply sequence (2).
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "HB");
     s.send_to(&mold("HB", 1, &[&echo(1, 1)]), srv.udp[0]).unwrap();
     assert_eq!(recv_blocks(&s, 1, Duration::from_secs(5)).len(), 1);
     let mut buf = [0u8; 2048];
@@ -207,6 +212,7 @@ fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
 fn sessions_over_their_rate_limit_get_rejects_not_sequencing() {
     use peregrine_sequencer::wire::message::RejectReason;
     let cfg = peregrine_tools::config::ServeConfig {
+        sessions: common::test_sessions(),
         udp: vec![lo()],
         tcp: vec![lo()],
         idle: "yield".into(),
@@ -217,6 +223,7 @@ fn sessions_over_their_rate_limit_get_rejects_not_sequencing() {
     let srv = peregrine_tools::server::start(&cfg).unwrap();
     // UDP: 14 messages at once; the burst of 5 passes, the rest is rejected.
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "RATE");
     let blocks: Vec<[u8; 100]> = (0..14).map(|k| echo(k, k)).collect();
     let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
     s.send_to(&mold("RATE", 1, &refs), srv.udp[0]).unwrap();

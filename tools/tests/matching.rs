@@ -37,6 +37,7 @@ fn report(m: &[u8; MESSAGE_LEN]) -> ExecReport {
 #[test]
 fn udp_maker_and_tcp_taker_both_get_their_fill() {
     let cfg = ServeConfig {
+        sessions: common::test_sessions(),
         udp: vec![lo()],
         tcp: vec![lo()],
         idle: "yield".into(),
@@ -47,6 +48,7 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
 
     // Maker rests a sell of 10 @ 100 over UDP.
     let maker = udp_client();
+    udp_login(&maker, srv.udp[0], "MAKER");
     maker
         .send_to(&mold("MAKER", 1, &[&order(7, 2, 100, 10, 111)]), srv.udp[0])
         .unwrap();
@@ -133,6 +135,7 @@ fn order_flow_through_the_simulator_loses_nothing() {
     use peregrine_tools::client::{self, flow::FlowKind, ClientConfig, Mode, TransportKind};
     for t in [TransportKind::Udp, TransportKind::Tcp] {
         let mut cfg = ServeConfig {
+            sessions: common::test_sessions(),
             idle: "yield".into(),
             app: AppKind::Match,
             ..ServeConfig::default()
@@ -148,6 +151,7 @@ fn order_flow_through_the_simulator_loses_nothing() {
             srv.tcp[0]
         };
         let r = client::run(&ClientConfig {
+            secret: common::SECRET.into(),
             sessions: 4,
             mode: Mode::Rate(20_000.0),
             batch: 2,

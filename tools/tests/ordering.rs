@@ -18,9 +18,12 @@ fn gap_free_global_order_across_two_udp_gateways_and_tcp() {
     ];
     let handles: Vec<_> = targets
         .iter()
-        .map(|&(t, addr)| {
+        .enumerate()
+        .map(|(i, &(t, addr))| {
             std::thread::spawn(move || {
                 let cfg = ClientConfig {
+                    secret: common::SECRET.into(),
+                    first_session: 3 * i,
                     sessions: 3,
                     mode: Mode::Rate(20_000.0),
                     batch: 4,
@@ -61,6 +64,7 @@ fn gap_free_global_order_across_two_udp_gateways_and_tcp() {
 fn every_udp_ack_matches_its_message() {
     let srv = start_server(1, 0);
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "MATCH");
     let mut sent = HashMap::new();
     let mut client_seq = 1u64;
     for d in 0..50u64 {
@@ -121,7 +125,7 @@ fn second_tcp_login_to_a_live_session_is_rejected() {
     let _first = SoupClient::login(srv.tcp[0], "ONLYONE");
     let mut second = SoupClient::connect(srv.tcp[0]);
     let mut req = [0u8; 49];
-    let n = peregrine_sequencer::wire::soupbintcp::write_login_request(&mut req, "x", "", "ONLYONE", 0);
+    let n = peregrine_sequencer::wire::soupbintcp::write_login_request(&mut req, "x", SECRET, "ONLYONE", 0);
     std::io::Write::write_all(&mut second.stream, &req[..n]).unwrap();
     let p = second.next_packet(Duration::from_secs(5));
     assert_eq!(p, Some((b'J', vec![b'S'])), "Login Rejected, session unavailable");
@@ -138,6 +142,7 @@ fn run_load(
         TransportKind::Tcp => srv.tcp[0],
     };
     let ccfg = ClientConfig {
+        secret: common::SECRET.into(),
         sessions: 2,
         mode: Mode::Throughput { window: 14 * 64 },
         batch: 14,
@@ -157,6 +162,7 @@ fn run_load(
 fn tiny_rings_backpressure_without_loss() {
     for t in [TransportKind::Udp, TransportKind::Tcp] {
         let mut cfg = peregrine_tools::config::ServeConfig {
+            sessions: common::test_sessions(),
             idle: "yield".into(),
             ring_capacity: 2,
             ..Default::default()
@@ -175,6 +181,7 @@ fn tiny_rings_backpressure_without_loss() {
 fn dedicated_layout_serves_both_transports() {
     for t in [TransportKind::Udp, TransportKind::Tcp] {
         let mut cfg = peregrine_tools::config::ServeConfig {
+            sessions: common::test_sessions(),
             idle: "backoff".into(),
             layout: "dedicated".into(),
             ..Default::default()
@@ -192,6 +199,7 @@ fn dedicated_layout_serves_both_transports() {
 #[test]
 fn nonexistent_core_is_refused() {
     let cfg = peregrine_tools::config::ServeConfig {
+        sessions: common::test_sessions(),
         udp: vec![lo()],
         cores: vec![4096],
         ..Default::default()
@@ -207,6 +215,7 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
     use peregrine_sequencer::wire::message::RejectReason;
     let srv = start_server(1, 0);
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "DEDUP");
     s.send_to(
         &mold("DEDUP", 1, &[&echo(1, 11), &echo(2, 22), &echo(3, 33)]),
         srv.udp[0],
@@ -256,6 +265,7 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
 fn udp_messages_ahead_of_a_gap_are_held_and_taken_in_order_when_it_fills() {
     let srv = start_server(1, 0);
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "HOLD");
     s.send_to(&mold("HOLD", 1, &[&echo(1, 1)]), srv.udp[0]).unwrap();
     s.send_to(&mold("HOLD", 3, &[&echo(3, 3), &echo(4, 4)]), srv.udp[0])
         .unwrap();

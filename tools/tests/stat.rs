@@ -14,6 +14,7 @@ fn counters_file_tracks_a_running_server() {
     let journal = std::env::temp_dir().join(format!("peregrine-stat-journal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&journal);
     let cfg = ServeConfig {
+        sessions: common::test_sessions(),
         udp: vec![lo()],
         idle: "yield".into(),
         counters_file: Some(path.clone()),
@@ -24,6 +25,7 @@ fn counters_file_tracks_a_running_server() {
     };
     let srv = peregrine_tools::server::start(&cfg).unwrap();
     let s = udp_client();
+    udp_login(&s, srv.udp[0], "STAT");
     for k in 0..25u64 {
         s.send_to(
             &mold(
@@ -51,7 +53,12 @@ fn counters_file_tracks_a_running_server() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(value("udp gateway 0", "accepted"), Some(100));
-    assert_eq!(value("udp gateway 0", "port_rx_packets"), Some(25));
+    assert_eq!(
+        value("udp gateway 0", "port_rx_packets"),
+        Some(26),
+        "the login and 25 data packets"
+    );
+    assert_eq!(value("udp gateway 0", "logins"), Some(1));
     assert!(
         value("sequencer", "idle_loops").unwrap() > 0,
         "the loop counters move while running"

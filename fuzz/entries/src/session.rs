@@ -9,18 +9,25 @@
 //! check every reply they are asked to send; a real `Sequencer` runs
 //! `EchoApp` behind a wrapper that checks the sequenced stream.
 //!
+//! Sessions are configured: UDP sessions S0–S2 and a probe session, TCP
+//! sessions T0, T1 and usernames u0, u1 with secret `pw`, T2 with another
+//! secret (so `pw` is refused), u2/u3 and the garbage name unknown. UDP
+//! logins and logouts are blocks of kinds [`LOGIN`], [`BAD_LOGIN`] and
+//! [`LOGOUT`].
+//!
 //! The fake ports keep the `Port` contract as the kernel ports do: `recv`
 //! clears the batch; a slot is reopened only after its `Closed` event with a
 //! new generation; `close` makes a later `recv` report `Closed`.
 
 use crate::Bytes;
+use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
 use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_netio::{
     ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES,
 };
 use peregrine_sequencer::wire::message::{
-    classify_inbound, Ack, Echo, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
+    classify_inbound, Ack, Echo, Login, Logout, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
 };
 use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
 use peregrine_sequencer::wire::soupbintcp::{self, kind, parse_packet, SoupPacket};
@@ -97,7 +104,23 @@ impl Default for Config {
 
 /// A block kind (byte): 0–3 Echo, 4 NewOrder, 5 wrong length, 6 a
 /// server→client type, 7 a bad layout version. Higher bits vary contents.
+/// Block kind: a UDP Login with the right secret.
+pub(crate) const LOGIN: u8 = 0xFA;
+/// Block kind: a UDP Login with a wrong secret.
+pub(crate) const BAD_LOGIN: u8 = 0xFB;
+/// Block kind: a UDP Logout.
+pub(crate) const LOGOUT: u8 = 0xFC;
+/// The secret of the configured sessions.
+const SECRET: &str = "pw";
+
 pub(crate) fn block(kind: u8) -> Vec<u8> {
+    let secret = |s: &str| peregrine_gateway::directory::alpha::<10>(s).expect("valid secret");
+    match kind {
+        LOGIN => return Login::new(secret(SECRET), 0, 1).as_bytes().to_vec(),
+        BAD_LOGIN => return Login::new(secret("nope"), 0, 1).as_bytes().to_vec(),
+        LOGOUT => return Logout::new(1).as_bytes().to_vec(),
+        _ => {}
+    }
     let mut m = Echo::new(u64::from(kind) * 1_000, u64::from(kind))
         .as_bytes()
         .to_vec();
@@ -264,6 +287,23 @@ pub(crate) fn encode(cfg: &Config, ops: &[Op]) -> Vec<u8> {
     out
 }
 
+/// The configured sessions (see the module docs).
+fn directory() -> SessionDirectory {
+    let cred = |name: &str, secret: &str| SessionCredential {
+        name: alpha(name).expect("valid name"),
+        secret: alpha(secret).expect("valid secret"),
+    };
+    let creds: Vec<SessionCredential> = ["S0", "S1", "S2", PROBE_SESSION, "T0", "T1", "u0", "u1"]
+        .iter()
+        .map(|n| cred(n, SECRET))
+        .chain([cred("T2", "other")])
+        .collect();
+    SessionDirectory::new(&creds).expect("distinct names")
+}
+
+/// The session the final liveness probe logs in.
+const PROBE_SESSION: &str = "PROBE";
+
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1 + i], 40_000 + u16::from(i)))
 }
@@ -310,8 +350,9 @@ struct ConnSlot {
 /// What the gateway was asked to send, checked as it goes.
 #[derive(Default)]
 struct TxCheck {
-    /// UDP: next downstream sequence per (peer, session).
-    udp_next: HashMap<(SocketAddr, SessionName), u64>,
+    /// UDP: next downstream sequence per session (it continues across
+    /// logins from different addresses).
+    udp_next: HashMap<SessionName, u64>,
     /// Last Ack global sequence per UDP (peer, session) or TCP connection.
     last_ack: HashMap<Peer, HashMap<SessionName, u64>>,
     acks: u64,
@@ -319,6 +360,7 @@ struct TxCheck {
     logins_accepted: u64,
     logins_rejected: u64,
     retransmitted: u64,
+    logouts: u64,
 }
 
 impl TxCheck {
@@ -337,6 +379,7 @@ impl TxCheck {
             let r = Reject::ref_from_bytes(msg).expect("100 bytes");
             // 1-3: malformed message; 8: client sequence gap; 9: a
             // retransmission whose original reply left the reply log.
+            assert_eq!(r.global_seq.get(), 0, "gateway rejects are not sequenced");
             assert!(
                 matches!(r.reason.get(), 1..=3 | 8 | 9),
                 "gateway reject reason {}",
@@ -353,12 +396,29 @@ impl TxCheck {
             panic!("UDP reply to a non-address peer {peer:?}");
         };
         let p = MoldPacket::new_checked(data).expect("reply datagram is valid MoldUDP64");
+        if p.is_end_of_session() {
+            self.logouts += 1;
+            return;
+        }
         let n = p.count();
+        if p.sequence() == 0 {
+            // Unsequenced: one login answer or session-layer reject.
+            assert_eq!(n, 1, "unsequenced packets carry one message");
+            for b in p.blocks() {
+                match b.first().copied().and_then(MessageType::from_code) {
+                    Some(MessageType::LoginAccepted) => self.logins_accepted += 1,
+                    Some(MessageType::LoginRejected) => self.logins_rejected += 1,
+                    Some(MessageType::Reject) => self.reply(peer, p.session(), b),
+                    other => panic!("unsequenced {other:?}"),
+                }
+            }
+            return;
+        }
         assert!(
             n >= 1 && usize::from(n) <= MAX_MESSAGES_PER_PACKET,
             "reply count {n}"
         );
-        let next = self.udp_next.entry((a, p.session())).or_insert(1);
+        let next = self.udp_next.entry(p.session()).or_insert(1);
         if p.sequence() < *next {
             // The original replies to a retransmitted message, sent again
             // with their original sequence numbers.
@@ -384,7 +444,22 @@ impl TxCheck {
                 panic!("TCP write is not whole SoupBinTCP packets: {data:?}");
             };
             match p {
-                SoupPacket::SequencedData(m) => self.reply(peer, [0; 10], m),
+                SoupPacket::SequencedData(m) => {
+                    assert_eq!(
+                        m.first(),
+                        Some(&(MessageType::Ack as u8)),
+                        "only acks are sequenced"
+                    );
+                    self.reply(peer, [0; 10], m)
+                }
+                SoupPacket::UnsequencedData(m) => {
+                    assert_eq!(
+                        m.first(),
+                        Some(&(MessageType::Reject as u8)),
+                        "only rejects are unsequenced"
+                    );
+                    self.reply(peer, [0; 10], m)
+                }
                 SoupPacket::LoginAccepted { .. } => self.logins_accepted += 1,
                 SoupPacket::LoginRejected(_) => self.logins_rejected += 1,
                 other => panic!("gateway sent {other:?}"),
@@ -594,7 +669,11 @@ impl World {
             rate_limit: Default::default(),
             reply_log_depth: 64,
             reorder_window: 8,
+            login_policy: Default::default(),
+            // Real clock again: never report Busy within a run.
+            busy_after: std::time::Duration::from_secs(3600),
         };
+        let directory = Arc::new(directory());
         let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
         let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);
         let app = CheckedApp {
@@ -603,8 +682,8 @@ impl World {
             tcp_client_seq: HashMap::new(),
         };
         World {
-            udp: UdpGateway::new(0, udp_port.clone(), udp_rings, opts),
-            tcp: TcpGateway::new(1, tcp_port.clone(), tcp_rings, opts),
+            udp: UdpGateway::new(0, udp_port.clone(), udp_rings, Arc::clone(&directory), opts),
+            tcp: TcpGateway::new(1, tcp_port.clone(), tcp_rings, directory, opts),
             udp_port,
             tcp_port,
             seq: Sequencer::new(vec![udp_seq, tcp_seq], app, 1, cfg.seq_batch),
@@ -747,14 +826,25 @@ impl World {
         }
         // UDP peers are always routable: every ack and reject left.
         let us = self.udp_port.state();
-        assert_eq!(u.replies_unroutable, 0);
-        assert_eq!(us.tx.acks, u.accepted, "udp: acks sent != accepted");
+        // (A session logged out has no peer: its replies are unroutable.)
+        assert_eq!(
+            us.tx.acks + u.replies_unroutable,
+            u.accepted,
+            "udp: acks sent + unroutable != accepted"
+        );
+        // Rejects resent for retransmitted messages are the part of the
+        // gateway's retransmissions that the downstream check did not see.
+        let resent_rejects = u.replies_retransmitted - us.tx.retransmitted;
         assert_eq!(
             us.tx.rejects,
-            u.rejected() - u.dropped_gap + u.rejected_too_old,
+            u.rejected() - u.dropped_gap + u.rejected_too_old + resent_rejects,
             "udp: rejects sent != rejected"
         );
-        assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies);
+        assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies + resent_rejects);
+        assert_eq!(
+            (us.tx.logins_accepted, us.tx.logins_rejected),
+            (u.logins, u.logins_rejected)
+        );
         // TCP replies either left or were counted unroutable.
         let ts = self.tcp_port.state();
         assert_eq!(ts.tx.acks + ts.tx.rejects, t.tx_replies);
@@ -771,11 +861,14 @@ impl World {
     /// counted.
     fn probe(&mut self) {
         let (hu, ht) = (self.udp.counters().heartbeats, self.tcp.counters().heartbeats);
-        let hb = mold_packet(0, &session_field(0), &[], false);
-        self.udp_port
-            .state()
-            .rx
-            .push_back((Peer::Addr(addr(0)), RxEvent::Data, hb));
+        let probe = peregrine_sequencer::wire::moldudp64::session_name(PROBE_SESSION);
+        let login = mold_packet(0, &probe, &[LOGIN], false);
+        let hb = mold_packet(0, &probe, &[], false);
+        {
+            let mut s = self.udp_port.state();
+            s.rx.push_back((Peer::Addr(addr(ADDRS)), RxEvent::Data, login));
+            s.rx.push_back((Peer::Addr(addr(ADDRS)), RxEvent::Data, hb));
+        }
         {
             let mut s = self.tcp_port.state();
             s.open(PROBE_CONN);
@@ -869,14 +962,21 @@ mod tests {
     /// The harness really drives traffic end to end.
     #[test]
     fn scripts_reach_the_sequencer_and_back() {
+        let mold = |from: u8, seq: u8, blocks: Vec<u8>| Op::UdpMold {
+            from,
+            session: 0,
+            seq,
+            blocks,
+            end_of_session: false,
+        };
         let ops = [
-            Op::UdpMold {
-                from: 0,
-                session: 0,
-                seq: 1,
-                blocks: vec![0; 14],
-                end_of_session: false,
-            },
+            // Not logged in: dropped. A wrong secret: refused.
+            mold(0, 1, vec![0; 3]),
+            mold(0, 0, vec![BAD_LOGIN]),
+            mold(0, 0, vec![LOGIN]),
+            mold(0, 1, vec![0; 14]),
+            // Another address naming the bound session: dropped.
+            mold(1, 15, vec![0; 2]),
             Op::TcpOpen { conn: 0 },
             Op::TcpLogin {
                 conn: 0,
@@ -893,6 +993,11 @@ mod tests {
         let w = run_world(&encode(&Config::default(), &ops));
         let (u, t) = (w.udp.counters(), w.tcp.counters());
         assert_eq!((u.accepted, t.accepted, t.rejected(), t.logins), (14, 2, 1, 1));
+        // The probe's login is the second accepted one.
+        assert_eq!(
+            (u.logins, u.logins_rejected, u.dropped_unauthenticated),
+            (2, 1, 2)
+        );
         assert_eq!(w.seq.counters().sequenced, 16);
         assert_eq!(w.udp_port.state().tx.acks, 14);
         let ts = w.tcp_port.state();

@@ -54,11 +54,19 @@ pub enum MessageType {
     Replaced = b'R',
     /// Server → client: remainder expired (IOC/FOK/market).
     Expired = b'D',
+    /// Client → server, UDP session control: log in (never sequenced).
+    Login = b'L',
+    /// Client → server, UDP session control: log out (never sequenced).
+    Logout = b'Q',
+    /// Server → client, UDP session control: login accepted.
+    LoginAccepted = b'W',
+    /// Server → client, UDP session control: login rejected.
+    LoginRejected = b'V',
 }
 
 impl MessageType {
     /// Every type, for tables and tests.
-    pub const ALL: [MessageType; 11] = [
+    pub const ALL: [MessageType; 15] = [
         MessageType::Echo,
         MessageType::NewOrder,
         MessageType::Cancel,
@@ -70,6 +78,10 @@ impl MessageType {
         MessageType::Cancelled,
         MessageType::Replaced,
         MessageType::Expired,
+        MessageType::Login,
+        MessageType::Logout,
+        MessageType::LoginAccepted,
+        MessageType::LoginRejected,
     ];
 
     /// The type for a code byte, if known.
@@ -83,6 +95,12 @@ impl MessageType {
             self,
             MessageType::Echo | MessageType::NewOrder | MessageType::Cancel | MessageType::Replace
         )
+    }
+
+    /// True for the UDP session-control messages a client sends (Login,
+    /// Logout): handled by the gateway, never sequenced.
+    pub fn is_session_control(self) -> bool {
+        matches!(self, MessageType::Login | MessageType::Logout)
     }
 }
 
@@ -416,6 +434,87 @@ message_layout! {
     }
 }
 
+message_layout! {
+    /// Client → server, type `L`: UDP login. Alone in a MoldUDP64 packet
+    /// whose session field names the session; the header sequence is
+    /// ignored. Never sequenced.
+    Login {
+        /// `L`.
+        msg_type: u8,
+        /// [`LAYOUT_VERSION`].
+        version: u8,
+        /// Zero.
+        reserved: [u8; 6],
+        /// Client's send time, ns (echoed in the answer).
+        client_ts_ns: U64,
+        /// The session's secret, ASCII, space padded (as SoupBinTCP's password).
+        secret: [u8; 10],
+        /// Zero.
+        reserved2: [u8; 6],
+        /// Next reply sequence the client wants (0: none replayed); replies from it on are resent.
+        reply_seq: U64,
+        /// Zero.
+        reserved3: [u8; 60],
+    }
+}
+
+message_layout! {
+    /// Client → server, type `Q`: UDP logout; unbinds the session from its
+    /// address. Never sequenced.
+    Logout {
+        /// `Q`.
+        msg_type: u8,
+        /// [`LAYOUT_VERSION`].
+        version: u8,
+        /// Zero.
+        reserved: [u8; 6],
+        /// Client's send time, ns.
+        client_ts_ns: U64,
+        /// Zero.
+        reserved2: [u8; 84],
+    }
+}
+
+message_layout! {
+    /// Server → client, type `W`: the UDP login was accepted and the
+    /// session is bound to the address it came from.
+    LoginAccepted {
+        /// `W`.
+        msg_type: u8,
+        /// [`LAYOUT_VERSION`].
+        version: u8,
+        /// Zero.
+        reserved: [u8; 6],
+        /// The login's client timestamp, echoed.
+        client_ts_ns: U64,
+        /// Client sequence number the server expects next.
+        next_client_seq: U64,
+        /// Sequence number of the next new reply.
+        next_reply_seq: U64,
+        /// Zero.
+        reserved2: [u8; 68],
+    }
+}
+
+message_layout! {
+    /// Server → client, type `V`: the UDP login was refused; the session
+    /// stays unbound (or bound to its previous address).
+    LoginRejected {
+        /// `V`.
+        msg_type: u8,
+        /// [`LAYOUT_VERSION`].
+        version: u8,
+        /// `A` not authorised (unknown session or wrong secret), `S` session not available (logged in elsewhere, or owned by another gateway).
+        reason: u8,
+        /// Zero.
+        reserved: [u8; 5],
+        /// The login's client timestamp, echoed.
+        client_ts_ns: U64,
+        /// Zero.
+        reserved2: [u8; 84],
+    }
+}
+
 /// Every layout, for the protocol document test.
 pub const LAYOUTS: &[(&str, &[FieldLayout])] = &[
     ("Echo", Echo::FIELDS),
@@ -425,6 +524,10 @@ pub const LAYOUTS: &[(&str, &[FieldLayout])] = &[
     ("Ack", Ack::FIELDS),
     ("Reject", Reject::FIELDS),
     ("ExecReport", ExecReport::FIELDS),
+    ("Login", Login::FIELDS),
+    ("Logout", Logout::FIELDS),
+    ("LoginAccepted", LoginAccepted::FIELDS),
+    ("LoginRejected", LoginRejected::FIELDS),
 ];
 
 impl Echo {
@@ -465,6 +568,57 @@ impl Reject {
         }
         r.gateway_rx_ns = U64::new(gateway_rx_ns);
         r
+    }
+}
+
+impl Login {
+    /// A login with `secret` (space padded), asking for replies from
+    /// `reply_seq` on (0: none), sent at `client_ts_ns`.
+    pub fn new(secret: [u8; 10], reply_seq: u64, client_ts_ns: u64) -> Login {
+        let mut m = Login::new_zeroed();
+        m.msg_type = MessageType::Login as u8;
+        m.version = LAYOUT_VERSION;
+        m.secret = secret;
+        m.reply_seq = U64::new(reply_seq);
+        m.client_ts_ns = U64::new(client_ts_ns);
+        m
+    }
+}
+
+impl Logout {
+    /// A logout sent at `client_ts_ns`.
+    pub fn new(client_ts_ns: u64) -> Logout {
+        let mut m = Logout::new_zeroed();
+        m.msg_type = MessageType::Logout as u8;
+        m.version = LAYOUT_VERSION;
+        m.client_ts_ns = U64::new(client_ts_ns);
+        m
+    }
+}
+
+impl LoginAccepted {
+    /// An acceptance echoing `client_ts_ns`, with the session's next
+    /// expected client sequence and next reply sequence.
+    pub fn new(client_ts_ns: u64, next_client_seq: u64, next_reply_seq: u64) -> LoginAccepted {
+        let mut m = LoginAccepted::new_zeroed();
+        m.msg_type = MessageType::LoginAccepted as u8;
+        m.version = LAYOUT_VERSION;
+        m.client_ts_ns = U64::new(client_ts_ns);
+        m.next_client_seq = U64::new(next_client_seq);
+        m.next_reply_seq = U64::new(next_reply_seq);
+        m
+    }
+}
+
+impl LoginRejected {
+    /// A refusal with reason byte `reason` (`A` or `S`).
+    pub fn new(reason: u8, client_ts_ns: u64) -> LoginRejected {
+        let mut m = LoginRejected::new_zeroed();
+        m.msg_type = MessageType::LoginRejected as u8;
+        m.version = LAYOUT_VERSION;
+        m.reason = reason;
+        m.client_ts_ns = U64::new(client_ts_ns);
+        m
     }
 }
 

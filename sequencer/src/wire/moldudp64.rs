@@ -52,6 +52,39 @@ pub enum MoldError {
     TrailingBytes(usize),
 }
 
+/// A MoldUDP64 retransmission request: a header with no message blocks
+/// whose count is neither 0 (heartbeat) nor 0xFFFF (end of session). It
+/// asks for `count` messages from `sequence` on (downstream sequence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetransmissionRequest {
+    /// The session field.
+    pub session: SessionName,
+    /// First sequence number wanted.
+    pub sequence: u64,
+    /// How many messages are wanted.
+    pub count: u16,
+}
+
+impl RetransmissionRequest {
+    /// `Some` when `buf` is exactly a header asking for messages.
+    pub fn parse(buf: &[u8]) -> Option<RetransmissionRequest> {
+        let h: &[u8; HEADER_LEN] = buf.try_into().ok()?;
+        let count = u16::from_be_bytes([h[18], h[19]]);
+        if count == HEARTBEAT || count == END_OF_SESSION {
+            return None;
+        }
+        let mut session = [0u8; SESSION_LEN];
+        session.copy_from_slice(&h[..SESSION_LEN]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&h[10..18]);
+        Some(RetransmissionRequest {
+            session,
+            sequence: u64::from_be_bytes(seq),
+            count,
+        })
+    }
+}
+
 /// A validated, borrowed MoldUDP64 packet.
 #[derive(Clone, Copy, Debug)]
 pub struct MoldPacket<'a> {
@@ -205,6 +238,29 @@ pub const MAX_MESSAGES_PER_PACKET: usize = (MAX_PAYLOAD - HEADER_LEN) / (2 + 100
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_header_with_a_count_and_no_blocks_is_a_retransmission_request() {
+        let mut h = [0u8; HEADER_LEN];
+        write_header_only(&mut h, &session_name("S1"), 40, 7);
+        assert_eq!(
+            RetransmissionRequest::parse(&h),
+            Some(RetransmissionRequest {
+                session: session_name("S1"),
+                sequence: 40,
+                count: 7
+            })
+        );
+        assert!(
+            MoldPacket::new_checked(&h).is_err(),
+            "not a packet: its blocks are missing"
+        );
+        for count in [HEARTBEAT, END_OF_SESSION] {
+            write_header_only(&mut h, &session_name("S1"), 40, count);
+            assert_eq!(RetransmissionRequest::parse(&h), None);
+        }
+        assert_eq!(RetransmissionRequest::parse(&[0u8; HEADER_LEN + 1]), None);
+    }
 
     #[test]
     fn fourteen_messages_fit() {

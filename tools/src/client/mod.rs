@@ -102,6 +102,12 @@ pub struct ClientConfig {
     pub retransmit: Option<Duration>,
     /// How long to wait for outstanding answers after sending stops.
     pub drain: Duration,
+    /// The sessions' secret (every simulated session uses the same one).
+    pub secret: String,
+    /// Number of the first session's name: sessions are PG`first_session`,
+    /// PG`first_session + 1`, ... (simulators sharing a server need
+    /// disjoint sessions).
+    pub first_session: usize,
 }
 
 impl ClientConfig {
@@ -122,6 +128,8 @@ impl ClientConfig {
             keep_answers: false,
             retransmit: None,
             drain: Duration::from_secs(2),
+            secret: String::new(),
+            first_session: 0,
         }
     }
 }
@@ -163,14 +171,23 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
     crate::pinning::pin_current(cfg.core)?;
     match cfg.transport {
         TransportKind::Udp => {
-            let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?;
+            let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?.with_first_session(cfg.first_session);
             if let Some(rto) = cfg.retransmit {
                 t = t.with_retransmission(rto);
+            }
+            if !cfg.raw_peer {
+                t.login(&cfg.secret, Duration::from_secs(5))?;
             }
             run_with(&mut t, cfg)
         }
         TransportKind::Tcp => {
-            let mut t = tcp::TcpClient::connect(cfg.server, cfg.sessions, cfg.raw_peer)?;
+            let mut t = tcp::TcpClient::connect(
+                cfg.server,
+                cfg.sessions,
+                cfg.first_session,
+                cfg.raw_peer,
+                &cfg.secret,
+            )?;
             run_with(&mut t, cfg)
         }
     }

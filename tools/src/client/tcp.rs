@@ -23,6 +23,15 @@ struct Conn {
     echoed: u64,
 }
 
+/// What a Login Rejected reason byte means.
+pub fn login_rejection(code: u8) -> &'static str {
+    match code {
+        b'A' => "A (not authorised: unknown session or wrong secret; check --secret)",
+        b'S' => "S (session not available: logged in elsewhere)",
+        _ => "unknown reason",
+    }
+}
+
 /// The TCP simulator's transport.
 pub struct TcpClient {
     conns: Vec<Conn>,
@@ -31,16 +40,23 @@ pub struct TcpClient {
 impl TcpClient {
     /// Connects `sessions` sessions; logs each in unless `raw` (baseline:
     /// the peer is a raw echo that speaks no SoupBinTCP).
-    pub fn connect(server: SocketAddr, sessions: usize, raw: bool) -> anyhow::Result<Self> {
+    /// Sessions are named PG`first`, PG`first + 1`, ...
+    pub fn connect(
+        server: SocketAddr,
+        sessions: usize,
+        first: usize,
+        raw: bool,
+        secret: &str,
+    ) -> anyhow::Result<Self> {
         let mut conns = Vec::with_capacity(sessions);
         for s in 0..sessions {
             let mut stream = TcpStream::connect(server)?;
             stream.set_nodelay(true)?;
             let mut next_seq = 1;
             if !raw {
-                let name = client_session_name(s);
+                let name = client_session_name(first + s);
                 let mut req = [0u8; 49];
-                let n = write_login_request(&mut req, "pg", "", std::str::from_utf8(&name)?, 0);
+                let n = write_login_request(&mut req, "pg", secret, std::str::from_utf8(&name)?, 0);
                 stream.write_all(&req[..n])?;
                 stream.set_read_timeout(Some(Duration::from_secs(5)))?;
                 let mut buf = [0u8; 64];
@@ -56,7 +72,11 @@ impl TcpClient {
                             break;
                         }
                         Ok(Some((SoupPacket::LoginRejected(r), _))) => {
-                            anyhow::bail!("login rejected: {}", r as char)
+                            anyhow::bail!(
+                                "login of session {} rejected: {}",
+                                String::from_utf8_lossy(&name).trim_end(),
+                                login_rejection(r)
+                            )
                         }
                         Ok(Some((other, _))) => anyhow::bail!("unexpected {other:?} during login"),
                         Ok(None) => continue,

@@ -48,9 +48,11 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
         }
         MessageType::Reject => {
             let j = Reject::ref_from_bytes(block).ok()?;
-            if j.reason.get() == RejectReason::SequenceGap as u16 {
-                // Not an answer: an earlier message went missing and this
-                // one must be sent again after it.
+            if j.reason.get() == RejectReason::SequenceGap as u16
+                || j.reason.get() == RejectReason::Busy as u16
+            {
+                // Not an answer: an earlier message went missing (or the
+                // server is overloaded) and this one must be sent again.
                 return None;
             }
             Reply {
@@ -71,6 +73,11 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
             global_seq: 0,
             order_id: u64::from_le_bytes(block[16..24].try_into().unwrap_or([0; 8])),
         },
+        // Session control, not an answer to a message.
+        MessageType::Login
+        | MessageType::Logout
+        | MessageType::LoginAccepted
+        | MessageType::LoginRejected => return None,
         _ => {
             let e = ExecReport::ref_from_bytes(block).ok()?;
             Reply {

@@ -1,6 +1,12 @@
 //! UDP client: all sessions share one socket (sessions are told apart by
 //! the MoldUDP64 session name, `PG` + 8 digits), datagrams batched with
 //! `sendmmsg`/`recvmmsg` through the same netio port the server uses.
+//!
+//! Each session logs in first (a Login message with the secret) and resumes
+//! at the client sequence the server expects. Replies carry the session's
+//! reply sequence; when one goes missing (a later packet or a heartbeat
+//! shows a gap that does not fill within [`REREQUEST_AFTER_NS`]), the client
+//! asks for it again with a MoldUDP64 retransmission request.
 
 use super::flow::Flow;
 use super::recorder::Reply;
@@ -8,7 +14,7 @@ use super::transport::{decode_reply, ClientTransport};
 use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
 use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 
@@ -47,6 +53,8 @@ pub struct UdpClient {
     tx: PacketBatch,
     rx: PacketBatch,
     names: Vec<SessionName>,
+    /// Number of the first session's name (PG + 8 digits).
+    first_session: usize,
     next_seq: Vec<u64>,
     /// Retransmission timeout, ns (None: never retransmit).
     rto_ns: Option<u64>,
@@ -56,6 +64,77 @@ pub struct UdpClient {
     /// Per session: the server reported a sequence gap, resend now.
     fast: Vec<bool>,
     resent: u64,
+    /// Per session: which replies have arrived (by reply sequence).
+    replies: Vec<ReplyTrack>,
+    rerequests: u64,
+}
+
+/// Wait this long for a reply gap to fill by itself (reordering) before
+/// asking for the missing replies.
+pub const REREQUEST_AFTER_NS: u64 = 2_000_000;
+
+/// The replies of one session that have arrived, by reply sequence: all
+/// below `next`, plus the ranges in `ahead`; `known_end` is one past the
+/// highest sequence the server has shown to exist (heartbeats included).
+#[derive(Clone, Debug, Default)]
+pub struct ReplyTrack {
+    next: u64,
+    ahead: BTreeMap<u64, u64>,
+    known_end: u64,
+    gap_since_ns: u64,
+    requested_ns: u64,
+}
+
+impl ReplyTrack {
+    /// Starts at reply sequence `next`.
+    pub fn new(next: u64) -> ReplyTrack {
+        ReplyTrack {
+            next,
+            known_end: next,
+            ..ReplyTrack::default()
+        }
+    }
+
+    /// Replies `first..end` arrived (`first == end`: a heartbeat saying
+    /// replies up to `end` exist).
+    pub fn arrived(&mut self, first: u64, end: u64, now_ns: u64) {
+        self.known_end = self.known_end.max(end);
+        if end > first && end > self.next {
+            if first <= self.next {
+                self.next = end;
+            } else {
+                let e = self.ahead.entry(first).or_insert(end);
+                *e = (*e).max(end);
+            }
+        }
+        while let Some((&s, &e)) = self.ahead.first_key_value() {
+            if s > self.next {
+                break;
+            }
+            self.ahead.pop_first();
+            self.next = self.next.max(e);
+        }
+        if self.next >= self.known_end {
+            self.gap_since_ns = 0;
+        } else if self.gap_since_ns == 0 {
+            self.gap_since_ns = now_ns;
+        }
+    }
+
+    /// The missing range to ask for now, if a gap has lasted long enough
+    /// and was not asked for recently.
+    pub fn request(&mut self, now_ns: u64) -> Option<(u64, u16)> {
+        if self.gap_since_ns == 0
+            || now_ns.saturating_sub(self.gap_since_ns) < REREQUEST_AFTER_NS
+            || now_ns.saturating_sub(self.requested_ns) < 4 * REREQUEST_AFTER_NS
+        {
+            return None;
+        }
+        let end = self.ahead.keys().next().copied().unwrap_or(self.known_end);
+        let count = (end - self.next).min(u16::MAX as u64 - 1) as u16;
+        self.requested_ns = now_ns;
+        (count > 0).then_some((self.next, count))
+    }
 }
 
 /// A message kept for retransmission.
@@ -88,12 +167,123 @@ impl UdpClient {
             tx: PacketBatch::new(64),
             rx: PacketBatch::new(64),
             names: (0..sessions).map(client_session_name).collect(),
+            first_session: 0,
             next_seq: vec![1; sessions],
             rto_ns: None,
             outstanding: (0..sessions).map(|_| VecDeque::new()).collect(),
             fast: vec![false; sessions],
             resent: 0,
+            replies: vec![ReplyTrack::new(1); sessions],
+            rerequests: 0,
         })
+    }
+
+    /// Logs every session in with `secret`, resending Logins every 200 ms
+    /// until each is answered or `timeout` passes. Each session then
+    /// continues at the client sequence and reply sequence the server
+    /// reports (a restarted client resumes where its session left off).
+    pub fn login(&mut self, secret: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+        use peregrine_sequencer::wire::message::{Login, LoginAccepted, LoginRejected, MessageType};
+        use zerocopy::FromBytes;
+        let secret = peregrine_gateway::directory::alpha::<10>(secret)
+            .map_err(|e| anyhow::anyhow!("secret {e} (pass --secret)"))?;
+        let start = peregrine_netio::clock::now_ns();
+        let deadline = start + timeout.as_nanos() as u64;
+        let mut pending: Vec<bool> = vec![true; self.names.len()];
+        let mut next_try = start;
+        while pending.iter().any(|&p| p) {
+            let now = peregrine_netio::clock::now_ns();
+            anyhow::ensure!(now < deadline, "no answer to the UDP login from {}", self.server);
+            if now >= next_try {
+                for s in (0..pending.len()).filter(|&s| pending[s]) {
+                    let mut buf = [0u8; 128];
+                    let Some(mut b) = MoldBuilder::new(&mut buf, &self.names[s], 0) else {
+                        continue;
+                    };
+                    b.push(zerocopy::IntoBytes::as_bytes(&Login::new(secret, 0, now)));
+                    let n = b.finish();
+                    if self.tx.is_full() {
+                        self.flush()?;
+                    }
+                    self.tx.push(Peer::Addr(self.server), &buf[..n]);
+                }
+                self.flush()?;
+                next_try = now + 200_000_000;
+            }
+            let n = self.port.recv(&mut self.rx).map_err(io::Error::other)?;
+            for i in 0..n {
+                let (_, _, data) = self.rx.get(i);
+                let Ok(p) = MoldPacket::new_checked(data) else {
+                    continue;
+                };
+                let Some(s) = self.index_of(&p.session()) else {
+                    continue;
+                };
+                for block in p.blocks() {
+                    match block.first().copied().and_then(MessageType::from_code) {
+                        Some(MessageType::LoginAccepted) => {
+                            let Ok(a) = LoginAccepted::ref_from_bytes(block) else {
+                                continue;
+                            };
+                            self.next_seq[s] = a.next_client_seq.get();
+                            self.replies[s] = ReplyTrack::new(a.next_reply_seq.get());
+                            pending[s] = false;
+                        }
+                        Some(MessageType::LoginRejected) => {
+                            let Ok(r) = LoginRejected::ref_from_bytes(block) else {
+                                continue;
+                            };
+                            anyhow::bail!(
+                                "login of session {} rejected: {}",
+                                String::from_utf8_lossy(&self.names[s]).trim_end(),
+                                super::tcp::login_rejection(r.reason)
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// MoldUDP64 retransmission requests sent.
+    pub fn rerequests(&self) -> u64 {
+        self.rerequests
+    }
+
+    /// Asks for the replies of any session whose reply gap has lasted.
+    fn request_missing(&mut self, now_ns: u64) -> io::Result<()> {
+        for s in 0..self.replies.len() {
+            let Some((first, count)) = self.replies[s].request(now_ns) else {
+                continue;
+            };
+            let mut h = [0u8; peregrine_sequencer::wire::moldudp64::HEADER_LEN];
+            peregrine_sequencer::wire::moldudp64::write_header_only(&mut h, &self.names[s], first, count);
+            if self.tx.is_full() {
+                self.flush()?;
+            }
+            self.tx.push(Peer::Addr(self.server), &h);
+            self.rerequests += 1;
+        }
+        self.flush()
+    }
+
+    /// Names the sessions PG`first`, PG`first + 1`, ... instead of from 0
+    /// (several simulators against one server each need their own).
+    pub fn with_first_session(mut self, first: usize) -> Self {
+        self.first_session = first;
+        self.names = (first..first + self.names.len())
+            .map(client_session_name)
+            .collect();
+        self
+    }
+
+    /// The local index of session `name`, if it is one of ours.
+    fn index_of(&self, name: &SessionName) -> Option<usize> {
+        client_session_index(name)?
+            .checked_sub(self.first_session)
+            .filter(|&i| i < self.names.len())
     }
 
     /// Keeps every message until it is answered and resends it (with its
@@ -191,10 +381,15 @@ impl ClientTransport for UdpClient {
             let Ok(p) = MoldPacket::new_checked(data) else {
                 continue;
             };
-            let Some(s) = client_session_index(&p.session()) else {
+            let Some(s) = self.index_of(&p.session()) else {
                 continue;
             };
             let first = p.sequence();
+            // Sequence 0: unsequenced (session-layer rejects, login answers).
+            if first != 0 && s < self.replies.len() && !p.is_end_of_session() {
+                let end = first + p.count() as u64;
+                self.replies[s].arrived(first, end, now);
+            }
             for (k, block) in p.blocks().enumerate() {
                 if is_gap_reject(block) {
                     // The server is missing an earlier message: resend from
@@ -217,6 +412,7 @@ impl ClientTransport for UdpClient {
     }
 
     fn retransmit(&mut self, now_ns: u64) -> io::Result<usize> {
+        self.request_missing(now_ns)?;
         let Some(rto) = self.rto_ns else { return Ok(0) };
         let mut resent = 0;
         for s in 0..self.outstanding.len() {
@@ -274,6 +470,29 @@ impl ClientTransport for UdpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_track_asks_for_a_lasting_gap_once_and_forgets_a_filled_one() {
+        let ms = 1_000_000;
+        let mut t = ReplyTrack::new(1);
+        t.arrived(1, 15, 0);
+        assert_eq!(t.request(100 * ms), None, "no gap");
+        t.arrived(29, 43, 100 * ms); // 15..29 missing
+        assert_eq!(t.request(101 * ms), None, "may still be reordered");
+        assert_eq!(t.request(103 * ms), Some((15, 14)));
+        assert_eq!(t.request(104 * ms), None, "just asked");
+        t.arrived(15, 29, 105 * ms);
+        assert_eq!(t.next, 43);
+        assert_eq!(t.request(200 * ms), None, "filled");
+        // A heartbeat shows a lost tail.
+        t.arrived(50, 50, 300 * ms);
+        assert_eq!(t.request(303 * ms), Some((43, 7)));
+        t.arrived(43, 50, 304 * ms);
+        assert_eq!(t.request(400 * ms), None);
+        // Duplicates and old packets change nothing.
+        t.arrived(1, 15, 401 * ms);
+        assert_eq!(t.next, 50);
+    }
 
     #[test]
     fn session_names_round_trip() {

@@ -1,12 +1,13 @@
 //! Helpers shared by the end-to-end tests: real sockets on loopback.
 #![allow(dead_code)]
 
-use peregrine_sequencer::wire::message::{Ack, Echo, MessageType, Reject, MESSAGE_LEN};
+use peregrine_gateway::directory::alpha;
+use peregrine_sequencer::wire::message::{Ack, Echo, Login, LoginAccepted, MessageType, Reject, MESSAGE_LEN};
 use peregrine_sequencer::wire::moldudp64::{session_name, MoldBuilder, MoldPacket};
 use peregrine_sequencer::wire::soupbintcp::{
     kind, parse_packet, write_login_request, write_packet, SoupPacket,
 };
-use peregrine_tools::config::ServeConfig;
+use peregrine_tools::config::{ServeConfig, SessionSpec};
 use peregrine_tools::server::{self, ServerHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -17,17 +18,64 @@ pub fn lo() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A server with `udp` UDP gateways and `tcp` TCP gateways on loopback,
-/// polling with `yield` so tests share the cores politely.
-pub fn start_server(udp: usize, tcp: usize) -> ServerHandle {
-    let cfg = ServeConfig {
+/// The secret of every test session.
+pub const SECRET: &str = "test";
+
+/// Session names the tests use by hand (the simulator's are PG00000000..).
+pub const NAMES: &[&str] = &[
+    "AFTER", "BAD", "BIG", "DEDUP", "GOOD", "HB", "HOLD", "MAKER", "MATCH", "RATE", "ONLYONE", "QUIET",
+    "RATETCP", "TAKER", "TCPMATCH", "REPLAY", "SPOOF", "OTHER", "STAT",
+];
+
+/// The test sessions: [`NAMES`] and PG00000000..PG00000015, all with
+/// [`SECRET`].
+pub fn test_sessions() -> Vec<SessionSpec> {
+    let mut v: Vec<SessionSpec> = NAMES.iter().map(|n| SessionSpec::single(n, SECRET)).collect();
+    v.push(SessionSpec::block("PG", 16, SECRET));
+    v
+}
+
+/// The test server's configuration: `udp` UDP gateways and `tcp` TCP
+/// gateways on loopback, polling with `yield` so tests share the cores
+/// politely, the test sessions configured.
+pub fn server_config(udp: usize, tcp: usize) -> ServeConfig {
+    ServeConfig {
         udp: vec![lo(); udp],
         tcp: vec![lo(); tcp],
         idle: "yield".into(),
         ring_capacity: 1024,
+        sessions: test_sessions(),
         ..ServeConfig::default()
-    };
-    server::start(&cfg).expect("server starts")
+    }
+}
+
+/// A server with [`server_config`].
+pub fn start_server(udp: usize, tcp: usize) -> ServerHandle {
+    server::start(&server_config(udp, tcp)).expect("server starts")
+}
+
+/// Logs `session` in over UDP from `s` to `server` with `secret`; returns
+/// the answer block (LoginAccepted `W` or LoginRejected `V`).
+pub fn udp_login_with(s: &UdpSocket, server: SocketAddr, session: &str, secret: &str) -> [u8; MESSAGE_LEN] {
+    let login = Login::new(alpha(secret).unwrap(), 0, 7);
+    s.send_to(&mold(session, 0, &[login.as_bytes()]), server).unwrap();
+    let got = recv_blocks(s, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "an answer to the login");
+    assert_eq!(got[0].0, 0, "login answers are unsequenced");
+    got[0].1
+}
+
+/// Logs `session` in over UDP with the test secret; panics unless accepted.
+/// Returns (next client sequence, next reply sequence).
+pub fn udp_login(s: &UdpSocket, server: SocketAddr, session: &str) -> (u64, u64) {
+    let m = udp_login_with(s, server, session, SECRET);
+    assert_eq!(
+        m[0],
+        MessageType::LoginAccepted as u8,
+        "login of {session} accepted"
+    );
+    let a = LoginAccepted::read_from_bytes(&m).unwrap();
+    (a.next_client_seq.get(), a.next_reply_seq.get())
 }
 
 pub fn echo(ts: u64, tag: u64) -> [u8; MESSAGE_LEN] {
@@ -96,14 +144,26 @@ impl SoupClient {
     }
 
     pub fn login(addr: SocketAddr, session: &str) -> SoupClient {
+        match SoupClient::try_login(addr, session, SECRET, 0) {
+            (c, Some((kind::LOGIN_ACCEPTED, _))) => c,
+            (_, other) => panic!("login failed: {other:?}"),
+        }
+    }
+
+    /// Sends a Login Request (password `secret`, requested sequence
+    /// `sequence`) and returns the first answer packet.
+    pub fn try_login(
+        addr: SocketAddr,
+        session: &str,
+        secret: &str,
+        sequence: u64,
+    ) -> (SoupClient, Option<(u8, Vec<u8>)>) {
         let mut c = SoupClient::connect(addr);
         let mut req = [0u8; 49];
-        let n = write_login_request(&mut req, "tester", "", session, 0);
+        let n = write_login_request(&mut req, "tester", secret, session, sequence);
         c.stream.write_all(&req[..n]).unwrap();
-        match c.next_packet(Duration::from_secs(5)) {
-            Some((kind::LOGIN_ACCEPTED, _)) => c,
-            other => panic!("login failed: {other:?}"),
-        }
+        let answer = c.next_packet(Duration::from_secs(5));
+        (c, answer)
     }
 
     pub fn send_message(&mut self, m: &[u8]) {
@@ -119,7 +179,10 @@ impl SoupClient {
             if let Ok(Some((p, n))) = parse_packet(&self.buf) {
                 let out = match p {
                     SoupPacket::SequencedData(d) => (kind::SEQUENCED_DATA, d.to_vec()),
-                    SoupPacket::LoginAccepted { .. } => (kind::LOGIN_ACCEPTED, Vec::new()),
+                    SoupPacket::LoginAccepted { sequence, .. } => {
+                        (kind::LOGIN_ACCEPTED, sequence.to_le_bytes().to_vec())
+                    }
+                    SoupPacket::UnsequencedData(d) => (kind::UNSEQUENCED_DATA, d.to_vec()),
                     SoupPacket::LoginRejected(r) => (kind::LOGIN_REJECTED, vec![r]),
                     SoupPacket::ServerHeartbeat => (kind::SERVER_HEARTBEAT, Vec::new()),
                     SoupPacket::EndOfSession => (kind::END_OF_SESSION, Vec::new()),
@@ -140,11 +203,12 @@ impl SoupClient {
         }
     }
 
-    /// Next sequenced reply block.
+    /// Next reply block, sequenced or not (session-layer rejects are
+    /// unsequenced).
     pub fn next_reply(&mut self, timeout: Duration) -> Option<[u8; MESSAGE_LEN]> {
         loop {
             let (k, d) = self.next_packet(timeout)?;
-            if k == kind::SEQUENCED_DATA {
+            if k == kind::SEQUENCED_DATA || k == kind::UNSEQUENCED_DATA {
                 let mut m = [0u8; MESSAGE_LEN];
                 m.copy_from_slice(&d);
                 return Some(m);

@@ -1,0 +1,193 @@
+//! Sessions end to end over real sockets: credentials, address binding,
+//! unauthenticated and spoofed senders, take-over, MoldUDP64 retransmission
+//! requests and SoupBinTCP re-login replay.
+
+mod common;
+
+use common::*;
+use peregrine_sequencer::wire::message::{LoginRejected, MessageType};
+use peregrine_sequencer::wire::moldudp64::{session_name, write_header_only, HEADER_LEN};
+use peregrine_sequencer::wire::soupbintcp::kind;
+use std::time::Duration;
+use zerocopy::FromBytes;
+
+fn rejected_with(m: &[u8; 100]) -> u8 {
+    assert_eq!(m[0], MessageType::LoginRejected as u8, "a LoginRejected");
+    LoginRejected::read_from_bytes(m).unwrap().reason
+}
+
+#[test]
+fn unauthenticated_and_spoofed_udp_senders_get_nothing_sequenced() {
+    let srv = start_server(1, 0);
+    let addr = srv.udp[0];
+    let quiet = Duration::from_millis(300);
+
+    // An unknown session, and a configured one that never logged in: no
+    // answer at all (no reflection), nothing sequenced.
+    let stranger = udp_client();
+    stranger
+        .send_to(&mold("NOBODY", 1, &[&echo(1, 1)]), addr)
+        .unwrap();
+    stranger.send_to(&mold("SPOOF", 1, &[&echo(1, 2)]), addr).unwrap();
+    assert!(recv_blocks(&stranger, 1, quiet).is_empty());
+
+    // Wrong secret, unknown session: Login Rejected `A`, still nothing taken.
+    assert_eq!(
+        rejected_with(&udp_login_with(&stranger, addr, "SPOOF", "guess")),
+        b'A'
+    );
+    assert_eq!(
+        rejected_with(&udp_login_with(&stranger, addr, "NOBODY", SECRET)),
+        b'A'
+    );
+    stranger.send_to(&mold("SPOOF", 1, &[&echo(1, 3)]), addr).unwrap();
+    assert!(recv_blocks(&stranger, 1, quiet).is_empty());
+
+    // The real client logs in and is served.
+    let owner = udp_client();
+    assert_eq!(udp_login(&owner, addr, "SPOOF"), (1, 1));
+    owner.send_to(&mold("SPOOF", 1, &[&echo(1, 4)]), addr).unwrap();
+    let r = recv_blocks(&owner, 1, Duration::from_secs(5));
+    assert_eq!(as_ack(&r[0].1).expect("acked").global_seq.get(), 1);
+
+    // Another address naming the bound session (a spoofed source, or a
+    // hijack attempt) is dropped; its login is refused while the owner is
+    // live (policy reject).
+    let spoofer = udp_client();
+    spoofer
+        .send_to(&mold("SPOOF", 2, &[&echo(1, 5), &echo(1, 6)]), addr)
+        .unwrap();
+    let mut h = [0u8; HEADER_LEN];
+    write_header_only(&mut h, &session_name("SPOOF"), 1, 5); // re-request
+    spoofer.send_to(&h, addr).unwrap();
+    assert!(
+        recv_blocks(&spoofer, 1, quiet).is_empty(),
+        "nothing answered to a spoofer"
+    );
+    assert_eq!(
+        rejected_with(&udp_login_with(&spoofer, addr, "SPOOF", SECRET)),
+        b'S'
+    );
+    assert!(
+        recv_blocks(&owner, 1, quiet).is_empty(),
+        "the owner saw nothing of it"
+    );
+
+    let (report, _) = srv.stop().unwrap();
+    let g = report.gateways[0].1;
+    assert_eq!(report.sequencer.sequenced, 1, "only the owner's message");
+    assert_eq!(g.accepted, 1);
+    assert_eq!(
+        g.dropped_unauthenticated, 5,
+        "2 stranger, 1 after bad login, 1 spoofed, 1 re-request"
+    );
+    assert_eq!((g.logins, g.logins_rejected), (1, 3));
+}
+
+#[test]
+fn takeover_policy_rebinds_a_udp_session_and_the_old_address_is_cut_off() {
+    let mut cfg = server_config(1, 1);
+    cfg.login_policy = "takeover".into();
+    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let addr = srv.udp[0];
+    let old = udp_client();
+    udp_login(&old, addr, "OTHER");
+    old.send_to(&mold("OTHER", 1, &[&echo(1, 1)]), addr).unwrap();
+    assert_eq!(recv_blocks(&old, 1, Duration::from_secs(5)).len(), 1);
+    // The new address takes over and continues the session's sequences.
+    let new = udp_client();
+    assert_eq!(udp_login(&new, addr, "OTHER"), (2, 2));
+    old.send_to(&mold("OTHER", 2, &[&echo(1, 2)]), addr).unwrap();
+    assert!(recv_blocks(&old, 1, Duration::from_millis(300)).is_empty());
+    new.send_to(&mold("OTHER", 2, &[&echo(1, 3)]), addr).unwrap();
+    let r = recv_blocks(&new, 1, Duration::from_secs(5));
+    assert_eq!(r[0].0, 2, "reply sequence continues");
+    assert_eq!(as_ack(&r[0].1).unwrap().client_tag.get(), 3);
+
+    // TCP: the second login wins, the first connection is closed.
+    let mut first = SoupClient::login(srv.tcp[0], "ONLYONE");
+    let _second = SoupClient::login(srv.tcp[0], "ONLYONE");
+    assert!(first.closed_within(Duration::from_secs(5)));
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(report.gateways[0].1.logins_taken_over, 1);
+    assert_eq!(report.gateways[1].1.logins_taken_over, 1);
+    assert_eq!(report.sequencer.sequenced, 2);
+}
+
+#[test]
+fn lost_udp_replies_are_served_again_on_a_moldudp64_request() {
+    let srv = start_server(1, 0);
+    let addr = srv.udp[0];
+    let s = udp_client();
+    udp_login(&s, addr, "REPLAY");
+    let blocks: Vec<[u8; 100]> = (0..20).map(|k| echo(k, 100 + k)).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+    s.send_to(&mold("REPLAY", 1, &refs[..10]), addr).unwrap();
+    s.send_to(&mold("REPLAY", 11, &refs[10..]), addr).unwrap();
+    let first = recv_blocks(&s, 20, Duration::from_secs(5));
+    assert_eq!(first.len(), 20);
+    // Pretend replies 5..=16 were lost: ask for them.
+    let mut h = [0u8; HEADER_LEN];
+    write_header_only(&mut h, &session_name("REPLAY"), 5, 12);
+    s.send_to(&h, addr).unwrap();
+    let again = recv_blocks(&s, 12, Duration::from_secs(5));
+    assert_eq!(again.len(), 12);
+    for (seq, m) in &again {
+        let orig = first.iter().find(|(q, _)| q == seq).expect("a reply sent before");
+        assert_eq!(&orig.1, m, "reply {seq} resent byte for byte");
+    }
+    assert_eq!(
+        again.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (5..17).collect::<Vec<_>>()
+    );
+    // A request past the end gets only what exists.
+    write_header_only(&mut h, &session_name("REPLAY"), 19, 50);
+    s.send_to(&h, addr).unwrap();
+    assert_eq!(recv_blocks(&s, 5, Duration::from_millis(500)).len(), 2);
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(report.sequencer.sequenced, 20, "requests never sequence anything");
+    assert_eq!(report.gateways[0].1.rerequests, 2);
+}
+
+#[test]
+fn soupbintcp_checks_passwords_and_replays_from_the_requested_sequence() {
+    let srv = start_server(0, 1);
+    let addr = srv.tcp[0];
+    let (mut bad, answer) = SoupClient::try_login(addr, "TAKER", "wrong", 0);
+    assert_eq!(answer, Some((kind::LOGIN_REJECTED, vec![b'A'])));
+    assert!(bad.closed_within(Duration::from_secs(5)));
+    let (_, answer) = SoupClient::try_login(addr, "STRANGER", SECRET, 0);
+    assert_eq!(answer, Some((kind::LOGIN_REJECTED, vec![b'A'])));
+
+    let mut c = SoupClient::login(addr, "TAKER");
+    for k in 0..6 {
+        c.send_message(&echo(k, k));
+    }
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(c.next_reply(Duration::from_secs(5)).expect("a reply"));
+    }
+    // A live session refuses a second login (policy reject) ...
+    let (_, answer) = SoupClient::try_login(addr, "TAKER", SECRET, 0);
+    assert_eq!(answer, Some((kind::LOGIN_REJECTED, vec![b'S'])));
+    // ... and once the connection is gone, a re-login with sequence 3 gets
+    // replies 3..=6 again, then new ones continue at 7.
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut again, answer) = SoupClient::try_login(addr, "TAKER", SECRET, 3);
+    assert_eq!(answer, Some((kind::LOGIN_ACCEPTED, 3u64.to_le_bytes().to_vec())));
+    for want in &seen[2..] {
+        assert_eq!(&again.next_reply(Duration::from_secs(5)).expect("replayed"), want);
+    }
+    again.send_message(&echo(9, 9));
+    let next = again.next_reply(Duration::from_secs(5)).expect("a new reply");
+    assert_eq!(
+        as_ack(&next).unwrap().client_seq.get(),
+        7,
+        "client sequence continues"
+    );
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(report.sequencer.sequenced, 7);
+    let g = report.gateways[0].1;
+    assert_eq!((g.logins, g.logins_rejected, g.replies_retransmitted), (2, 3, 4));
+}
