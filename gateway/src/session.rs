@@ -392,6 +392,39 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_opened_by_configured_id_and_restored_in_order() {
+        let mut t = SessionTable::with_windows(4, 8, 4);
+        assert!(t.get(2).is_none() && t.is_empty());
+        assert!(t.open(9, [b'X'; 10]).is_none(), "ids beyond the directory");
+        let s = t.open(2, [b'C'; 10]).unwrap();
+        s.restore_input(1);
+        s.restore_reply(&reply(1, 1));
+        s.restore_input(2);
+        s.restore_reply(&reply(2, 2));
+        s.restore_reply(&reply(2, 3));
+        let s = t.get(2).unwrap();
+        assert_eq!((s.next_client_seq, s.next_reply_seq, s.restored_below), (3, 4, 3));
+        assert_eq!(s.log.find(2), Some((2, 2)));
+        assert_eq!(s.replied_client_seq, 2);
+        assert_eq!((t.len(), t.capacity()), (1, 4));
+        assert_eq!(t.add([b'A'; 10], None), Some(0), "first unused id");
+        assert_eq!(t.iter_mut().map(|(i, _)| i).collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn reject_log_keeps_the_latest_rejects_by_client_sequence() {
+        let mut log = RejectLog::new(2);
+        assert!(log.find(1).is_none());
+        log.push(&reply(1, b'J'));
+        log.push(&reply(2, b'J'));
+        assert_eq!(log.find(1).map(|m| m[0]), Some(b'J'));
+        log.push(&reply(3, b'J'));
+        assert!(log.find(1).is_none(), "evicted");
+        assert!(log.find(2).is_some() && log.find(3).is_some());
+        assert!(log.find(0).is_none(), "empty slots never match");
+    }
+
+    #[test]
     fn log_finds_the_replies_of_a_client_message_and_forgets_old_ones() {
         let mut log = ReplyLog::new(4);
         log.push(1, &reply(1, 1));

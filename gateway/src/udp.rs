@@ -122,7 +122,7 @@ impl Default for GatewayOptions {
             idle_timeout: std::time::Duration::from_secs(15),
             rate_limit: RateLimit::default(),
             reply_log_depth: 4096,
-            reorder_window: 1024,
+            reorder_window: 8192,
             login_policy: LoginPolicy::Reject,
             busy_after: std::time::Duration::from_millis(5),
         }

@@ -231,16 +231,17 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
         again[0], first[1],
         "the very same reply, with its original reply sequence"
     );
-    // A message further ahead than the reorder window (1,024) is rejected,
-    // not sequenced.
-    s.send_to(&mold("DEDUP", 3000, &[&echo(3000, 1)]), srv.udp[0])
+    // A message further ahead than the reorder window (8,192 by default) is
+    // rejected, unsequenced, and not sequenced.
+    s.send_to(&mold("DEDUP", 30_000, &[&echo(30_000, 1)]), srv.udp[0])
         .unwrap();
     let gap = recv_blocks(&s, 1, Duration::from_secs(5));
     let j = as_reject(&gap[0].1).expect("a Reject");
     assert_eq!(
         (j.reason.get(), j.client_seq.get(), j.global_seq.get()),
-        (RejectReason::SequenceGap as u16, 3000, 0)
+        (RejectReason::SequenceGap as u16, 30_000, 0)
     );
+    assert_eq!(gap[0].0, 0, "session-layer rejects take no reply sequence");
     // Message 5, ahead of the gap at 4 but inside the window, is held.
     s.send_to(&mold("DEDUP", 5, &[&echo(5, 55)]), srv.udp[0]).unwrap();
     assert!(recv_blocks(&s, 1, Duration::from_millis(200)).is_empty());

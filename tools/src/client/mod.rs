@@ -178,7 +178,11 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
             if !cfg.raw_peer {
                 t.login(&cfg.secret, Duration::from_secs(5))?;
             }
-            run_with(&mut t, cfg)
+            let r = run_with(&mut t, cfg);
+            if !cfg.raw_peer {
+                t.logout()?;
+            }
+            r
         }
         TransportKind::Tcp => {
             let mut t = tcp::TcpClient::connect(

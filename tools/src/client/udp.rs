@@ -67,6 +67,8 @@ pub struct UdpClient {
     /// Per session: which replies have arrived (by reply sequence).
     replies: Vec<ReplyTrack>,
     rerequests: u64,
+    /// When the outstanding messages are next scanned for timeouts.
+    next_scan_ns: u64,
 }
 
 /// Wait this long for a reply gap to fill by itself (reordering) before
@@ -175,6 +177,7 @@ impl UdpClient {
             resent: 0,
             replies: vec![ReplyTrack::new(1); sessions],
             rerequests: 0,
+            next_scan_ns: 0,
         })
     }
 
@@ -245,6 +248,27 @@ impl UdpClient {
             }
         }
         Ok(())
+    }
+
+    /// Logs every session out (best effort, one datagram each), so the
+    /// sessions can log in again at once from another address.
+    pub fn logout(&mut self) -> io::Result<()> {
+        let now = peregrine_netio::clock::now_ns();
+        for s in 0..self.names.len() {
+            let mut buf = [0u8; 128];
+            let Some(mut b) = MoldBuilder::new(&mut buf, &self.names[s], 0) else {
+                continue;
+            };
+            b.push(zerocopy::IntoBytes::as_bytes(
+                &peregrine_sequencer::wire::message::Logout::new(now),
+            ));
+            let n = b.finish();
+            if self.tx.is_full() {
+                self.flush()?;
+            }
+            self.tx.push(Peer::Addr(self.server), &buf[..n]);
+        }
+        self.flush()
     }
 
     /// MoldUDP64 retransmission requests sent.
@@ -414,23 +438,35 @@ impl ClientTransport for UdpClient {
     fn retransmit(&mut self, now_ns: u64) -> io::Result<usize> {
         self.request_missing(now_ns)?;
         let Some(rto) = self.rto_ns else { return Ok(0) };
+        let any_fast = self.fast.iter().any(|&f| f);
+        if !any_fast && now_ns < self.next_scan_ns {
+            return Ok(0);
+        }
+        self.next_scan_ns = now_ns + (rto / 4).max(1);
         let mut resent = 0;
         for s in 0..self.outstanding.len() {
-            // Go back N: the server takes a session's messages only in
-            // order, so resend, in order, every unanswered message older
-            // than the timeout (runs of up to 14 per datagram, at most 64
-            // datagrams per session per call).
-            let mut i = 0;
+            // Selective repeat: the server holds messages that arrive ahead
+            // of a gap (its reorder window), so only the messages left
+            // unanswered for the timeout are resent, in runs of consecutive
+            // sequence numbers (up to 14 per datagram, at most 64 datagrams
+            // per session per call). A SequenceGap reject (the server's
+            // window overflowed) makes the oldest unanswered one due now.
             let fast = std::mem::take(&mut self.fast[s]);
-            for _ in 0..64 {
+            let mut oldest = true;
+            let mut i = 0;
+            let mut datagrams = 0;
+            while datagrams < 64 {
                 let q = &self.outstanding[s];
-                while q.get(i).is_some_and(|o| o.answered) {
+                let due = |o: &Outstanding, oldest: bool| {
+                    !o.answered && (now_ns.saturating_sub(o.sent_ns) >= rto || (fast && oldest))
+                };
+                while q.get(i).is_some_and(|o| !due(o, oldest && !o.answered)) {
+                    if !q[i].answered {
+                        oldest = false;
+                    }
                     i += 1;
                 }
                 let Some(o) = q.get(i) else { break };
-                if !fast && now_ns.saturating_sub(o.sent_ns) < rto {
-                    break;
-                }
                 let first = o.seq;
                 if self.tx.is_full() {
                     self.flush()?;
@@ -443,16 +479,18 @@ impl ClientTransport for UdpClient {
                 let q = &mut self.outstanding[s];
                 let mut n = 0;
                 while let Some(o) = q.get_mut(i + n) {
-                    if n == MAX_MESSAGES_PER_PACKET || !b.push(&o.msg) {
+                    if n == MAX_MESSAGES_PER_PACKET || !due(o, oldest && n == 0) || !b.push(&o.msg) {
                         break;
                     }
                     o.sent_ns = now_ns;
                     n += 1;
                 }
+                oldest = false;
                 let len = b.finish();
                 self.tx.commit(Peer::Addr(self.server), len);
                 resent += n;
-                i += n;
+                i += n.max(1);
+                datagrams += 1;
             }
         }
         if resent > 0 {
