@@ -133,7 +133,7 @@ impl Default for ServeConfig {
             session_rate_limit: 0,
             session_rate_burst: 1000,
             reply_log_depth: 4096,
-            reorder_window: 1024,
+            reorder_window: 8192,
             heartbeat_interval_ms: 1000,
             idle_timeout_ms: 15_000,
             counters_file: None,
