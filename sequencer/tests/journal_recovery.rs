@@ -54,9 +54,9 @@ fn rec(seq: u64) -> SequencedRecord {
     SequencedRecord {
         global_seq: seq,
         origin: SessionRef::new((seq % 2) as u16, (seq % 5) as u32),
-        client_seq: seq + 100,
-        gateway_rx_ns: seq * 10,
-        sequencer_ns: seq * 10 + 3,
+        client_seq: seq.wrapping_add(100),
+        gateway_rx_ns: seq.wrapping_mul(10),
+        sequencer_ns: seq.wrapping_mul(10).wrapping_add(3),
         msg,
     }
 }
@@ -399,4 +399,211 @@ fn torn_first_record_of_a_fresh_segment() {
     assert_eq!(j.segments().last().unwrap().records, 0);
     drop(j);
     check_resume(t.path(), 10);
+}
+
+/// A segment header (module doc table), CRC included.
+fn header_bytes(first_seq: u64, size: u64) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..8].copy_from_slice(b"PRGNJRNL");
+    b[8..10].copy_from_slice(&1u16.to_le_bytes());
+    b[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    b[12..16].copy_from_slice(&(RECORD_LEN as u32).to_le_bytes());
+    b[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    b[24..32].copy_from_slice(&size.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..60]);
+    b[60..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// A record slot (module doc table) of kind `kind`, CRC included.
+fn record_bytes(r: &SequencedRecord, kind: u16) -> [u8; RECORD_LEN] {
+    let mut b = [0u8; RECORD_LEN];
+    b[0..2].copy_from_slice(&kind.to_le_bytes());
+    b[2..4].copy_from_slice(&r.origin.gateway.to_le_bytes());
+    b[4..8].copy_from_slice(&r.origin.index.to_le_bytes());
+    b[8..16].copy_from_slice(&r.global_seq.to_le_bytes());
+    b[16..24].copy_from_slice(&r.client_seq.to_le_bytes());
+    b[24..32].copy_from_slice(&r.gateway_rx_ns.to_le_bytes());
+    b[32..40].copy_from_slice(&r.sequencer_ns.to_le_bytes());
+    b[40..140].copy_from_slice(&r.msg);
+    let crc = crc32c::crc32c(&b[..140]);
+    b[140..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// A segment file image of `size` bytes: header, then `records` (kind 1).
+fn segment_image(first_seq: u64, size: u64, records: &[SequencedRecord]) -> Vec<u8> {
+    let mut b = vec![0u8; size as usize];
+    b[..HEADER_LEN].copy_from_slice(&header_bytes(first_seq, size));
+    for (k, r) in records.iter().enumerate() {
+        let off = HEADER_LEN + k * RECORD_LEN;
+        b[off..off + RECORD_LEN].copy_from_slice(&record_bytes(r, 1));
+    }
+    b
+}
+
+/// Every file of `dir`: name → bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dataless_last_segment_whose_header_disagrees_with_file_is_dropped() {
+    let size = cfg().segment_size;
+    // Name and header disagree (an interrupted copy of a pre-created
+    // segment), or size and header do; the body is all zeros either way.
+    let mut wrong_size = segment_image(11, size, &[]);
+    wrong_size[..HEADER_LEN].copy_from_slice(&header_bytes(11, size + RECORD_LEN as u64));
+    for image in [segment_image(16, size, &[]), wrong_size] {
+        let t = TempDir::new("hdr-mismatch");
+        write_journal(t.path(), 10); // segments 1 and 6 full
+        let bogus = t.path().join(segment_name(11));
+        std::fs::write(&bogus, &image).unwrap();
+        let ro = Journal::open_read_only(t.path()).unwrap();
+        assert_eq!(ro.next_seq(), 11);
+        assert!(ro.removed().is_empty() && bogus.exists());
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(j.removed(), &[bogus.clone()][..]);
+        assert!(!bogus.exists());
+        assert_eq!(j.next_seq(), 11);
+        drop(j);
+        check_resume(t.path(), 10);
+    }
+    // With a non-zero body byte the same header is an error.
+    let t = TempDir::new("hdr-mismatch-data");
+    write_journal(t.path(), 10);
+    let bogus = t.path().join(segment_name(11));
+    let mut image = segment_image(16, size, &[]);
+    image[HEADER_LEN + 3] = 1;
+    std::fs::write(&bogus, &image).unwrap();
+    let e = Journal::open(t.path()).unwrap_err();
+    assert!(matches!(e, JournalError::BadHeader { .. }), "{e}");
+    assert_eq!(e.path(), Some(bogus.as_path()));
+    assert!(bogus.exists());
+}
+
+#[test]
+fn crc_valid_slot_of_unknown_kind_after_the_tail_is_an_error() {
+    let t = TempDir::new("kind-after-tail");
+    write_journal(t.path(), 7); // segment 6 holds 6 and 7; slot of 8 empty
+    let (file, off8) = locate(t.path(), 8);
+    let (_, off9) = locate(t.path(), 9);
+    edit(&file, |b| {
+        b[off9 as usize..off9 as usize + RECORD_LEN].copy_from_slice(&record_bytes(&rec(9), 9))
+    });
+    let before = snapshot(t.path());
+    for e in [
+        Journal::open(t.path()).unwrap_err(),
+        Journal::open_read_only(t.path()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(e, JournalError::CorruptRecord { expected_seq: 8, .. }),
+            "{e}"
+        );
+        assert_eq!((e.path(), e.offset()), (Some(file.as_path()), Some(off8)));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unknown record kind 9") && msg.contains(&format!("offset {off9}")),
+            "{msg}"
+        );
+    }
+    assert_eq!(snapshot(t.path()), before, "a failed open must not modify");
+}
+
+#[test]
+fn record_with_sequence_u64_max_is_an_error() {
+    let t = TempDir::new("max");
+    std::fs::create_dir_all(t.path()).unwrap();
+    let file = t.path().join(segment_name(u64::MAX));
+    std::fs::write(
+        &file,
+        segment_image(u64::MAX, cfg().segment_size, &[rec(u64::MAX)]),
+    )
+    .unwrap();
+    let before = snapshot(t.path());
+    for e in [
+        Journal::open(t.path()).unwrap_err(),
+        Journal::open_read_only(t.path()).unwrap_err(),
+        Journal::open_read_only(&file).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                e,
+                JournalError::CorruptRecord {
+                    expected_seq: u64::MAX,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            (e.path(), e.offset()),
+            (Some(file.as_path()), Some(HEADER_LEN as u64))
+        );
+    }
+    assert_eq!(snapshot(t.path()), before);
+}
+
+#[test]
+fn writer_refuses_sequence_u64_max() {
+    for precreate in [Precreate::Manual, Precreate::Background] {
+        let t = TempDir::new("max-writer");
+        std::fs::create_dir_all(t.path()).unwrap();
+        // A segment created ahead at u64::MAX - 2 (slots up to u64::MAX + 2).
+        let first = u64::MAX - 2;
+        let file = t.path().join(segment_name(first));
+        std::fs::write(&file, segment_image(first, cfg().segment_size, &[])).unwrap();
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!((j.first_seq(), j.next_seq()), (first, first));
+        let mut w = j.into_writer(WriterConfig { precreate, ..cfg() }).unwrap();
+        w.append(&rec(first)).unwrap();
+        w.append(&rec(first + 1)).unwrap();
+        let e = w.append(&rec(u64::MAX)).unwrap_err();
+        assert!(
+            matches!(e, JournalError::SequenceExhausted { seq: u64::MAX }),
+            "{e}"
+        );
+        assert_eq!((w.next_seq(), w.written_seq()), (u64::MAX, u64::MAX - 1));
+        // No segment can follow: preparing one does nothing.
+        w.prepare_next_segment().unwrap();
+        w.close().unwrap();
+        assert_eq!(snapshot(t.path()).len(), 1, "{:?}", snapshot(t.path()).keys());
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(j.next_seq(), u64::MAX);
+        assert_eq!(j.len(), 2);
+        assert_eq!(j.records().collect::<Vec<_>>(), vec![rec(first), rec(first + 1)]);
+    }
+}
+
+#[test]
+fn failed_open_changes_nothing() {
+    let t = TempDir::new("failed");
+    write_journal(t.path(), 8); // segments 1 (full) and 6 (6, 7, 8)
+                                // Things a successful open would remove: a leftover temporary file, a
+                                // trailing segment created ahead, a torn tail after record 8 ...
+    std::fs::write(t.path().join("00000000000000000011.journal.tmp"), b"half-made").unwrap();
+    std::fs::write(
+        t.path().join(segment_name(11)),
+        segment_image(11, cfg().segment_size, &[]),
+    )
+    .unwrap();
+    let (file6, off9) = locate(t.path(), 9);
+    edit(&file6, |b| b[off9 as usize + 7] = 0x55);
+    // ... but a record of the first segment is corrupt.
+    let (file1, off2) = locate(t.path(), 2);
+    flip(&file1, off2 + 30, 4);
+    let before = snapshot(t.path());
+    let e = Journal::open(t.path()).unwrap_err();
+    assert!(matches!(e, JournalError::CorruptRecord { .. }), "{e}");
+    assert_eq!((e.path(), e.offset()), (Some(file1.as_path()), Some(off2)));
+    assert_eq!(snapshot(t.path()), before, "a failed open must not modify");
 }

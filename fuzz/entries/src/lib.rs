@@ -1,6 +1,6 @@
 //! Fuzz entry points for Peregrine's parsers and session layer (DESIGN §7:
 //! every parser is total; fuzz targets for framing, message decoding and the
-//! session layer).
+//! session layer), and for journal recovery.
 //!
 //! Each `pub fn TARGET(data: &[u8])` takes arbitrary bytes and panics only
 //! when an invariant breaks. The same functions are called from two places:
@@ -14,6 +14,7 @@
 //! peregrine-fuzz-entries --example gen_corpus`).
 #![forbid(unsafe_code)]
 
+mod journal_recovery;
 mod message;
 mod moldudp64;
 mod netio_wire;
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("message", message),
     ("netio_wire", netio_wire),
     ("session", session),
+    ("journal_recovery", journal_recovery),
 ];
 
 /// MoldUDP64: `MoldPacket::new_checked`, `blocks()`, `MoldBuilder`,
@@ -71,6 +73,18 @@ pub fn netio_wire(data: &[u8]) {
 /// (both gateways still answer after the script).
 pub fn session(data: &[u8]) {
     session::run(data)
+}
+
+/// Journal recovery: a journal written by the real writer into a fresh
+/// directory, damaged by a script (bit flips, overwrites, truncation,
+/// appended, deleted, renamed and created files, torn and forged record
+/// slots, re-signed headers), then opened read-only and for repair. Both
+/// must match a model of the documented recovery rules (same error, file
+/// and offset, or same records, segments, tail report and removals) and
+/// change no other byte than predicted; after a repair a reopen is clean
+/// and the writer resumes gap-free.
+pub fn journal_recovery(data: &[u8]) {
+    journal_recovery::run(data)
 }
 
 /// Reads bytes off the front of a fuzz input; past the end it yields zeros,

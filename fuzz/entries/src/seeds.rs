@@ -2,6 +2,7 @@
 //! cases. `examples/gen_corpus.rs` writes them to `fuzz/corpus/<target>/`
 //! as `seed-<name>`; the replay test also runs them straight from here.
 
+use crate::journal_recovery::{self, Config as JournalConfig, Op as JournalOp};
 use crate::session::{self, Config, Op};
 use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
@@ -37,6 +38,9 @@ pub fn all() -> Vec<Seed> {
     }
     for (name, bytes) in session() {
         v.push(("session", name, bytes));
+    }
+    for (name, bytes) in journal_recovery() {
+        v.push(("journal_recovery", name, bytes));
     }
     v
 }
@@ -450,6 +454,11 @@ fn mold_op(from: u8, session: u8, seq: u8, blocks: &[u8]) -> Op {
     }
 }
 
+/// A UDP login of session `session` from source `from`.
+fn udp_login(from: u8, session: u8) -> Op {
+    mold_op(from, session, 0, &[session::LOGIN])
+}
+
 fn login(conn: u8, user: u8, session: u8) -> Op {
     Op::TcpLogin {
         conn,
@@ -471,17 +480,41 @@ fn session() -> Named {
     let d = Config::default();
     let scripts: Vec<(&str, Config, Vec<Op>)> = vec![
         ("empty-script", d, vec![]),
-        ("udp-one-echo", d, vec![mold_op(0, 0, 1, &[0]), poll()]),
-        ("udp-fourteen", d, vec![mold_op(1, 1, 1, &[0; 14]), poll()]),
+        (
+            "udp-one-echo",
+            d,
+            vec![udp_login(0, 0), mold_op(0, 0, 1, &[0]), poll()],
+        ),
+        (
+            "udp-fourteen",
+            d,
+            vec![udp_login(1, 1), mold_op(1, 1, 1, &[0; 14]), poll()],
+        ),
         (
             "udp-mixed-blocks",
             d,
-            vec![mold_op(0, 0, 5, &[0, 5, 6, 7, 4, 13, 0]), poll()],
+            vec![udp_login(0, 0), mold_op(0, 0, 1, &[0, 5, 6, 7, 4, 13, 0]), poll()],
+        ),
+        (
+            "udp-login-spoof-logout",
+            d,
+            vec![
+                mold_op(2, 2, 0, &[session::BAD_LOGIN]),
+                udp_login(0, 2),
+                mold_op(0, 2, 1, &[0, 1]),
+                mold_op(1, 2, 3, &[2]),
+                udp_login(1, 2),
+                mold_op(0, 2, 0, &[session::LOGOUT]),
+                udp_login(1, 2),
+                mold_op(1, 2, 3, &[2]),
+                poll(),
+            ],
         ),
         (
             "udp-heartbeat-and-eos",
             d,
             vec![
+                udp_login(0, 0),
                 mold_op(0, 0, 0, &[]),
                 Op::UdpMold {
                     from: 0,
@@ -512,7 +545,7 @@ fn session() -> Named {
             "udp-many-sessions",
             cfg(64, 2),
             (0..4)
-                .map(|i| mold_op(i, i, 1, &[0, 1]))
+                .flat_map(|i| [udp_login(i, i), mold_op(i, i, 1, &[0, 1])])
                 .chain([poll()])
                 .collect(),
         ),
@@ -531,6 +564,8 @@ fn session() -> Named {
                 ..d
             },
             vec![
+                udp_login(0, 0),
+                udp_login(1, 1),
                 mold_op(0, 0, 1, &[0; 14]),
                 mold_op(0, 0, 15, &[0; 14]),
                 mold_op(1, 1, 1, &[0; 14]),
@@ -663,6 +698,8 @@ fn session() -> Named {
                 ..d
             },
             vec![
+                udp_login(0, 0),
+                udp_login(1, 1),
                 mold_op(0, 0, 1, &[0, 1]),
                 Op::TcpOpen { conn: 0 },
                 login(0, 0, 3),
@@ -677,5 +714,210 @@ fn session() -> Named {
     scripts
         .into_iter()
         .map(|(n, c, ops)| (n.to_string(), session::encode(&c, &ops)))
+        .collect()
+}
+
+fn journal(per_seg: u8, records: u8) -> JournalConfig {
+    JournalConfig {
+        per_seg,
+        records,
+        ..JournalConfig::default()
+    }
+}
+
+fn slot_op(file: u8, slot: u8, how: u8, p: u8) -> JournalOp {
+    JournalOp::Slot { file, slot, how, p }
+}
+
+/// Damage scripts. Files are picked by index in name order, e.g. with 4
+/// records per segment and 6 records: 0 = segment 1, 1 = segment 5.
+fn journal_recovery() -> Named {
+    use JournalOp as O;
+    let d = JournalConfig::default(); // 4 per segment, 6 records
+    let scripts: Vec<(&str, JournalConfig, Vec<JournalOp>)> = vec![
+        ("empty-journal", journal(4, 0), vec![]),
+        (
+            "clean-one-segment",
+            JournalConfig {
+                flush: 1,
+                ..journal(4, 3)
+            },
+            vec![],
+        ),
+        (
+            "clean-one-per-segment-prepared",
+            JournalConfig {
+                prepare_next: true,
+                flush: 2,
+                ..journal(1, 6)
+            },
+            vec![],
+        ),
+        (
+            "clean-slack-bytes",
+            JournalConfig {
+                slack: 6,
+                flush: 3,
+                ..journal(3, 7)
+            },
+            vec![],
+        ),
+        ("torn-last-record", d, vec![slot_op(1, 1, 0, 70)]),
+        ("half-written-next-slot", d, vec![slot_op(1, 2, 6, 100)]),
+        (
+            "corrupt-middle-record",
+            journal(4, 9),
+            vec![O::Flip {
+                file: 0,
+                at: 218,
+                bit: 3,
+            }],
+        ),
+        (
+            "lost-page-in-last-segment",
+            journal(4, 8),
+            vec![O::Zero {
+                file: 1,
+                at: 208,
+                len: 144,
+            }],
+        ),
+        ("garbage-after-end", journal(4, 5), vec![slot_op(1, 3, 1, 20)]),
+        (
+            "truncated-segment",
+            journal(4, 7),
+            vec![O::Truncate { file: 0, len: 300 }],
+        ),
+        (
+            "appended-zeros",
+            d,
+            vec![O::Append {
+                file: 1,
+                zeros: true,
+                bytes: vec![0; 16],
+            }],
+        ),
+        (
+            "grown-last-segment",
+            d,
+            vec![
+                O::Append {
+                    file: 1,
+                    zeros: true,
+                    bytes: vec![0; 127],
+                },
+                O::Append {
+                    file: 1,
+                    zeros: true,
+                    bytes: vec![0; 17],
+                },
+                O::Header {
+                    file: 1,
+                    field: 2,
+                    value: 0,
+                },
+            ],
+        ),
+        (
+            "deleted-middle-segment",
+            journal(2, 7),
+            vec![O::Delete { file: 1 }],
+        ),
+        (
+            "deleted-first-segment",
+            journal(2, 7),
+            vec![O::Delete { file: 0 }],
+        ),
+        (
+            "headerless-last-file",
+            journal(3, 6),
+            vec![O::Create { what: 2, seq: 7 }],
+        ),
+        (
+            "created-ahead-segment",
+            journal(3, 6),
+            vec![O::Create { what: 3, seq: 7 }],
+        ),
+        ("leftover-tmp", d, vec![O::Create { what: 0, seq: 9 }]),
+        ("bad-segment-name", d, vec![O::Create { what: 4, seq: 0 }]),
+        ("unrelated-file", d, vec![O::Create { what: 5, seq: 0 }]),
+        (
+            "forged-next-segment",
+            journal(4, 8),
+            vec![O::Create { what: 6, seq: 9 }],
+        ),
+        ("duplicate-record", journal(4, 7), vec![slot_op(1, 2, 3, 1)]),
+        ("unknown-kind-at-tail", journal(4, 5), vec![slot_op(1, 1, 5, 9)]),
+        (
+            "unknown-kind-after-tail",
+            journal(4, 5),
+            vec![slot_op(1, 2, 5, 9)],
+        ),
+        ("renamed-segment", d, vec![O::Rename { file: 0, to: 2 }]),
+        (
+            "moved-and-resigned-segment",
+            d,
+            vec![
+                O::Rename { file: 1, to: 9 },
+                O::Header {
+                    file: 1,
+                    field: 0,
+                    value: 0,
+                },
+            ],
+        ),
+        (
+            "interrupted-copy-of-last",
+            JournalConfig {
+                prepare_next: true,
+                ..journal(4, 4)
+            },
+            vec![O::Truncate { file: 1, len: 100 }],
+        ),
+        (
+            "high-sequences",
+            journal(2, 1),
+            vec![
+                O::Rename { file: 0, to: 0x90 },
+                O::Header {
+                    file: 0,
+                    field: 0,
+                    value: 0,
+                },
+                slot_op(0, 0, 4, 0),
+                slot_op(0, 1, 4, 0),
+            ],
+        ),
+        (
+            "overwrite-bytes",
+            d,
+            vec![O::Write {
+                file: 0,
+                at: 70,
+                bytes: vec![1, 2, 3],
+            }],
+        ),
+        (
+            "header-version-2",
+            d,
+            vec![O::Header {
+                file: 0,
+                field: 3,
+                value: 2,
+            }],
+        ),
+        (
+            "reserved-header-byte-last",
+            d,
+            vec![O::Header {
+                file: 1,
+                field: 6,
+                value: 3,
+            }],
+        ),
+    ];
+    scripts
+        .into_iter()
+        .map(|(n, c, ops)| (n.to_string(), journal_recovery::encode(&c, &ops)))
         .collect()
 }

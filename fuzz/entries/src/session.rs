@@ -837,7 +837,7 @@ impl World {
         let resent_rejects = u.replies_retransmitted - us.tx.retransmitted;
         assert_eq!(
             us.tx.rejects,
-            u.rejected() - u.dropped_gap + u.rejected_too_old + resent_rejects,
+            u.rejected() - u.rejected_gap + u.gap_notices + u.rejected_too_old + resent_rejects,
             "udp: rejects sent != rejected"
         );
         assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies + resent_rejects);

@@ -101,7 +101,14 @@ macro_rules! target_tests {
     )*};
 }
 
-target_tests!(moldudp64, soupbintcp, message, netio_wire, session);
+target_tests!(
+    moldudp64,
+    soupbintcp,
+    message,
+    netio_wire,
+    session,
+    journal_recovery
+);
 
 /// Every target has a cargo-fuzz binary and a corpus directory, and every
 /// cargo-fuzz binary has an entry.

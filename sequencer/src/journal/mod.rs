@@ -63,7 +63,8 @@
 //!   version, lengths, CRC, first sequence = name, size = file size). A bad
 //!   header is an error ([`JournalError::BadHeader`], offset 0), except in
 //!   the last file when it also has no non-zero body byte (nothing lost:
-//!   removed).
+//!   removed, whichever check its header fails; e.g. an interrupted copy of
+//!   a pre-created segment).
 //! * Trailing segments whose body is all zeros were created ahead and never
 //!   written: removed.
 //! * Each segment's first sequence must continue the previous segment
@@ -71,14 +72,23 @@
 //!   the next sequence. Every segment but the last must be full of valid
 //!   records ([`JournalError::CorruptRecord`]).
 //! * In the last segment, the first slot that is empty or fails its CRC
-//!   starts the tail. If any later slot holds a valid record, this is
-//!   corruption in the middle: error with the file and offset. Otherwise the
+//!   starts the tail. If any later slot's CRC matches (a valid record, or
+//!   one of any sequence or kind), this is corruption in the middle:
+//!   [`JournalError::CorruptRecord`] with the file and the offset of the
+//!   tail's first slot (the reason names the later slot). Otherwise the
 //!   tail (a torn write, garbage, or just zeros) is dropped: zeroed on disk
 //!   and fsynced, reported in a [`TailReport`] (file, offset, sequence,
 //!   records and bytes dropped), and writing resumes at that slot with the
 //!   same sequence.
 //! * A slot whose CRC matches but whose sequence or kind is wrong is never a
 //!   torn write: error.
+//! * Sequence `u64::MAX` is never written, since no sequence could follow it
+//!   (the writer refuses it: [`JournalError::SequenceExhausted`]). A valid
+//!   record carrying it is an error ([`JournalError::CorruptRecord`] at its
+//!   slot).
+//! * Nothing on disk changes until the whole journal has been verified: an
+//!   open that fails leaves every file as it was. Only then are files
+//!   removed (and the directory fsynced) and the tail zeroed.
 //!
 //! # Durability and the sequencer ([`FlushPolicy`])
 //!
@@ -238,6 +248,13 @@ pub enum JournalError {
         /// The sequence offered.
         got: u64,
     },
+    /// `append` of sequence `u64::MAX`: no sequence could follow it, so the
+    /// journal never holds it (nothing is written).
+    #[error("global sequence {seq} cannot be journaled: no sequence could follow it")]
+    SequenceExhausted {
+        /// The sequence offered (`u64::MAX`).
+        seq: u64,
+    },
     /// Invalid settings or use.
     #[error("journal: {0}")]
     Config(String),
@@ -252,7 +269,9 @@ impl JournalError {
             | JournalError::CorruptRecord { path, .. }
             | JournalError::SequenceGap { path, .. }
             | JournalError::BadSegmentName { path } => Some(path),
-            JournalError::NonConsecutive { .. } | JournalError::Config(_) => None,
+            JournalError::NonConsecutive { .. }
+            | JournalError::SequenceExhausted { .. }
+            | JournalError::Config(_) => None,
         }
     }
 

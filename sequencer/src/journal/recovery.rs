@@ -21,7 +21,9 @@ impl Journal {
     /// (zeroes it on disk and reports it in [`Recovered::tail`]), removes
     /// leftover temporary files and trailing empty segments, and fails with
     /// a typed error naming the file and byte offset on corruption anywhere
-    /// else. Then [`Recovered::records`] feeds the rebuild and
+    /// else. The repairs are made only once the whole journal has been
+    /// verified: an open that fails changes nothing on disk. Then
+    /// [`Recovered::records`] feeds the rebuild and
     /// [`Recovered::into_writer`] continues at [`Recovered::next_seq`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Recovered, JournalError> {
         open_impl(dir.as_ref(), Mode::Repair)
@@ -133,6 +135,8 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
         }
         Err(e) => return Err(io_err(path, e)),
     };
+    // Files a repair removes. Nothing is changed on disk until the whole
+    // journal has been verified: a failed open leaves every file as it was.
     let mut removed = Vec::new();
     if files.is_empty() {
         let entries = fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
@@ -145,7 +149,6 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
             if name.ends_with(TMP_SUFFIX) {
                 // A segment whose creation did not finish: never holds data.
                 if mode == Mode::Repair {
-                    fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
                     removed.push(p);
                 }
             } else if name.ends_with(SEGMENT_SUFFIX) {
@@ -170,17 +173,28 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
             Some(map::map_read(&file).map_err(|e| io_err(&p, e))?)
         };
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        let header = match decode_header(bytes) {
+        let checked = decode_header(bytes).and_then(|h| {
+            if h.first_seq != name_seq {
+                Err(format!(
+                    "header says first sequence {}, file name says {name_seq}",
+                    h.first_seq
+                ))
+            } else if h.segment_size != len {
+                Err(format!("file is {len} bytes, header says {}", h.segment_size))
+            } else {
+                Ok(h)
+            }
+        });
+        let header = match checked {
             Ok(h) => h,
             Err(reason) => {
                 let body_empty = bytes.len() <= HEADER_LEN || is_zero(&bytes[HEADER_LEN..]);
                 if i + 1 == n_files && body_empty {
-                    // The last file never got a complete header nor any
-                    // record (creation interrupted outside our atomic
-                    // rename, e.g. by a copy): nothing to lose.
+                    // The last file holds no record, whatever is wrong with
+                    // its header (creation or a copy of a pre-created
+                    // segment interrupted outside our atomic rename): nothing
+                    // to lose.
                     if mode == Mode::Repair {
-                        drop(map);
-                        fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
                         removed.push(p);
                     }
                     continue;
@@ -188,21 +202,6 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
                 return Err(JournalError::BadHeader { path: p, reason });
             }
         };
-        if header.first_seq != name_seq {
-            return Err(JournalError::BadHeader {
-                path: p,
-                reason: format!(
-                    "header says first sequence {}, file name says {name_seq}",
-                    header.first_seq
-                ),
-            });
-        }
-        if header.segment_size != len {
-            return Err(JournalError::BadHeader {
-                path: p,
-                reason: format!("file is {len} bytes, header says {}", header.segment_size),
-            });
-        }
         // A header decoded, so the file was not empty and is mapped.
         let Some(map) = map else {
             return Err(JournalError::BadHeader {
@@ -231,14 +230,8 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
     }
     for s in segs.drain(last.min(segs.len())..) {
         if mode == Mode::Repair {
-            let Seg { info, map, .. } = s;
-            drop(map);
-            fs::remove_file(&info.path).map_err(|e| io_err(&info.path, e))?;
-            removed.push(info.path);
+            removed.push(s.info.path);
         }
-    }
-    if mode == Mode::Repair && !removed.is_empty() {
-        sync_dir(&dir)?;
     }
 
     let first_seq = segs.first().map_or(1, |s| s.header.first_seq);
@@ -266,7 +259,19 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
         while k < cap {
             match decode_record(slot(k)) {
                 Ok(r) if r.global_seq == expected => {
-                    expected += 1;
+                    // u64::MAX is never written: it would leave no next
+                    // sequence to resume at.
+                    let Some(next) = expected.checked_add(1) else {
+                        return Err(JournalError::CorruptRecord {
+                            path: path.clone(),
+                            offset: slot_offset(k),
+                            expected_seq: expected,
+                            reason: "record has global sequence u64::MAX, which leaves no next sequence \
+                                     (the writer never writes it)"
+                                .into(),
+                        });
+                    };
+                    expected = next;
                     k += 1;
                 }
                 Ok(r) => {
@@ -306,25 +311,30 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
             });
         }
         // The last segment: everything from slot k on must be tail damage,
-        // i.e. contain no valid record.
+        // i.e. contain no slot whose CRC matches (whatever its kind or
+        // sequence: a torn write never produces one).
         for j in k + 1..cap {
             let b = slot(j);
             if is_zero(b) {
                 continue;
             }
-            if let Ok(r) = decode_record(b) {
-                return Err(JournalError::CorruptRecord {
-                    path: path.clone(),
-                    offset: off,
-                    expected_seq: expected,
-                    reason: format!(
-                        "{} but a valid record (seq {}) follows at offset {}: not a torn tail",
-                        describe(why),
-                        r.global_seq,
-                        slot_offset(j)
-                    ),
-                });
-            }
+            let found = match decode_record(b) {
+                Ok(r) => format!("a valid record (seq {})", r.global_seq),
+                Err(SlotError::BadKind(kind)) => {
+                    format!("a slot with a matching CRC but unknown record kind {kind}")
+                }
+                Err(SlotError::Empty | SlotError::BadCrc) => continue,
+            };
+            return Err(JournalError::CorruptRecord {
+                path: path.clone(),
+                offset: off,
+                expected_seq: expected,
+                reason: format!(
+                    "{} but {found} follows at offset {}: not a torn tail",
+                    describe(why),
+                    slot_offset(j)
+                ),
+            });
         }
         let rest = &bytes[off as usize..];
         let Some(last_nz) = rest.iter().rposition(|&b| b != 0) else {
@@ -342,8 +352,18 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
             truncated: mode == Mode::Repair,
         });
     }
-    if let (Some(t), Mode::Repair) = (&tail, mode) {
-        zero_range(&t.path, t.offset, t.dropped_bytes)?;
+
+    // Verified: now (and only now) repair.
+    if mode == Mode::Repair {
+        for p in &removed {
+            fs::remove_file(p).map_err(|e| io_err(p, e))?;
+        }
+        if !removed.is_empty() {
+            sync_dir(&dir)?;
+        }
+        if let Some(t) = &tail {
+            zero_range(&t.path, t.offset, t.dropped_bytes)?;
+        }
     }
     Ok(Recovered {
         dir,
@@ -423,8 +443,8 @@ impl Recovered {
     }
 
     /// Files removed by [`Journal::open`]: unfinished `.journal.tmp` files,
-    /// trailing never-written segments, a last segment with no header and
-    /// no data. Always empty for `open_read_only`.
+    /// trailing never-written segments, a last segment with a bad header
+    /// and no data. Always empty for `open_read_only`.
     pub fn removed(&self) -> &[PathBuf] {
         &self.removed
     }

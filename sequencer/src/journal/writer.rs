@@ -232,7 +232,9 @@ impl JournalWriter {
 
     /// Appends one record. `r.global_seq` must be exactly
     /// [`next_seq`](Self::next_seq), else [`JournalError::NonConsecutive`]
-    /// and nothing is written. A memcpy into the mapping plus a CRC32C: no
+    /// and nothing is written; it must not be `u64::MAX`, else
+    /// [`JournalError::SequenceExhausted`] (no sequence could follow it) and
+    /// nothing is written. A memcpy into the mapping plus a CRC32C: no
     /// syscall, no allocation, except when the segment is full (roll).
     #[inline]
     pub fn append(&mut self, r: &SequencedRecord) -> Result<(), JournalError> {
@@ -276,6 +278,9 @@ impl JournalWriter {
                 got: global_seq,
             });
         }
+        if global_seq == u64::MAX {
+            return Err(JournalError::SequenceExhausted { seq: global_seq });
+        }
         let mut idx = self.next_seq - self.cur.first_seq;
         if idx >= self.cur.capacity {
             self.roll()?;
@@ -291,7 +296,8 @@ impl JournalWriter {
             msg,
             &mut self.cur.map[off..off + RECORD_LEN],
         );
-        self.next_seq += 1;
+        // Cannot overflow: global_seq < u64::MAX (checked above).
+        self.next_seq = global_seq + 1;
         Ok(())
     }
 
@@ -369,13 +375,16 @@ impl JournalWriter {
     }
 
     /// Creates the next segment now (no-op if it is already prepared or
-    /// being prepared in the background). For `Precreate::Manual`: call it
+    /// being prepared in the background, or if no appendable sequence is
+    /// left after the current segment). For `Precreate::Manual`: call it
     /// from an idle moment so the roll does not pay for file creation.
     pub fn prepare_next_segment(&mut self) -> Result<(), JournalError> {
         if self.pre.is_some() || self.ready.is_some() {
             return Ok(());
         }
-        let first = self.cur.first_seq + self.cur.capacity;
+        let Some(first) = self.next_segment_first() else {
+            return Ok(());
+        };
         self.ready = Some(make_segment(&self.dir, first, &self.cfg)?);
         self.stats.segments_created += 1;
         Ok(())
@@ -386,9 +395,20 @@ impl JournalWriter {
         HEADER_LEN + ((self.next_seq - self.cur.first_seq) * RECORD_LEN as u64) as usize
     }
 
+    /// First sequence of the segment after the current one, if that segment
+    /// could hold an appendable sequence (below `u64::MAX`).
+    fn next_segment_first(&self) -> Option<u64> {
+        self.cur
+            .first_seq
+            .checked_add(self.cur.capacity)
+            .filter(|&first| first < u64::MAX)
+    }
+
     /// Asks the helper thread for the segment after the current one.
     fn request_next(&mut self) {
-        let first = self.cur.first_seq + self.cur.capacity;
+        let Some(first) = self.next_segment_first() else {
+            return;
+        };
         if let Some(pre) = &mut self.pre {
             if pre.in_flight.is_none() {
                 if let Some(tx) = &pre.requests {
