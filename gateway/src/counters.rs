@@ -20,8 +20,11 @@ pub struct GatewayCounters {
     /// UDP messages past a client sequence gap (each gap's first one gets a
     /// SequenceGap reject, the others are `dropped_gap`).
     pub rejected_gap: u64,
-    /// Of `rejected_gap`, those dropped without a reject of their own.
+    /// Of `rejected_gap`, those dropped without a gap report of their own.
     pub dropped_gap: u64,
+    /// SequenceGap rejects sent (naming the missing client sequence), for
+    /// messages held ahead of a gap or refused past the window.
+    pub gap_notices: u64,
     /// Messages held in a session's reorder window, ahead of a gap.
     pub reordered_held: u64,
     /// Retransmitted messages recognised (never sequenced twice).
@@ -95,7 +98,7 @@ impl GatewayCounters {
     }
 
     /// Counter names, in [`GatewayCounters::values`] order.
-    pub const NAMES: [&'static str; 30] = [
+    pub const NAMES: [&'static str; 31] = [
         "rx_packets",
         "rx_messages",
         "accepted",
@@ -126,10 +129,11 @@ impl GatewayCounters {
         "logins_taken_over",
         "rerequests",
         "rejected_busy",
+        "gap_notices",
     ];
 
     /// Counter values, in [`GatewayCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 30] {
+    pub fn values(&self) -> [u64; 31] {
         [
             self.rx_packets,
             self.rx_messages,
@@ -161,6 +165,7 @@ impl GatewayCounters {
             self.logins_taken_over,
             self.rerequests,
             self.rejected_busy,
+            self.gap_notices,
         ]
     }
 
@@ -197,7 +202,8 @@ impl GatewayCounters {
             reordered_held,
             logins_taken_over,
             rerequests,
-            rejected_busy
+            rejected_busy,
+            gap_notices
         );
     }
 }

@@ -29,6 +29,8 @@ pub struct Session {
     /// The expected client sequence for which a gap was already reported
     /// (one SequenceGap reject per gap, not one per message past it).
     pub gap_reported_for: u64,
+    /// When that gap was last reported, ns.
+    pub gap_reported_ns: u64,
     /// Highest client sequence any reply to this session has answered: a
     /// retransmission above it is still in flight (its reply will come).
     pub replied_client_seq: u64,
@@ -166,6 +168,7 @@ const REJECT_LOG_DEPTH: usize = 64;
 pub struct ReorderWindow {
     msgs: Vec<[u8; MESSAGE_LEN]>,
     held: Vec<u64>,
+    count: usize,
 }
 
 impl ReorderWindow {
@@ -175,7 +178,18 @@ impl ReorderWindow {
         ReorderWindow {
             msgs: vec![[0u8; MESSAGE_LEN]; size],
             held: vec![0; size],
+            count: 0,
         }
+    }
+
+    /// Messages held now.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// True when `seq` (> `expected`) fits in the window.
@@ -194,6 +208,9 @@ impl ReorderWindow {
         if self.held[i] == seq {
             return false;
         }
+        if self.held[i] == 0 {
+            self.count += 1;
+        }
         self.msgs[i] = [0u8; MESSAGE_LEN];
         self.msgs[i][..block.len()].copy_from_slice(block);
         self.held[i] = seq;
@@ -209,6 +226,7 @@ impl ReorderWindow {
         let i = (seq % n) as usize;
         (self.held[i] == seq).then(|| {
             self.held[i] = 0;
+            self.count -= 1;
             self.msgs[i]
         })
     }
@@ -326,6 +344,7 @@ impl SessionTable {
                 log: ReplyLog::new(self.log_depth),
                 replied_client_seq: 0,
                 gap_reported_for: 0,
+                gap_reported_ns: 0,
                 window: ReorderWindow::new(self.window),
                 rejects: RejectLog::new(REJECT_LOG_DEPTH),
                 restored_below: 0,

@@ -84,6 +84,8 @@ pub struct GatewayOptions {
 pub(crate) const TIMER_POLLS: u32 = 1024;
 /// Timer resolution.
 pub(crate) const TIMER_TICK_NS: u64 = 50_000_000;
+/// A gap still open this long after it was reported is reported again.
+pub const GAP_REPORT_REPEAT_NS: u64 = 2_000_000;
 
 /// When the next timer check is due; shared by both gateways.
 #[derive(Debug, Default)]
@@ -121,7 +123,7 @@ impl Default for GatewayOptions {
             heartbeat_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(15),
             rate_limit: RateLimit::default(),
-            reply_log_depth: 4096,
+            reply_log_depth: 8192,
             reorder_window: 8192,
             login_policy: LoginPolicy::Reject,
             busy_after: std::time::Duration::from_millis(5),
@@ -154,6 +156,12 @@ struct UdpCore {
     directory: Arc<SessionDirectory>,
     policy: LoginPolicy,
     busy_after_ns: u64,
+    /// Original replies to resend once the current datagram is handled:
+    /// (session, first reply sequence, end).
+    resend: Option<(u32, u64, u64)>,
+    /// Flow-control window advertised at login: what the reorder window
+    /// and the reply log both cover.
+    window: u32,
     /// When the input ring was first seen full in the current stretch (0:
     /// it has room).
     full_since_ns: u64,
@@ -189,6 +197,11 @@ impl<P: Port> UdpGateway<P> {
                 directory,
                 policy: opts.login_policy,
                 busy_after_ns: opts.busy_after.as_nanos() as u64,
+                resend: None,
+                window: opts
+                    .reorder_window
+                    .min(opts.reply_log_depth)
+                    .min(u32::MAX as usize) as u32,
                 full_since_ns: 0,
                 replies: ReplyPath::new(
                     Framing::MoldUdp64,
@@ -275,7 +288,7 @@ impl UdpCore {
         s.peer = Some(Peer::Addr(addr));
         s.last_rx_ns = now;
         s.last_tx_ns = now;
-        let ok = LoginAccepted::new(ts, s.next_client_seq, s.next_reply_seq);
+        let ok = LoginAccepted::new(ts, s.next_client_seq, s.next_reply_seq, self.window);
         let (replay_from, next_reply) = (login.reply_seq.get(), s.next_reply_seq);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(ok);
         self.replies
@@ -434,6 +447,7 @@ impl UdpCore {
             match held {
                 Some(true) => {
                     self.counters.reordered_held += 1;
+                    self.report_gap(session, block, expected, port);
                     continue;
                 }
                 Some(false) => {
@@ -444,30 +458,11 @@ impl UdpCore {
                 None => {}
             }
             if client_seq > expected {
-                // An earlier message is missing: nothing past the gap is
-                // taken until the client resends from it. The first message
-                // past a gap gets a SequenceGap reject; the rest of the gap
-                // is dropped and counted (one reject per gap keeps a burst
-                // from flooding the reply stream and its log).
+                // Beyond the reorder window: refused (the client sends it
+                // again once the gap has filled), and the gap reported.
                 self.counters.rx_messages += 1;
                 self.counters.rejected_gap += 1;
-                let first_report = self.sessions.get_mut(session).is_some_and(|s| {
-                    let first = s.gap_reported_for != expected;
-                    s.gap_reported_for = expected;
-                    first
-                });
-                if first_report {
-                    self.replies.reject(
-                        &mut self.sessions,
-                        session,
-                        block,
-                        RejectReason::SequenceGap as u16,
-                        client_seq,
-                        self.rx_ns,
-                        port,
-                        &mut self.counters,
-                    );
-                } else {
+                if !self.report_gap(session, block, expected, port) {
                     self.counters.dropped_gap += 1;
                 }
                 continue;
@@ -480,6 +475,7 @@ impl UdpCore {
                 }
                 if now.saturating_sub(self.full_since_ns) < self.busy_after_ns {
                     self.block_pos = k;
+                    self.flush_resend(port);
                     return false;
                 }
                 // Full for too long: answer Busy for the first message not
@@ -504,8 +500,43 @@ impl UdpCore {
             self.take_in_order(session, origin, client_seq, block, port);
             self.drain_window(session, origin, port);
         }
+        self.flush_resend(port);
         self.block_pos = 0;
         true
+    }
+
+    /// Tells the client which message is missing: a SequenceGap reject whose
+    /// client sequence is `expected`, the one the session waits for. Sent
+    /// when a message arrives past a new gap, and again every
+    /// [`GAP_REPORT_REPEAT_NS`] while the gap stays open (the resend may be
+    /// lost too); false when not due. The client resends exactly that
+    /// message instead of guessing from timeouts, which at high rates would
+    /// resend every message held behind the gap.
+    fn report_gap(&mut self, session: u32, block: &[u8], expected: u64, port: &mut impl Port) -> bool {
+        let now = self.rx_ns;
+        let due = self.sessions.get_mut(session).is_some_and(|s| {
+            let due = s.gap_reported_for != expected
+                || now.saturating_sub(s.gap_reported_ns) >= GAP_REPORT_REPEAT_NS;
+            if due {
+                s.gap_reported_for = expected;
+                s.gap_reported_ns = now;
+            }
+            due
+        });
+        if due {
+            self.counters.gap_notices += 1;
+            self.replies.reject(
+                &mut self.sessions,
+                session,
+                block,
+                RejectReason::SequenceGap as u16,
+                expected,
+                now,
+                port,
+                &mut self.counters,
+            );
+        }
+        due
     }
 
     /// Takes the session's next expected message (the caller checked ring
@@ -556,6 +587,9 @@ impl UdpCore {
     /// Takes, in order, the messages that arrived ahead of a gap and now
     /// follow on, while the ring has room (what does not fit stays in the
     /// window and is taken at the session's next datagram).
+    /// If the window still holds messages once the next one is missing,
+    /// that next gap is reported at once (not at the next arrival, which
+    /// may not come while the client waits for answers).
     fn drain_window(&mut self, session: u32, origin: SessionRef, port: &mut impl Port) {
         loop {
             if !self.to_sequencer.has_room(1) {
@@ -565,7 +599,12 @@ impl UdpCore {
                 return;
             };
             let seq = s.next_client_seq;
-            let Some(msg) = s.window.take(seq) else { return };
+            let Some(msg) = s.window.take(seq) else {
+                if !s.window.is_empty() {
+                    self.report_gap(session, &[], seq, port);
+                }
+                return;
+            };
             self.take_in_order(session, origin, seq, &msg, port);
         }
     }
@@ -574,6 +613,13 @@ impl UdpCore {
     fn advance_client_seq(&mut self, session: u32) {
         if let Some(s) = self.sessions.get_mut(session) {
             s.next_client_seq += 1;
+        }
+    }
+
+    /// Sends the deferred original replies (see `resend_original`).
+    fn flush_resend(&mut self, port: &mut impl Port) {
+        if let Some((session, first, end)) = self.resend.take() {
+            self.resend_range(session, first, end - first, port);
         }
     }
 
@@ -592,21 +638,16 @@ impl UdpCore {
             self.replies.push_unsequenced(peer, &name, &r, port);
             self.counters.replies_retransmitted += 1;
         } else if let Some((first, n)) = s.log.find(client_seq) {
-            let mut buf = [0u8; MAX_PAYLOAD];
-            let Some(mut b) = MoldBuilder::new(&mut buf, &s.name, first) else {
-                return;
-            };
-            let mut sent = 0u64;
-            for k in 0..n.min(MAX_MESSAGES_PER_PACKET) {
-                if let Some(m) = s.log.get(first + k as u64) {
-                    if b.push(m) {
-                        sent += 1;
-                    }
+            // Deferred to the end of the datagram, so the replies of a run
+            // of retransmitted messages go back packed, not one per packet.
+            let end = first + n as u64;
+            match &mut self.resend {
+                Some(r) if r.0 == session && r.2 == first => r.2 = end,
+                _ => {
+                    self.flush_resend(port);
+                    self.resend = Some((session, first, end));
                 }
             }
-            let len = b.finish();
-            self.replies.push_control(peer, &buf[..len], port);
-            self.counters.replies_retransmitted += sent;
         } else if (client_seq <= s.replied_client_seq && s.log.is_full()) || client_seq < s.restored_below {
             self.counters.rejected_too_old += 1;
             self.replies.reject(

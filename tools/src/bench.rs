@@ -64,38 +64,19 @@ fn generated_secret() -> String {
     format!("{:010x}", t.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24)
 }
 
-/// Puts a lossy relay in front of `addr` when `loss > 0` (UDP only).
-fn maybe_relay(
-    b: &BenchConfig,
-    addr: SocketAddr,
-) -> anyhow::Result<(SocketAddr, Option<crate::relay::Relay>)> {
-    if b.loss <= 0.0 {
-        return Ok((addr, None));
+/// Checks `--loss` and says what it does.
+fn check_loss(b: &BenchConfig) -> anyhow::Result<()> {
+    if b.loss > 0.0 {
+        anyhow::ensure!(
+            b.transport == TransportKind::Udp,
+            "--loss applies to --transport udp"
+        );
+        eprintln!(
+            "fault injection: {:.1}% drop, duplicate and reorder each way, in the simulator's link",
+            b.loss * 100.0
+        );
     }
-    anyhow::ensure!(
-        b.transport == TransportKind::Udp,
-        "--loss applies to --transport udp"
-    );
-    let r = crate::relay::start(
-        "127.0.0.1:0".parse()?,
-        addr,
-        crate::relay::Faults::uniform(b.loss),
-        0x1055,
-    )?;
-    eprintln!(
-        "fault injection: {:.1}% drop, duplicate and reorder each way, relay {}",
-        b.loss * 100.0,
-        r.addr
-    );
-    Ok((r.addr, Some(r)))
-}
-
-fn report_relay(r: Option<crate::relay::Relay>) {
-    if let Some(r) = r {
-        if let Ok(c) = r.stop() {
-            eprintln!("relay: {c:?}");
-        }
-    }
+    Ok(())
 }
 
 fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> ClientConfig {
@@ -113,6 +94,7 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> C
         keep_global_seqs: false,
         keep_answers: false,
         retransmit: (b.loss > 0.0).then(|| Duration::from_millis(5)),
+        faults: (b.loss > 0.0).then(|| crate::relay::Faults::uniform(b.loss)),
         drain: Duration::from_secs(2),
         secret: secret.to_string(),
         first_session: 0,
@@ -130,6 +112,7 @@ fn run_client_thread(cfg: ClientConfig) -> anyhow::Result<ClientResult> {
 /// Runs the baseline (unless disabled) and Peregrine; prints the report and
 /// writes the requested files. Returns the JSON summary.
 pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
+    check_loss(b)?;
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let baseline = if b.no_baseline {
         None
@@ -155,9 +138,7 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
             echo.addr,
             b.duration
         );
-        let (target, relay) = maybe_relay(b, echo.addr)?;
-        let r = run_client_thread(client_cfg(b, target, true, "")).context("baseline run")?;
-        report_relay(relay);
+        let r = run_client_thread(client_cfg(b, echo.addr, true, "")).context("baseline run")?;
         echo.stop();
         Some(r)
     };
@@ -201,9 +182,8 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         addr,
         b.duration
     );
-    let (target, relay) = maybe_relay(b, addr)?;
+    let target = addr;
     let result = run_client_thread(client_cfg(b, target, false, &secret)).context("peregrine run")?;
-    report_relay(relay);
     if let Some(h) = srv {
         let (report, _) = h.stop()?;
         eprint!("{}", server::format_report(&report));

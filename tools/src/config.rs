@@ -132,7 +132,7 @@ impl Default for ServeConfig {
             rx_burst: 32,
             session_rate_limit: 0,
             session_rate_burst: 1000,
-            reply_log_depth: 4096,
+            reply_log_depth: 8192,
             reorder_window: 8192,
             heartbeat_interval_ms: 1000,
             idle_timeout_ms: 15_000,

@@ -252,7 +252,9 @@ struct LoadArgs {
     /// Messages in flight in throughput mode.
     #[arg(long, default_value_t = 14 * 512)]
     window: usize,
-    /// Messages per datagram / write (default 1; 14 in throughput mode).
+    /// Messages per datagram / write. Default: 1 in ping-pong mode, 14 in
+    /// throughput mode; in rate mode the messages due at the same moment
+    /// are packed (up to 14), none ever held back for company.
     #[arg(long)]
     batch: Option<usize>,
     /// Sending time, e.g. 10s.
@@ -292,7 +294,12 @@ impl LoadArgs {
         }
     }
     fn batch(&self) -> usize {
-        self.batch.unwrap_or(if self.throughput { 14 } else { 1 })
+        match (self.batch, self.mode()) {
+            (Some(b), _) => b.clamp(1, 14),
+            (None, Mode::Throughput { .. }) => 14,
+            (None, Mode::Rate(_)) => 0,
+            (None, Mode::PingPong) => 1,
+        }
     }
     fn warmup(&self) -> Duration {
         self.warmup.min(self.duration / 2)

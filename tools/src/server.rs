@@ -277,6 +277,22 @@ pub fn format_report(r: &ServerReport) -> String {
         );
         let _ = writeln!(
             s,
+            "  exactly-once: in order {} held ahead of a gap {}, gap rejected {} (dropped {}), retransmissions recognised {} \
+             (original replies resent {}, too old {}), retransmission requests {}, rate-limited {}, busy {}, takeovers {}",
+            g.accepted,
+            g.reordered_held,
+            g.rejected_gap,
+            g.dropped_gap,
+            g.dedup_hits,
+            g.replies_retransmitted,
+            g.rejected_too_old,
+            g.rerequests,
+            g.rejected_rate_limited,
+            g.rejected_busy,
+            g.logins_taken_over
+        );
+        let _ = writeln!(
+            s,
             "  port: rx {} pkts {} B, tx {} pkts {} B, tx dropped {}, rx oversize {}, rx not for us {}, conns opened {} closed {} slow-closed {} refused {}",
             p.rx_packets,
             p.rx_bytes,

@@ -232,17 +232,18 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
         "the very same reply, with its original reply sequence"
     );
     // A message further ahead than the reorder window (8,192 by default) is
-    // rejected, unsequenced, and not sequenced.
+    // refused, not sequenced; the gap report names the missing message, 4.
     s.send_to(&mold("DEDUP", 30_000, &[&echo(30_000, 1)]), srv.udp[0])
         .unwrap();
     let gap = recv_blocks(&s, 1, Duration::from_secs(5));
     let j = as_reject(&gap[0].1).expect("a Reject");
     assert_eq!(
         (j.reason.get(), j.client_seq.get(), j.global_seq.get()),
-        (RejectReason::SequenceGap as u16, 30_000, 0)
+        (RejectReason::SequenceGap as u16, 4, 0)
     );
     assert_eq!(gap[0].0, 0, "session-layer rejects take no reply sequence");
-    // Message 5, ahead of the gap at 4 but inside the window, is held.
+    // Message 5, ahead of the gap at 4 but inside the window, is held; the
+    // same gap was reported just now, so no second report yet.
     s.send_to(&mold("DEDUP", 5, &[&echo(5, 55)]), srv.udp[0]).unwrap();
     assert!(recv_blocks(&s, 1, Duration::from_millis(200)).is_empty());
     // Filling the gap in order goes on normally.
@@ -271,8 +272,19 @@ fn udp_messages_ahead_of_a_gap_are_held_and_taken_in_order_when_it_fills() {
     s.send_to(&mold("HOLD", 3, &[&echo(3, 3), &echo(4, 4)]), srv.udp[0])
         .unwrap();
     s.send_to(&mold("HOLD", 5, &[&echo(5, 5)]), srv.udp[0]).unwrap();
-    let first = recv_blocks(&s, 1, Duration::from_secs(5));
-    assert_eq!(first.len(), 1);
+    let first = recv_blocks(&s, 2, Duration::from_secs(5));
+    assert_eq!(first.len(), 2, "the ack of 1 and a gap report, in either order");
+    let ack = first.iter().find_map(|(_, m)| as_ack(m)).expect("an ack");
+    assert_eq!(ack.client_seq.get(), 1);
+    let report = first
+        .iter()
+        .find_map(|(_, m)| as_reject(m))
+        .expect("a gap report");
+    assert_eq!(
+        (report.reason.get(), report.client_seq.get()),
+        (8, 2),
+        "2 is missing"
+    );
     assert!(
         recv_blocks(&s, 1, Duration::from_millis(200)).is_empty(),
         "3..5 wait for 2"
@@ -292,5 +304,6 @@ fn udp_messages_ahead_of_a_gap_are_held_and_taken_in_order_when_it_fills() {
         "taken in client order once the gap filled"
     );
     let (report, _) = srv.stop().unwrap();
-    assert_eq!(report.gateways[0].1.reordered_held, 3);
+    let c = report.gateways[0].1;
+    assert_eq!((c.reordered_held, c.gap_notices), (3, 1));
 }

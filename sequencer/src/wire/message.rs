@@ -491,8 +491,10 @@ message_layout! {
         next_client_seq: U64,
         /// Sequence number of the next new reply.
         next_reply_seq: U64,
+        /// Flow-control window: the most messages the client should have unanswered at once (beyond it the server's reorder window or reply log no longer covers a loss).
+        window: U32,
         /// Zero.
-        reserved2: [u8; 68],
+        reserved2: [u8; 64],
     }
 }
 
@@ -598,14 +600,16 @@ impl Logout {
 
 impl LoginAccepted {
     /// An acceptance echoing `client_ts_ns`, with the session's next
-    /// expected client sequence and next reply sequence.
-    pub fn new(client_ts_ns: u64, next_client_seq: u64, next_reply_seq: u64) -> LoginAccepted {
+    /// expected client sequence and next reply sequence, and the client's
+    /// flow-control `window` (messages).
+    pub fn new(client_ts_ns: u64, next_client_seq: u64, next_reply_seq: u64, window: u32) -> LoginAccepted {
         let mut m = LoginAccepted::new_zeroed();
         m.msg_type = MessageType::LoginAccepted as u8;
         m.version = LAYOUT_VERSION;
         m.client_ts_ns = U64::new(client_ts_ns);
         m.next_client_seq = U64::new(next_client_seq);
         m.next_reply_seq = U64::new(next_reply_seq);
+        m.window = U32::new(window);
         m
     }
 }

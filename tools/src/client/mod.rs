@@ -13,8 +13,10 @@
 //! Warm-up messages (intended time in the first `warmup`) are sent and
 //! answered but not recorded.
 
+pub mod faults;
 pub mod flow;
 pub mod recorder;
+pub mod rto;
 pub mod tcp;
 pub mod transport;
 pub mod udp;
@@ -82,6 +84,8 @@ pub struct ClientConfig {
     /// Mode.
     pub mode: Mode,
     /// Messages per packet (UDP datagram; TCP: frames written together).
+    /// 0, rate mode only: pack the messages that are due at the same moment
+    /// (up to 14), never holding one back for company.
     pub batch: usize,
     /// Total sending time, warm-up included.
     pub duration: Duration,
@@ -104,6 +108,9 @@ pub struct ClientConfig {
     pub drain: Duration,
     /// The sessions' secret (every simulated session uses the same one).
     pub secret: String,
+    /// UDP: drop, duplicate and reorder datagrams both ways in the
+    /// simulator's own link (fault injection without a relay).
+    pub faults: Option<crate::relay::Faults>,
     /// Number of the first session's name: sessions are PG`first_session`,
     /// PG`first_session + 1`, ... (simulators sharing a server need
     /// disjoint sessions).
@@ -130,6 +137,7 @@ impl ClientConfig {
             drain: Duration::from_secs(2),
             secret: String::new(),
             first_session: 0,
+            faults: None,
         }
     }
 }
@@ -175,12 +183,18 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
             if let Some(rto) = cfg.retransmit {
                 t = t.with_retransmission(rto);
             }
+            if let Some(f) = cfg.faults {
+                t = t.with_faults(f, 0x1055);
+            }
             if !cfg.raw_peer {
                 t.login(&cfg.secret, Duration::from_secs(5))?;
             }
             let r = run_with(&mut t, cfg);
             if !cfg.raw_peer {
                 t.logout()?;
+            }
+            if let Some(c) = t.link_counters() {
+                eprintln!("lossy link (0: to the server, 1: back): {c:?}");
             }
             r
         }
@@ -196,6 +210,10 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
         }
     }
 }
+
+/// Most messages the simulator packs into one packet (14 fill a MoldUDP64
+/// datagram).
+pub const MAX_PACK: usize = peregrine_sequencer::wire::moldudp64::MAX_MESSAGES_PER_PACKET;
 
 /// Runs the configured mode over an already connected transport.
 pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
@@ -224,7 +242,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 if now >= end {
                     break;
                 }
-                t.queue(s, 1, now, &mut flow)?;
+                t.queue(s, &[now], &mut flow)?;
                 t.flush()?;
                 sent += 1;
                 if now >= warmup_end {
@@ -248,7 +266,13 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
         Mode::Rate(rate) => {
             anyhow::ensure!(rate > 0.0, "rate must be positive");
             offered_rate = rate;
-            let interval = (batch as f64 * 1e9 / rate).max(1.0);
+            // Units of `unit` messages share an intended send time; a
+            // session's due units are packed `pack` messages per packet
+            // (auto: whatever is due, up to 14; else exactly `batch`).
+            let auto = cfg.batch == 0;
+            let (unit, pack) = if auto { (1, MAX_PACK) } else { (batch, batch) };
+            let interval = (unit as f64 * 1e9 / rate).max(1.0);
+            let mut pending: Vec<Vec<u64>> = (0..sessions).map(|_| Vec::with_capacity(pack + unit)).collect();
             let mut i = 0u64;
             let mut s = 0usize;
             loop {
@@ -256,17 +280,27 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 let mut queued = false;
                 loop {
                     let intended = t0 + (i as f64 * interval) as u64;
-                    if intended > now || intended >= end {
+                    if intended > now || intended >= end || !t.ready(s) {
                         break;
                     }
-                    t.queue(s, batch, intended, &mut flow)?;
-                    sent += batch as u64;
+                    pending[s].extend(std::iter::repeat_n(intended, unit));
+                    if pending[s].len() >= pack {
+                        t.queue(s, &pending[s], &mut flow)?;
+                        pending[s].clear();
+                    }
+                    sent += unit as u64;
                     if intended >= warmup_end {
-                        sent_in_window += batch as u64;
+                        sent_in_window += unit as u64;
                     }
                     s = (s + 1) % sessions;
                     i += 1;
                     queued = true;
+                }
+                for (ps, p) in pending.iter_mut().enumerate() {
+                    if !p.is_empty() {
+                        t.queue(ps, p, &mut flow)?;
+                        p.clear();
+                    }
                 }
                 if queued {
                     t.flush()?;
@@ -293,7 +327,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 }
                 let mut k = 0;
                 while sent.saturating_sub(rec.answered + written_off) + batch as u64 <= window && k < 32 {
-                    t.queue(s, batch, now, &mut flow)?;
+                    t.queue(s, &[now; MAX_PACK][..batch.min(MAX_PACK)], &mut flow)?;
                     sent += batch as u64;
                     if now >= warmup_end {
                         sent_in_window += batch as u64;

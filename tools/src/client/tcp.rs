@@ -123,12 +123,13 @@ impl TcpClient {
 }
 
 impl ClientTransport for TcpClient {
-    fn queue(&mut self, s: usize, n: usize, ts_ns: u64, flow: &mut Flow) -> io::Result<u64> {
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> io::Result<u64> {
         let c = &mut self.conns[s];
         let first = c.next_seq;
+        let n = stamps.len();
         let mut msg = [0u8; MESSAGE_LEN];
         let mut frame = [0u8; 3 + MESSAGE_LEN];
-        for k in 0..n {
+        for (k, &ts_ns) in stamps.iter().enumerate() {
             flow.next(s, ts_ns, first + k as u64, &mut msg);
             let len = write_packet(&mut frame, kind::UNSEQUENCED_DATA, &msg).unwrap_or(0);
             c.out.extend_from_slice(&frame[..len]);

@@ -7,9 +7,10 @@ use zerocopy::FromBytes;
 
 /// A client-side transport carrying many sessions.
 pub trait ClientTransport {
-    /// Queues one packet of `n` messages for session `s`, every message
-    /// stamped `ts_ns`; returns the client sequence of the first.
-    fn queue(&mut self, s: usize, n: usize, ts_ns: u64, flow: &mut Flow) -> std::io::Result<u64>;
+    /// Queues one packet for session `s` of one message per entry of
+    /// `stamps`, message k stamped `stamps[k]` (its intended send time, ns);
+    /// returns the client sequence of the first.
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> std::io::Result<u64>;
     /// Sends everything queued (or as much as the socket takes now).
     fn flush(&mut self) -> std::io::Result<()>;
     /// Receives what is pending; calls `f` for every reply with the time
@@ -23,6 +24,12 @@ pub trait ClientTransport {
     /// Messages resent so far.
     fn retransmitted(&self) -> u64 {
         0
+    }
+    /// False while session `s` may not send new messages yet (flow
+    /// control: too many unanswered). Due messages then wait; their latency
+    /// still counts from their intended send time.
+    fn ready(&self, _s: usize) -> bool {
+        true
     }
 }
 

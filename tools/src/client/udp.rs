@@ -8,12 +8,14 @@
 //! shows a gap that does not fill within [`REREQUEST_AFTER_NS`]), the client
 //! asks for it again with a MoldUDP64 retransmission request.
 
+use super::faults::{LossyLink, DOWN, UP};
 use super::flow::Flow;
 use super::recorder::Reply;
+use super::rto::Rto;
 use super::transport::{decode_reply, ClientTransport};
 use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
+use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -56,19 +58,29 @@ pub struct UdpClient {
     /// Number of the first session's name (PG + 8 digits).
     first_session: usize,
     next_seq: Vec<u64>,
-    /// Retransmission timeout, ns (None: never retransmit).
+    /// Retransmission floor, ns (None: never retransmit).
     rto_ns: Option<u64>,
+    /// The retransmission timeout in force (backed off while the oldest
+    /// message stays unanswered).
+    rto: Rto,
     /// Per session: messages sent and not yet answered, oldest first
     /// (consecutive client sequence numbers).
     outstanding: Vec<VecDeque<Outstanding>>,
-    /// Per session: the server reported a sequence gap, resend now.
-    fast: Vec<bool>,
+    /// Per session: the message the server reported missing (SequenceGap),
+    /// to resend now.
+    missing: Vec<Option<u64>>,
     resent: u64,
     /// Per session: which replies have arrived (by reply sequence).
     replies: Vec<ReplyTrack>,
     rerequests: u64,
-    /// When the outstanding messages are next scanned for timeouts.
-    next_scan_ns: u64,
+    /// With retransmission on, a session stops sending new messages while
+    /// this many are unanswered (from the window the server advertises at
+    /// login), so a loss never pushes later messages out of the server's
+    /// reorder window or the answer out of its reply log.
+    max_unanswered: usize,
+    /// Fault injection on both directions, with its scratch batches (what
+    /// passes up, what passes down; each room for every datagram twice).
+    link: Option<(LossyLink, PacketBatch, PacketBatch)>,
 }
 
 /// Wait this long for a reply gap to fill by itself (reordering) before
@@ -144,6 +156,8 @@ struct Outstanding {
     seq: u64,
     msg: [u8; MESSAGE_LEN],
     sent_ns: u64,
+    /// Sent more than once.
+    resent: bool,
     answered: bool,
 }
 
@@ -172,12 +186,14 @@ impl UdpClient {
             first_session: 0,
             next_seq: vec![1; sessions],
             rto_ns: None,
+            rto: Rto::new(5_000_000, 1_000_000_000),
             outstanding: (0..sessions).map(|_| VecDeque::new()).collect(),
-            fast: vec![false; sessions],
+            missing: vec![None; sessions],
             resent: 0,
             replies: vec![ReplyTrack::new(1); sessions],
             rerequests: 0,
-            next_scan_ns: 0,
+            link: None,
+            max_unanswered: 4096,
         })
     }
 
@@ -229,6 +245,12 @@ impl UdpClient {
                                 continue;
                             };
                             self.next_seq[s] = a.next_client_seq.get();
+                            // Keep a quarter of the window in reserve: an
+                            // application may send several replies per
+                            // message, and the reply log must still hold
+                            // the oldest unanswered one's.
+                            let w = a.window.get() as usize;
+                            self.max_unanswered = (w - w / 4).max(1);
                             self.replies[s] = ReplyTrack::new(a.next_reply_seq.get());
                             pending[s] = false;
                         }
@@ -271,6 +293,46 @@ impl UdpClient {
         self.flush()
     }
 
+    /// Resends message `seq` of session `s`, if it is still unanswered,
+    /// with the unanswered messages after it that were sent in the same
+    /// datagram (they were most likely lost with it); returns how many.
+    fn resend_run(&mut self, s: usize, seq: u64, now_ns: u64) -> io::Result<usize> {
+        let Some(front) = self.outstanding[s].front().map(|o| o.seq) else {
+            return Ok(0);
+        };
+        let Some(at) = seq.checked_sub(front).map(|i| i as usize) else {
+            return Ok(0);
+        };
+        let Some(first) = self.outstanding[s].get(at).filter(|o| !o.answered) else {
+            return Ok(0);
+        };
+        let batch_ns = first.sent_ns;
+        if self.tx.is_full() {
+            self.flush()?;
+        }
+        let name = self.names[s];
+        let Some(slot) = self.tx.next_slot() else {
+            return Ok(0);
+        };
+        let Some(mut b) = MoldBuilder::new(slot, &name, seq) else {
+            return Ok(0);
+        };
+        let q = &mut self.outstanding[s];
+        let mut n = 0;
+        while let Some(o) = q.get_mut(at + n) {
+            let same_datagram = n == 0 || (o.sent_ns == batch_ns && !o.answered);
+            if !same_datagram || !b.push(&o.msg) {
+                break;
+            }
+            o.sent_ns = now_ns;
+            o.resent = true;
+            n += 1;
+        }
+        let len = b.finish();
+        self.tx.commit(Peer::Addr(self.server), len);
+        Ok(n)
+    }
+
     /// MoldUDP64 retransmission requests sent.
     pub fn rerequests(&self) -> u64 {
         self.rerequests
@@ -291,6 +353,22 @@ impl UdpClient {
             self.rerequests += 1;
         }
         self.flush()
+    }
+
+    /// Passes every datagram sent and received through a lossy link (drop,
+    /// duplicate, reorder with the given probabilities, both directions).
+    pub fn with_faults(mut self, faults: crate::relay::Faults, seed: u64) -> Self {
+        self.link = Some((
+            LossyLink::new(faults, seed),
+            PacketBatch::new(self.tx.capacity() * 2 + 1),
+            PacketBatch::new(self.rx.capacity() * 2 + 1),
+        ));
+        self
+    }
+
+    /// What the lossy link did, if there is one.
+    pub fn link_counters(&self) -> Option<crate::relay::RelayCounters> {
+        self.link.as_ref().map(|(l, _, _)| l.counters())
     }
 
     /// Names the sessions PG`first`, PG`first + 1`, ... instead of from 0
@@ -316,6 +394,7 @@ impl UdpClient {
     /// so each message is sequenced exactly once.
     pub fn with_retransmission(mut self, rto: std::time::Duration) -> Self {
         self.rto_ns = Some(rto.as_nanos() as u64);
+        self.rto = Rto::new(rto.as_nanos() as u64, 1_000_000_000);
         self
     }
 
@@ -327,32 +406,41 @@ impl UdpClient {
     }
 }
 
-/// True for a Reject saying the server saw a client sequence gap.
-fn is_gap_reject(block: &[u8]) -> bool {
-    block.len() == MESSAGE_LEN
-        && block[0] == peregrine_sequencer::wire::message::MessageType::Reject as u8
-        && u16::from_le_bytes([block[4], block[5]])
-            == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16
+/// For a SequenceGap reject, the client sequence the server is missing.
+fn gap_reported(block: &[u8]) -> Option<u64> {
+    let r =
+        <peregrine_sequencer::wire::message::Reject as zerocopy::FromBytes>::ref_from_bytes(block).ok()?;
+    (r.msg_type == peregrine_sequencer::wire::message::MessageType::Reject as u8
+        && r.reason.get() == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16)
+        .then(|| r.client_seq.get())
 }
 
 /// Marks message `seq` of session `s` answered and forgets the answered
-/// prefix.
-fn mark_answered(outstanding: &mut [VecDeque<Outstanding>], s: usize, seq: u64) {
-    let Some(q) = outstanding.get_mut(s) else { return };
-    let Some(front) = q.front() else { return };
-    if seq < front.seq {
-        return;
+/// prefix; true when the oldest unanswered message changed.
+fn mark_answered(outstanding: &mut [VecDeque<Outstanding>], s: usize, seq: u64) -> bool {
+    let Some(q) = outstanding.get_mut(s) else {
+        return false;
+    };
+    let Some(front) = q.front().map(|o| o.seq) else {
+        return false;
+    };
+    if seq < front {
+        return false;
     }
-    if let Some(o) = q.get_mut((seq - front.seq) as usize) {
+    if let Some(o) = q.get_mut((seq - front) as usize) {
         o.answered = true;
     }
+    let mut advanced = false;
     while q.front().is_some_and(|o| o.answered) {
         q.pop_front();
+        advanced = true;
     }
+    advanced
 }
 
 impl ClientTransport for UdpClient {
-    fn queue(&mut self, s: usize, n: usize, ts_ns: u64, flow: &mut Flow) -> io::Result<u64> {
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> io::Result<u64> {
+        let n = stamps.len();
         if self.tx.is_full() {
             self.flush()?;
         }
@@ -366,8 +454,11 @@ impl ClientTransport for UdpClient {
         };
         let mut msg = [0u8; MESSAGE_LEN];
         let mut k = 0;
+        // One time for the whole datagram: a resend recognises the messages
+        // that travelled (and were lost) together by it.
+        let sent_ns = peregrine_netio::clock::now_ns();
         while k < n {
-            flow.next(s, ts_ns, first + k as u64, &mut msg);
+            flow.next(s, stamps[k], first + k as u64, &mut msg);
             if !b.push(&msg) {
                 break;
             }
@@ -375,8 +466,9 @@ impl ClientTransport for UdpClient {
                 self.outstanding[s].push_back(Outstanding {
                     seq: first + k as u64,
                     msg,
-                    sent_ns: peregrine_netio::clock::now_ns(),
+                    sent_ns,
                     answered: false,
+                    resent: false,
                 });
             }
             k += 1;
@@ -388,14 +480,40 @@ impl ClientTransport for UdpClient {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.tx.is_empty() {
-            self.port.send(&mut self.tx).map_err(io::Error::other)?;
+        if self.tx.is_empty() && !self.link.as_ref().is_some_and(|(l, _, _)| l.holds(UP)) {
+            return Ok(());
+        }
+        match &mut self.link {
+            Some((link, out, _)) => {
+                link.pass(UP, &self.tx, out, peregrine_netio::clock::now_ns());
+                self.tx.clear();
+                if !out.is_empty() {
+                    self.port.send(out).map_err(io::Error::other)?;
+                }
+            }
+            None => {
+                self.port.send(&mut self.tx).map_err(io::Error::other)?;
+            }
         }
         Ok(())
     }
 
     fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> io::Result<usize> {
-        let n = self.port.recv(&mut self.rx).map_err(io::Error::other)?;
+        let mut n = self.port.recv(&mut self.rx).map_err(io::Error::other)?;
+        // With a lossy link, what it delivers is handled in place of what
+        // arrived (the batches are swapped back at the end); it may also
+        // let out a datagram it held back when nothing arrived.
+        if let Some((link, _, delivered)) = &mut self.link {
+            if n > 0 || link.holds(DOWN) {
+                link.pass(DOWN, &self.rx, delivered, peregrine_netio::clock::now_ns());
+                std::mem::swap(&mut self.rx, delivered);
+                n = self.rx.len();
+                if n == 0 {
+                    std::mem::swap(&mut self.rx, delivered);
+                    return Ok(0);
+                }
+            }
+        }
         if n == 0 {
             return Ok(0);
         }
@@ -415,83 +533,63 @@ impl ClientTransport for UdpClient {
                 self.replies[s].arrived(first, end, now);
             }
             for (k, block) in p.blocks().enumerate() {
-                if is_gap_reject(block) {
-                    // The server is missing an earlier message: resend from
-                    // the oldest unanswered one without waiting.
-                    if let Some(f) = self.fast.get_mut(s) {
-                        *f = true;
+                if let Some(missing) = gap_reported(block) {
+                    // The server names the message it waits for: resend
+                    // exactly that one, without waiting for a timeout.
+                    if let Some(m) = self.missing.get_mut(s) {
+                        *m = Some(missing);
                     }
                     continue;
                 }
                 // A raw echo returns our own packet: its sequence is ours.
                 if let Some(r) = decode_reply(s, block, first + k as u64) {
-                    if self.rto_ns.is_some() && r.client_seq != 0 {
-                        mark_answered(&mut self.outstanding, s, r.client_seq);
+                    if self.rto_ns.is_some()
+                        && r.client_seq != 0
+                        && mark_answered(&mut self.outstanding, s, r.client_seq)
+                    {
+                        self.rto.reset();
                     }
                     f(r, now);
                 }
             }
+        }
+        if let Some((_, _, delivered)) = &mut self.link {
+            std::mem::swap(&mut self.rx, delivered);
         }
         Ok(n)
     }
 
     fn retransmit(&mut self, now_ns: u64) -> io::Result<usize> {
         self.request_missing(now_ns)?;
-        let Some(rto) = self.rto_ns else { return Ok(0) };
-        let any_fast = self.fast.iter().any(|&f| f);
-        if !any_fast && now_ns < self.next_scan_ns {
+        if self.rto_ns.is_none() {
             return Ok(0);
         }
-        self.next_scan_ns = now_ns + (rto / 4).max(1);
+        let rto = self.rto.current_ns();
+        let mut timed_out = false;
         let mut resent = 0;
         for s in 0..self.outstanding.len() {
-            // Selective repeat: the server holds messages that arrive ahead
-            // of a gap (its reorder window), so only the messages left
-            // unanswered for the timeout are resent, in runs of consecutive
-            // sequence numbers (up to 14 per datagram, at most 64 datagrams
-            // per session per call). A SequenceGap reject (the server's
-            // window overflowed) makes the oldest unanswered one due now.
-            let fast = std::mem::take(&mut self.fast[s]);
-            let mut oldest = true;
-            let mut i = 0;
-            let mut datagrams = 0;
-            while datagrams < 64 {
-                let q = &self.outstanding[s];
-                let due = |o: &Outstanding, oldest: bool| {
-                    !o.answered && (now_ns.saturating_sub(o.sent_ns) >= rto || (fast && oldest))
-                };
-                while q.get(i).is_some_and(|o| !due(o, oldest && !o.answered)) {
-                    if !q[i].answered {
-                        oldest = false;
-                    }
-                    i += 1;
-                }
-                let Some(o) = q.get(i) else { break };
-                let first = o.seq;
-                if self.tx.is_full() {
-                    self.flush()?;
-                }
-                let name = self.names[s];
-                let Some(slot) = self.tx.next_slot() else { break };
-                let Some(mut b) = MoldBuilder::new(slot, &name, first) else {
-                    break;
-                };
-                let q = &mut self.outstanding[s];
-                let mut n = 0;
-                while let Some(o) = q.get_mut(i + n) {
-                    if n == MAX_MESSAGES_PER_PACKET || !due(o, oldest && n == 0) || !b.push(&o.msg) {
-                        break;
-                    }
-                    o.sent_ns = now_ns;
-                    n += 1;
-                }
-                oldest = false;
-                let len = b.finish();
-                self.tx.commit(Peer::Addr(self.server), len);
-                resent += n;
-                i += n.max(1);
-                datagrams += 1;
+            // The server answers a session's messages strictly in order and
+            // holds those that arrive ahead of a gap, so an unanswered
+            // message behind the oldest one is most likely held, not lost:
+            // resending it would only add load. Resent are the message the
+            // server reports missing (SequenceGap), and the oldest
+            // unanswered one when its timer runs out (a lost report, a lost
+            // resend or a lost reply); its second timeout backs the timer
+            // off, as TCP's does.
+            if let Some(k) = self.missing[s].take() {
+                resent += self.resend_run(s, k, now_ns)?;
             }
+            let Some(front) = self.outstanding[s].front() else {
+                continue;
+            };
+            if now_ns.saturating_sub(front.sent_ns) >= rto {
+                timed_out |= front.resent;
+                let seq = front.seq;
+                resent += self.resend_run(s, seq, now_ns)?;
+            }
+        }
+        if timed_out {
+            self.rto.back_off();
         }
         if resent > 0 {
             self.flush()?;
@@ -502,6 +600,14 @@ impl ClientTransport for UdpClient {
 
     fn retransmitted(&self) -> u64 {
         self.resent
+    }
+
+    fn ready(&self, s: usize) -> bool {
+        self.rto_ns.is_none()
+            || self
+                .outstanding
+                .get(s)
+                .is_none_or(|q| q.len() < self.max_unanswered)
     }
 }
 
