@@ -2,13 +2,34 @@
 
 use crate::Bytes;
 use peregrine_sequencer::wire::moldudp64::{
-    write_header_only, MoldBuilder, MoldError, MoldPacket, END_OF_SESSION, HEADER_LEN, HEARTBEAT,
-    MAX_PAYLOAD, SESSION_LEN,
+    write_header_only, MoldBuilder, MoldError, MoldPacket, RetransmissionRequest, END_OF_SESSION, HEADER_LEN,
+    HEARTBEAT, MAX_PAYLOAD, SESSION_LEN,
 };
 
 pub(crate) fn run(data: &[u8]) {
     parse(data);
     build(data);
+    request(data);
+}
+
+/// A retransmission request is exactly a header whose count asks for
+/// messages; it is never also a valid packet, and it rebuilds to the same
+/// bytes.
+fn request(data: &[u8]) {
+    let Some(r) = RetransmissionRequest::parse(data) else {
+        let count = data.get(18..20).map(|c| u16::from_be_bytes([c[0], c[1]]));
+        assert!(
+            data.len() != HEADER_LEN || matches!(count, Some(HEARTBEAT | END_OF_SESSION)),
+            "a header asking for messages must parse as a request"
+        );
+        return;
+    };
+    assert_eq!(data.len(), HEADER_LEN);
+    assert!(r.count != HEARTBEAT && r.count != END_OF_SESSION);
+    assert!(MoldPacket::new_checked(data).is_err(), "its blocks are missing");
+    let mut h = [0u8; HEADER_LEN];
+    write_header_only(&mut h, &r.session, r.sequence, r.count);
+    assert_eq!(&h[..], data);
 }
 
 /// Whole-input parse: a valid packet is exactly header + its blocks and
