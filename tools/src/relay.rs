@@ -105,9 +105,13 @@ const IDLE_SPINS: u32 = 32;
 const IDLE_SLEEP: Duration = Duration::from_micros(20);
 
 fn port_options() -> UdpOptions {
+    let buf = std::env::var("RELAY_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SOCKET_BUFFER);
     UdpOptions {
-        recv_buffer: SOCKET_BUFFER,
-        send_buffer: SOCKET_BUFFER,
+        recv_buffer: buf,
+        send_buffer: buf,
         max_batch: BATCH,
         // A full socket is retried on the next poll round (the datagrams
         // stay in the outbox), not spun on inside `send`.

@@ -48,6 +48,17 @@ pub fn client_session_index(n: &SessionName) -> Option<usize> {
     Some(v)
 }
 
+/// Datagram `i` of `rx`: its session's index among the `count` sessions
+/// numbered from `first`, and the packet, when it is a valid MoldUDP64
+/// packet for one of them.
+fn received(rx: &PacketBatch, i: usize, first: usize, count: usize) -> Option<(usize, MoldPacket<'_>)> {
+    let p = MoldPacket::new_checked(rx.get(i).2).ok()?;
+    let s = client_session_index(&p.session())?
+        .checked_sub(first)
+        .filter(|&s| s < count)?;
+    Some((s, p))
+}
+
 /// The UDP simulator's transport.
 pub struct UdpClient {
     port: UdpPort,
@@ -231,11 +242,7 @@ impl UdpClient {
             }
             let n = self.port.recv(&mut self.rx).map_err(io::Error::other)?;
             for i in 0..n {
-                let (_, _, data) = self.rx.get(i);
-                let Ok(p) = MoldPacket::new_checked(data) else {
-                    continue;
-                };
-                let Some(s) = self.index_of(&p.session()) else {
+                let Some((s, p)) = received(&self.rx, i, self.first_session, self.names.len()) else {
                     continue;
                 };
                 for block in p.blocks() {
@@ -381,13 +388,6 @@ impl UdpClient {
         self
     }
 
-    /// The local index of session `name`, if it is one of ours.
-    fn index_of(&self, name: &SessionName) -> Option<usize> {
-        client_session_index(name)?
-            .checked_sub(self.first_session)
-            .filter(|&i| i < self.names.len())
-    }
-
     /// Keeps every message until it is answered and resends it (with its
     /// original client sequence number) after `rto` without an answer.
     /// The server recognises the copy and answers with the original reply,
@@ -519,11 +519,7 @@ impl ClientTransport for UdpClient {
         }
         let now = peregrine_netio::clock::now_ns();
         for i in 0..n {
-            let (_, _, data) = self.rx.get(i);
-            let Ok(p) = MoldPacket::new_checked(data) else {
-                continue;
-            };
-            let Some(s) = self.index_of(&p.session()) else {
+            let Some((s, p)) = received(&self.rx, i, self.first_session, self.names.len()) else {
                 continue;
             };
             let first = p.sequence();
