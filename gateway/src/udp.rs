@@ -80,8 +80,11 @@ pub struct GatewayOptions {
 }
 
 /// How often gateways look at the clock for heartbeats and timeouts (in
-/// `poll_tx` calls; the clock is read only then).
-pub(crate) const TIMER_POLLS: u32 = 1024;
+/// `poll_tx` calls; the clock is read only then). 64: a few microseconds
+/// when spinning (a vDSO clock read is ~20 ns), and at most 64 ms with the
+/// `backoff` idle strategy, whose sleeps grow to 1 ms (at 1,024 a
+/// backing-off gateway sent heartbeats a second late).
+pub(crate) const TIMER_POLLS: u32 = 64;
 /// Timer resolution.
 pub(crate) const TIMER_TICK_NS: u64 = 50_000_000;
 /// A gap still open this long after it was reported is reported again.
