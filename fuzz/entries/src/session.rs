@@ -394,9 +394,10 @@ impl TxCheck {
     }
 
     fn datagram(&mut self, peer: Peer, data: &[u8]) {
-        let Peer::Addr(a) = peer else {
-            panic!("UDP reply to a non-address peer {peer:?}");
-        };
+        assert!(
+            matches!(peer, Peer::Addr(_)),
+            "UDP reply to a non-address peer {peer:?}"
+        );
         let p = MoldPacket::new_checked(data).expect("reply datagram is valid MoldUDP64");
         if p.is_end_of_session() {
             self.logouts += 1;
@@ -421,23 +422,22 @@ impl TxCheck {
             "reply count {n}"
         );
         let next = self.udp_next.entry(p.session()).or_insert(1);
-        if p.sequence() < *next {
-            // The original replies to a retransmitted message, sent again
-            // with their original sequence numbers.
-            assert!(
-                p.sequence() + u64::from(n) <= *next,
-                "retransmission past what was sent for {a}"
-            );
-            self.retransmitted += u64::from(n);
-            return;
-        }
+        let (first, end) = (p.sequence(), p.sequence() + u64::from(n));
         // Replies produced while the session was logged out were numbered
         // and logged but had nowhere to go (counted unroutable; a re-login
-        // can ask for them): the stream resumes after them.
-        self.skipped += p.sequence() - *next;
-        *next = p.sequence() + u64::from(n);
-        for b in p.blocks() {
-            self.reply(peer, p.session(), b);
+        // or a retransmission request can ask for them): the stream resumes
+        // after them, and a resend may later carry them for the first time.
+        self.skipped += first.saturating_sub(*next);
+        let seen_until = *next;
+        *next = (*next).max(end);
+        for (k, b) in p.blocks().enumerate() {
+            if first + (k as u64) < seen_until {
+                // An original reply sent again for a retransmitted message
+                // or a request, with its original sequence number.
+                self.retransmitted += 1;
+            } else {
+                self.reply(peer, p.session(), b);
+            }
         }
     }
 
