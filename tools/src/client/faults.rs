@@ -27,17 +27,29 @@ pub struct LossyLink {
     rng: Rng,
     faults: Faults,
     counters: RelayCounters,
-    held: [Option<Held>; 2],
+    held: [Held; 2],
 }
 
 /// Longest a reordered datagram is held back, ns.
 pub const HOLD_NS: u64 = 1_000_000;
 
-/// A datagram held back, and since when (ns).
+/// A datagram held back, and since when (ns); the buffer is reused.
 struct Held {
+    full: bool,
     peer: peregrine_netio::Peer,
     data: Vec<u8>,
     since_ns: u64,
+}
+
+impl Held {
+    fn empty() -> Held {
+        Held {
+            full: false,
+            peer: peregrine_netio::Peer::NONE,
+            data: Vec::with_capacity(peregrine_netio::SLOT_BYTES),
+            since_ns: 0,
+        }
+    }
 }
 
 impl LossyLink {
@@ -47,7 +59,7 @@ impl LossyLink {
             rng: Rng::new(seed),
             faults,
             counters: RelayCounters::default(),
-            held: [None, None],
+            held: [Held::empty(), Held::empty()],
         }
     }
 
@@ -69,10 +81,7 @@ impl LossyLink {
     /// with an empty `from` to let it out when no traffic comes.
     pub fn pass(&mut self, dir: usize, from: &PacketBatch, to: &mut PacketBatch, now_ns: u64) {
         to.clear();
-        if self.held[dir]
-            .as_ref()
-            .is_some_and(|h| now_ns.saturating_sub(h.since_ns) >= HOLD_NS)
-        {
+        if self.held[dir].full && now_ns.saturating_sub(self.held[dir].since_ns) >= HOLD_NS {
             self.release(dir, to);
         }
         for i in 0..from.len() {
@@ -82,13 +91,14 @@ impl LossyLink {
                 self.counters.dropped[dir] += 1;
                 continue;
             }
-            if self.held[dir].is_none() && self.chance(self.faults.reorder) {
+            if !self.held[dir].full && self.chance(self.faults.reorder) {
                 self.counters.reordered[dir] += 1;
-                self.held[dir] = Some(Held {
-                    peer,
-                    data: data.to_vec(),
-                    since_ns: now_ns,
-                });
+                let h = &mut self.held[dir];
+                h.full = true;
+                h.peer = peer;
+                h.data.clear();
+                h.data.extend_from_slice(data);
+                h.since_ns = now_ns;
                 continue;
             }
             let copies = if self.chance(self.faults.duplicate) {
@@ -111,18 +121,16 @@ impl LossyLink {
 
     /// Lets the held datagram of `dir`, if any, out into `to`.
     fn release(&mut self, dir: usize, to: &mut PacketBatch) {
-        if let Some(h) = self.held[dir].take() {
-            if to.push(h.peer, &h.data) {
-                self.counters.forwarded[dir] += 1;
-            } else {
-                self.held[dir] = Some(h);
-            }
+        let h = &mut self.held[dir];
+        if h.full && to.push(h.peer, &h.data) {
+            h.full = false;
+            self.counters.forwarded[dir] += 1;
         }
     }
 
     /// True when a datagram is held back in direction `dir`.
     pub fn holds(&self, dir: usize) -> bool {
-        self.held[dir].is_some()
+        self.held[dir].full
     }
 }
 
