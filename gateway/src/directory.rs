@@ -68,9 +68,6 @@ impl LoginError {
 /// A configuration problem.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
-    /// A name or secret is empty, too long or not printable ASCII.
-    #[error("session {0:?}: {1}")]
-    Invalid(String, &'static str),
     /// The same session name twice.
     #[error("session {0:?} is configured twice")]
     Duplicate(String),

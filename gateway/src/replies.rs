@@ -268,7 +268,12 @@ impl ReplyPath {
         use peregrine_sequencer::wire::message::RejectReason;
         // Gap and Busy refuse a message without taking its sequence number:
         // the client sends it again and it is then taken.
-        if reason != RejectReason::SequenceGap as u16 && reason != RejectReason::Busy as u16 {
+        // TooOld answers a copy, not a message: it must not push out the
+        // rejects that do answer messages.
+        if reason != RejectReason::SequenceGap as u16
+            && reason != RejectReason::Busy as u16
+            && reason != RejectReason::TooOld as u16
+        {
             s.rejects.push(&bytes);
         }
         let (Some(peer), name) = (s.peer, s.name) else {

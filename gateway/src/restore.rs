@@ -5,8 +5,14 @@
 //! through it yields exactly the replies each session was sent, in order.
 //! From those two streams each session gets back its next expected client
 //! sequence (the dedup state), its next reply sequence and its reply log,
-//! and the directory gets back which gateway holds it. Session-layer
-//! rejects are unsequenced and not journaled, so they need no restoring.
+//! and the directory gets back which gateway holds it.
+//!
+//! Not restored: session-layer rejects (rate limit, malformed) are not
+//! journaled, so client sequence numbers they used after a session's last
+//! journaled message are expected again after a restart; LoginAccepted
+//! tells the client where the server resumes. Journals written before ids
+//! were configured positions (session 1's arrival order) must not be
+//! restored into this layout.
 
 use crate::directory::SessionDirectory;
 use crate::runtime::GatewayLoop;

@@ -38,10 +38,10 @@ pub struct Session {
     /// limit, malformed), to answer a retransmission of a refused message
     /// the same way.
     pub rejects: RejectLog,
-    /// Client sequences below this were taken before a restart: a
-    /// retransmission of one whose answer is not kept gets TooOld rather
-    /// than waiting for an answer that will not come.
-    pub restored_below: u64,
+    /// Client sequence of the last message handed to the sequencer: a
+    /// retransmission at or below it and above `replied_client_seq` is in
+    /// flight (its reply will come); anything else not found is TooOld.
+    pub last_staged: u64,
     /// Rate limiter: tokens in nano-messages (1e9 = one message).
     tokens: u64,
     /// Rate limiter: when `tokens` was last refilled, ns.
@@ -75,7 +75,7 @@ impl Session {
     /// `client_seq`, was sequenced before the restart.
     pub fn restore_input(&mut self, client_seq: u64) {
         self.next_client_seq = self.next_client_seq.max(client_seq.saturating_add(1));
-        self.restored_below = self.next_client_seq;
+        self.last_staged = self.last_staged.max(client_seq);
     }
 
     /// Recovery: the application sent this session `msg` before the
@@ -167,6 +167,9 @@ const REJECT_LOG_DEPTH: usize = 64;
 #[derive(Clone, Debug)]
 pub struct ReorderWindow {
     msgs: Vec<[u8; MESSAGE_LEN]>,
+    /// Each held block's real length (a block of the wrong length is held
+    /// too, and rejected for it when its turn comes).
+    lens: Vec<u16>,
     held: Vec<u64>,
     count: usize,
 }
@@ -177,14 +180,16 @@ impl ReorderWindow {
     pub fn new(size: usize) -> ReorderWindow {
         ReorderWindow {
             msgs: vec![[0u8; MESSAGE_LEN]; size],
+            lens: vec![0; size],
             held: vec![0; size],
             count: 0,
         }
     }
 
-    /// Messages held now.
-    pub fn len(&self) -> usize {
-        self.count
+    /// Forgets every held message (their senders resend them).
+    pub fn clear(&mut self) {
+        self.held.iter_mut().for_each(|h| *h = 0);
+        self.count = 0;
     }
 
     /// True when nothing is held.
@@ -201,7 +206,7 @@ impl ReorderWindow {
     /// Keeps message `seq`; false when it was already held.
     pub fn insert(&mut self, seq: u64, block: &[u8]) -> bool {
         let n = self.msgs.len() as u64;
-        if n == 0 || block.len() > MESSAGE_LEN {
+        if n == 0 {
             return false;
         }
         let i = (seq % n) as usize;
@@ -211,14 +216,18 @@ impl ReorderWindow {
         if self.held[i] == 0 {
             self.count += 1;
         }
+        let kept = block.len().min(MESSAGE_LEN);
         self.msgs[i] = [0u8; MESSAGE_LEN];
-        self.msgs[i][..block.len()].copy_from_slice(block);
+        self.msgs[i][..kept].copy_from_slice(&block[..kept]);
+        self.lens[i] = block.len().min(u16::MAX as usize) as u16;
         self.held[i] = seq;
         true
     }
 
-    /// Takes message `seq` if held.
-    pub fn take(&mut self, seq: u64) -> Option<[u8; MESSAGE_LEN]> {
+    /// Takes message `seq` if held: its bytes and real length (a block
+    /// longer than a message keeps only its first 100 bytes, and its length
+    /// says it is wrong).
+    pub fn take(&mut self, seq: u64) -> Option<([u8; MESSAGE_LEN], usize)> {
         let n = self.msgs.len() as u64;
         if n == 0 || seq == 0 {
             return None;
@@ -227,7 +236,7 @@ impl ReorderWindow {
         (self.held[i] == seq).then(|| {
             self.held[i] = 0;
             self.count -= 1;
-            self.msgs[i]
+            (self.msgs[i], self.lens[i] as usize)
         })
     }
 }
@@ -281,6 +290,11 @@ impl ReplyLog {
     pub fn get(&self, seq: u64) -> Option<&[u8; MESSAGE_LEN]> {
         let cap = self.msgs.len() as u64;
         (seq >= self.first && seq < self.first + self.len as u64).then(|| &self.msgs[(seq % cap) as usize])
+    }
+
+    /// Reply sequence of the oldest reply kept, if any.
+    pub fn oldest(&self) -> Option<u64> {
+        (self.len > 0).then_some(self.first)
     }
 
     /// The replies answering the client's message `client_seq` (every reply
@@ -347,7 +361,7 @@ impl SessionTable {
                 gap_reported_ns: 0,
                 window: ReorderWindow::new(self.window),
                 rejects: RejectLog::new(REJECT_LOG_DEPTH),
-                restored_below: 0,
+                last_staged: 0,
                 tokens: u64::MAX / 2,
                 tokens_at_ns: 0,
             });
@@ -422,7 +436,7 @@ mod tests {
         s.restore_reply(&reply(2, 2));
         s.restore_reply(&reply(2, 3));
         let s = t.get(2).unwrap();
-        assert_eq!((s.next_client_seq, s.next_reply_seq, s.restored_below), (3, 4, 3));
+        assert_eq!((s.next_client_seq, s.next_reply_seq, s.last_staged), (3, 4, 2));
         assert_eq!(s.log.find(2), Some((2, 2)));
         assert_eq!(s.replied_client_seq, 2);
         assert_eq!((t.len(), t.capacity()), (1, 4));

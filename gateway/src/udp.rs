@@ -55,9 +55,6 @@ pub struct GatewayOptions {
     pub tx_burst: usize,
     /// Most replies drained from the output ring per poll.
     pub reply_burst: usize,
-    /// Most sessions a gateway batches replies for at once (memory for
-    /// reply staging); capped by the number of configured sessions.
-    pub max_sessions: usize,
     /// Send a heartbeat to a session we have sent nothing for this long.
     pub heartbeat_interval: std::time::Duration,
     /// A client silent this long is gone: TCP connections are closed, UDP
@@ -122,7 +119,6 @@ impl Default for GatewayOptions {
             rx_burst: 32,
             tx_burst: 64,
             reply_burst: 1024,
-            max_sessions: 4096,
             heartbeat_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(15),
             rate_limit: RateLimit::default(),
@@ -291,6 +287,11 @@ impl UdpCore {
         s.peer = Some(Peer::Addr(addr));
         s.last_rx_ns = now;
         s.last_tx_ns = now;
+        // Held messages were neither taken nor answered: a (re)starting
+        // client sends them again from `next_client_seq`, and a stale copy
+        // must not stand in for its new message with the same number.
+        s.window.clear();
+        s.gap_reported_for = 0;
         let ok = LoginAccepted::new(ts, s.next_client_seq, s.next_reply_seq, self.window);
         let (replay_from, next_reply) = (login.reply_seq.get(), s.next_reply_seq);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(ok);
@@ -328,6 +329,8 @@ impl UdpCore {
             return 0;
         };
         let Some(peer) = s.peer else { return 0 };
+        // Replies no longer kept are skipped: start at the oldest kept.
+        let first = first.max(s.log.oldest().unwrap_or(first));
         let end = first.saturating_add(count.min(MAX_RESEND)).min(s.next_reply_seq);
         let mut seq = first;
         let mut sent = 0u64;
@@ -425,6 +428,8 @@ impl UdpCore {
         }
         let first = pkt.sequence();
         let origin = SessionRef::new(self.id, session);
+        // Held messages that follow on but did not fit the ring last time.
+        self.drain_window(session, origin, port);
         for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
             let client_seq = first.wrapping_add(k as u64);
             let expected = self
@@ -450,7 +455,6 @@ impl UdpCore {
             match held {
                 Some(true) => {
                     self.counters.reordered_held += 1;
-                    self.report_gap(session, block, expected, port);
                     continue;
                 }
                 Some(false) => {
@@ -500,8 +504,22 @@ impl UdpCore {
                 break;
             }
             self.full_since_ns = 0;
+            if let Some(s) = self.sessions.get_mut(session) {
+                // A copy held earlier (the ring was full) is this message.
+                s.window.take(client_seq);
+            }
             self.take_in_order(session, origin, client_seq, block, port);
             self.drain_window(session, origin, port);
+        }
+        // Still holding messages behind a gap once the datagram is done:
+        // name the missing one (paced by `report_gap`).
+        if let Some(expected) = self
+            .sessions
+            .get(session)
+            .filter(|s| !s.window.is_empty())
+            .map(|s| s.next_client_seq)
+        {
+            self.report_gap(session, &[], expected, port);
         }
         self.flush_resend(port);
         self.block_pos = 0;
@@ -509,10 +527,11 @@ impl UdpCore {
     }
 
     /// Tells the client which message is missing: a SequenceGap reject whose
-    /// client sequence is `expected`, the one the session waits for. Sent
-    /// when a message arrives past a new gap, and again every
-    /// [`GAP_REPORT_REPEAT_NS`] while the gap stays open (the resend may be
-    /// lost too); false when not due. The client resends exactly that
+    /// client sequence is `expected`, the one the session waits for. Called
+    /// when a datagram leaves messages held behind a gap or refused past the
+    /// window; sent for a new gap at once, for the same gap again only after
+    /// [`GAP_REPORT_REPEAT_NS`] (the resend may have been lost too); false
+    /// when not due. The client resends exactly that
     /// message instead of guessing from timeouts, which at high rates would
     /// resend every message held behind the gap.
     fn report_gap(&mut self, session: u32, block: &[u8], expected: u64, port: &mut impl Port) -> bool {
@@ -584,15 +603,15 @@ impl UdpCore {
             s.client_seq = client_seq;
             s.gateway_rx_ns = now;
         });
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.last_staged = client_seq;
+        }
         self.counters.accepted += 1;
     }
 
     /// Takes, in order, the messages that arrived ahead of a gap and now
     /// follow on, while the ring has room (what does not fit stays in the
-    /// window and is taken at the session's next datagram).
-    /// If the window still holds messages once the next one is missing,
-    /// that next gap is reported at once (not at the next arrival, which
-    /// may not come while the client waits for answers).
+    /// window and is taken when the session's next datagram arrives).
     fn drain_window(&mut self, session: u32, origin: SessionRef, port: &mut impl Port) {
         loop {
             if !self.to_sequencer.has_room(1) {
@@ -602,13 +621,10 @@ impl UdpCore {
                 return;
             };
             let seq = s.next_client_seq;
-            let Some(msg) = s.window.take(seq) else {
-                if !s.window.is_empty() {
-                    self.report_gap(session, &[], seq, port);
-                }
+            let Some((msg, len)) = s.window.take(seq) else {
                 return;
             };
-            self.take_in_order(session, origin, seq, &msg, port);
+            self.take_in_order(session, origin, seq, &msg[..len.min(MESSAGE_LEN)], port);
         }
     }
 
@@ -640,7 +656,10 @@ impl UdpCore {
             let (r, name) = (*r, s.name);
             self.replies.push_unsequenced(peer, &name, &r, port);
             self.counters.replies_retransmitted += 1;
-        } else if let Some((first, n)) = s.log.find(client_seq) {
+        } else if let Some((first, n)) = (client_seq <= s.replied_client_seq)
+            .then(|| s.log.find(client_seq))
+            .flatten()
+        {
             // Deferred to the end of the datagram, so the replies of a run
             // of retransmitted messages go back packed, not one per packet.
             let end = first + n as u64;
@@ -651,7 +670,10 @@ impl UdpCore {
                     self.resend = Some((session, first, end));
                 }
             }
-        } else if (client_seq <= s.replied_client_seq && s.log.is_full()) || client_seq < s.restored_below {
+        } else if client_seq <= s.replied_client_seq || client_seq > s.last_staged {
+            // Neither in flight (taken, reply not yet sent) nor kept: its
+            // answer (a reply, or a reject whose log entry was overwritten)
+            // is gone.
             self.counters.rejected_too_old += 1;
             self.replies.reject(
                 &mut self.sessions,

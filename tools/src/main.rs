@@ -173,17 +173,16 @@ struct ServeArgs {
 /// Parses a `--sessions` value.
 fn session_spec(s: &str) -> anyhow::Result<peregrine_tools::config::SessionSpec> {
     use peregrine_tools::config::SessionSpec;
-    let parts: Vec<&str> = s.split(':').collect();
-    Ok(match parts.as_slice() {
-        [name, secret] => SessionSpec::single(name, secret),
-        [prefix, count, secret] => SessionSpec::block(
-            prefix,
-            count
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--sessions {s:?}: COUNT must be a number"))?,
-            secret,
-        ),
-        _ => anyhow::bail!("--sessions {s:?}: expected NAME:SECRET or PREFIX:COUNT:SECRET"),
+    // Names hold no ':'; a secret may. A number between the first two
+    // colons makes it a block.
+    let Some((head, rest)) = s.split_once(':') else {
+        anyhow::bail!("--sessions {s:?}: expected NAME:SECRET or PREFIX:COUNT:SECRET");
+    };
+    Ok(match rest.split_once(':') {
+        Some((count, secret)) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => {
+            SessionSpec::block(head, count.parse()?, secret)
+        }
+        _ => SessionSpec::single(head, rest),
     })
 }
 

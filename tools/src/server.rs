@@ -100,7 +100,6 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     };
     let opts = GatewayOptions {
         rx_burst: cfg.rx_burst,
-        max_sessions: cfg.max_sessions,
         heartbeat_interval: std::time::Duration::from_millis(cfg.heartbeat_interval_ms.max(1)),
         idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms.max(1)),
         reply_log_depth: cfg.reply_log_depth,

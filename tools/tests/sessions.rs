@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::wire::message::{LoginRejected, MessageType};
+use peregrine_sequencer::wire::message::{LoginRejected, Logout, MessageType};
 use peregrine_sequencer::wire::moldudp64::{session_name, write_header_only, HEADER_LEN};
 use peregrine_sequencer::wire::soupbintcp::kind;
 use std::time::Duration;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 fn rejected_with(m: &[u8; 100]) -> u8 {
     assert_eq!(m[0], MessageType::LoginRejected as u8, "a LoginRejected");
@@ -284,4 +284,85 @@ fn a_full_input_ring_answers_busy_and_the_resend_is_taken() {
     let (report, _) = srv.stop().unwrap();
     assert_eq!(report.sequencer.sequenced, 14, "each message sequenced once");
     assert!(report.gateways[0].1.rejected_busy >= 1);
+}
+
+/// A login clears messages held behind a gap: a restarted client resends
+/// from `next_client_seq`, and its new message must not be replaced by the
+/// old client's held copy with the same number.
+#[test]
+fn a_new_login_drops_held_messages_of_the_previous_client() {
+    let srv = start_server(1, 0);
+    let addr = srv.udp[0];
+    let old = udp_client();
+    udp_login(&old, addr, "HOLD");
+    old.send_to(&mold("HOLD", 1, &[&echo(1, 1)]), addr).unwrap();
+    old.send_to(&mold("HOLD", 3, &[&echo(3, 333)]), addr).unwrap(); // held: 2 is missing
+    assert_eq!(
+        recv_blocks(&old, 2, Duration::from_secs(2)).len(),
+        2,
+        "ack of 1 and a gap report"
+    );
+    old.send_to(&mold("HOLD", 0, &[Logout::new(1).as_bytes()]), addr)
+        .unwrap();
+    let new = udp_client();
+    assert_eq!(udp_login(&new, addr, "HOLD"), (2, 2));
+    new.send_to(&mold("HOLD", 2, &[&echo(2, 22), &echo(3, 3)]), addr)
+        .unwrap();
+    let r = recv_blocks(&new, 2, Duration::from_secs(2));
+    let tags: Vec<(u64, u64)> = r
+        .iter()
+        .filter_map(|(_, m)| as_ack(m))
+        .map(|a| (a.client_seq.get(), a.client_tag.get()))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![(2, 22), (3, 3)],
+        "the new client's messages, not the old held one"
+    );
+    srv.stop().unwrap();
+}
+
+/// Answers that are gone still get an answer: a retransmission request
+/// starting before the oldest kept reply gets the kept ones, and a resent
+/// message whose reject has left the reject log gets TooOld.
+#[test]
+fn replies_and_rejects_no_longer_kept_are_skipped_or_answered_too_old() {
+    use peregrine_sequencer::wire::message::RejectReason;
+    let mut cfg = server_config(1, 0);
+    cfg.reply_log_depth = 4;
+    cfg.session_rate_limit = 1;
+    cfg.session_rate_burst = 8;
+    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let s = udp_client();
+    udp_login(&s, srv.udp[0], "REPLAY");
+    let blocks: Vec<[u8; 100]> = (1..=8).map(|k| echo(k, k)).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+    s.send_to(&mold("REPLAY", 1, &refs), srv.udp[0]).unwrap();
+    assert_eq!(recv_blocks(&s, 8, Duration::from_secs(2)).len(), 8);
+    let mut h = [0u8; HEADER_LEN];
+    write_header_only(&mut h, &session_name("REPLAY"), 1, 8);
+    s.send_to(&h, srv.udp[0]).unwrap();
+    let kept = recv_blocks(&s, 8, Duration::from_millis(500));
+    assert_eq!(
+        kept.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![5, 6, 7, 8],
+        "the four kept"
+    );
+    // 80 more messages over the rate limit: rejected, and the first of
+    // those rejects leaves the 64-entry reject log.
+    for k in 0..8u64 {
+        let more: Vec<[u8; 100]> = (0..10).map(|j| echo(9 + 10 * k + j, 0)).collect();
+        let more: Vec<&[u8]> = more.iter().map(|b| &b[..]).collect();
+        s.send_to(&mold("REPLAY", 9 + 10 * k, &more), srv.udp[0]).unwrap();
+    }
+    assert_eq!(recv_blocks(&s, 80, Duration::from_secs(2)).len(), 80);
+    s.send_to(&mold("REPLAY", 9, &[&echo(9, 0)]), srv.udp[0]).unwrap();
+    let r = recv_blocks(&s, 1, Duration::from_secs(2));
+    let j = as_reject(&r[0].1).expect("an answer");
+    assert_eq!(
+        (j.reason.get(), j.client_seq.get()),
+        (RejectReason::TooOld as u16, 9)
+    );
+    let (report, _) = srv.stop().unwrap();
+    assert_eq!(report.sequencer.sequenced, 8);
 }

@@ -666,7 +666,6 @@ impl World {
             rx_burst: cfg.rx_burst,
             tx_burst: cfg.tx_burst,
             reply_burst: cfg.reply_burst,
-            max_sessions: cfg.max_sessions,
             // Timers read the real clock; keep them out of the fuzzed run's
             // reach so every run is deterministic.
             heartbeat_interval: std::time::Duration::from_secs(3600),

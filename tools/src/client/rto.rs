@@ -1,6 +1,7 @@
-//! The simulator's retransmission timer: a fixed base timeout, doubled each
-//! time the same oldest message times out again, back to the base as soon as
-//! the oldest unanswered message is answered.
+//! The simulator's retransmission timer, one for all its sessions: a fixed
+//! base timeout, doubled each time a session's oldest message times out
+//! again after being resent, back to the base as soon as any session's
+//! oldest unanswered message is answered.
 //!
 //! Why not a timeout estimated from round trips (RFC 6298): the server
 //! answers a session's messages strictly in order and holds those that

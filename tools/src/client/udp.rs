@@ -83,7 +83,6 @@ pub struct UdpClient {
     resent: u64,
     /// Per session: which replies have arrived (by reply sequence).
     replies: Vec<ReplyTrack>,
-    rerequests: u64,
     /// With retransmission on, a session stops sending new messages while
     /// this many are unanswered (from the window the server advertises at
     /// login), so a loss never pushes later messages out of the server's
@@ -202,7 +201,6 @@ impl UdpClient {
             missing: vec![None; sessions],
             resent: 0,
             replies: vec![ReplyTrack::new(1); sessions],
-            rerequests: 0,
             link: None,
             max_unanswered: 4096,
         })
@@ -340,11 +338,6 @@ impl UdpClient {
         Ok(n)
     }
 
-    /// MoldUDP64 retransmission requests sent.
-    pub fn rerequests(&self) -> u64 {
-        self.rerequests
-    }
-
     /// Asks for the replies of any session whose reply gap has lasted.
     fn request_missing(&mut self, now_ns: u64) -> io::Result<()> {
         for s in 0..self.replies.len() {
@@ -357,7 +350,6 @@ impl UdpClient {
                 self.flush()?;
             }
             self.tx.push(Peer::Addr(self.server), &h);
-            self.rerequests += 1;
         }
         self.flush()
     }
