@@ -94,24 +94,30 @@ impl Drop for Relay {
 
 /// Datagrams per `recvmmsg`/`sendmmsg`.
 const BATCH: usize = 64;
-/// Requested kernel socket buffers, each way (root may exceed `rmem_max`).
-const SOCKET_BUFFER: usize = 16 << 20;
+/// Requested kernel socket buffers, each way (root may exceed `rmem_max`;
+/// the kernel doubles the figure). Enough for several milliseconds of
+/// traffic while the relay is not scheduled, not so much that an overloaded
+/// relay queues for hundreds of milliseconds (and sets off every
+/// retransmission timer behind it).
+const SOCKET_BUFFER: usize = 4 << 20;
 /// A socket is read only while every outbox its datagrams may go to holds
-/// fewer than this many; one batch adds at most `2 * BATCH + 1`.
+/// fewer than this many; one received batch adds at most `2 * BATCH + 1`
+/// (each datagram sent twice, plus one that was held).
 const OUTBOX_HIGH_WATER: usize = 2 * BATCH;
 /// Empty poll rounds spent spinning before the relay starts sleeping.
-const IDLE_SPINS: u32 = 32;
-/// Sleep per empty round after that (the kernel adds its timer slack).
+const IDLE_SPINS: u32 = 4;
+/// Sleep per empty round after that (the kernel adds its timer slack,
+/// 50 µs by default).
 const IDLE_SLEEP: Duration = Duration::from_micros(20);
+/// Short sleeps (at least 20 ms of silence) before sleeping longer.
+const IDLE_NAPS: u32 = 1000;
+/// Sleep per empty round once the relay has been idle that long.
+const IDLE_LONG_SLEEP: Duration = Duration::from_micros(500);
 
 fn port_options() -> UdpOptions {
-    let buf = std::env::var("RELAY_BUF")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SOCKET_BUFFER);
     UdpOptions {
-        recv_buffer: buf,
-        send_buffer: buf,
+        recv_buffer: SOCKET_BUFFER,
+        send_buffer: SOCKET_BUFFER,
         max_batch: BATCH,
         // A full socket is retried on the next poll round (the datagrams
         // stay in the outbox), not spun on inside `send`.
@@ -154,7 +160,9 @@ impl Outbox {
         while !self.queue.is_empty() {
             tx.clear();
             for (to, data) in self.queue.iter().take(tx.capacity()) {
-                tx.push(Peer::Addr(*to), data);
+                // Every datagram came out of a batch slot, so it fits one.
+                let fits = tx.push(Peer::Addr(*to), data);
+                debug_assert!(fits);
             }
             let n = tx.len();
             // The port sends a prefix of the batch in order and reports its
@@ -185,8 +193,9 @@ struct Client {
     held: [Held; 2],
 }
 
-/// The fault decisions and the counters; the same random draws per datagram
-/// as ever, so a seed replays the same faults for the same arrival order.
+/// The fault decisions and the counters. Per datagram it draws for drop, then
+/// for reorder (only when nothing is held), then for duplicate (only when
+/// forwarded), so a seed replays the same faults for the same arrival order.
 struct Faulter {
     rng: Rng,
     faults: Faults,
@@ -228,26 +237,29 @@ impl Faulter {
     }
 }
 
-/// Spins a few empty rounds (the next datagram is usually microseconds
-/// away under load), then sleeps so an idle relay leaves the CPU to the
-/// client and server it sits between.
+/// What an empty poll round does: spin a few rounds (under load the next
+/// datagram is microseconds away), then sleep briefly so the relay leaves
+/// the CPU to the client and server it sits between, and sleep longer once
+/// nothing has come for a while. A relay that only yielded would stay
+/// runnable and, next to busy-polling threads, wait whole scheduler slices
+/// for its turn.
 struct Idle {
     streak: u32,
-    spins: u32,
-    sleep: Duration,
 }
 
 impl Idle {
     fn round(&mut self, busy: bool) {
         if busy {
             self.streak = 0;
-        } else if self.streak < self.spins {
-            self.streak += 1;
+            return;
+        }
+        self.streak = self.streak.saturating_add(1);
+        if self.streak <= IDLE_SPINS {
             std::hint::spin_loop();
-        } else if self.sleep.is_zero() {
-            std::thread::yield_now();
+        } else if self.streak <= IDLE_SPINS + IDLE_NAPS {
+            std::thread::sleep(IDLE_SLEEP);
         } else {
-            std::thread::sleep(self.sleep);
+            std::thread::sleep(IDLE_LONG_SLEEP);
         }
     }
 }
@@ -301,18 +313,7 @@ fn run(
     let mut backed_up = 0usize;
     let mut rx = PacketBatch::new(BATCH);
     let mut tx = PacketBatch::new(BATCH);
-    let mut idle = Idle {
-        streak: 0,
-        spins: std::env::var("RELAY_SPINS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(IDLE_SPINS),
-        sleep: std::env::var("RELAY_SLEEP_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_micros)
-            .unwrap_or(IDLE_SLEEP),
-    };
+    let mut idle = Idle { streak: 0 };
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         // Client -> server: one batch from the listening socket, unless a
@@ -436,5 +437,132 @@ mod tests {
         assert!(unique.len() < n as usize, "some lost");
         assert!(got.len() > unique.len(), "some duplicated");
         assert!(got.windows(2).any(|w| w[1] < w[0]), "some reordered");
+    }
+
+    /// A batched echo server behind the relay (every datagram goes back to
+    /// its sender) with large socket buffers. Returns its address, its
+    /// receive buffer size and a stop function.
+    fn batch_echo_server() -> (SocketAddr, usize, impl FnOnce()) {
+        let mut port = UdpPort::bind("127.0.0.1:0".parse().unwrap(), UdpOptions::default()).unwrap();
+        let (addr, rcvbuf) = (port.local_addr(), port.buffer_sizes().0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || {
+            let mut batch = PacketBatch::new(64);
+            while !s2.load(Ordering::Relaxed) {
+                if port.recv(&mut batch).unwrap() > 0 {
+                    port.send(&mut batch).unwrap();
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        });
+        (addr, rcvbuf, move || {
+            stop.store(true, Ordering::Relaxed);
+            t.join().unwrap();
+        })
+    }
+
+    #[test]
+    fn without_faults_a_burst_arrives_once_and_in_order_both_ways() {
+        let (echo_addr, echo_rcvbuf, stop_echo) = batch_echo_server();
+        let relay = start("127.0.0.1:0".parse().unwrap(), echo_addr, Faults::uniform(0.0), 3).unwrap();
+        let to_relay = Peer::Addr(relay.addr);
+        let mut client = UdpPort::bind("127.0.0.1:0".parse().unwrap(), UdpOptions::default()).unwrap();
+        // Datagrams of 4 to 1472 bytes: the sequence number, then a pattern
+        // derived from it.
+        let datagram = |i: u32| {
+            let mut d = vec![i as u8 ^ 0x5a; 4 + (i as usize * 97) % 1469];
+            d[..4].copy_from_slice(&i.to_le_bytes());
+            d
+        };
+        let n = 10_000u32;
+        // Sent in bursts as large as every socket buffer on the way holds
+        // (a datagram takes up to about 4 KiB of one), so that the kernel
+        // has no reason to drop any. The relay's buffers are at most
+        // `2 * SOCKET_BUFFER`; without root, the same cap as the test's own.
+        let smallest = echo_rcvbuf.min(client.buffer_sizes().0).min(2 * SOCKET_BUFFER);
+        let window = ((smallest / 4096) as u32).clamp(32, n);
+        let mut tx = PacketBatch::new(64);
+        let mut rx = PacketBatch::new(64);
+        let mut sent = 0u32;
+        let mut got: Vec<u32> = Vec::with_capacity(n as usize);
+        let check = |rx: &PacketBatch, got: &mut Vec<u32>| {
+            for k in 0..rx.len() {
+                let d = rx.get(k).2;
+                let i = u32::from_le_bytes(d[..4].try_into().unwrap());
+                assert_eq!(d, &datagram(i)[..], "datagram {i} altered");
+                got.push(i);
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < n as usize && Instant::now() < deadline {
+            while sent < n && sent - (got.len() as u32) < window {
+                tx.push(to_relay, &datagram(sent));
+                sent += 1;
+                if tx.is_full() || sent == n || sent - (got.len() as u32) == window {
+                    let k = tx.len();
+                    assert_eq!(client.send(&mut tx).unwrap(), k, "client send");
+                }
+            }
+            if client.recv(&mut rx).unwrap() > 0 {
+                check(&rx, &mut got);
+            }
+        }
+        // Anything extra (a duplicate) would turn up here.
+        let until = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < until {
+            if client.recv(&mut rx).unwrap() > 0 {
+                check(&rx, &mut got);
+            }
+        }
+        let c = relay.stop().unwrap();
+        stop_echo();
+        let first_wrong = got.iter().enumerate().find(|&(k, &i)| i != k as u32);
+        assert_eq!(first_wrong, None, "{} of {n} came back ({sent} sent)", got.len());
+        assert_eq!(got.len(), n as usize);
+        let all = [n as u64; 2];
+        assert_eq!(
+            c,
+            RelayCounters {
+                received: all,
+                forwarded: all,
+                ..RelayCounters::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_held_datagram_goes_out_right_after_the_next_one() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut f = Faulter {
+            rng: Rng::new(1),
+            faults: Faults {
+                drop: 0.0,
+                duplicate: 0.0,
+                reorder: 1.0,
+            },
+            counters: RelayCounters::default(),
+        };
+        let mut held = Held::default();
+        let mut out = Outbox::default();
+        for i in 1..=5u8 {
+            f.relay(&[i], 0, &mut held, &mut out, to);
+        }
+        let order: Vec<u8> = out.queue.iter().map(|(_, d)| d[0]).collect();
+        // 1 is held and follows 2, 3 follows 4, 5 waits for a sixth.
+        assert_eq!(order, [2, 1, 4, 3]);
+        assert!(held.full && held.data == [5]);
+        assert_eq!(f.counters.reordered[0], 3);
+        assert_eq!(f.counters.forwarded[0], 4);
+        // A dropped datagram still lets the held one go.
+        f.faults = Faults {
+            drop: 1.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+        };
+        f.relay(&[6], 0, &mut held, &mut out, to);
+        assert_eq!(out.queue.back().map(|(_, d)| d[0]), Some(5));
+        assert!(!held.full);
     }
 }
