@@ -329,16 +329,7 @@ impl TcpCore {
                 let admitted = classify_inbound(block).is_err() || sess.admit(now, limit);
                 if !admitted {
                     self.counters.rejected_rate_limited += 1;
-                    self.replies.reject(
-                        &mut self.sessions,
-                        session,
-                        block,
-                        RejectReason::RateLimited as u16,
-                        client_seq,
-                        now,
-                        port,
-                        &mut self.counters,
-                    );
+                    self.refuse(session, block, RejectReason::RateLimited, client_seq, port);
                     return PacketOutcome::Consumed;
                 }
                 match classify_inbound(block) {
@@ -354,16 +345,7 @@ impl TcpCore {
                     }
                     Err(e) => {
                         self.counters.count_malformed(e);
-                        self.replies.reject(
-                            &mut self.sessions,
-                            session,
-                            block,
-                            e.reason() as u16,
-                            client_seq,
-                            self.rx_ns,
-                            port,
-                            &mut self.counters,
-                        );
+                        self.refuse(session, block, e.reason(), client_seq, port);
                     }
                 }
                 PacketOutcome::Consumed
@@ -383,6 +365,29 @@ impl TcpCore {
                 PacketOutcome::Consumed
             }
         }
+    }
+
+    /// Sends session `session` a session-layer Reject for client message
+    /// `client_seq` (whose bytes were `block`), stamped with this read's
+    /// receive time.
+    fn refuse(
+        &mut self,
+        session: u32,
+        block: &[u8],
+        reason: RejectReason,
+        client_seq: u64,
+        port: &mut impl Port,
+    ) {
+        self.replies.reject(
+            &mut self.sessions,
+            session,
+            block,
+            reason as u16,
+            client_seq,
+            self.rx_ns,
+            port,
+            &mut self.counters,
+        );
     }
 
     /// Closes logged-in connections whose client sent nothing (not even a

@@ -367,11 +367,25 @@ impl UdpCore {
         port: &mut impl Port,
     ) {
         self.counters.count_malformed(err);
+        self.refuse(session, block, err.reason(), client_seq, port);
+    }
+
+    /// Sends session `session` a session-layer Reject for client message
+    /// `client_seq` (whose bytes were `block`), stamped with this burst's
+    /// receive time.
+    fn refuse(
+        &mut self,
+        session: u32,
+        block: &[u8],
+        reason: RejectReason,
+        client_seq: u64,
+        port: &mut impl Port,
+    ) {
         self.replies.reject(
             &mut self.sessions,
             session,
             block,
-            err.reason() as u16,
+            reason as u16,
             client_seq,
             self.rx_ns,
             port,
@@ -491,16 +505,7 @@ impl UdpCore {
                 let untaken = pkt.count() as u64 - k as u64;
                 self.counters.rx_messages += untaken;
                 self.counters.rejected_busy += untaken;
-                self.replies.reject(
-                    &mut self.sessions,
-                    session,
-                    block,
-                    RejectReason::Busy as u16,
-                    client_seq,
-                    self.rx_ns,
-                    port,
-                    &mut self.counters,
-                );
+                self.refuse(session, block, RejectReason::Busy, client_seq, port);
                 break;
             }
             self.full_since_ns = 0;
@@ -547,16 +552,7 @@ impl UdpCore {
         });
         if due {
             self.counters.gap_notices += 1;
-            self.replies.reject(
-                &mut self.sessions,
-                session,
-                block,
-                RejectReason::SequenceGap as u16,
-                expected,
-                now,
-                port,
-                &mut self.counters,
-            );
+            self.refuse(session, block, RejectReason::SequenceGap, expected, port);
         }
         due
     }
@@ -585,16 +581,7 @@ impl UdpCore {
             .is_some_and(|s| s.admit(now, limit))
         {
             self.counters.rejected_rate_limited += 1;
-            self.replies.reject(
-                &mut self.sessions,
-                session,
-                block,
-                RejectReason::RateLimited as u16,
-                client_seq,
-                now,
-                port,
-                &mut self.counters,
-            );
+            self.refuse(session, block, RejectReason::RateLimited, client_seq, port);
             return;
         }
         self.to_sequencer.stage_with(|s| {
@@ -675,16 +662,7 @@ impl UdpCore {
             // answer (a reply, or a reject whose log entry was overwritten)
             // is gone.
             self.counters.rejected_too_old += 1;
-            self.replies.reject(
-                &mut self.sessions,
-                session,
-                block,
-                RejectReason::TooOld as u16,
-                client_seq,
-                self.rx_ns,
-                port,
-                &mut self.counters,
-            );
+            self.refuse(session, block, RejectReason::TooOld, client_seq, port);
         }
         // Otherwise the original is still being sequenced: its reply will
         // answer this copy too.
