@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hdrhistogram::Histogram;
-use peregrine_sequencer::journal::{
+use peregrine_journal::{
     records_per_segment, FlushPolicy, Journal, JournalWriter, Prealloc, Precreate, SequencedRecord,
     WriterConfig, RECORD_LEN,
 };

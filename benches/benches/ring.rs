@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
-use peregrine_sequencer::{ring, Consumer, InboundSlot, Producer};
+use peregrine_ring::{ring, Consumer, Producer};
+use peregrine_sequencer::InboundSlot;
 
 /// Slots per queue (a power of two, as our ring requires).
 const CAPACITY: usize = 1024;

@@ -31,11 +31,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use peregrine_sequencer::wire::message::{
+use peregrine_ring::{ring, Consumer, Producer};
+use peregrine_sequencer::{EchoApp, InboundSlot, OutboundSlot, Sequencer, SessionRef};
+use peregrine_wire::message::{
     classify_inbound, Ack, Echo, FieldLayout, MessageType, LAYOUT_VERSION, MESSAGE_LEN,
-};
-use peregrine_sequencer::{
-    ring, Consumer, EchoApp, InboundSlot, OutboundSlot, Producer, Sequencer, SessionRef,
 };
 
 /// Slots per ring (each input and each output ring).

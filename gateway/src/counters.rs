@@ -88,8 +88,8 @@ impl GatewayCounters {
 
     /// Counts a message refused for its own bytes, by reason.
     #[inline]
-    pub fn count_malformed(&mut self, e: peregrine_sequencer::wire::message::MessageError) {
-        use peregrine_sequencer::wire::message::MessageError;
+    pub fn count_malformed(&mut self, e: peregrine_wire::message::MessageError) {
+        use peregrine_wire::message::MessageError;
         match e {
             MessageError::WrongLength(_) => self.rejected_wrong_length += 1,
             MessageError::UnknownType(_) => self.rejected_unknown_type += 1,

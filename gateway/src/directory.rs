@@ -17,7 +17,7 @@
 //! private network segment, as exchanges do.
 
 use crate::fxhash::FastMap;
-use peregrine_sequencer::wire::moldudp64::SessionName;
+use peregrine_wire::moldudp64::SessionName;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes of a secret on the wire (SoupBinTCP password: alpha 10).

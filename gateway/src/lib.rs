@@ -5,25 +5,25 @@
 //! - [`udp::UdpGateway`]: MoldUDP64 over any datagram [`peregrine_netio::Port`]
 //!   (kernel UDP or DPDK).
 //! - [`tcp::TcpGateway`]: SoupBinTCP over a stream port (kernel TCP).
-//! - [`runtime`]: the `shared` and `dedicated` thread layouts.
+//! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
 #![forbid(unsafe_code)]
 
 pub mod counters;
 pub mod directory;
 pub mod fxhash;
+mod gateway_loop;
 pub mod replies;
 pub mod restore;
-pub mod runtime;
 pub mod session;
 pub mod tcp;
 pub mod udp;
 
 pub use counters::GatewayCounters;
-pub use runtime::{run, GatewayLoop, Layout, RunError, RuntimeConfig, ServerReport};
+pub use gateway_loop::GatewayLoop;
 pub use tcp::TcpGateway;
 pub use udp::UdpGateway;
 
-use peregrine_sequencer::ring::{ring, Consumer, Producer, RingError};
+use peregrine_ring::{ring, Consumer, Producer, RingError};
 use peregrine_sequencer::slot::{InboundSlot, OutboundSlot};
 
 /// The gateway's ends of its ring pair.

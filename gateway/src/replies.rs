@@ -9,13 +9,13 @@
 use crate::counters::GatewayCounters;
 use crate::session::SessionTable;
 use peregrine_netio::{PacketBatch, Peer, Port, SLOT_BYTES};
-use peregrine_sequencer::ring::Consumer;
+use peregrine_ring::Consumer;
 use peregrine_sequencer::slot::OutboundSlot;
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::{
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::moldudp64::{
     write_header_only, MoldBuilder, SessionName, HEADER_LEN, MAX_MESSAGES_PER_PACKET,
 };
-use peregrine_sequencer::wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
+use peregrine_wire::soupbintcp::{kind, write_packet, LENGTH_PREFIX};
 
 /// How replies are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,13 +259,13 @@ impl ReplyPath {
         port: &mut impl Port,
         counters: &mut GatewayCounters,
     ) {
-        let r = peregrine_sequencer::wire::message::Reject::for_block(block, reason, client_seq, rx_ns);
+        let r = peregrine_wire::message::Reject::for_block(block, reason, client_seq, rx_ns);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
         let Some(s) = sessions.get_mut(idx) else {
             counters.replies_unroutable += 1;
             return;
         };
-        use peregrine_sequencer::wire::message::RejectReason;
+        use peregrine_wire::message::RejectReason;
         // Gap and Busy refuse a message without taking its sequence number:
         // the client sends it again and it is then taken.
         // TooOld answers a copy, not a message: it must not push out the
@@ -407,7 +407,7 @@ impl ReplyPath {
 mod tests {
     use super::*;
     use peregrine_netio::Peer;
-    use peregrine_sequencer::wire::moldudp64::{session_name, MoldPacket};
+    use peregrine_wire::moldudp64::{session_name, MoldPacket};
 
     #[test]
     fn packs_fourteen_per_datagram_with_running_sequence() {

@@ -15,9 +15,9 @@
 //! restored into this layout.
 
 use crate::directory::SessionDirectory;
-use crate::runtime::GatewayLoop;
-use peregrine_sequencer::slot::SessionRef;
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
+use crate::GatewayLoop;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::SessionRef;
 
 /// A journal record or reply that names a session this configuration
 /// cannot hold.

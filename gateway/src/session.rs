@@ -1,8 +1,8 @@
 //! Client sessions as a gateway sees them.
 
 use peregrine_netio::Peer;
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::SessionName;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::moldudp64::SessionName;
 
 /// One client session.
 #[derive(Clone, Debug)]

@@ -24,16 +24,16 @@
 use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
 use crate::replies::{Framing, ReplyPath};
-use crate::runtime::GatewayLoop;
 use crate::session::SessionTable;
 use crate::udp::{GatewayOptions, Timer};
+use crate::GatewayLoop;
 use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
-use peregrine_sequencer::ring::Producer;
+use peregrine_ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{classify_inbound, RejectReason};
-use peregrine_sequencer::wire::moldudp64::SessionName;
-use peregrine_sequencer::wire::soupbintcp::{
+use peregrine_wire::message::{classify_inbound, RejectReason};
+use peregrine_wire::moldudp64::SessionName;
+use peregrine_wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
     MAX_PACKET_LEN,
 };

@@ -29,17 +29,17 @@
 use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
 use crate::replies::{Framing, ReplyPath};
-use crate::runtime::GatewayLoop;
 use crate::session::{RateLimit, SessionTable};
+use crate::GatewayLoop;
 use crate::GatewayRings;
 use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
-use peregrine_sequencer::ring::Producer;
+use peregrine_ring::Producer;
 use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_sequencer::wire::message::{
+use peregrine_wire::message::{
     classify_inbound, Login, LoginAccepted, LoginRejected, MessageError, MessageType, RejectReason,
     LAYOUT_VERSION, MESSAGE_LEN,
 };
-use peregrine_sequencer::wire::moldudp64::{
+use peregrine_wire::moldudp64::{
     MoldBuilder, MoldPacket, RetransmissionRequest, SessionName, MAX_MESSAGES_PER_PACKET, MAX_PAYLOAD,
 };
 use std::net::SocketAddr;
@@ -252,13 +252,13 @@ impl UdpCore {
                     if let Some(s) = self.sessions.get_mut(id) {
                         s.peer = None;
                     }
-                    let mut eos = [0u8; peregrine_sequencer::wire::moldudp64::HEADER_LEN];
+                    let mut eos = [0u8; peregrine_wire::moldudp64::HEADER_LEN];
                     let next = self.sessions.get(id).map_or(0, |s| s.next_reply_seq);
-                    peregrine_sequencer::wire::moldudp64::write_header_only(
+                    peregrine_wire::moldudp64::write_header_only(
                         &mut eos,
                         &name,
                         next,
-                        peregrine_sequencer::wire::moldudp64::END_OF_SESSION,
+                        peregrine_wire::moldudp64::END_OF_SESSION,
                     );
                     self.replies.push_control(Peer::Addr(addr), &eos, port);
                 }

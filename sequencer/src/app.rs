@@ -1,26 +1,11 @@
 //! The contract between the sequencer and the application it feeds.
 
-use crate::ring::Producer;
-use crate::slot::{OutboundSlot, SessionRef};
-use crate::wire::message::MESSAGE_LEN;
+use crate::slot::OutboundSlot;
+use peregrine_journal::Sequenced;
+use peregrine_ring::Producer;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::SessionRef;
 use std::collections::VecDeque;
-
-/// One message as the application sees it: already sequenced.
-#[derive(Clone, Copy, Debug)]
-pub struct Sequenced<'a> {
-    /// Global sequence number: from 1, gap-free, strictly increasing.
-    pub global_seq: u64,
-    /// The session that sent it.
-    pub origin: SessionRef,
-    /// The client's sequence number within that session.
-    pub client_seq: u64,
-    /// Gateway receive time, ns.
-    pub gateway_rx_ns: u64,
-    /// Sequencing time, ns (read once per batch).
-    pub sequencer_ns: u64,
-    /// The message (validated length, type and version).
-    pub msg: &'a [u8; MESSAGE_LEN],
-}
 
 /// A deterministic state machine fed the sequenced stream.
 ///

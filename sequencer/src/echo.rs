@@ -1,8 +1,9 @@
 //! The pure-sequencing application: every message is answered with an Ack
 //! carrying its global sequence number and timestamps.
 
-use crate::app::{Application, ReplySink, Sequenced};
-use crate::wire::message::{client_ts_of, Ack, MessageType};
+use crate::app::{Application, ReplySink};
+use peregrine_journal::Sequenced;
+use peregrine_wire::message::{client_ts_of, Ack, MessageType};
 use zerocopy::little_endian::U64;
 
 /// Acknowledges every message to its sender.

@@ -1,26 +1,27 @@
-//! Peregrine's core: the wire protocol, the SPSC rings between gateways and
-//! the sequencer, the sequencer loop itself, the [`Application`] trait the
-//! matching engine implements, and idle strategies.
+//! The sequencer: the one thread that totally orders every client message.
 //!
-//! Unsafe code is denied crate-wide and allowed only in [`ring`], where slot
-//! access across threads needs it, and in `journal::map`, which maps segment
-//! files; every block there carries its proof.
-#![deny(unsafe_code)]
+//! It drains the gateways' input rings round-robin (a bounded batch from
+//! each, so no gateway starves), gives every message the next global
+//! sequence number (from 1, gap-free), journals it when a journal is
+//! attached, hands it to the [`Application`] (the matching engine, or the
+//! pure acknowledger [`EchoApp`]) and routes the application's replies into
+//! the output ring of the gateway that owns each destination session.
+//!
+//! Its neighbours are crates of their own: the wire formats
+//! (`peregrine-wire`), the SPSC rings (`peregrine-ring`) and the journal
+//! (`peregrine-journal`). This crate holds only the loop, the application
+//! contract and what travels on the rings ([`slot`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod app;
-pub mod counters_file;
 pub mod echo;
-pub mod idle;
-pub mod journal;
-pub mod ring;
 pub mod sequencer;
 pub mod slot;
-pub mod wire;
 
-pub use app::{Application, ReplySink, Sequenced};
+pub use app::{Application, ReplySink};
 pub use echo::EchoApp;
-pub use idle::{IdleKind, IdleStrategy, Idler};
-pub use ring::{ring, Consumer, Producer};
+pub use peregrine_journal::Sequenced;
 pub use sequencer::{
     replay_journal, replay_journal_with, AttachedJournal, JournalMode, Sequencer, SequencerCounters,
 };

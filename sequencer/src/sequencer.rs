@@ -8,10 +8,11 @@
 //! no gateway starves another. The clock is read once per poll, input slots
 //! are released and output slots published once per ring per poll.
 
-use crate::app::{Application, ReplySink, Sequenced};
-use crate::journal::{FlushPolicy, JournalWriter};
-use crate::ring::{Consumer, Producer};
+use crate::app::{Application, ReplySink};
 use crate::slot::{InboundSlot, OutboundSlot, SessionRef};
+use peregrine_journal::Sequenced;
+use peregrine_journal::{FlushPolicy, JournalWriter};
+use peregrine_ring::{Consumer, Producer};
 use std::collections::VecDeque;
 
 /// Counters owned by the sequencer thread.
@@ -301,7 +302,7 @@ impl<A: Application> Sequencer<A> {
 /// the number of records replayed.
 pub fn replay_journal<A: Application>(
     app: &mut A,
-    records: impl Iterator<Item = crate::journal::SequencedRecord>,
+    records: impl Iterator<Item = peregrine_journal::SequencedRecord>,
 ) -> u64 {
     replay_journal_with(app, records, |_| {}, |_, _| {})
 }
@@ -313,9 +314,9 @@ pub fn replay_journal<A: Application>(
 /// sequences and reply logs).
 pub fn replay_journal_with<A: Application>(
     app: &mut A,
-    records: impl Iterator<Item = crate::journal::SequencedRecord>,
-    mut on_record: impl FnMut(&crate::journal::SequencedRecord),
-    mut on_reply: impl FnMut(SessionRef, &[u8; crate::wire::message::MESSAGE_LEN]),
+    records: impl Iterator<Item = peregrine_journal::SequencedRecord>,
+    mut on_record: impl FnMut(&peregrine_journal::SequencedRecord),
+    mut on_reply: impl FnMut(SessionRef, &[u8; peregrine_wire::message::MESSAGE_LEN]),
 ) -> u64 {
     let mut outputs: [Producer<OutboundSlot>; 0] = [];
     let mut overflow: [VecDeque<OutboundSlot>; 0] = [];
@@ -340,8 +341,8 @@ pub fn replay_journal_with<A: Application>(
 mod tests {
     use super::*;
     use crate::echo::EchoApp;
-    use crate::ring::ring;
-    use crate::wire::message::{Ack, Echo};
+    use peregrine_ring::ring;
+    use peregrine_wire::message::{Ack, Echo};
     use zerocopy::{FromBytes, IntoBytes};
 
     type Rings = (
@@ -403,12 +404,12 @@ mod tests {
         assert_eq!(seq.counters().sequenced, 20);
     }
 
-    fn journal_in(name: &str) -> (std::path::PathBuf, crate::journal::JournalWriter) {
+    fn journal_in(name: &str) -> (std::path::PathBuf, peregrine_journal::JournalWriter) {
         let dir = std::env::temp_dir().join(format!("peregrine-seq-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let w = crate::journal::Journal::open(&dir)
+        let w = peregrine_journal::Journal::open(&dir)
             .unwrap()
-            .into_writer(crate::journal::WriterConfig {
+            .into_writer(peregrine_journal::WriterConfig {
                 segment_size: 1 << 16,
                 ..Default::default()
             })
@@ -422,7 +423,7 @@ mod tests {
         let (mut ins, mut outs, seq) = setup(1, 64, 64, 16);
         let mut seq = seq.with_journal(AttachedJournal {
             writer,
-            mode: JournalMode::Durable(crate::journal::FlushPolicy::Msync),
+            mode: JournalMode::Durable(peregrine_journal::FlushPolicy::Msync),
         });
         for c in 1..=40 {
             assert!(ins[0].stage(echo_slot(0, 2, c)));
@@ -441,7 +442,7 @@ mod tests {
         assert_eq!(acked, 40);
         assert_eq!(seq.counters().journaled, 40);
         drop(seq);
-        let rec = crate::journal::Journal::open_read_only(&dir).unwrap();
+        let rec = peregrine_journal::Journal::open_read_only(&dir).unwrap();
         let clients: Vec<u64> = rec.records().map(|r| r.client_seq).collect();
         assert_eq!(clients, (1..=40).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(&dir);

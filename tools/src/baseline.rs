@@ -4,7 +4,7 @@
 //! Peregrine adds on top of the kernel and the machine at that moment.
 
 use peregrine_netio::{PacketBatch, Port, RxEvent, TcpOptions, TcpPort, UdpOptions, UdpPort};
-use peregrine_sequencer::idle::{IdleKind, IdleStrategy, Idler};
+use peregrine_server::idle::{IdleKind, IdleStrategy, Idler};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub fn start_udp_echo(
     let join = std::thread::Builder::new()
         .name("echo-udp".into())
         .spawn(move || {
-            let _ = crate::pinning::pin_current(core);
+            let _ = peregrine_server::pinning::pin_current(core);
             let mut batch = PacketBatch::new(burst.max(1));
             let mut idler = Idler::new(idle);
             let mut echoed = 0u64;
@@ -85,7 +85,7 @@ pub fn start_tcp_echo(
     let join = std::thread::Builder::new()
         .name("echo-tcp".into())
         .spawn(move || {
-            let _ = crate::pinning::pin_current(core);
+            let _ = peregrine_server::pinning::pin_current(core);
             let mut rx = PacketBatch::new(burst.max(1));
             let mut tx = PacketBatch::new(burst.max(1));
             let mut idler = Idler::new(idle);

@@ -4,12 +4,12 @@
 use crate::baseline;
 use crate::client::flow::FlowKind;
 use crate::client::{self, ClientConfig, ClientResult, Mode, TransportKind};
-use crate::config::{AppKind, ServeConfig};
 use crate::report::{hgrm, BenchOutcome};
-use crate::server;
 use anyhow::Context;
 use peregrine_netio::UdpOptions;
-use peregrine_sequencer::IdleKind;
+use peregrine_server::config::{AppKind, ServeConfig};
+use peregrine_server::idle::IdleKind;
+use peregrine_server::serve as server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -162,7 +162,7 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
                 if secret.is_empty() {
                     secret = generated_secret();
                 }
-                cfg.sessions = vec![crate::config::SessionSpec::block(
+                cfg.sessions = vec![peregrine_server::config::SessionSpec::block(
                     "PG",
                     b.sessions.max(1),
                     &secret,

@@ -1,8 +1,6 @@
 //! The pieces behind the `peregrine` binary, as a library so integration
 //! tests drive exactly what the binary runs.
 //!
-//! - [`config`]: the server's TOML configuration, every key also a flag.
-//! - [`server`]: builds gateways, rings and the sequencer and runs them.
 //! - [`baseline`]: minimal raw echo servers for same-run baselines.
 //! - [`client`]: UDP and TCP client simulators and the latency recorder.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
@@ -11,11 +9,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod client;
-pub mod config;
 #[cfg(feature = "dpdk")]
-pub mod dpdk;
-pub mod match_app;
-pub mod pinning;
+pub mod dpdk_ring;
 pub mod relay;
 pub mod report;
-pub mod server;

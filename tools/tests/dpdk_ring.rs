@@ -7,12 +7,12 @@ use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
-use peregrine_sequencer::wire::message::Ack;
-use peregrine_sequencer::wire::moldudp64::MoldPacket;
 use peregrine_sequencer::{EchoApp, Sequencer};
-use peregrine_tools::dpdk::{
+use peregrine_tools::dpdk_ring::{
     client_frame, login_frame, ring_directory, CLIENT_IP, CLIENT_PORT, MOLD_SEQ_AT, SERVER_IP, SERVER_PORT,
 };
+use peregrine_wire::message::Ack;
+use peregrine_wire::moldudp64::MoldPacket;
 use zerocopy::FromBytes;
 
 #[test]

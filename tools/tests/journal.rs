@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
+use peregrine_server::config::{AppKind, ServeConfig};
+use peregrine_server::serve::{self as server, ServerApp};
 use peregrine_tools::client::{self, flow::FlowKind, ClientConfig, Mode, TransportKind};
-use peregrine_tools::config::{AppKind, ServeConfig};
-use peregrine_tools::server::{self, ServerApp};
 use std::time::Duration;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::wire::message::{MessageType, RejectReason};
-use peregrine_sequencer::wire::soupbintcp::{kind, write_packet};
+use peregrine_wire::message::{MessageType, RejectReason};
+use peregrine_wire::soupbintcp::{kind, write_packet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -172,8 +172,8 @@ fn udp_flood_of_garbage_does_not_stop_service() {
 
 #[test]
 fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
-    use peregrine_sequencer::wire::moldudp64::MoldPacket;
-    let cfg = peregrine_tools::config::ServeConfig {
+    use peregrine_wire::moldudp64::MoldPacket;
+    let cfg = peregrine_server::config::ServeConfig {
         sessions: common::test_sessions(),
         udp: vec![lo()],
         tcp: vec![lo()],
@@ -182,7 +182,7 @@ fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
         idle_timeout_ms: 1000,
         ..Default::default()
     };
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     // UDP: after one acked message, an idle session receives heartbeats
     // carrying the next reply sequence (2).
     let s = udp_client();
@@ -210,8 +210,8 @@ fn idle_sessions_get_heartbeats_and_silent_tcp_clients_are_closed() {
 
 #[test]
 fn sessions_over_their_rate_limit_get_rejects_not_sequencing() {
-    use peregrine_sequencer::wire::message::RejectReason;
-    let cfg = peregrine_tools::config::ServeConfig {
+    use peregrine_wire::message::RejectReason;
+    let cfg = peregrine_server::config::ServeConfig {
         sessions: common::test_sessions(),
         udp: vec![lo()],
         tcp: vec![lo()],
@@ -220,7 +220,7 @@ fn sessions_over_their_rate_limit_get_rejects_not_sequencing() {
         session_rate_burst: 5,
         ..Default::default()
     };
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     // UDP: 14 messages at once; the burst of 5 passes, the rest is rejected.
     let s = udp_client();
     udp_login(&s, srv.udp[0], "RATE");

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::wire::message::{
+use peregrine_server::config::{AppKind, ServeConfig};
+use peregrine_wire::message::{
     ExecReport, MessageType, NewOrder, ENGINE_REASON_BASE, LAYOUT_VERSION, MESSAGE_LEN,
 };
-use peregrine_tools::config::{AppKind, ServeConfig};
 use std::time::Duration;
 use zerocopy::little_endian::{I64, U32, U64};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
@@ -44,7 +44,7 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
         app: AppKind::Match,
         ..ServeConfig::default()
     };
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
 
     // Maker rests a sell of 10 @ 100 over UDP.
     let maker = udp_client();
@@ -122,7 +122,7 @@ fn udp_maker_and_tcp_taker_both_get_their_fill() {
 
     let (_, app) = srv.stop().unwrap();
     match app {
-        peregrine_tools::server::ServerApp::Match(m) => {
+        peregrine_server::serve::ServerApp::Match(m) => {
             assert_eq!(m.engine().best_ask(1), Some(100));
             assert_eq!(m.engine().depth_at(1, peregrine_engine::Side::Sell, 100), 6);
         }
@@ -144,7 +144,7 @@ fn order_flow_through_the_simulator_loses_nothing() {
             TransportKind::Udp => cfg.udp = vec![lo()],
             TransportKind::Tcp => cfg.tcp = vec![lo()],
         }
-        let srv = peregrine_tools::server::start(&cfg).unwrap();
+        let srv = peregrine_server::serve::start(&cfg).unwrap();
         let addr = if t == TransportKind::Udp {
             srv.udp[0]
         } else {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::wire::message::MessageType;
 use peregrine_tools::client::{self, ClientConfig, Mode, TransportKind};
+use peregrine_wire::message::MessageType;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ fn second_tcp_login_to_a_live_session_is_rejected() {
     let _first = SoupClient::login(srv.tcp[0], "ONLYONE");
     let mut second = SoupClient::connect(srv.tcp[0]);
     let mut req = [0u8; 49];
-    let n = peregrine_sequencer::wire::soupbintcp::write_login_request(&mut req, "x", SECRET, "ONLYONE", 0);
+    let n = peregrine_wire::soupbintcp::write_login_request(&mut req, "x", SECRET, "ONLYONE", 0);
     std::io::Write::write_all(&mut second.stream, &req[..n]).unwrap();
     let p = second.next_packet(Duration::from_secs(5));
     assert_eq!(p, Some((b'J', vec![b'S'])), "Login Rejected, session unavailable");
@@ -133,10 +133,10 @@ fn second_tcp_login_to_a_live_session_is_rejected() {
 }
 
 fn run_load(
-    cfg: peregrine_tools::config::ServeConfig,
+    cfg: peregrine_server::config::ServeConfig,
     t: TransportKind,
-) -> (u64, peregrine_gateway::ServerReport) {
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+) -> (u64, peregrine_server::runtime::ServerReport) {
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     let addr = match t {
         TransportKind::Udp => srv.udp[0],
         TransportKind::Tcp => srv.tcp[0],
@@ -161,7 +161,7 @@ fn run_load(
 #[test]
 fn tiny_rings_backpressure_without_loss() {
     for t in [TransportKind::Udp, TransportKind::Tcp] {
-        let mut cfg = peregrine_tools::config::ServeConfig {
+        let mut cfg = peregrine_server::config::ServeConfig {
             sessions: common::test_sessions(),
             idle: "yield".into(),
             ring_capacity: 2,
@@ -180,7 +180,7 @@ fn tiny_rings_backpressure_without_loss() {
 #[test]
 fn dedicated_layout_serves_both_transports() {
     for t in [TransportKind::Udp, TransportKind::Tcp] {
-        let mut cfg = peregrine_tools::config::ServeConfig {
+        let mut cfg = peregrine_server::config::ServeConfig {
             sessions: common::test_sessions(),
             idle: "backoff".into(),
             layout: "dedicated".into(),
@@ -198,13 +198,13 @@ fn dedicated_layout_serves_both_transports() {
 
 #[test]
 fn nonexistent_core_is_refused() {
-    let cfg = peregrine_tools::config::ServeConfig {
+    let cfg = peregrine_server::config::ServeConfig {
         sessions: common::test_sessions(),
         udp: vec![lo()],
         cores: vec![4096],
         ..Default::default()
     };
-    let err = peregrine_tools::server::start(&cfg)
+    let err = peregrine_server::serve::start(&cfg)
         .err()
         .expect("refuses to start");
     assert!(err.to_string().contains("core 4096 does not exist"), "{err}");
@@ -212,7 +212,7 @@ fn nonexistent_core_is_refused() {
 
 #[test]
 fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice() {
-    use peregrine_sequencer::wire::message::RejectReason;
+    use peregrine_wire::message::RejectReason;
     let srv = start_server(1, 0);
     let s = udp_client();
     udp_login(&s, srv.udp[0], "DEDUP");

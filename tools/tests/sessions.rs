@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::wire::message::{LoginRejected, Logout, MessageType};
-use peregrine_sequencer::wire::moldudp64::{session_name, write_header_only, HEADER_LEN};
-use peregrine_sequencer::wire::soupbintcp::kind;
+use peregrine_wire::message::{LoginRejected, Logout, MessageType};
+use peregrine_wire::moldudp64::{session_name, write_header_only, HEADER_LEN};
+use peregrine_wire::soupbintcp::kind;
 use std::time::Duration;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -88,7 +88,7 @@ fn unauthenticated_and_spoofed_udp_senders_get_nothing_sequenced() {
 fn takeover_policy_rebinds_a_udp_session_and_the_old_address_is_cut_off() {
     let mut cfg = server_config(1, 1);
     cfg.login_policy = "takeover".into();
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     let addr = srv.udp[0];
     let old = udp_client();
     udp_login(&old, addr, "OTHER");
@@ -246,11 +246,11 @@ fn every_message_is_sequenced_exactly_once_through_a_lossy_network() {
 /// and the client's resend from there is taken in order.
 #[test]
 fn a_full_input_ring_answers_busy_and_the_resend_is_taken() {
-    use peregrine_sequencer::wire::message::RejectReason;
+    use peregrine_wire::message::RejectReason;
     let mut cfg = server_config(1, 0);
     cfg.ring_capacity = 2;
     cfg.busy_after_us = 0;
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();
     udp_login(&s, srv.udp[0], "HOLD");
     let blocks: Vec<[u8; 100]> = (1..=14).map(|k| echo(k, k)).collect();
@@ -327,12 +327,12 @@ fn a_new_login_drops_held_messages_of_the_previous_client() {
 /// message whose reject has left the reject log gets TooOld.
 #[test]
 fn replies_and_rejects_no_longer_kept_are_skipped_or_answered_too_old() {
-    use peregrine_sequencer::wire::message::RejectReason;
+    use peregrine_wire::message::RejectReason;
     let mut cfg = server_config(1, 0);
     cfg.reply_log_depth = 4;
     cfg.session_rate_limit = 1;
     cfg.session_rate_burst = 8;
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();
     udp_login(&s, srv.udp[0], "REPLAY");
     let blocks: Vec<[u8; 100]> = (1..=8).map(|k| echo(k, k)).collect();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use peregrine_sequencer::counters_file::read_counters;
-use peregrine_tools::config::ServeConfig;
+use peregrine_server::config::ServeConfig;
+use peregrine_server::counters_file::read_counters;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -23,7 +23,7 @@ fn counters_file_tracks_a_running_server() {
         journal_segment_size: 1 << 20,
         ..ServeConfig::default()
     };
-    let srv = peregrine_tools::server::start(&cfg).unwrap();
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();
     udp_login(&s, srv.udp[0], "STAT");
     for k in 0..25u64 {

@@ -35,12 +35,12 @@
 //! Wherever the implementation departs from the module doc the run fails.
 
 use crate::Bytes;
-use peregrine_sequencer::journal::{
+use peregrine_journal::{
     parse_segment_name, FlushPolicy, Journal, JournalError, Prealloc, Precreate, RecordFilter, Recovered,
     SequencedRecord, WriterConfig, FORMAT_VERSION, HEADER_LEN, RECORD_LEN,
 };
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
 use peregrine_sequencer::SessionRef;
+use peregrine_wire::message::MESSAGE_LEN;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
@@ -1403,7 +1403,7 @@ fn recover(dir: &Path, pre: &Dir, cfg: &Config, forged: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peregrine_sequencer::journal::{segment_name, MAGIC};
+    use peregrine_journal::{segment_name, MAGIC};
 
     #[test]
     fn reference_layout_matches_the_crate() {

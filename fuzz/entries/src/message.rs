@@ -1,6 +1,6 @@
 //! 100-byte message decoding invariants.
 
-use peregrine_sequencer::wire::message::{
+use peregrine_wire::message::{
     classify_inbound, client_ts_of, parse_inbound, Ack, ExecReport, Inbound, MessageError, MessageType,
     Reject, LAYOUT_VERSION, MESSAGE_LEN,
 };

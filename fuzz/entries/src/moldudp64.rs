@@ -1,7 +1,7 @@
 //! MoldUDP64 framing invariants.
 
 use crate::Bytes;
-use peregrine_sequencer::wire::moldudp64::{
+use peregrine_wire::moldudp64::{
     write_header_only, MoldBuilder, MoldError, MoldPacket, RetransmissionRequest, END_OF_SESSION, HEADER_LEN,
     HEARTBEAT, MAX_PAYLOAD, SESSION_LEN,
 };

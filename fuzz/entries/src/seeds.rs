@@ -8,13 +8,13 @@ use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
-use peregrine_sequencer::wire::message::{
+use peregrine_wire::message::{
     Ack, Cancel, Echo, ExecReport, MessageType, NewOrder, Reject, Replace, LAYOUT_VERSION,
 };
-use peregrine_sequencer::wire::moldudp64::{
+use peregrine_wire::moldudp64::{
     session_name, write_header_only, MoldBuilder, END_OF_SESSION, HEADER_LEN, HEARTBEAT,
 };
-use peregrine_sequencer::wire::soupbintcp::{kind, write_login_accepted, write_login_request, write_packet};
+use peregrine_wire::soupbintcp::{kind, write_login_accepted, write_login_request, write_packet};
 use std::net::Ipv4Addr;
 use zerocopy::{FromZeros, IntoBytes};
 

@@ -26,12 +26,12 @@ use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_netio::{
     ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES,
 };
-use peregrine_sequencer::wire::message::{
+use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
+use peregrine_wire::message::{
     classify_inbound, Ack, Echo, Login, Logout, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
 };
-use peregrine_sequencer::wire::moldudp64::{MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
-use peregrine_sequencer::wire::soupbintcp::{self, kind, parse_packet, SoupPacket};
-use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
+use peregrine_wire::moldudp64::{MoldPacket, SessionName, MAX_MESSAGES_PER_PACKET};
+use peregrine_wire::soupbintcp::{self, kind, parse_packet, SoupPacket};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -311,7 +311,7 @@ fn addr(i: u8) -> SocketAddr {
 fn session_field(i: u8) -> SessionName {
     match i % 4 {
         3 => [0xff, 0, b' ', b'A', 0x80, 0, 0, 0, 0, 1],
-        i => peregrine_sequencer::wire::moldudp64::session_name(&format!("S{i}")),
+        i => peregrine_wire::moldudp64::session_name(&format!("S{i}")),
     }
 }
 
@@ -881,7 +881,7 @@ impl World {
     /// counted.
     fn probe(&mut self) {
         let (hu, ht) = (self.udp.counters().heartbeats, self.tcp.counters().heartbeats);
-        let probe = peregrine_sequencer::wire::moldudp64::session_name(PROBE_SESSION);
+        let probe = peregrine_wire::moldudp64::session_name(PROBE_SESSION);
         let login = mold_packet(0, &probe, &[LOGIN], false);
         let hb = mold_packet(0, &probe, &[], false);
         {

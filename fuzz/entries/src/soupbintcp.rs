@@ -1,6 +1,6 @@
 //! SoupBinTCP framing invariants.
 
-use peregrine_sequencer::wire::soupbintcp::{
+use peregrine_wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_login_request, write_packet, SoupError,
     SoupPacket, LENGTH_PREFIX, LOGIN_ACCEPTED_LEN, LOGIN_REQUEST_LEN, MAX_PACKET_LEN,
 };

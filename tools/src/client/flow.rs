@@ -1,8 +1,6 @@
 //! What the simulator sends: Echo messages, or a realistic order flow.
 
-use peregrine_sequencer::wire::message::{
-    Cancel, Echo, MessageType, NewOrder, Replace, LAYOUT_VERSION, MESSAGE_LEN,
-};
+use peregrine_wire::message::{Cancel, Echo, MessageType, NewOrder, Replace, LAYOUT_VERSION, MESSAGE_LEN};
 use zerocopy::little_endian::{I64, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 

@@ -176,7 +176,7 @@ impl ClientResult {
 
 /// Connects and runs the configured simulator on the calling thread.
 pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
-    crate::pinning::pin_current(cfg.core)?;
+    peregrine_server::pinning::pin_current(cfg.core)?;
     match cfg.transport {
         TransportKind::Udp => {
             let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?.with_first_session(cfg.first_session);
@@ -213,7 +213,7 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
 
 /// Most messages the simulator packs into one packet (14 fill a MoldUDP64
 /// datagram).
-pub const MAX_PACK: usize = peregrine_sequencer::wire::moldudp64::MAX_MESSAGES_PER_PACKET;
+pub const MAX_PACK: usize = peregrine_wire::moldudp64::MAX_MESSAGES_PER_PACKET;
 
 /// Runs the configured mode over an already connected transport.
 pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Result<ClientResult> {

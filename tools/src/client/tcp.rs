@@ -5,10 +5,8 @@ use super::flow::Flow;
 use super::recorder::Reply;
 use super::transport::{decode_reply, ClientTransport};
 use super::udp::client_session_name;
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::soupbintcp::{
-    kind, parse_packet, write_login_request, write_packet, SoupPacket,
-};
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::soupbintcp::{kind, parse_packet, write_login_request, write_packet, SoupPacket};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 
 use super::flow::Flow;
 use super::recorder::{Reply, ReplyKind};
-use peregrine_sequencer::wire::message::{Ack, ExecReport, MessageType, Reject, RejectReason, MESSAGE_LEN};
+use peregrine_wire::message::{Ack, ExecReport, MessageType, Reject, RejectReason, MESSAGE_LEN};
 use zerocopy::FromBytes;
 
 /// A client-side transport carrying many sessions.
@@ -75,7 +75,7 @@ pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
             // Baseline: our own message echoed back untouched.
             session: s,
             client_seq: echo_seq,
-            client_ts_ns: peregrine_sequencer::wire::message::client_ts_of(block),
+            client_ts_ns: peregrine_wire::message::client_ts_of(block),
             kind: ReplyKind::Ack,
             global_seq: 0,
             order_id: u64::from_le_bytes(block[16..24].try_into().unwrap_or([0; 8])),

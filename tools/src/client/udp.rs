@@ -14,8 +14,8 @@ use super::recorder::Reply;
 use super::rto::Rto;
 use super::transport::{decode_reply, ClientTransport};
 use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
-use peregrine_sequencer::wire::message::MESSAGE_LEN;
-use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MoldPacket, SessionName};
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::moldudp64::{MoldBuilder, MoldPacket, SessionName};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -211,7 +211,7 @@ impl UdpClient {
     /// continues at the client sequence and reply sequence the server
     /// reports (a restarted client resumes where its session left off).
     pub fn login(&mut self, secret: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
-        use peregrine_sequencer::wire::message::{Login, LoginAccepted, LoginRejected, MessageType};
+        use peregrine_wire::message::{Login, LoginAccepted, LoginRejected, MessageType};
         use zerocopy::FromBytes;
         let secret = peregrine_gateway::directory::alpha::<10>(secret)
             .map_err(|e| anyhow::anyhow!("secret {e} (pass --secret)"))?;
@@ -287,7 +287,7 @@ impl UdpClient {
                 continue;
             };
             b.push(zerocopy::IntoBytes::as_bytes(
-                &peregrine_sequencer::wire::message::Logout::new(now),
+                &peregrine_wire::message::Logout::new(now),
             ));
             let n = b.finish();
             if self.tx.is_full() {
@@ -344,8 +344,8 @@ impl UdpClient {
             let Some((first, count)) = self.replies[s].request(now_ns) else {
                 continue;
             };
-            let mut h = [0u8; peregrine_sequencer::wire::moldudp64::HEADER_LEN];
-            peregrine_sequencer::wire::moldudp64::write_header_only(&mut h, &self.names[s], first, count);
+            let mut h = [0u8; peregrine_wire::moldudp64::HEADER_LEN];
+            peregrine_wire::moldudp64::write_header_only(&mut h, &self.names[s], first, count);
             if self.tx.is_full() {
                 self.flush()?;
             }
@@ -400,10 +400,9 @@ impl UdpClient {
 
 /// For a SequenceGap reject, the client sequence the server is missing.
 fn gap_reported(block: &[u8]) -> Option<u64> {
-    let r =
-        <peregrine_sequencer::wire::message::Reject as zerocopy::FromBytes>::ref_from_bytes(block).ok()?;
-    (r.msg_type == peregrine_sequencer::wire::message::MessageType::Reject as u8
-        && r.reason.get() == peregrine_sequencer::wire::message::RejectReason::SequenceGap as u16)
+    let r = <peregrine_wire::message::Reject as zerocopy::FromBytes>::ref_from_bytes(block).ok()?;
+    (r.msg_type == peregrine_wire::message::MessageType::Reject as u8
+        && r.reason.get() == peregrine_wire::message::RejectReason::SequenceGap as u16)
         .then(|| r.client_seq.get())
 }
 

@@ -2,13 +2,11 @@
 #![allow(dead_code)]
 
 use peregrine_gateway::directory::alpha;
-use peregrine_sequencer::wire::message::{Ack, Echo, Login, LoginAccepted, MessageType, Reject, MESSAGE_LEN};
-use peregrine_sequencer::wire::moldudp64::{session_name, MoldBuilder, MoldPacket};
-use peregrine_sequencer::wire::soupbintcp::{
-    kind, parse_packet, write_login_request, write_packet, SoupPacket,
-};
-use peregrine_tools::config::{ServeConfig, SessionSpec};
-use peregrine_tools::server::{self, ServerHandle};
+use peregrine_server::config::{ServeConfig, SessionSpec};
+use peregrine_server::serve::{self as server, ServerHandle};
+use peregrine_wire::message::{Ack, Echo, Login, LoginAccepted, MessageType, Reject, MESSAGE_LEN};
+use peregrine_wire::moldudp64::{session_name, MoldBuilder, MoldPacket};
+use peregrine_wire::soupbintcp::{kind, parse_packet, write_login_request, write_packet, SoupPacket};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};

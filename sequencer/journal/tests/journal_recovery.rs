@@ -2,11 +2,11 @@
 //! writing continues gap-free; corruption anywhere else stops the open with
 //! an error naming the file and byte offset.
 
-use peregrine_sequencer::journal::{
+use peregrine_journal::{
     segment_name, Journal, JournalError, Prealloc, Precreate, SequencedRecord, WriterConfig, HEADER_LEN,
     RECORD_LEN,
 };
-use peregrine_sequencer::SessionRef;
+use peregrine_wire::SessionRef;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,10 +10,10 @@ use peregrine_engine::{
     Cancel, Command, Engine, EngineConfig, Liquidity, NewOrder, OrderKind, Replace, Report, ReportKind,
     ReportSink, SelfTradePrevention, Side, TimeInForce,
 };
-use peregrine_sequencer::wire::message::{
+use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, SessionRef};
+use peregrine_wire::message::{
     parse_inbound, ExecReport, Inbound, MessageType, Reject, RejectReason, ENGINE_REASON_BASE, MESSAGE_LEN,
 };
-use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, SessionRef};
 use zerocopy::little_endian::{I64, U16, U32, U64};
 
 /// Most sessions a gateway may have under the match app (24 bits).
@@ -174,7 +174,7 @@ impl Application for MatchApp {
             return;
         }
         let session = engine_session(m.origin);
-        let client_ts_ns = peregrine_sequencer::wire::message::client_ts_of(m.msg);
+        let client_ts_ns = peregrine_wire::message::client_ts_of(m.msg);
         match decode(inbound, session) {
             Some(cmd) => {
                 let mut sink = WireSink {

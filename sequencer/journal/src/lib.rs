@@ -118,6 +118,9 @@
 //!
 //! `unsafe` (file mappings, `fallocate`) is confined to the private `map`
 //! module.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 mod format;
 mod map;
@@ -130,10 +133,26 @@ pub use recovery::{Journal, RecordFilter, Records, Recovered, SegmentInfo, TailR
 pub use segment::{parse_segment_name, segment_name, Prealloc};
 pub use writer::{FlushPolicy, JournalWriter, Precreate, WriterConfig, WriterStats, DEFAULT_SEGMENT_SIZE};
 
-use crate::app::Sequenced;
-use crate::slot::SessionRef;
-use crate::wire::message::MESSAGE_LEN;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::SessionRef;
 use std::path::{Path, PathBuf};
+/// One sequenced message, borrowed: what the sequencer hands the
+/// application and what the journal appends and replays.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequenced<'a> {
+    /// Global sequence number: from 1, gap-free, strictly increasing.
+    pub global_seq: u64,
+    /// The session that sent it.
+    pub origin: SessionRef,
+    /// The client's sequence number within that session.
+    pub client_seq: u64,
+    /// Gateway receive time, ns.
+    pub gateway_rx_ns: u64,
+    /// Sequencing time, ns (read once per batch).
+    pub sequencer_ns: u64,
+    /// The message (validated length, type and version).
+    pub msg: &'a [u8; MESSAGE_LEN],
+}
 
 /// Format version this build writes and reads.
 pub const FORMAT_VERSION: u16 = format::FORMAT_VERSION;
@@ -174,7 +193,7 @@ impl SequencedRecord {
     }
 
     /// The view the application takes (for replay into
-    /// [`Application::on_message`](crate::Application::on_message)).
+    /// `Application::on_message` (sequencer crate)).
     pub fn as_sequenced(&self) -> Sequenced<'_> {
         Sequenced {
             global_seq: self.global_seq,

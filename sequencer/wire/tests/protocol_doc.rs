@@ -2,10 +2,10 @@
 //! every message section's table is parsed and compared, field by field,
 //! with the offsets and sizes generated from the structs.
 
-use peregrine_sequencer::wire::message::{FieldLayout, LAYOUTS, MESSAGE_LEN};
+use peregrine_wire::message::{FieldLayout, LAYOUTS, MESSAGE_LEN};
 
 fn doc() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
     std::fs::read_to_string(path).expect("docs/PROTOCOL.md exists")
 }
 

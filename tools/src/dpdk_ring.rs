@@ -1,5 +1,5 @@
-//! DPDK integration (feature `dpdk`): gateways over DPDK port queues for
-//! `serve`, and the `bench --transport dpdk-ring` software-cost run.
+//! `bench --transport dpdk-ring` (feature `dpdk`): the software cost of
+//! the whole DPDK path, measured without a NIC.
 //!
 //! The dpdk-ring bench drives the full receive → gateway → sequencer →
 //! reply → transmit path on one core over the `net_ring` loopback vdev, no
@@ -16,49 +16,10 @@ use peregrine_gateway::udp::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};
-use peregrine_sequencer::wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use peregrine_sequencer::{EchoApp, Sequencer};
+use peregrine_wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
-
-/// Opens every configured queue of the DPDK port, one gateway each, with
-/// gateway ids from `first_id`. Initialises the EAL (once per process).
-pub fn dpdk_gateways(
-    cfg: &DpdkConfig,
-    first_id: u16,
-    ring_capacity: usize,
-    directory: std::sync::Arc<peregrine_gateway::directory::SessionDirectory>,
-    opts: GatewayOptions,
-) -> anyhow::Result<(peregrine_gateway::GatewaySet, Vec<String>)> {
-    cfg.validate()?;
-    let eal = Eal::init(&cfg.eal_args)?;
-    let ports = DpdkPort::open_all(eal, cfg)?;
-    let mut gws: Vec<Box<dyn GatewayLoop>> = Vec::new();
-    let mut rings = Vec::new();
-    let mut described = Vec::new();
-    for (i, p) in ports.into_iter().enumerate() {
-        described.push(format!(
-            "dpdk port {} queue {} mac {} ip {}:{} link {:?} tx checksum offload (ipv4, udp) {:?}",
-            p.port_id(),
-            p.queue(),
-            p.mac(),
-            cfg.ip,
-            cfg.udp_port,
-            p.link().ok(),
-            p.tx_checksum_offload()
-        ));
-        let (g, s) = ring_pair(ring_capacity)?;
-        gws.push(Box::new(UdpGateway::new(
-            first_id + i as u16,
-            p,
-            g,
-            std::sync::Arc::clone(&directory),
-            opts,
-        )));
-        rings.push(s);
-    }
-    Ok(((gws, rings), described))
-}
 
 /// The server's IP in the dpdk-ring run and tests.
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -78,7 +39,7 @@ pub const MOLD_SEQ_AT: usize = 14 + 20 + 8 + 10;
 pub fn client_frame(mac: EthernetAddress) -> Vec<u8> {
     client_payload_frame(mac, |b| {
         for k in 0..MAX_MESSAGES_PER_PACKET as u64 {
-            let e = peregrine_sequencer::wire::message::Echo::new(0, k);
+            let e = peregrine_wire::message::Echo::new(0, k);
             b.push(zerocopy::IntoBytes::as_bytes(&e));
         }
     })
@@ -101,7 +62,7 @@ pub fn ring_directory() -> std::sync::Arc<peregrine_gateway::directory::SessionD
 pub fn login_frame(mac: EthernetAddress) -> Vec<u8> {
     client_payload_frame(mac, |b| {
         let secret = peregrine_gateway::directory::alpha(RING_SECRET).expect("a valid secret");
-        let login = peregrine_sequencer::wire::message::Login::new(secret, 0, 0);
+        let login = peregrine_wire::message::Login::new(secret, 0, 0);
         b.push(zerocopy::IntoBytes::as_bytes(&login));
     })
 }

@@ -15,8 +15,8 @@
 //! rx_burst = 32
 //! ```
 
-use peregrine_gateway::Layout;
-use peregrine_sequencer::IdleKind;
+use crate::idle::IdleKind;
+use crate::runtime::Layout;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -247,7 +247,7 @@ impl ServeConfig {
 
     /// The journal mode, if a journal is configured.
     pub fn journal_mode(&self) -> Result<Option<peregrine_sequencer::JournalMode>, ConfigError> {
-        use peregrine_sequencer::journal::FlushPolicy;
+        use peregrine_journal::FlushPolicy;
         use peregrine_sequencer::JournalMode;
         if self.journal.is_none() {
             return Ok(None);

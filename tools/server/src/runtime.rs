@@ -10,37 +10,14 @@
 //! Every loop checks a shared stop flag (a relaxed load of a line nobody
 //! writes until shutdown) and hands its work count to the idle strategy.
 
-use crate::counters::GatewayCounters;
-use crate::SequencerRings;
+use crate::counters_file::{CounterBlock, CountersFile};
+use crate::idle::{IdleKind, IdleStrategy, Idler};
+use peregrine_gateway::GatewayCounters;
+use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
-use peregrine_sequencer::counters_file::{CounterBlock, CountersFile};
-use peregrine_sequencer::idle::{IdleKind, IdleStrategy, Idler};
 use peregrine_sequencer::{Application, AttachedJournal, Sequencer, SequencerCounters};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// One gateway's polling surface, whatever its transport.
-pub trait GatewayLoop: Send {
-    /// Receives, validates and forwards to the sequencer; returns work done.
-    fn poll_rx(&mut self) -> usize;
-    /// Drains replies and sends them; returns work done.
-    fn poll_tx(&mut self) -> usize;
-    /// Gateway counters.
-    fn counters(&self) -> GatewayCounters;
-    /// Port counters.
-    fn port_counters(&self) -> PortCounters;
-    /// Backend-specific port counters as text (empty if none).
-    fn port_detail(&self) -> String {
-        String::new()
-    }
-    /// One line for logs: transport and address.
-    fn describe(&self) -> String;
-    /// The gateway's session table, for recovery before the loop runs
-    /// (`None`: the gateway holds no sessions).
-    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
-        None
-    }
-}
 
 /// Thread layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,7 +66,7 @@ pub enum RunError {
     PinFailed(usize),
     /// The counters file could not be created.
     #[error("counters file: {0}")]
-    Counters(#[from] peregrine_sequencer::counters_file::CountersFileError),
+    Counters(#[from] crate::counters_file::CountersFileError),
     /// A thread could not be started or panicked.
     #[error("thread {0} failed")]
     Thread(String),
@@ -211,7 +188,7 @@ fn publish_sequencer<A: Application>(block: Option<&CounterBlock>, seq: &Sequenc
         v[S + 1] = idle.idle_loops();
         v[S + 2] = seq.next_seq();
         if let Some(j) = seq.journal() {
-            v[S + 3] = j.written_seq() * peregrine_sequencer::journal::RECORD_LEN as u64;
+            v[S + 3] = j.written_seq() * peregrine_journal::RECORD_LEN as u64;
             v[S + 4] = j.durable_seq();
             // Records written but not yet known durable (async mode: what a
             // power loss could take; durable mode: at most one poll's worth).

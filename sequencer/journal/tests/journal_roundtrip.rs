@@ -1,11 +1,11 @@
 //! Journal writer and reader: round trips across segment rolls, reopen,
 //! gap-free appends, flush bookkeeping, replay filters.
 
-use peregrine_sequencer::journal::{
+use peregrine_journal::{
     records_per_segment, segment_name, FlushPolicy, Journal, JournalError, Prealloc, Precreate, RecordFilter,
     SequencedRecord, WriterConfig, HEADER_LEN, RECORD_LEN,
 };
-use peregrine_sequencer::SessionRef;
+use peregrine_wire::SessionRef;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -12,7 +12,8 @@
 //!
 //! Full means back-pressure: [`Producer::stage`] returns false and nothing is
 //! dropped; the caller keeps the item and retries.
-#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;

@@ -3,13 +3,14 @@
 
 use crate::config::{AppKind, ServeConfig};
 use crate::match_app::MatchApp;
+use crate::runtime::{run, RuntimeConfig, ServerReport};
 use anyhow::Context;
 use peregrine_gateway::directory::SessionDirectory;
 use peregrine_gateway::restore::SessionRestore;
 use peregrine_gateway::udp::GatewayOptions;
-use peregrine_gateway::{ring_pair, run, GatewayLoop, RuntimeConfig, ServerReport, TcpGateway, UdpGateway};
+use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
+use peregrine_journal::{Journal, WriterConfig};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
-use peregrine_sequencer::journal::{Journal, WriterConfig};
 use peregrine_sequencer::{replay_journal_with, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

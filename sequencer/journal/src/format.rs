@@ -1,10 +1,10 @@
 //! Byte layout of segment headers and records (see the module doc of
-//! [`crate::journal`] for the tables). Pure functions over byte slices: no
+//! the crate docs for the tables). Pure functions over byte slices: no
 //! I/O, no allocation, total on any input.
 
 use super::SequencedRecord;
-use crate::slot::SessionRef;
-use crate::wire::message::MESSAGE_LEN;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::SessionRef;
 
 /// First 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"PRGNJRNL";

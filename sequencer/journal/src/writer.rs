@@ -4,9 +4,9 @@
 use super::format::{encode_parts, SegmentHeader, HEADER_LEN, RECORD_LEN};
 use super::segment::{create_segment, io_err, open_for_write, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
-use crate::app::Sequenced;
-use crate::slot::SessionRef;
-use crate::wire::message::MESSAGE_LEN;
+use crate::Sequenced;
+use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::SessionRef;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};

@@ -1,0 +1,25 @@
+//! The Peregrine server as a library: what `peregrine serve` runs, so
+//! integration tests and embedders drive exactly the production code.
+//!
+//! - [`config`]: the TOML configuration (every key also a flag of `serve`).
+//! - [`serve`]: builds ports, gateways, rings, the journal and the
+//!   sequencer from a config, recovers from the journal, and runs them.
+//! - [`runtime`]: the `shared` and `dedicated` thread layouts that poll the
+//!   gateways and the sequencer.
+//! - [`idle`]: what a polling loop does when it found no work.
+//! - [`counters_file`]: the shared-memory counters `peregrine stat` reads.
+//! - [`match_app`]: the matching engine behind the sequencer's
+//!   `Application` trait.
+//! - [`pinning`]: the one place threads are pinned to cores.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod config;
+pub mod counters_file;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod idle;
+pub mod match_app;
+pub mod pinning;
+pub mod runtime;
+pub mod serve;

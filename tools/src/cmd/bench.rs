@@ -1,0 +1,156 @@
+//! `peregrine bench`: the latency/throughput harness, a same-run raw-echo
+//! baseline first, then Peregrine.
+
+use super::load::LoadArgs;
+use clap::Args;
+use peregrine_server::config::ServeConfig;
+use peregrine_server::pinning;
+use peregrine_tools::bench::{self, BenchConfig};
+use peregrine_tools::client::TransportKind;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// udp | tcp.
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Use a running server at this address instead of an in-process one.
+    #[arg(long)]
+    connect: Option<SocketAddr>,
+    /// Skip the same-run raw echo baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Server thread layout (in-process server).
+    #[arg(long, default_value = "shared")]
+    layout: String,
+    /// Server (and baseline echo) core; default 1 on machines with 2+ cores.
+    #[arg(long)]
+    server_core: Option<usize>,
+    /// Client core; default 0 on machines with 2+ cores.
+    #[arg(long)]
+    client_core: Option<usize>,
+    /// spin | yield | backoff, for server and baseline echo.
+    #[arg(long, default_value = "spin")]
+    idle: String,
+    /// Server config file (in-process server); flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Fault injection (UDP): drop, duplicate and reorder this fraction of
+    /// datagrams each way through a relay, e.g. 0.05.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let transport = match a.transport.as_str() {
+        "udp" => TransportKind::Udp,
+        "tcp" => TransportKind::Tcp,
+        "dpdk-ring" => return run_dpdk_ring_bench(a),
+        o => anyhow::bail!("unknown transport {o:?} (udp, tcp, dpdk-ring)"),
+    };
+    let mut server_cfg = match &a.config {
+        Some(p) => ServeConfig::from_file(p)?,
+        None => ServeConfig::default(),
+    };
+    server_cfg.layout = a.layout.clone();
+    server_cfg.idle = a.idle.clone();
+    let two = pinning::core_count() >= 2;
+    let server_core = a.server_core.or(if two { Some(1) } else { None });
+    let client_core = a.client_core.or(if two { Some(0) } else { None });
+    let l = &a.load;
+    let cfg = BenchConfig {
+        transport,
+        mode: l.mode(),
+        sessions: l.sessions,
+        batch: l.batch(),
+        duration: l.duration,
+        warmup: l.warmup(),
+        flow: l.flow,
+        connect: a.connect,
+        no_baseline: a.no_baseline,
+        server: server_cfg,
+        client_core,
+        server_core,
+        idle: a.idle.parse().map_err(anyhow::Error::msg)?,
+        json: l.json.clone(),
+        hgrm: l.hgrm.clone(),
+        loss: a.loss,
+        secret: l.secret.clone(),
+    };
+    bench::run(&cfg)?;
+    Ok(())
+}
+
+/// `bench --transport dpdk-ring --throughput`: the DPDK path's software
+/// cost on one core, then the kernel UDP path in the same run.
+#[cfg(feature = "dpdk")]
+fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
+    use peregrine_tools::client::{flow::FlowKind, Mode};
+    let l = &a.load;
+    anyhow::ensure!(l.throughput, "--transport dpdk-ring measures --throughput only");
+    let two = pinning::core_count() >= 2;
+    let core = a.server_core.unwrap_or(if two { 1 } else { 0 });
+    let duration = l.duration;
+    let d = std::thread::Builder::new()
+        .name("dpdk-ring".into())
+        .spawn(move || peregrine_tools::dpdk_ring::run_dpdk_ring(duration, core, 32))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("dpdk-ring thread panicked"))??;
+    eprintln!("dpdk-ring done; now the kernel UDP path for comparison");
+    let kernel = bench::run(&BenchConfig {
+        transport: TransportKind::Udp,
+        mode: Mode::Throughput { window: l.window },
+        sessions: l.sessions,
+        batch: 14,
+        duration,
+        warmup: l.warmup(),
+        flow: FlowKind::Echo,
+        connect: None,
+        no_baseline: true,
+        server: ServeConfig::default(),
+        client_core: a.client_core.or(if two { Some(0) } else { None }),
+        server_core: Some(core),
+        idle: "spin".parse().map_err(anyhow::Error::msg)?,
+        json: None,
+        hgrm: None,
+        loss: 0.0,
+        secret: None,
+    })?;
+    let kernel_tp = kernel["throughput_msgs_per_s"].as_f64().unwrap_or(0.0);
+    let json = serde_json::json!({
+        "transport": "dpdk-ring",
+        "mode": "throughput",
+        "messages_sent": d.sent,
+        "messages_acked": d.acked,
+        "lost": 0,
+        "throughput_msgs_per_s": d.throughput().round(),
+        "cycles_per_message": (d.cycles_per_message * 10.0).round() / 10.0,
+        "reply_frames_looped_and_dropped": d.replies_looped,
+        "kernel_udp_throughput_msgs_per_s": kernel_tp,
+        "dpdk_to_kernel_ratio": if kernel_tp > 0.0 { (d.throughput() / kernel_tp * 100.0).round() / 100.0 } else { 0.0 },
+    });
+    println!(
+        "\ndpdk-ring (one core, net_ring vdev, full rx -> gateway -> sequencer -> ack -> tx path):\n  \
+         {:.0} msgs/s, {:.1} cycles/msg over {:.1} s ({} msgs)\nkernel UDP on loopback, same run (client + server, 2 cores): {:.0} msgs/s\nratio dpdk-ring / kernel UDP: {:.2}",
+        d.throughput(),
+        d.cycles_per_message,
+        d.secs,
+        d.acked,
+        kernel_tp,
+        if kernel_tp > 0.0 { d.throughput() / kernel_tp } else { 0.0 }
+    );
+    if let Some(p) = &l.json {
+        std::fs::write(p, serde_json::to_string_pretty(&json)? + "\n")?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk_ring_bench(_: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this peregrine was built without DPDK: `cargo run --release --features peregrine-tools/dpdk --bin peregrine -- bench --transport dpdk-ring --throughput` (needs libdpdk-dev)"
+    )
+}

@@ -1,0 +1,12 @@
+//! One file per `peregrine` subcommand: its flags and what it runs.
+
+pub mod bench;
+pub mod client;
+pub mod load;
+pub mod relay;
+pub mod replay;
+pub mod serve;
+pub mod stat;
+
+/// Where `serve` puts its counters and `stat` reads them unless told otherwise.
+pub const DEFAULT_COUNTERS_FILE: &str = "/dev/shm/peregrine.stats";

@@ -1,0 +1,172 @@
+//! `peregrine serve`: run the server until SIGINT/SIGTERM.
+
+use super::DEFAULT_COUNTERS_FILE;
+use anyhow::Context;
+use clap::Args;
+use peregrine_server::config::{AppKind, ServeConfig};
+use peregrine_server::serve as server;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags override its keys.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// UDP (MoldUDP64) listen address; repeat for more gateways.
+    #[arg(long)]
+    udp: Vec<SocketAddr>,
+    /// TCP (SoupBinTCP) listen address; repeat for more gateways.
+    #[arg(long)]
+    tcp: Vec<SocketAddr>,
+    /// Serve UDP through DPDK as configured in the config file's [dpdk]
+    /// section (build with `--features dpdk`).
+    #[arg(long)]
+    dpdk: bool,
+    /// shared | dedicated.
+    #[arg(long)]
+    layout: Option<String>,
+    /// Cores to pin to, e.g. 1 or 2,3,4.
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// spin | yield | backoff.
+    #[arg(long)]
+    idle: Option<String>,
+    /// echo | match.
+    #[arg(long)]
+    app: Option<AppKind>,
+    /// Slots per ring (power of two).
+    #[arg(long)]
+    ring_capacity: Option<usize>,
+    /// Socket receive buffer, bytes.
+    #[arg(long)]
+    recv_buffer: Option<usize>,
+    /// Socket send buffer, bytes.
+    #[arg(long)]
+    send_buffer: Option<usize>,
+    /// Most sessions per gateway.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Datagrams per receive burst.
+    #[arg(long)]
+    rx_burst: Option<usize>,
+    /// Journal directory (recovered and replayed on start).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Shared-memory counters file for `peregrine stat`.
+    #[arg(long)]
+    counters_file: Option<PathBuf>,
+    /// async | durable.
+    #[arg(long)]
+    journal_mode: Option<String>,
+    /// Durable flush: msync | fdatasync.
+    #[arg(long)]
+    journal_flush: Option<String>,
+    /// Sessions allowed to log in, added after the config file's: NAME:SECRET
+    /// for one, PREFIX:COUNT:SECRET for PREFIX + zero-padded 0..COUNT
+    /// (`PG:4:s3cret` gives PG00000000..PG00000003). Repeatable.
+    #[arg(long = "sessions", value_name = "SPEC")]
+    session_specs: Vec<String>,
+    /// A second login to a live session: reject | takeover.
+    #[arg(long)]
+    login_policy: Option<String>,
+}
+
+/// Parses a `--sessions` value.
+fn session_spec(s: &str) -> anyhow::Result<peregrine_server::config::SessionSpec> {
+    use peregrine_server::config::SessionSpec;
+    // Names hold no ':'; a secret may. A number between the first two
+    // colons makes it a block.
+    let Some((head, rest)) = s.split_once(':') else {
+        anyhow::bail!("--sessions {s:?}: expected NAME:SECRET or PREFIX:COUNT:SECRET");
+    };
+    Ok(match rest.split_once(':') {
+        Some((count, secret)) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => {
+            SessionSpec::block(head, count.parse()?, secret)
+        }
+        _ => SessionSpec::single(head, rest),
+    })
+}
+
+impl ServeArgs {
+    fn to_config(&self) -> anyhow::Result<ServeConfig> {
+        let mut c = match &self.config {
+            Some(p) => ServeConfig::from_file(p)?,
+            None => ServeConfig::default(),
+        };
+        if !self.udp.is_empty() {
+            c.udp = self.udp.clone();
+        }
+        if !self.tcp.is_empty() {
+            c.tcp = self.tcp.clone();
+        }
+        macro_rules! take { ($($f:ident),*) => { $(if let Some(v) = &self.$f { c.$f = v.clone(); })* } }
+        take!(
+            layout,
+            cores,
+            idle,
+            app,
+            ring_capacity,
+            recv_buffer,
+            send_buffer,
+            max_sessions,
+            rx_burst
+        );
+        if self.journal.is_some() {
+            c.journal = self.journal.clone();
+        }
+        if self.counters_file.is_some() {
+            c.counters_file = self.counters_file.clone();
+        }
+        if c.counters_file.is_none() {
+            c.counters_file = Some(PathBuf::from(DEFAULT_COUNTERS_FILE));
+        }
+        take!(journal_mode, journal_flush, login_policy);
+        for s in &self.session_specs {
+            c.sessions.push(session_spec(s)?);
+        }
+        if self.dpdk && c.dpdk.is_none() {
+            anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
+        }
+        if !self.dpdk && c.dpdk.is_some() {
+            anyhow::bail!("the config has a [dpdk] section: pass --dpdk to serve through it");
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg = a.to_config()?;
+    let h = server::start(&cfg)?;
+    for u in &h.udp {
+        println!("listening udp {u} (MoldUDP64)");
+    }
+    for t in &h.tcp {
+        println!("listening tcp {t} (SoupBinTCP)");
+    }
+    for d in &h.dpdk {
+        println!("listening {d} (MoldUDP64 over DPDK)");
+    }
+    println!(
+        "layout {} cores {:?} idle {} app {:?}",
+        cfg.layout, cfg.cores, cfg.idle, cfg.app
+    );
+    if let Some(r) = &h.recovery {
+        println!("{r}");
+        println!("journal mode {}, flush {}", cfg.journal_mode, cfg.journal_flush);
+    }
+    let stop = h.stop_flag();
+    ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("installing signal handler")?;
+    println!("peregrine ready");
+    let (report, app) = h.wait()?;
+    print!("{}", server::format_report(&report));
+    if let server::ServerApp::Match(m) = &app {
+        println!("engine state hash {:016x}", m.engine().state_hash());
+    }
+    if let Some(f) = report.failure {
+        anyhow::bail!("sequencer stopped: {f}");
+    }
+    Ok(())
+}
