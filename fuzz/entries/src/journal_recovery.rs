@@ -1,3 +1,4 @@
+// Over 600 lines: the damage script, the independent layout encoder, the recovery-rule model and the observer are one executable specification and are read together.
 //! Journal recovery (`Journal::open`, `Journal::open_read_only`) on a real
 //! journal damaged by a script.
 //!

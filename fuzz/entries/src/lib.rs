@@ -1,6 +1,6 @@
-//! Fuzz entry points for Peregrine's parsers and session layer (DESIGN §7:
-//! every parser is total; fuzz targets for framing, message decoding and the
-//! session layer), and for journal recovery.
+//! Fuzz entry points for Peregrine's parsers and session layer (every
+//! parser is total: framing, message decoding and the session layer), and
+//! for journal recovery.
 //!
 //! Each `pub fn TARGET(data: &[u8])` takes arbitrary bytes and panics only
 //! when an invariant breaks. The same functions are called from two places:

@@ -1,3 +1,4 @@
+// Over 600 lines: one seed table per fuzz target, plain data builders kept side by side so every target's seeds are reviewed together.
 //! Seed inputs for every target: valid packets of every kind plus edge
 //! cases. `examples/gen_corpus.rs` writes them to `fuzz/corpus/<target>/`
 //! as `seed-<name>`; the replay test also runs them straight from here.

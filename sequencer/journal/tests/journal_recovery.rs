@@ -1,3 +1,4 @@
+// Over 600 lines: one case per recovery rule (torn tail, corruption per field and place), kept as one catalogue.
 //! Journal recovery: torn and corrupt tails are dropped (exactly them) and
 //! writing continues gap-free; corruption anywhere else stops the open with
 //! an error naming the file and byte offset.
