@@ -70,7 +70,7 @@ pub use error::ClientError;
 pub use event::{decode_block, Event, ExecutionReport, LoginRejection};
 pub use link::{Direction, Link, NoLink};
 pub use names::{session_index, session_name};
-pub use outbound::Outbound;
+pub use outbound::{Outbound, Side, TimeInForce};
 pub use tcp::TcpClient;
 pub use udp::UdpClient;
 
