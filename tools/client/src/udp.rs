@@ -328,8 +328,16 @@ impl<L: Link> UdpClient<L> {
     }
 
     /// Queues one datagram for session `s` with `messages` (at most
-    /// [`crate::MAX_PACK`]); returns the client sequence number of the
-    /// first. Sent at the next [`UdpClient::flush`].
+    /// [`crate::MAX_PACK`], else [`ClientError::TooMany`]); returns the
+    /// client sequence number of the first. Sent at the next
+    /// [`UdpClient::flush`]; when the transmit batch (64 datagrams) is
+    /// full, it is flushed first. The message is copied: the caller keeps
+    /// `messages`.
+    ///
+    /// The flow-control window is not enforced here: check
+    /// [`UdpClient::ready`] first. Messages sent past it are still kept for
+    /// retransmission, but the server may refuse those beyond its reorder
+    /// window after a loss.
     pub fn send(&mut self, s: usize, messages: &[Outbound]) -> Result<u64, ClientError> {
         if messages.len() > crate::MAX_PACK {
             return Err(ClientError::TooMany(messages.len()));
