@@ -464,7 +464,9 @@ impl<L: Link> UdpClient<L> {
                         next_reply_seq,
                         window,
                         ..
-                    } => {
+                    } if self.logging_in[s] => {
+                        // Only the answer to a login in progress: a late or
+                        // duplicated one must not rewind a running session.
                         self.next_seq[s] = next_client_seq;
                         // Keep a quarter of the window in reserve: an
                         // application may send several replies per
@@ -491,7 +493,9 @@ impl<L: Link> UdpClient<L> {
                     | Event::Reject { client_seq, .. }
                     | Event::Echoed { client_seq, .. } => client_seq,
                     Event::Report { report, .. } => report.client_seq,
-                    Event::LoginRejected { .. } | Event::EndOfSession { .. } => 0,
+                    Event::LoginAccepted { .. }
+                    | Event::LoginRejected { .. }
+                    | Event::EndOfSession { .. } => 0,
                 };
                 if self.retransmit && answered != 0 && self.queues[s].answered(answered) {
                     self.rto.reset();

@@ -134,4 +134,25 @@ fn resends_what_the_server_reports_missing_and_what_times_out_and_asks_for_lost_
         "after the timeout"
     );
     assert_eq!(c.retransmitted(), 3);
+
+    // A late or duplicated login answer does not rewind the session.
+    peer.send_to(&packet(0, &[LoginAccepted::new(0, 1, 1, 4096).as_bytes()]), to)
+        .unwrap();
+    let mut seen = false;
+    let until = Instant::now() + Duration::from_secs(2);
+    while !seen && Instant::now() < until {
+        c.poll(|e, _| {
+            seen |= matches!(
+                e,
+                Event::LoginAccepted {
+                    next_client_seq: 1,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    }
+    assert!(seen);
+    assert_eq!(c.next_client_seq(0), Some(10));
+    assert_eq!(c.next_reply_seq(0), Some(2));
 }
