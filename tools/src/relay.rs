@@ -4,8 +4,9 @@
 //! upstream socket, so the server still sees one source address per client.
 //!
 //! It runs on its own thread until stopped and counts what it did. The
-//! random choices come from a seeded generator, so a run is repeatable for
-//! a given arrival order. Traffic only goes where it is told: use loopback
+//! fault model is [`crate::faults`]'s, the one the client simulator's lossy
+//! link uses too; its random choices come from a seeded generator, so a run
+//! is repeatable for a given arrival order. Traffic only goes where it is told: use loopback
 //! or namespace addresses.
 //!
 //! Datagrams move in batches through netio's [`UdpPort`] (one `recvmmsg` per
