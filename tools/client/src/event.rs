@@ -74,6 +74,10 @@ pub struct ExecutionReport {
     pub leaves: u64,
     /// Engine reason code (non-zero on engine rejects and expiries).
     pub reason: u16,
+    /// Liquidity of a fill: 1 maker, 2 taker (0 otherwise).
+    pub liquidity: u8,
+    /// The trade's id on fills (both sides of a trade share it).
+    pub match_id: u64,
 }
 
 /// What the server said to one session.
@@ -271,6 +275,8 @@ pub fn decode_block(session: usize, block: &[u8], echo_seq: u64) -> Option<Event
                     quantity: e.quantity.get(),
                     leaves: e.leaves.get(),
                     reason: e.reason.get(),
+                    liquidity: e.liquidity,
+                    match_id: e.match_id.get(),
                 },
             }
         }
