@@ -10,8 +10,17 @@
 //! without bound. Replaying the flow into a fresh engine built from the same
 //! config reproduces exactly the states the generator saw.
 //!
+//! Two ways to use it: [`generate`] prepares a whole flow up front (the
+//! engine benchmarks, which must not pay for generation while they
+//! measure), and [`FlowGenerator::next_for`] produces one command at a time
+//! for a session the caller picks (the client simulator's `orders` flow,
+//! which sends each session's own orders as their time comes). Both are the
+//! same generator making the same decisions.
+//!
 //! Not used by the engine itself; it lives here so that every benchmark and
-//! the client's order-flow mode share one definition of "the mixed flow".
+//! the client simulator share one definition of "the mixed flow", and one
+//! seeded random generator ([`SplitMix64`]) for everything Peregrine's tools
+//! randomise.
 
 use crate::command::{Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce};
 use crate::config::{ConfigError, EngineConfig};
@@ -147,7 +156,10 @@ impl ReportSink for Discard {
     fn report(&mut self, _session: u32, _report: &Report) {}
 }
 
-struct Generator {
+/// The flow generator, one command at a time. It keeps a scratch [`Engine`]
+/// that every command it produces is applied to, so it knows which orders
+/// are live and where the touch is.
+pub struct FlowGenerator {
     engine: Engine,
     rng: SplitMix64,
     flow: FlowConfig,
@@ -155,14 +167,92 @@ struct Generator {
     lot: u64,
     band: (i64, i64),
     next_ids: Vec<u64>,
-    /// Orders that may be live; filled ones are dropped lazily when picked.
+    /// Orders that may be live, any session ([`generate`]); filled ones are
+    /// dropped lazily when picked.
     maybe_live: Vec<(u32, u64)>,
+    /// The same per session, for [`FlowGenerator::next_for`].
+    maybe_live_of: Vec<Vec<u64>>,
+    /// The scratch engine's order pool size: no new limit orders once full.
+    max_orders: usize,
 }
 
-impl Generator {
+impl FlowGenerator {
+    /// A generator for `flow` against an engine built from
+    /// `engine_config`, starting from an empty book (no setup phase). Fails
+    /// if the config is invalid; an unknown instrument gives a flow of
+    /// rejects, which is the caller's mistake to avoid.
+    pub fn new(engine_config: &EngineConfig, flow: &FlowConfig) -> Result<FlowGenerator, ConfigError> {
+        let engine = Engine::new(engine_config)?;
+        let instrument = engine_config.instruments.iter().find(|i| i.id == flow.instrument);
+        let (tick, lot, band) = instrument.map_or((1, 1, (1, i64::MAX)), |i| {
+            (i.tick_size, i.lot_size, (i.price_min, i.price_max))
+        });
+        let sessions = flow.sessions.max(1) as usize;
+        Ok(FlowGenerator {
+            engine,
+            rng: SplitMix64::new(flow.seed),
+            flow: flow.clone(),
+            tick,
+            lot,
+            band,
+            next_ids: vec![1; sessions],
+            maybe_live: Vec::new(),
+            maybe_live_of: vec![Vec::new(); sessions],
+            max_orders: engine_config.max_orders,
+        })
+    }
+
+    /// The next command of the mixed flow for `session` (below the flow's
+    /// `sessions`; others are taken modulo): a new order, or a cancel or
+    /// replace of one of that session's own live orders. Applied to the
+    /// generator's scratch engine before it is returned, so the next
+    /// decision sees its effect; a server that receives the commands in
+    /// the same order holds the same book.
+    pub fn next_for(&mut self, session: u32) -> Command {
+        let session = session % self.flow.sessions.max(1);
+        self.step(Some(session), &mut |_| {})
+    }
+
     fn apply(&mut self, command: Command, out: &mut Vec<Command>) {
         self.engine.apply(&command, &mut Discard);
         out.push(command);
+    }
+
+    /// One command of the mixed flow, applied to the scratch engine: for
+    /// `session`, or (None) for a session the generator draws. A replace's
+    /// details go to `details`.
+    fn step(&mut self, session: Option<u32>, details: &mut dyn FnMut(ReplaceDetail)) -> Command {
+        let roll = self.rng.below(100);
+        let pool_full = self.engine.resting_count() >= self.max_orders;
+        let command = if roll < 60 && !pool_full {
+            self.new_limit(session)
+        } else if roll < 85 {
+            self.cancel(session)
+        } else if roll < 95 {
+            self.replace(session).map(|(command, detail)| {
+                details(detail);
+                command
+            })
+        } else {
+            Some(self.marketable(session))
+        };
+        let command = match command {
+            Some(command) => command,
+            None => match self.new_limit(session) {
+                Some(command) => command,
+                None => self.marketable(session),
+            },
+        };
+        self.engine.apply(&command, &mut Discard);
+        command
+    }
+
+    /// The session of a new order: `session`, or one drawn.
+    fn session(&mut self, session: Option<u32>) -> u32 {
+        match session {
+            Some(s) => s,
+            None => self.rng.below(u64::from(self.flow.sessions)) as u32,
+        }
     }
 
     fn lots(&mut self) -> u64 {
@@ -198,7 +288,7 @@ impl Generator {
         price.clamp(self.band.0, self.band.1)
     }
 
-    fn new_limit(&mut self) -> Option<Command> {
+    fn new_limit(&mut self, session: Option<u32>) -> Option<Command> {
         let side = if self.rng.percent(50) {
             Side::Buy
         } else {
@@ -208,11 +298,16 @@ impl Generator {
         if price < self.band.0 || price > self.band.1 {
             return None;
         }
-        let session = self.rng.below(u64::from(self.flow.sessions)) as u32;
+        let directed = session.is_some();
+        let session = self.session(session);
         let order_id = self.next_ids[session as usize];
         self.next_ids[session as usize] += 1;
         let quantity = self.lots();
-        self.maybe_live.push((session, order_id));
+        if directed {
+            self.maybe_live_of[session as usize].push(order_id);
+        } else {
+            self.maybe_live.push((session, order_id));
+        }
         Some(Command::New(NewOrder {
             session,
             order_id,
@@ -227,8 +322,21 @@ impl Generator {
         }))
     }
 
-    /// A uniformly chosen live order, dropping stale entries on the way.
-    fn pick_live(&mut self) -> Option<(u32, u64)> {
+    /// A uniformly chosen live order (of `session`, or of any), dropping
+    /// stale entries on the way.
+    fn pick_live(&mut self, session: Option<u32>) -> Option<(u32, u64)> {
+        if let Some(session) = session {
+            let live = &mut self.maybe_live_of[session as usize];
+            while !live.is_empty() {
+                let at = self.rng.below(live.len() as u64) as usize;
+                let order_id = live[at];
+                if self.engine.order(session, order_id).is_some() {
+                    return Some((session, order_id));
+                }
+                live.swap_remove(at);
+            }
+            return None;
+        }
         while !self.maybe_live.is_empty() {
             let at = self.rng.below(self.maybe_live.len() as u64) as usize;
             let (session, order_id) = self.maybe_live[at];
@@ -240,8 +348,8 @@ impl Generator {
         None
     }
 
-    fn cancel(&mut self) -> Option<Command> {
-        let (session, order_id) = self.pick_live()?;
+    fn cancel(&mut self, session: Option<u32>) -> Option<Command> {
+        let (session, order_id) = self.pick_live(session)?;
         Some(Command::Cancel(Cancel {
             session,
             order_id,
@@ -250,8 +358,8 @@ impl Generator {
     }
 
     /// A replace and what the peers need to know about it.
-    fn replace(&mut self) -> Option<(Command, ReplaceDetail)> {
-        let (session, order_id) = self.pick_live()?;
+    fn replace(&mut self, session: Option<u32>) -> Option<(Command, ReplaceDetail)> {
+        let (session, order_id) = self.pick_live(session)?;
         let order = self.engine.order(session, order_id)?;
         let filled = order.quantity - order.leaves;
         let (new_price, new_leaves) = if self.rng.percent(50) {
@@ -291,7 +399,7 @@ impl Generator {
     }
 
     /// A market order sized to pull the book back towards the target size.
-    fn marketable(&mut self) -> Command {
+    fn marketable(&mut self, session: Option<u32>) -> Command {
         let side = if self.rng.percent(50) {
             Side::Buy
         } else {
@@ -304,7 +412,7 @@ impl Generator {
         let pressure = (self.engine.resting_count() as u64 * 100) / (self.flow.resting_target.max(1) as u64);
         let mean_lots = (7 * average_order * pressure / 100).max(1);
         let quantity = (1 + self.rng.below(2 * mean_lots)) * self.lot;
-        let session = self.rng.below(u64::from(self.flow.sessions)) as u32;
+        let session = self.session(session);
         let order_id = self.next_ids[session as usize];
         self.next_ids[session as usize] += 1;
         Command::New(NewOrder {
@@ -331,54 +439,22 @@ pub fn generate(
     flow: &FlowConfig,
     count: usize,
 ) -> Result<OrderFlow, ConfigError> {
-    let engine = Engine::new(engine_config)?;
-    let instrument = engine_config.instruments.iter().find(|i| i.id == flow.instrument);
-    let (tick, lot, band) = instrument.map_or((1, 1, (1, i64::MAX)), |i| {
-        (i.tick_size, i.lot_size, (i.price_min, i.price_max))
-    });
-    let mut generator = Generator {
-        engine,
-        rng: SplitMix64::new(flow.seed),
-        flow: flow.clone(),
-        tick,
-        lot,
-        band,
-        next_ids: vec![1; flow.sessions.max(1) as usize],
-        maybe_live: Vec::new(),
-    };
+    let mut generator = FlowGenerator::new(engine_config, flow)?;
     let target = flow.resting_target.min(engine_config.max_orders);
     let mut out = OrderFlow::default();
     let mut attempts = 0;
     while generator.engine.resting_count() < target && attempts < 4 * target + 16 {
         attempts += 1;
-        if let Some(command) = generator.new_limit() {
+        if let Some(command) = generator.new_limit(None) {
             generator.apply(command, &mut out.setup);
         }
     }
+    let mut details = Vec::new();
     while out.commands.len() < count {
-        let roll = generator.rng.below(100);
-        let pool_full = generator.engine.resting_count() >= engine_config.max_orders;
-        let command = if roll < 60 && !pool_full {
-            generator.new_limit()
-        } else if roll < 85 {
-            generator.cancel()
-        } else if roll < 95 {
-            generator.replace().map(|(command, detail)| {
-                out.replace_details.push(detail);
-                command
-            })
-        } else {
-            Some(generator.marketable())
-        };
-        let command = match command {
-            Some(command) => command,
-            None => match generator.new_limit() {
-                Some(command) => command,
-                None => generator.marketable(),
-            },
-        };
-        generator.apply(command, &mut out.commands);
+        let command = generator.step(None, &mut |d| details.push(d));
+        out.commands.push(command);
     }
+    out.replace_details = details;
     Ok(out)
 }
 
@@ -428,6 +504,54 @@ mod tests {
         assert_eq!(rejects, 0);
         let resting = engine.resting_count();
         assert!((250..=1000).contains(&resting), "resting {resting}");
+        engine.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_session_directed_flow_touches_only_that_sessions_orders_and_replays_cleanly() {
+        let (config, flow) = small();
+        let flow = FlowConfig { sessions: 4, ..flow };
+        let run = || {
+            let mut g = FlowGenerator::new(&config, &flow).unwrap();
+            (0..20_000u32)
+                .map(|i| (i % 4, g.next_for(i % 4)))
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run(), "deterministic");
+        let mut engine = Engine::new(&config).unwrap();
+        let mut reports: Vec<(u32, Report)> = Vec::new();
+        let mut mix = FlowMix::default();
+        for (session, command) in &first {
+            let (on, order) = match command {
+                Command::New(o) => {
+                    if o.kind == OrderKind::Market {
+                        mix.markets += 1
+                    } else {
+                        mix.limits += 1
+                    }
+                    (o.session, o.order_id)
+                }
+                Command::Cancel(c) => {
+                    mix.cancels += 1;
+                    (c.session, c.order_id)
+                }
+                Command::Replace(r) => {
+                    mix.replaces += 1;
+                    (r.session, r.order_id)
+                }
+            };
+            assert_eq!(on, *session, "order {order} belongs to the session asked for");
+            engine.apply(command, &mut reports);
+        }
+        let rejects = reports
+            .iter()
+            .filter(|(_, r)| r.kind == crate::ReportKind::Rejected)
+            .count();
+        assert_eq!(rejects, 0);
+        let share = |n: usize| n * 100 / first.len();
+        assert!((50..=70).contains(&share(mix.limits)), "{mix:?}");
+        assert!((3..=7).contains(&share(mix.markets)), "{mix:?}");
         engine.check_invariants().unwrap();
     }
 }

@@ -94,7 +94,7 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> C
         keep_global_seqs: false,
         keep_answers: false,
         retransmit: (b.loss > 0.0).then(|| Duration::from_millis(5)),
-        faults: (b.loss > 0.0).then(|| crate::relay::Faults::uniform(b.loss)),
+        faults: (b.loss > 0.0).then(|| crate::faults::Faults::uniform(b.loss)),
         drain: Duration::from_secs(2),
         secret: secret.to_string(),
         first_session: 0,

@@ -52,7 +52,7 @@ pub const RING_SECRET: &str = "ring";
 pub fn ring_directory() -> std::sync::Arc<peregrine_gateway::directory::SessionDirectory> {
     use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
     let cred = SessionCredential {
-        name: crate::client::udp::client_session_name(0),
+        name: peregrine_client::session_name(0),
         secret: alpha(RING_SECRET).expect("a valid secret"),
     };
     std::sync::Arc::new(SessionDirectory::new(&[cred]).expect("one session"))
@@ -69,7 +69,7 @@ pub fn login_frame(mac: EthernetAddress) -> Vec<u8> {
 
 fn client_payload_frame(mac: EthernetAddress, fill: impl FnOnce(&mut MoldBuilder<'_>)) -> Vec<u8> {
     let mut payload = [0u8; 1472];
-    let name = crate::client::udp::client_session_name(0);
+    let name = peregrine_client::session_name(0);
     let mut b = MoldBuilder::new(&mut payload, &name, 1).expect("buffer holds a header");
     fill(&mut b);
     let n = b.finish();

@@ -2,7 +2,11 @@
 //! tests drive exactly what the binary runs.
 //!
 //! - [`baseline`]: minimal raw echo servers for same-run baselines.
-//! - [`client`]: UDP and TCP client simulators and the latency recorder.
+//! - [`client`]: the UDP and TCP client simulators (load generation,
+//!   timing, the latency recorder) over `peregrine-client` sessions.
+//! - [`faults`]: the fault model (drop, duplicate, reorder) shared by the
+//!   relay and the simulator's lossy link.
+//! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`bench`]: the harness tying them together.
 
@@ -11,5 +15,6 @@ pub mod bench;
 pub mod client;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_ring;
+pub mod faults;
 pub mod relay;
 pub mod report;

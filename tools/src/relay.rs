@@ -4,8 +4,9 @@
 //! upstream socket, so the server still sees one source address per client.
 //!
 //! It runs on its own thread until stopped and counts what it did. The
-//! random choices come from a seeded generator, so a run is repeatable for
-//! a given arrival order. Traffic only goes where it is told: use loopback
+//! fault model is [`crate::faults`]'s, the one the client simulator's lossy
+//! link uses too; its random choices come from a seeded generator, so a run
+//! is repeatable for a given arrival order. Traffic only goes where it is told: use loopback
 //! or namespace addresses.
 //!
 //! Datagrams move in batches through netio's [`UdpPort`] (one `recvmmsg` per
@@ -16,7 +17,7 @@
 //! read (their kernel buffers absorb the burst). Datagrams larger than a
 //! batch slot ([`peregrine_netio::SLOT_BYTES`]) are not relayed.
 
-use crate::client::flow::Rng;
+use crate::faults::{FaultInjector, Held};
 use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -26,43 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Fault probabilities, each in `0.0..=1.0`, applied per datagram and
-/// direction.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Faults {
-    /// Probability a datagram is dropped.
-    pub drop: f64,
-    /// Probability a datagram is sent twice.
-    pub duplicate: f64,
-    /// Probability a datagram is held back and sent after the next one.
-    pub reorder: f64,
-}
-
-impl Faults {
-    /// The same probability `p` for drop, duplicate and reorder.
-    pub fn uniform(p: f64) -> Faults {
-        Faults {
-            drop: p,
-            duplicate: p,
-            reorder: p,
-        }
-    }
-}
-
-/// What the relay did, per direction (0: client → server, 1: server → client).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RelayCounters {
-    /// Datagrams received.
-    pub received: [u64; 2],
-    /// Datagrams forwarded (duplicates included).
-    pub forwarded: [u64; 2],
-    /// Dropped on purpose.
-    pub dropped: [u64; 2],
-    /// Sent twice on purpose.
-    pub duplicated: [u64; 2],
-    /// Held back behind the next datagram on purpose.
-    pub reordered: [u64; 2],
-}
+pub use crate::faults::{FaultCounters as RelayCounters, Faults};
 
 /// A running relay.
 pub struct Relay {
@@ -125,13 +90,6 @@ fn port_options() -> UdpOptions {
     }
 }
 
-/// A datagram held back in one direction, waiting for the next one to pass.
-#[derive(Default)]
-struct Held {
-    data: Vec<u8>,
-    full: bool,
-}
-
 /// Datagrams decided on and not yet accepted by the kernel, in order.
 #[derive(Default)]
 struct Outbox {
@@ -190,51 +148,25 @@ struct Client {
     /// Client → server datagrams waiting for the upstream socket.
     to_server: Outbox,
     /// Held datagram per direction.
-    held: [Held; 2],
+    held: [Held<()>; 2],
 }
 
-/// The fault decisions and the counters. Per datagram it draws for drop, then
-/// for reorder (only when nothing is held), then for duplicate (only when
-/// forwarded), so a seed replays the same faults for the same arrival order.
-struct Faulter {
-    rng: Rng,
-    faults: Faults,
-    counters: RelayCounters,
-}
-
-impl Faulter {
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
-    }
-
-    /// Decides the fate of one datagram travelling in `dir` and queues what
-    /// goes out in `out`, addressed to `to`.
-    fn relay(&mut self, data: &[u8], dir: usize, held: &mut Held, out: &mut Outbox, to: SocketAddr) {
-        self.counters.received[dir] += 1;
-        if self.chance(self.faults.drop) {
-            self.counters.dropped[dir] += 1;
-        } else if !held.full && self.chance(self.faults.reorder) {
-            self.counters.reordered[dir] += 1;
-            held.data.clear();
-            held.data.extend_from_slice(data);
-            held.full = true;
-            return;
-        } else {
-            out.push(to, data);
-            self.counters.forwarded[dir] += 1;
-            if self.chance(self.faults.duplicate) {
-                out.push(to, data);
-                self.counters.forwarded[dir] += 1;
-                self.counters.duplicated[dir] += 1;
-            }
-        }
-        // A held datagram goes out after the one that overtook it.
-        if held.full {
-            out.push(to, &held.data);
-            held.full = false;
-            self.counters.forwarded[dir] += 1;
-        }
-    }
+/// Decides the fate of one datagram travelling in `dir` (the shared fault
+/// model, with no hold bound: a held datagram waits for the next one) and
+/// queues what goes out in `out`, addressed to `to`. The outbox always has
+/// room (it is bounded by not reading while it is backed up).
+fn relay_one(
+    f: &mut FaultInjector,
+    data: &[u8],
+    dir: usize,
+    held: &mut Held<()>,
+    out: &mut Outbox,
+    to: SocketAddr,
+) {
+    f.pass(dir, (), data, held, 0, &mut |(), d: &[u8]| {
+        out.push(to, d);
+        true
+    });
 }
 
 /// What an empty poll round does: spin a few rounds (under load the next
@@ -300,11 +232,7 @@ fn run(
     seed: u64,
     stop: &AtomicBool,
 ) -> io::Result<RelayCounters> {
-    let mut f = Faulter {
-        rng: Rng::new(seed),
-        faults,
-        counters: RelayCounters::default(),
-    };
+    let mut f = FaultInjector::new(faults, seed, None);
     let mut clients: Vec<Client> = Vec::new();
     let mut index: HashMap<SocketAddr, usize> = HashMap::new();
     // Server → client datagrams waiting for the front socket.
@@ -339,7 +267,7 @@ fn run(
                     }
                 };
                 let c = &mut clients[k];
-                f.relay(data, 0, &mut c.held[0], &mut c.to_server, upstream);
+                relay_one(&mut f, data, 0, &mut c.held[0], &mut c.to_server, upstream);
             }
         }
         backed_up = 0;
@@ -355,7 +283,7 @@ fn run(
             let n = c.up.recv(&mut rx).unwrap_or(0);
             busy |= n > 0;
             for i in 0..n {
-                f.relay(rx.get(i).2, 1, &mut c.held[1], &mut to_clients, c.addr);
+                relay_one(&mut f, rx.get(i).2, 1, &mut c.held[1], &mut to_clients, c.addr);
             }
             // Send as we go so a batch from one client does not wait for
             // the others' receive calls.
@@ -369,7 +297,7 @@ fn run(
         c.to_server.flush(&mut c.up, &mut tx);
     }
     to_clients.flush(&mut front, &mut tx);
-    Ok(f.counters)
+    Ok(f.counters())
 }
 
 #[cfg(test)]
@@ -535,34 +463,34 @@ mod tests {
     #[test]
     fn a_held_datagram_goes_out_right_after_the_next_one() {
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let mut f = Faulter {
-            rng: Rng::new(1),
-            faults: Faults {
+        let mut f = FaultInjector::new(
+            Faults {
                 drop: 0.0,
                 duplicate: 0.0,
                 reorder: 1.0,
             },
-            counters: RelayCounters::default(),
-        };
+            1,
+            None,
+        );
         let mut held = Held::default();
         let mut out = Outbox::default();
         for i in 1..=5u8 {
-            f.relay(&[i], 0, &mut held, &mut out, to);
+            relay_one(&mut f, &[i], 0, &mut held, &mut out, to);
         }
         let order: Vec<u8> = out.queue.iter().map(|(_, d)| d[0]).collect();
         // 1 is held and follows 2, 3 follows 4, 5 waits for a sixth.
         assert_eq!(order, [2, 1, 4, 3]);
-        assert!(held.full && held.data == [5]);
-        assert_eq!(f.counters.reordered[0], 3);
-        assert_eq!(f.counters.forwarded[0], 4);
+        assert!(held.is_full() && held.data() == [5]);
+        assert_eq!(f.counters().reordered[0], 3);
+        assert_eq!(f.counters().forwarded[0], 4);
         // A dropped datagram still lets the held one go.
-        f.faults = Faults {
+        f.set_faults(Faults {
             drop: 1.0,
             duplicate: 0.0,
             reorder: 0.0,
-        };
-        f.relay(&[6], 0, &mut held, &mut out, to);
+        });
+        relay_one(&mut f, &[6], 0, &mut held, &mut out, to);
         assert_eq!(out.queue.back().map(|(_, d)| d[0]), Some(5));
-        assert!(!held.full);
+        assert!(!held.is_full());
     }
 }

@@ -7,69 +7,46 @@
 //! machine it, not Peregrine, becomes what limits a 200,000 messages/s run.
 //! Here the faults cost a random draw per datagram on the client's thread,
 //! and the server sees exactly what a lossy network would deliver.
+//!
+//! The model and its random draws are the relay's ([`crate::faults`]); the
+//! link adds a bound on how long a reordered datagram is held, since a
+//! simulator's datagrams may stop coming when it waits for answers.
 
-use super::flow::Rng;
-use crate::relay::{Faults, RelayCounters};
-use peregrine_netio::PacketBatch;
+use crate::faults::{FaultCounters, FaultInjector, Faults, Held};
+use peregrine_client::{Direction, Link};
+use peregrine_netio::{PacketBatch, Peer};
 
 /// Direction: client to server.
-pub const UP: usize = 0;
+pub const UP: usize = Direction::Up as usize;
 /// Direction: server to client.
-pub const DOWN: usize = 1;
-
-/// The lossy link, per direction: each datagram is dropped with
-/// probability `drop`, else held back behind the next one (or for
-/// [`HOLD_NS`] at most, as a real network delays a reordered packet by a
-/// bounded time) with probability `reorder`, else passed on and, with
-/// probability `duplicate`, passed on twice. Seeded, so a run repeats for
-/// the same traffic.
-pub struct LossyLink {
-    rng: Rng,
-    faults: Faults,
-    counters: RelayCounters,
-    held: [Held; 2],
-}
+pub const DOWN: usize = Direction::Down as usize;
 
 /// Longest a reordered datagram is held back, ns.
 pub const HOLD_NS: u64 = 1_000_000;
 
-/// A datagram held back, and since when (ns); the buffer is reused.
-struct Held {
-    full: bool,
-    peer: peregrine_netio::Peer,
-    data: Vec<u8>,
-    since_ns: u64,
-}
-
-impl Held {
-    fn empty() -> Held {
-        Held {
-            full: false,
-            peer: peregrine_netio::Peer::NONE,
-            data: Vec::with_capacity(peregrine_netio::SLOT_BYTES),
-            since_ns: 0,
-        }
-    }
+/// The lossy link: the shared fault model ([`crate::faults`]) on both
+/// directions, a held datagram released after [`HOLD_NS`] at most. Seeded,
+/// so a run repeats for the same traffic.
+pub struct LossyLink {
+    injector: FaultInjector,
+    held: [Held<Peer>; 2],
 }
 
 impl LossyLink {
     /// A link applying `faults` in both directions.
     pub fn new(faults: Faults, seed: u64) -> LossyLink {
         LossyLink {
-            rng: Rng::new(seed),
-            faults,
-            counters: RelayCounters::default(),
-            held: [Held::empty(), Held::empty()],
+            injector: FaultInjector::new(faults, seed, Some(HOLD_NS)),
+            held: [
+                Held::with_capacity(peregrine_netio::SLOT_BYTES),
+                Held::with_capacity(peregrine_netio::SLOT_BYTES),
+            ],
         }
     }
 
     /// What the link did so far (the relay's counters, same meaning).
-    pub fn counters(&self) -> RelayCounters {
-        self.counters
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    pub fn counters(&self) -> FaultCounters {
+        self.injector.counters()
     }
 
     /// Passes every datagram of `from` through the link in direction `dir`
@@ -81,63 +58,35 @@ impl LossyLink {
     /// with an empty `from` to let it out when no traffic comes.
     pub fn pass(&mut self, dir: usize, from: &PacketBatch, to: &mut PacketBatch, now_ns: u64) {
         to.clear();
-        if self.held[dir].full && now_ns.saturating_sub(self.held[dir].since_ns) >= HOLD_NS {
-            self.release(dir, to);
-        }
+        let mut emit = |peer: Peer, data: &[u8]| to.push(peer, data);
+        self.injector
+            .release_due(dir, &mut self.held[dir], now_ns, &mut emit);
         for i in 0..from.len() {
             let (peer, _, data) = from.get(i);
-            self.counters.received[dir] += 1;
-            if self.chance(self.faults.drop) {
-                self.counters.dropped[dir] += 1;
-                continue;
-            }
-            if !self.held[dir].full && self.chance(self.faults.reorder) {
-                self.counters.reordered[dir] += 1;
-                let h = &mut self.held[dir];
-                h.full = true;
-                h.peer = peer;
-                h.data.clear();
-                h.data.extend_from_slice(data);
-                h.since_ns = now_ns;
-                continue;
-            }
-            let copies = if self.chance(self.faults.duplicate) {
-                self.counters.duplicated[dir] += 1;
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                if to.push(peer, data) {
-                    self.counters.forwarded[dir] += 1;
-                } else {
-                    self.counters.dropped[dir] += 1;
-                }
-            }
-            // A held datagram goes out after the one that overtook it.
-            self.release(dir, to);
-        }
-    }
-
-    /// Lets the held datagram of `dir`, if any, out into `to`.
-    fn release(&mut self, dir: usize, to: &mut PacketBatch) {
-        let h = &mut self.held[dir];
-        if h.full && to.push(h.peer, &h.data) {
-            h.full = false;
-            self.counters.forwarded[dir] += 1;
+            self.injector
+                .pass(dir, peer, data, &mut self.held[dir], now_ns, &mut emit);
         }
     }
 
     /// True when a datagram is held back in direction `dir`.
     pub fn holds(&self, dir: usize) -> bool {
-        self.held[dir].full
+        self.held[dir].is_full()
+    }
+}
+
+impl Link for LossyLink {
+    fn pass(&mut self, dir: Direction, from: &PacketBatch, to: &mut PacketBatch, now_ns: u64) {
+        LossyLink::pass(self, dir as usize, from, to, now_ns);
+    }
+
+    fn holds(&self, dir: Direction) -> bool {
+        LossyLink::holds(self, dir as usize)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peregrine_netio::Peer;
 
     fn batch(n: usize) -> PacketBatch {
         let mut b = PacketBatch::new(n);

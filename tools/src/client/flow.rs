@@ -1,5 +1,10 @@
-//! What the simulator sends: Echo messages, or a realistic order flow.
+//! What the simulator sends: Echo messages, or the engine's mixed order
+//! flow ([`peregrine_engine::flow`], the same generator the engine
+//! benchmarks use), one command at a time for the session whose turn it is,
+//! written as wire messages.
 
+use peregrine_engine::flow::{FlowConfig, FlowGenerator};
+use peregrine_engine::{Command, EngineConfig, OrderKind, SelfTradePrevention, Side, TimeInForce};
 use peregrine_wire::message::{Cancel, Echo, MessageType, NewOrder, Replace, LAYOUT_VERSION, MESSAGE_LEN};
 use zerocopy::little_endian::{I64, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
@@ -10,8 +15,9 @@ pub enum FlowKind {
     /// Echo messages (pure sequencing).
     #[default]
     Echo,
-    /// Orders: 60% new limit near the touch, 25% cancel, 10% replace,
-    /// 5% marketable.
+    /// Orders on instrument [`FLOW_INSTRUMENT`]: the engine's mixed flow
+    /// (about 60% new limit orders near the touch, 25% cancels, 10%
+    /// replaces, 5% market orders), each session trading its own orders.
     Orders,
 }
 
@@ -26,129 +32,135 @@ impl std::str::FromStr for FlowKind {
     }
 }
 
-/// A small deterministic PRNG (xorshift64*), so runs are repeatable.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator (seed 0 is replaced by a constant).
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
-
 /// The instrument the order flow trades: id 1 of the sample configuration
 /// (tick 1, lot 1, band 1..=100,000).
 pub const FLOW_INSTRUMENT: u32 = 1;
-const MID: i64 = 50_000;
-const MAX_LIVE: usize = 256;
-
-/// Per-session order state for the order flow.
-#[derive(Clone, Debug)]
-struct SessionOrders {
-    next_id: u64,
-    live: Vec<u64>,
-}
 
 /// Produces each next message of a session.
 pub struct Flow {
     kind: FlowKind,
-    rng: Rng,
-    sessions: Vec<SessionOrders>,
+    /// The order flow (None for Echo).
+    orders: Option<Box<FlowGenerator>>,
 }
 
 impl Flow {
-    /// A flow for `sessions` sessions.
+    /// A flow for `sessions` sessions, seeded with `seed`. The order flow
+    /// plans against the sample engine configuration, the one a server
+    /// without an `[engine]` section runs.
     pub fn new(kind: FlowKind, sessions: usize, seed: u64) -> Self {
-        Flow {
-            kind,
-            rng: Rng::new(seed),
-            sessions: (0..sessions)
-                .map(|_| SessionOrders {
-                    next_id: 1,
-                    live: Vec::with_capacity(MAX_LIVE),
-                })
-                .collect(),
-        }
+        let orders = (kind == FlowKind::Orders).then(|| {
+            let flow = FlowConfig {
+                instrument: FLOW_INSTRUMENT,
+                sessions: sessions.max(1) as u32,
+                seed,
+                ..FlowConfig::standard()
+            };
+            Box::new(
+                FlowGenerator::new(&EngineConfig::sample(), &flow)
+                    .expect("the sample engine configuration is valid"),
+            )
+        });
+        Flow { kind, orders }
     }
 
-    /// Writes session `s`'s next message, stamped `ts_ns`, tagged `tag`.
+    /// Writes session `s`'s next message, stamped `ts_ns`, tagged `tag`
+    /// (Echo only; orders carry their own ids).
     pub fn next(&mut self, s: usize, ts_ns: u64, tag: u64, out: &mut [u8; MESSAGE_LEN]) {
-        match self.kind {
-            FlowKind::Echo => out.copy_from_slice(Echo::new(ts_ns, tag).as_bytes()),
-            FlowKind::Orders => self.next_order(s, ts_ns, out),
+        match (self.kind, self.orders.as_mut()) {
+            (FlowKind::Orders, Some(g)) => write_command(&g.next_for(s as u32), ts_ns, out),
+            _ => out.copy_from_slice(Echo::new(ts_ns, tag).as_bytes()),
         }
     }
+}
 
-    fn next_order(&mut self, s: usize, ts_ns: u64, out: &mut [u8; MESSAGE_LEN]) {
-        let roll = self.rng.below(100);
-        let st = &mut self.sessions[s];
-        let pick = |rng: &mut Rng, live: &[u64]| live[rng.below(live.len() as u64) as usize];
-        if (60..85).contains(&roll) && !st.live.is_empty() {
-            let i = self.rng.below(st.live.len() as u64) as usize;
-            let id = st.live.swap_remove(i);
-            let mut c = Cancel::new_zeroed();
-            c.msg_type = MessageType::Cancel as u8;
-            c.version = LAYOUT_VERSION;
-            c.client_ts_ns = U64::new(ts_ns);
-            c.order_id = U64::new(id);
-            c.instrument = U32::new(FLOW_INSTRUMENT);
-            out.copy_from_slice(c.as_bytes());
-            return;
+/// Writes an engine command as the wire message a client sends for it
+/// (the session is the one sending it, so it is not written).
+pub fn write_command(command: &Command, ts_ns: u64, out: &mut [u8; MESSAGE_LEN]) {
+    match command {
+        Command::New(o) => {
+            let mut m = NewOrder::new_zeroed();
+            m.msg_type = MessageType::NewOrder as u8;
+            m.version = LAYOUT_VERSION;
+            m.side = match o.side {
+                Side::Buy => 1,
+                Side::Sell => 2,
+            };
+            m.order_kind = match o.kind {
+                OrderKind::Limit => 1,
+                OrderKind::Market => 2,
+            };
+            m.time_in_force = match o.tif {
+                TimeInForce::Gtc => 1,
+                TimeInForce::Ioc => 2,
+                TimeInForce::Fok => 3,
+            };
+            m.flags = u8::from(o.post_only);
+            m.self_trade = match o.stp {
+                SelfTradePrevention::None => 0,
+                SelfTradePrevention::CancelResting => 1,
+                SelfTradePrevention::CancelIncoming => 2,
+            };
+            m.client_ts_ns = U64::new(ts_ns);
+            m.order_id = U64::new(o.order_id);
+            m.instrument = U32::new(o.instrument);
+            m.price = I64::new(o.price);
+            m.quantity = U64::new(o.quantity);
+            out.copy_from_slice(m.as_bytes());
         }
-        if (85..95).contains(&roll) && !st.live.is_empty() {
-            let id = pick(&mut self.rng, &st.live);
-            let mut r = Replace::new_zeroed();
-            r.msg_type = MessageType::Replace as u8;
-            r.version = LAYOUT_VERSION;
-            r.client_ts_ns = U64::new(ts_ns);
-            r.order_id = U64::new(id);
-            r.instrument = U32::new(FLOW_INSTRUMENT);
-            let buy = self.rng.below(2) == 0;
-            let off = 1 + self.rng.below(20) as i64;
-            r.new_price = I64::new(if buy { MID - off } else { MID + off });
-            r.new_quantity = U64::new(1 + self.rng.below(100));
-            out.copy_from_slice(r.as_bytes());
-            return;
+        Command::Cancel(c) => {
+            let mut m = Cancel::new_zeroed();
+            m.msg_type = MessageType::Cancel as u8;
+            m.version = LAYOUT_VERSION;
+            m.client_ts_ns = U64::new(ts_ns);
+            m.order_id = U64::new(c.order_id);
+            m.instrument = U32::new(c.instrument);
+            out.copy_from_slice(m.as_bytes());
         }
-        let marketable = roll >= 95;
-        let buy = self.rng.below(2) == 0;
-        let id = st.next_id;
-        st.next_id += 1;
-        let mut o = NewOrder::new_zeroed();
-        o.msg_type = MessageType::NewOrder as u8;
-        o.version = LAYOUT_VERSION;
-        o.side = if buy { 1 } else { 2 };
-        o.order_kind = 1;
-        o.client_ts_ns = U64::new(ts_ns);
-        o.order_id = U64::new(id);
-        o.instrument = U32::new(FLOW_INSTRUMENT);
-        o.quantity = U64::new(1 + self.rng.below(100));
-        if marketable {
-            o.time_in_force = 2; // IOC through the touch
-            o.price = I64::new(if buy { MID + 50 } else { MID - 50 });
-        } else {
-            o.time_in_force = 1; // GTC near the touch, never crossing
-            let off = 1 + self.rng.below(20) as i64;
-            o.price = I64::new(if buy { MID - off } else { MID + off });
-            if st.live.len() >= MAX_LIVE {
-                st.live.swap_remove(0);
+        Command::Replace(r) => {
+            let mut m = Replace::new_zeroed();
+            m.msg_type = MessageType::Replace as u8;
+            m.version = LAYOUT_VERSION;
+            m.client_ts_ns = U64::new(ts_ns);
+            m.order_id = U64::new(r.order_id);
+            m.instrument = U32::new(r.instrument);
+            m.new_price = I64::new(r.new_price);
+            m.new_quantity = U64::new(r.new_quantity);
+            out.copy_from_slice(m.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_wire::message::{parse_inbound, Inbound};
+
+    #[test]
+    fn order_flow_messages_parse_as_what_the_generator_meant() {
+        let mut flow = Flow::new(FlowKind::Orders, 2, 1);
+        let mut m = [0u8; MESSAGE_LEN];
+        let mut kinds = [0usize; 3];
+        for i in 0..2000 {
+            flow.next(i % 2, 77, 0, &mut m);
+            match parse_inbound(&m).expect("a valid message") {
+                Inbound::NewOrder(o) => {
+                    kinds[0] += 1;
+                    assert_eq!((o.client_ts_ns.get(), o.instrument.get()), (77, FLOW_INSTRUMENT));
+                    assert!(matches!(o.side, 1 | 2) && matches!(o.order_kind, 1 | 2));
+                }
+                Inbound::Cancel(_) => kinds[1] += 1,
+                Inbound::Replace(_) => kinds[2] += 1,
+                Inbound::Echo(_) => panic!("orders only"),
             }
-            st.live.push(id);
         }
-        out.copy_from_slice(o.as_bytes());
+        assert!(kinds.iter().all(|&k| k > 0), "{kinds:?}");
+    }
+
+    #[test]
+    fn the_echo_flow_stamps_and_tags() {
+        let mut flow = Flow::new(FlowKind::Echo, 1, 1);
+        let mut m = [0u8; MESSAGE_LEN];
+        flow.next(0, 5, 6, &mut m);
+        assert_eq!(m, *Echo::new(5, 6).as_bytes());
     }
 }

@@ -12,14 +12,15 @@
 //!
 //! Warm-up messages (intended time in the first `warmup`) are sent and
 //! answered but not recorded.
+//!
+//! The sessions themselves (login, sending, retransmission, replies) are
+//! `peregrine-client`'s; this module generates the load, keeps the
+//! schedule, records the latencies and reports.
 
 pub mod faults;
 pub mod flow;
 pub mod recorder;
-pub mod rto;
-pub mod tcp;
 pub mod transport;
-pub mod udp;
 
 use flow::{Flow, FlowKind};
 use peregrine_netio::clock::now_ns;
@@ -179,12 +180,11 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
     peregrine_server::pinning::pin_current(cfg.core)?;
     match cfg.transport {
         TransportKind::Udp => {
-            let mut t = udp::UdpClient::new(cfg.server, cfg.sessions)?.with_first_session(cfg.first_session);
+            let mut t = peregrine_client::UdpClient::new(&[cfg.server], cfg.sessions)?
+                .with_first_session(cfg.first_session)
+                .with_link(cfg.faults.map(|f| faults::LossyLink::new(f, 0x1055)));
             if let Some(rto) = cfg.retransmit {
                 t = t.with_retransmission(rto);
-            }
-            if let Some(f) = cfg.faults {
-                t = t.with_faults(f, 0x1055);
             }
             if !cfg.raw_peer {
                 t.login(&cfg.secret, Duration::from_secs(5))?;
@@ -193,14 +193,14 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
             if !cfg.raw_peer {
                 t.logout()?;
             }
-            if let Some(c) = t.link_counters() {
-                eprintln!("lossy link (0: to the server, 1: back): {c:?}");
+            if let Some(l) = t.link() {
+                eprintln!("lossy link (0: to the server, 1: back): {:?}", l.counters());
             }
             r
         }
         TransportKind::Tcp => {
-            let mut t = tcp::TcpClient::connect(
-                cfg.server,
+            let mut t = peregrine_client::TcpClient::connect(
+                &[cfg.server],
                 cfg.sessions,
                 cfg.first_session,
                 cfg.raw_peer,
@@ -213,7 +213,7 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
 
 /// Most messages the simulator packs into one packet (14 fill a MoldUDP64
 /// datagram).
-pub const MAX_PACK: usize = peregrine_wire::moldudp64::MAX_MESSAGES_PER_PACKET;
+pub const MAX_PACK: usize = peregrine_client::MAX_PACK;
 
 /// Runs the configured mode over an already connected transport.
 pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Result<ClientResult> {

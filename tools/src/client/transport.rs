@@ -1,24 +1,31 @@
 //! The simulator's view of a transport: queue packets, flush, poll replies.
+//! The sessions behind it are `peregrine-client`'s; this adds only what the
+//! load generator needs (messages from the flow, replies as the recorder
+//! counts them).
 
+use super::faults::LossyLink;
 use super::flow::Flow;
 use super::recorder::{Reply, ReplyKind};
-use peregrine_wire::message::{Ack, ExecReport, MessageType, Reject, RejectReason, MESSAGE_LEN};
-use zerocopy::FromBytes;
+use peregrine_client::{ClientError, Event, TcpClient, UdpClient};
+
+/// The simulator's UDP client: its sessions, optionally behind a lossy link.
+pub type SimUdpClient = UdpClient<Option<LossyLink>>;
 
 /// A client-side transport carrying many sessions.
 pub trait ClientTransport {
     /// Queues one packet for session `s` of one message per entry of
-    /// `stamps`, message k stamped `stamps[k]` (its intended send time, ns);
-    /// returns the client sequence of the first.
-    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> std::io::Result<u64>;
+    /// `stamps` (at most [`super::MAX_PACK`]), message k stamped `stamps[k]`
+    /// (its intended send time, ns); returns the client sequence of the
+    /// first.
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> Result<u64, ClientError>;
     /// Sends everything queued (or as much as the socket takes now).
-    fn flush(&mut self) -> std::io::Result<()>;
+    fn flush(&mut self) -> Result<(), ClientError>;
     /// Receives what is pending; calls `f` for every reply with the time
     /// (ns) its packet was received (one clock read per receive call).
-    fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> std::io::Result<usize>;
+    fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> Result<usize, ClientError>;
     /// Resends messages left unanswered longer than the retransmission
     /// timeout, if this transport retransmits; returns messages resent.
-    fn retransmit(&mut self, _now_ns: u64) -> std::io::Result<usize> {
+    fn retransmit(&mut self, _now_ns: u64) -> Result<usize, ClientError> {
         Ok(0)
     }
     /// Messages resent so far.
@@ -33,68 +40,116 @@ pub trait ClientTransport {
     }
 }
 
-/// Decodes one 100-byte reply block for session `s`. `echo_seq` is the
-/// client sequence to use for a raw-echoed Echo (baseline runs).
+/// What an event means to the recorder: the answers to messages (acks,
+/// rejects, execution reports, our own messages echoed by a raw peer).
+/// Session events and messages the server did not take are not answers.
 #[inline]
-pub fn decode_reply(s: usize, block: &[u8], echo_seq: u64) -> Option<Reply> {
-    if block.len() != MESSAGE_LEN {
-        return None;
-    }
-    let t = MessageType::from_code(block[0])?;
-    Some(match t {
-        MessageType::Ack => {
-            let a = Ack::ref_from_bytes(block).ok()?;
-            Reply {
-                session: s,
-                client_seq: a.client_seq.get(),
-                client_ts_ns: a.client_ts_ns.get(),
-                kind: ReplyKind::Ack,
-                global_seq: a.global_seq.get(),
-                order_id: a.client_tag.get(),
-            }
-        }
-        MessageType::Reject => {
-            let j = Reject::ref_from_bytes(block).ok()?;
-            if j.reason.get() == RejectReason::SequenceGap as u16
-                || j.reason.get() == RejectReason::Busy as u16
-            {
-                // Not an answer: an earlier message went missing (or the
-                // server is overloaded) and this one must be sent again.
-                return None;
-            }
-            Reply {
-                session: s,
-                client_seq: j.client_seq.get(),
-                client_ts_ns: j.client_ts_ns.get(),
-                kind: ReplyKind::Reject,
-                global_seq: j.global_seq.get(),
-                order_id: j.order_id.get(),
-            }
-        }
-        MessageType::Echo | MessageType::NewOrder | MessageType::Cancel | MessageType::Replace => Reply {
-            // Baseline: our own message echoed back untouched.
-            session: s,
-            client_seq: echo_seq,
-            client_ts_ns: peregrine_wire::message::client_ts_of(block),
+pub fn reply_of(e: Event) -> Option<Reply> {
+    Some(match e {
+        Event::Ack {
+            session,
+            client_seq,
+            client_ts_ns,
+            global_seq,
+            tag,
+        } => Reply {
+            session,
+            client_seq,
+            client_ts_ns,
+            kind: ReplyKind::Ack,
+            global_seq,
+            order_id: tag,
+        },
+        Event::Reject {
+            session,
+            client_seq,
+            client_ts_ns,
+            global_seq,
+            order_id,
+            ..
+        } => Reply {
+            session,
+            client_seq,
+            client_ts_ns,
+            kind: ReplyKind::Reject,
+            global_seq,
+            order_id,
+        },
+        Event::Report { session, report } => Reply {
+            session,
+            client_seq: report.client_seq,
+            client_ts_ns: report.client_ts_ns,
+            kind: ReplyKind::Report,
+            global_seq: report.global_seq,
+            order_id: report.order_id,
+        },
+        Event::Echoed {
+            session,
+            client_seq,
+            client_ts_ns,
+            tag,
+        } => Reply {
+            session,
+            client_seq,
+            client_ts_ns,
             kind: ReplyKind::Ack,
             global_seq: 0,
-            order_id: u64::from_le_bytes(block[16..24].try_into().unwrap_or([0; 8])),
+            order_id: tag,
         },
-        // Session control, not an answer to a message.
-        MessageType::Login
-        | MessageType::Logout
-        | MessageType::LoginAccepted
-        | MessageType::LoginRejected => return None,
-        _ => {
-            let e = ExecReport::ref_from_bytes(block).ok()?;
-            Reply {
-                session: s,
-                client_seq: e.client_seq.get(),
-                client_ts_ns: e.client_ts_ns.get(),
-                kind: ReplyKind::Report,
-                global_seq: e.global_seq.get(),
-                order_id: e.order_id.get(),
-            }
-        }
+        Event::LoginAccepted { .. }
+        | Event::LoginRejected { .. }
+        | Event::NotTaken { .. }
+        | Event::EndOfSession { .. } => return None,
     })
+}
+
+impl ClientTransport for SimUdpClient {
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> Result<u64, ClientError> {
+        self.send_with(s, stamps.len(), |k, seq, out| flow.next(s, stamps[k], seq, out))
+    }
+
+    fn flush(&mut self) -> Result<(), ClientError> {
+        UdpClient::flush(self)
+    }
+
+    fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> Result<usize, ClientError> {
+        UdpClient::poll(self, |e, now| {
+            if let Some(r) = reply_of(e) {
+                f(r, now);
+            }
+        })
+    }
+
+    fn retransmit(&mut self, now_ns: u64) -> Result<usize, ClientError> {
+        self.tick(now_ns)
+    }
+
+    fn retransmitted(&self) -> u64 {
+        UdpClient::retransmitted(self)
+    }
+
+    fn ready(&self, s: usize) -> bool {
+        UdpClient::ready(self, s)
+    }
+}
+
+impl ClientTransport for TcpClient {
+    fn queue(&mut self, s: usize, stamps: &[u64], flow: &mut Flow) -> Result<u64, ClientError> {
+        self.send_with(s, stamps.len(), |k, seq, out| flow.next(s, stamps[k], seq, out))
+    }
+
+    fn flush(&mut self) -> Result<(), ClientError> {
+        TcpClient::flush(self)
+    }
+
+    fn poll(&mut self, f: &mut dyn FnMut(Reply, u64)) -> Result<usize, ClientError> {
+        let mut got = 0;
+        TcpClient::poll(self, |e, now| {
+            if let Some(r) = reply_of(e) {
+                f(r, now);
+                got += 1;
+            }
+        })?;
+        Ok(got)
+    }
 }

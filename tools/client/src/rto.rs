@@ -1,4 +1,4 @@
-//! The simulator's retransmission timer, one for all its sessions: a fixed
+//! The client's retransmission timer, one for all its sessions: a fixed
 //! base timeout, doubled each time a session's oldest message times out
 //! again after being resent, back to the base as soon as any session's
 //! oldest unanswered message is answered.
