@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/peregrine.example.toml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/peregrine.example.toml");
         let c = ServeConfig::from_file(std::path::Path::new(path)).unwrap();
         c.validate().unwrap();
         assert_eq!(c.app, AppKind::Match);
