@@ -161,6 +161,13 @@ pub fn capacity_of(segment_size: u64) -> u64 {
     segment_size.saturating_sub(HEADER_LEN as u64) / RECORD_LEN as u64
 }
 
+/// Byte offset in a segment file of record slot `index` (slot 0 follows
+/// the header).
+#[inline]
+pub fn slot_offset(index: u64) -> u64 {
+    HEADER_LEN as u64 + index * RECORD_LEN as u64
+}
+
 /// The header bytes of a segment.
 pub fn encode_header(h: &SegmentHeader) -> [u8; HEADER_LEN] {
     let mut b = [0u8; HEADER_LEN];
