@@ -43,7 +43,7 @@ pub mod header_field {
 /// once; the crate docs show the same table.
 pub mod record_field {
     use core::ops::Range;
-    /// Record kind, u16 ([`KIND_MESSAGE`](super::KIND_MESSAGE)).
+    /// Record kind, u16 (1: a sequenced message).
     pub const KIND: Range<usize> = 0..2;
     /// Origin gateway id, u16.
     pub const GATEWAY: Range<usize> = 2..4;

@@ -6,6 +6,13 @@
 //! so a received block is read in place and a reply is written in place.
 //! `docs/PROTOCOL.md` documents every layout; a test compares that document
 //! with [`FieldLayout`] tables generated from these definitions.
+//!
+//! Nothing outside this crate should need a byte offset: coded fields
+//! (side, order kind, ...) are read and written through their enumerations
+//! ([`NewOrder::side`], [`ExecReport::set_liquidity`], ...), and the fields
+//! generic code takes from a block of unknown type have named accessors
+//! ([`client_ts_of`], [`order_id_or_tag_of`], [`reply_client_seq`],
+//! [`set_reply_client_seq`], [`msg_type_of`]).
 
 use zerocopy::little_endian::{I64, U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
