@@ -29,7 +29,6 @@
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use peregrine_ring::{ring, Consumer, Producer};
 use peregrine_sequencer::InboundSlot;
+use peregrine_server::pinning::pin_if_multicore;
 
 /// Slots per queue (a power of two, as our ring requires).
 const CAPACITY: usize = 1024;
@@ -218,24 +218,6 @@ fn rtrb_queue() -> (rtrb::Producer<InboundSlot>, rtrb::Consumer<InboundSlot>) {
     rtrb::RingBuffer::new(CAPACITY)
 }
 
-// ---------------------------------------------------------------------------
-// Pinning.
-
-/// The machine's cores, read once before any thread is pinned (a thread
-/// inherits its parent's affinity, so asking later from a spawned thread
-/// would see only the parent's core).
-fn core_ids() -> &'static [core_affinity::CoreId] {
-    static IDS: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
-    IDS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
-}
-
-/// Pins the calling thread to core `index` when the machine has at least two
-/// cores; otherwise leaves it unpinned. Returns whether it pinned.
-fn pin(index: usize) -> bool {
-    let ids = core_ids();
-    ids.len() >= 2 && core_affinity::set_for_current(ids[index])
-}
-
 /// A slot with recognisable contents; only `client_seq` changes per item.
 fn template() -> InboundSlot {
     let mut s = InboundSlot::default();
@@ -265,7 +247,7 @@ impl<T: Tx, R: Rx> PingPong<T, R> {
         let (mut echo_tx, from_echo) = b;
         let (jobs, job_rx) = channel::<u64>();
         let echo = thread::spawn(move || {
-            pin(1);
+            pin_if_multicore(1);
             // Each job: echo exactly that many items, then sleep until the next.
             while let Ok(n) = job_rx.recv() {
                 for _ in 0..n {
@@ -364,7 +346,7 @@ fn clock_overhead_ns() -> u64 {
 }
 
 fn hop_latency(c: &mut Criterion) {
-    let pinned = pin(0);
+    let pinned = pin_if_multicore(0);
     let mut ours = PingPong::new(peregrine_queue(), peregrine_queue());
     let mut cb = PingPong::new(crossbeam_queue(), crossbeam_queue());
     let mut rt = PingPong::new(rtrb_queue(), rtrb_queue());
@@ -441,7 +423,7 @@ impl<R: Rx> Stream<R> {
     fn new<T: Tx>((mut tx, rx): (T, R)) -> Self {
         let (jobs, job_rx) = channel::<u64>();
         let producer = thread::spawn(move || {
-            pin(1);
+            pin_if_multicore(1);
             let mut batch = [template(); BATCH];
             let mut next = 0u64;
             while let Ok(n) = job_rx.recv() {
@@ -520,7 +502,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn throughput(c: &mut Criterion) {
-    pin(0);
+    pin_if_multicore(0);
     let mut ours = Stream::new(peregrine_queue());
     let mut cb = Stream::new(crossbeam_queue());
     let mut rt = Stream::new(rtrb_queue());

@@ -26,13 +26,13 @@
 
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peregrine_ring::{ring, Consumer, Producer};
 use peregrine_sequencer::{EchoApp, InboundSlot, OutboundSlot, Sequencer, SessionRef};
+use peregrine_server::pinning::pin_if_multicore;
 use peregrine_wire::message::{
     classify_inbound, Ack, Echo, FieldLayout, MessageType, LAYOUT_VERSION, MESSAGE_LEN,
 };
@@ -47,21 +47,6 @@ const SEQUENCER_BATCH: usize = 1024;
 const TEMPLATES: usize = 256;
 /// Messages per Criterion iteration.
 const MESSAGES_PER_ITER: u64 = 64 * 1024;
-
-/// The machine's cores, read once before any thread is pinned (a thread
-/// inherits its parent's affinity, so asking later from a spawned thread
-/// would see only the parent's core).
-fn core_ids() -> &'static [core_affinity::CoreId] {
-    static IDS: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
-    IDS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
-}
-
-/// Pins the calling thread to core `index` when the machine has at least two
-/// cores; otherwise leaves it unpinned. Returns whether it pinned.
-fn pin(index: usize) -> bool {
-    let ids = core_ids();
-    ids.len() >= 2 && core_affinity::set_for_current(ids[index])
-}
 
 /// Where field `name` lives in a message layout.
 fn field(fields: &[FieldLayout], name: &str) -> std::ops::Range<usize> {
@@ -183,7 +168,7 @@ impl Threaded {
         let (gw, mut seq) = setup(gateways);
         let (jobs, job_rx) = channel::<u64>();
         let sequencer = thread::spawn(move || {
-            pin(1);
+            pin_if_multicore(1);
             // Each job: sequence exactly that many messages, then sleep.
             while let Ok(n) = job_rx.recv() {
                 let target = seq.counters().sequenced + n;
@@ -278,7 +263,7 @@ fn check(seq: &Sequencer<EchoApp>, total: u64) {
 }
 
 fn sequencer(c: &mut Criterion) {
-    let pinned = pin(0);
+    let pinned = pin_if_multicore(0);
     println!(
         "\nring -> Sequencer<EchoApp> -> ring: ring capacity {RING_CAPACITY}, gateway batch {BATCH}, \
          sequencer batch limit {SEQUENCER_BATCH}, threads {}\n",

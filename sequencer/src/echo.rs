@@ -3,7 +3,7 @@
 
 use crate::app::{Application, ReplySink};
 use peregrine_journal::Sequenced;
-use peregrine_wire::message::{client_ts_of, Ack, MessageType};
+use peregrine_wire::message::{client_ts_of, msg_type_of, order_id_or_tag_of, Ack, MessageType, MESSAGE_LEN};
 use zerocopy::little_endian::U64;
 
 /// Acknowledges every message to its sender.
@@ -28,18 +28,16 @@ impl Application for EchoApp {
     #[inline]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
         let mut ack = Ack::empty();
-        ack.acked_type = m.msg[0];
+        ack.acked_type = msg_type_of(m.msg);
         ack.global_seq = U64::new(m.global_seq);
         ack.client_seq = U64::new(m.client_seq);
         ack.client_ts_ns = U64::new(client_ts_of(m.msg));
         ack.gateway_rx_ns = U64::new(m.gateway_rx_ns);
         ack.sequencer_ns = U64::new(m.sequencer_ns);
-        if m.msg[0] == MessageType::Echo as u8 {
-            let mut tag = [0u8; 8];
-            tag.copy_from_slice(&m.msg[16..24]);
-            ack.client_tag = U64::new(u64::from_le_bytes(tag));
+        if ack.acked_type == MessageType::Echo as u8 {
+            ack.client_tag = U64::new(order_id_or_tag_of(m.msg));
         }
-        let bytes: [u8; 100] = zerocopy::transmute!(ack);
+        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(ack);
         out.send(m.origin, &bytes);
         self.acked += 1;
     }

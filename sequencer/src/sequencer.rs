@@ -15,52 +15,83 @@ use peregrine_journal::{FlushPolicy, JournalWriter};
 use peregrine_ring::{Consumer, Producer};
 use std::collections::VecDeque;
 
-/// Counters owned by the sequencer thread.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SequencerCounters {
-    /// Messages sequenced (= last global sequence number assigned).
-    pub sequenced: u64,
-    /// Replies produced by the application.
-    pub replies: u64,
-    /// Replies that found their output ring full and waited in overflow.
-    pub replies_overflowed: u64,
-    /// Replies addressed to a gateway that does not exist (dropped).
-    pub replies_misrouted: u64,
-    /// Polls that took no input because replies were held back.
-    pub backpressure_polls: u64,
-    /// Records appended to the journal.
-    pub journaled: u64,
-    /// Journal flushes (durable mode: one per poll that sequenced anything).
-    pub journal_flushes: u64,
-    /// Journal write or flush failures (the sequencer stops at the first).
-    pub journal_errors: u64,
+/// Declares a set of `u64` counters once: the struct (one `pub u64` field
+/// per counter, deriving `Default`), `NAMES` (the field names, which the
+/// counters file and `peregrine stat` show), `values()` in the same order,
+/// and `add()`, which sums another set into this one.
+///
+/// Why a macro: a counter added to the struct but forgotten in the names,
+/// the values or the sum would silently vanish from the counters file or
+/// from the totals; listed once, it cannot.
+///
+/// ```
+/// peregrine_sequencer::counter_set! {
+///     /// Two counters.
+///     pub struct Pair {
+///         /// First.
+///         a,
+///         /// Second.
+///         b,
+///     }
+/// }
+/// let mut p = Pair { a: 1, b: 2 };
+/// p.add(&Pair { a: 10, b: 20 });
+/// assert_eq!((Pair::NAMES, p.values()), (["a", "b"], [11, 22]));
+/// ```
+#[macro_export]
+macro_rules! counter_set {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field:ident,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        $vis struct $name {
+            $($(#[$field_meta])* pub $field: u64,)+
+        }
+
+        impl $name {
+            /// Counter names (the field names), in
+            #[doc = concat!("[`", stringify!($name), "::values`] order.")]
+            pub const NAMES: [&'static str; [$(stringify!($field)),+].len()] = [$(stringify!($field)),+];
+
+            /// Counter values, in
+            #[doc = concat!("[`", stringify!($name), "::NAMES`] order.")]
+            #[inline]
+            pub fn values(&self) -> [u64; [$(stringify!($field)),+].len()] {
+                [$(self.$field),+]
+            }
+
+            /// Adds every counter of `other` into `self`.
+            #[inline]
+            pub fn add(&mut self, other: &$name) {
+                $(self.$field += other.$field;)+
+            }
+        }
+    };
 }
 
-impl SequencerCounters {
-    /// Counter names, in [`SequencerCounters::values`] order.
-    pub const NAMES: [&'static str; 8] = [
-        "sequenced",
-        "replies",
-        "replies_overflowed",
-        "replies_misrouted",
-        "backpressure_polls",
-        "journaled",
-        "journal_flushes",
-        "journal_errors",
-    ];
-
-    /// Counter values, in [`SequencerCounters::NAMES`] order.
-    pub fn values(&self) -> [u64; 8] {
-        [
-            self.sequenced,
-            self.replies,
-            self.replies_overflowed,
-            self.replies_misrouted,
-            self.backpressure_polls,
-            self.journaled,
-            self.journal_flushes,
-            self.journal_errors,
-        ]
+counter_set! {
+    /// Counters owned by the sequencer thread.
+    pub struct SequencerCounters {
+        /// Messages sequenced (= last global sequence number assigned).
+        sequenced,
+        /// Replies produced by the application.
+        replies,
+        /// Replies that found their output ring full and waited in overflow.
+        replies_overflowed,
+        /// Replies addressed to a gateway that does not exist (dropped).
+        replies_misrouted,
+        /// Polls that took no input because replies were held back.
+        backpressure_polls,
+        /// Records appended to the journal.
+        journaled,
+        /// Journal flushes (durable mode: one per poll that sequenced anything).
+        journal_flushes,
+        /// Journal write or flush failures (the sequencer stops at the first).
+        journal_errors,
     }
 }
 

@@ -17,16 +17,98 @@ pub const RECORD_LEN: usize = 144;
 /// Record kind of a sequenced client message.
 pub const KIND_MESSAGE: u16 = 1;
 
-/// Offset of the header CRC (covers bytes `0..HDR_CRC_OFF`).
-const HDR_CRC_OFF: usize = 60;
-/// Offset of the record CRC (covers bytes `0..REC_CRC_OFF`).
-const REC_CRC_OFF: usize = 140;
-/// Offset of the message bytes inside a record.
-const REC_MSG_OFF: usize = 40;
+/// Where each field of the 64-byte segment header lives (little-endian),
+/// stated once; the crate docs show the same table.
+pub mod header_field {
+    use core::ops::Range;
+    /// Magic `PRGNJRNL`.
+    pub const MAGIC: Range<usize> = 0..8;
+    /// Format version, u16.
+    pub const VERSION: Range<usize> = 8..10;
+    /// Header length (64), u16.
+    pub const HEADER_LEN: Range<usize> = 10..12;
+    /// Record length (144), u32.
+    pub const RECORD_LEN: Range<usize> = 12..16;
+    /// First global sequence of the segment, u64.
+    pub const FIRST_SEQ: Range<usize> = 16..24;
+    /// Segment size in bytes, u64.
+    pub const SEGMENT_SIZE: Range<usize> = 24..32;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 32..60;
+    /// CRC32C of the bytes before it, u32.
+    pub const CRC: Range<usize> = 60..64;
+}
 
+/// Where each field of a 144-byte record lives (little-endian), stated
+/// once; the crate docs show the same table.
+pub mod record_field {
+    use core::ops::Range;
+    /// Record kind, u16 (1: a sequenced message).
+    pub const KIND: Range<usize> = 0..2;
+    /// Origin gateway id, u16.
+    pub const GATEWAY: Range<usize> = 2..4;
+    /// Origin session index, u32.
+    pub const SESSION_INDEX: Range<usize> = 4..8;
+    /// Global sequence, u64.
+    pub const GLOBAL_SEQ: Range<usize> = 8..16;
+    /// Client sequence, u64.
+    pub const CLIENT_SEQ: Range<usize> = 16..24;
+    /// Gateway receive time, ns, u64.
+    pub const GATEWAY_RX_NS: Range<usize> = 24..32;
+    /// Sequencer time, ns, u64.
+    pub const SEQUENCER_NS: Range<usize> = 32..40;
+    /// The 100-byte message as received.
+    pub const MSG: Range<usize> = 40..140;
+    /// CRC32C of the bytes before it, u32.
+    pub const CRC: Range<usize> = 140..144;
+}
+
+use header_field as hf;
+use record_field as rf;
+
+/// True when `fields` tile `0..len` in order, without gap or overlap.
+const fn tiles(fields: &[core::ops::Range<usize>], len: usize) -> bool {
+    let mut at = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        if fields[i].start != at || fields[i].end <= at {
+            return false;
+        }
+        at = fields[i].end;
+        i += 1;
+    }
+    at == len
+}
+
+const _: () = assert!(tiles(
+    &[
+        hf::MAGIC,
+        hf::VERSION,
+        hf::HEADER_LEN,
+        hf::RECORD_LEN,
+        hf::FIRST_SEQ,
+        hf::SEGMENT_SIZE,
+        hf::RESERVED,
+        hf::CRC
+    ],
+    HEADER_LEN
+));
+const _: () = assert!(tiles(
+    &[
+        rf::KIND,
+        rf::GATEWAY,
+        rf::SESSION_INDEX,
+        rf::GLOBAL_SEQ,
+        rf::CLIENT_SEQ,
+        rf::GATEWAY_RX_NS,
+        rf::SEQUENCER_NS,
+        rf::MSG,
+        rf::CRC
+    ],
+    RECORD_LEN
+));
+const _: () = assert!(rf::MSG.end - rf::MSG.start == MESSAGE_LEN);
 const _: () = assert!(RECORD_LEN % 8 == 0);
-const _: () = assert!(REC_MSG_OFF + MESSAGE_LEN == REC_CRC_OFF);
-const _: () = assert!(REC_CRC_OFF + 4 == RECORD_LEN);
 const _: () = assert!(HEADER_LEN % 8 == 0);
 
 /// CRC32C (Castagnoli), hardware-accelerated where the CPU has it.
@@ -35,25 +117,27 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
 
+/// The `N` bytes of `field` (a constant range of length `N`).
 #[inline]
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    a.copy_from_slice(&b[off..off + 2]);
-    u16::from_le_bytes(a)
+fn bytes_of<const N: usize>(b: &[u8], field: core::ops::Range<usize>) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[field]);
+    a
 }
 
 #[inline]
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(a)
+fn u16_of(b: &[u8], field: core::ops::Range<usize>) -> u16 {
+    u16::from_le_bytes(bytes_of(b, field))
 }
 
 #[inline]
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
+fn u32_of(b: &[u8], field: core::ops::Range<usize>) -> u32 {
+    u32::from_le_bytes(bytes_of(b, field))
+}
+
+#[inline]
+fn u64_of(b: &[u8], field: core::ops::Range<usize>) -> u64 {
+    u64::from_le_bytes(bytes_of(b, field))
 }
 
 /// A decoded, CRC-checked segment header.
@@ -77,17 +161,24 @@ pub fn capacity_of(segment_size: u64) -> u64 {
     segment_size.saturating_sub(HEADER_LEN as u64) / RECORD_LEN as u64
 }
 
+/// Byte offset in a segment file of record slot `index` (slot 0 follows
+/// the header).
+#[inline]
+pub fn slot_offset(index: u64) -> u64 {
+    HEADER_LEN as u64 + index * RECORD_LEN as u64
+}
+
 /// The header bytes of a segment.
 pub fn encode_header(h: &SegmentHeader) -> [u8; HEADER_LEN] {
     let mut b = [0u8; HEADER_LEN];
-    b[0..8].copy_from_slice(&MAGIC);
-    b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    b[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    b[12..16].copy_from_slice(&(RECORD_LEN as u32).to_le_bytes());
-    b[16..24].copy_from_slice(&h.first_seq.to_le_bytes());
-    b[24..32].copy_from_slice(&h.segment_size.to_le_bytes());
-    let crc = crc32c(&b[..HDR_CRC_OFF]);
-    b[HDR_CRC_OFF..].copy_from_slice(&crc.to_le_bytes());
+    b[hf::MAGIC].copy_from_slice(&MAGIC);
+    b[hf::VERSION].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[hf::HEADER_LEN].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    b[hf::RECORD_LEN].copy_from_slice(&(RECORD_LEN as u32).to_le_bytes());
+    b[hf::FIRST_SEQ].copy_from_slice(&h.first_seq.to_le_bytes());
+    b[hf::SEGMENT_SIZE].copy_from_slice(&h.segment_size.to_le_bytes());
+    let crc = crc32c(&b[..hf::CRC.start]);
+    b[hf::CRC].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
@@ -100,35 +191,35 @@ pub fn decode_header(b: &[u8]) -> Result<SegmentHeader, String> {
         ));
     }
     let b = &b[..HEADER_LEN];
-    if b[0..8] != MAGIC {
+    if b[hf::MAGIC] != MAGIC {
         return Err("bad magic (not a Peregrine journal segment)".into());
     }
-    let stored = u32_at(b, HDR_CRC_OFF);
-    let actual = crc32c(&b[..HDR_CRC_OFF]);
+    let stored = u32_of(b, hf::CRC);
+    let actual = crc32c(&b[..hf::CRC.start]);
     if stored != actual {
         return Err(format!(
             "header CRC32C mismatch (stored {stored:#010x}, computed {actual:#010x})"
         ));
     }
-    let version = u16_at(b, 8);
+    let version = u16_of(b, hf::VERSION);
     if version != FORMAT_VERSION {
         return Err(format!(
             "unsupported format version {version} (this build reads {FORMAT_VERSION})"
         ));
     }
-    let hlen = u16_at(b, 10) as usize;
-    let rlen = u32_at(b, 12) as usize;
+    let hlen = u16_of(b, hf::HEADER_LEN) as usize;
+    let rlen = u32_of(b, hf::RECORD_LEN) as usize;
     if hlen != HEADER_LEN || rlen != RECORD_LEN {
         return Err(format!(
             "header/record length {hlen}/{rlen}, expected {HEADER_LEN}/{RECORD_LEN}"
         ));
     }
-    if b[32..HDR_CRC_OFF].iter().any(|&x| x != 0) {
+    if b[hf::RESERVED].iter().any(|&x| x != 0) {
         return Err("reserved header bytes are not zero".into());
     }
     let h = SegmentHeader {
-        first_seq: u64_at(b, 16),
-        segment_size: u64_at(b, 24),
+        first_seq: u64_of(b, hf::FIRST_SEQ),
+        segment_size: u64_of(b, hf::SEGMENT_SIZE),
     };
     if h.first_seq == 0 {
         return Err("first sequence is 0 (sequences start at 1)".into());
@@ -166,16 +257,16 @@ pub fn encode_parts(
     dst: &mut [u8],
 ) {
     let dst = &mut dst[..RECORD_LEN];
-    dst[0..2].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
-    dst[2..4].copy_from_slice(&origin.gateway.to_le_bytes());
-    dst[4..8].copy_from_slice(&origin.index.to_le_bytes());
-    dst[8..16].copy_from_slice(&global_seq.to_le_bytes());
-    dst[16..24].copy_from_slice(&client_seq.to_le_bytes());
-    dst[24..32].copy_from_slice(&gateway_rx_ns.to_le_bytes());
-    dst[32..40].copy_from_slice(&sequencer_ns.to_le_bytes());
-    dst[REC_MSG_OFF..REC_CRC_OFF].copy_from_slice(msg);
-    let crc = crc32c(&dst[..REC_CRC_OFF]);
-    dst[REC_CRC_OFF..].copy_from_slice(&crc.to_le_bytes());
+    dst[rf::KIND].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
+    dst[rf::GATEWAY].copy_from_slice(&origin.gateway.to_le_bytes());
+    dst[rf::SESSION_INDEX].copy_from_slice(&origin.index.to_le_bytes());
+    dst[rf::GLOBAL_SEQ].copy_from_slice(&global_seq.to_le_bytes());
+    dst[rf::CLIENT_SEQ].copy_from_slice(&client_seq.to_le_bytes());
+    dst[rf::GATEWAY_RX_NS].copy_from_slice(&gateway_rx_ns.to_le_bytes());
+    dst[rf::SEQUENCER_NS].copy_from_slice(&sequencer_ns.to_le_bytes());
+    dst[rf::MSG].copy_from_slice(msg);
+    let crc = crc32c(&dst[..rf::CRC.start]);
+    dst[rf::CRC].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Why a record slot did not decode.
@@ -193,15 +284,15 @@ pub enum SlotError {
 #[inline]
 pub fn decode_record(b: &[u8]) -> Result<SequencedRecord, SlotError> {
     let b = &b[..RECORD_LEN];
-    let stored = u32_at(b, REC_CRC_OFF);
-    if stored != crc32c(&b[..REC_CRC_OFF]) {
+    let stored = u32_of(b, rf::CRC);
+    if stored != crc32c(&b[..rf::CRC.start]) {
         return Err(if is_zero(b) {
             SlotError::Empty
         } else {
             SlotError::BadCrc
         });
     }
-    let kind = u16_at(b, 0);
+    let kind = u16_of(b, rf::KIND);
     if kind != KIND_MESSAGE {
         return Err(SlotError::BadKind(kind));
     }
@@ -211,23 +302,24 @@ pub fn decode_record(b: &[u8]) -> Result<SequencedRecord, SlotError> {
 /// Decodes a slot already verified by [`decode_record`].
 #[inline]
 pub fn decode_unchecked(b: &[u8]) -> SequencedRecord {
-    let mut msg = [0u8; MESSAGE_LEN];
-    msg.copy_from_slice(&b[REC_MSG_OFF..REC_CRC_OFF]);
     SequencedRecord {
-        global_seq: u64_at(b, 8),
-        origin: SessionRef::new(u16_at(b, 2), u32_at(b, 4)),
-        client_seq: u64_at(b, 16),
-        gateway_rx_ns: u64_at(b, 24),
-        sequencer_ns: u64_at(b, 32),
-        msg,
+        global_seq: u64_of(b, rf::GLOBAL_SEQ),
+        origin: SessionRef::new(u16_of(b, rf::GATEWAY), u32_of(b, rf::SESSION_INDEX)),
+        client_seq: u64_of(b, rf::CLIENT_SEQ),
+        gateway_rx_ns: u64_of(b, rf::GATEWAY_RX_NS),
+        sequencer_ns: u64_of(b, rf::SEQUENCER_NS),
+        msg: bytes_of(b, rf::MSG),
     }
 }
 
 /// True when every byte is zero.
 pub fn is_zero(b: &[u8]) -> bool {
     // Word-at-a-time is plenty for a startup scan.
-    let (head, words) = (b.len() % 8, b.len() / 8);
-    b[..head].iter().all(|&x| x == 0) && (0..words).all(|i| u64_at(b, head + i * 8) == 0)
+    let words = b.chunks_exact(8);
+    words.remainder().iter().all(|&x| x == 0)
+        && words
+            .into_iter()
+            .all(|w| u64::from_le_bytes(w.try_into().unwrap_or([1; 8])) == 0)
 }
 
 #[cfg(test)]
@@ -261,6 +353,36 @@ mod tests {
             assert!(decode_record(&c).is_err(), "flip of bit {bit} undetected");
         }
         assert_eq!(decode_record(&[0u8; RECORD_LEN]), Err(SlotError::Empty));
+    }
+
+    /// The on-disk layout, byte for byte: a change here is a format change.
+    #[test]
+    fn record_and_header_bytes_sit_where_the_format_says() {
+        let r = sample();
+        let mut b = [0u8; RECORD_LEN];
+        encode_record(&r, &mut b);
+        assert_eq!(&b[0..2], &1u16.to_le_bytes());
+        assert_eq!(&b[2..4], &3u16.to_le_bytes());
+        assert_eq!(&b[4..8], &77u32.to_le_bytes());
+        assert_eq!(&b[8..16], &42u64.to_le_bytes());
+        assert_eq!(&b[16..24], &9u64.to_le_bytes());
+        assert_eq!(&b[24..32], &1_000u64.to_le_bytes());
+        assert_eq!(&b[32..40], &2_000u64.to_le_bytes());
+        assert_eq!(&b[40..140], &r.msg[..]);
+        assert_eq!(&b[140..144], &crc32c(&b[..140]).to_le_bytes());
+
+        let h = encode_header(&SegmentHeader {
+            first_seq: 5,
+            segment_size: 4096,
+        });
+        assert_eq!(&h[0..8], b"PRGNJRNL");
+        assert_eq!(&h[8..10], &1u16.to_le_bytes());
+        assert_eq!(&h[10..12], &64u16.to_le_bytes());
+        assert_eq!(&h[12..16], &144u32.to_le_bytes());
+        assert_eq!(&h[16..24], &5u64.to_le_bytes());
+        assert_eq!(&h[24..32], &4096u64.to_le_bytes());
+        assert!(h[32..60].iter().all(|&x| x == 0));
+        assert_eq!(&h[60..64], &crc32c(&h[..60]).to_le_bytes());
     }
 
     #[test]

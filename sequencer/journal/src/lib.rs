@@ -1,5 +1,5 @@
 //! The journal: an append-only, segmented, memory-mapped, checksummed log of
-//! the sequenced stream (DESIGN §7, issue 5 items 4–5).
+//! the sequenced stream.
 //!
 //! * [`JournalWriter`] appends one fixed-size record per sequenced message
 //!   (a memcpy + CRC32C into the mapping: no syscall, no allocation), rolls
@@ -27,7 +27,7 @@
 //! advance and it can be created before it is needed. Segments are full
 //! except the last one; records are never rewritten.
 //!
-//! # Segment header (64 bytes at offset 0, little-endian)
+//! # Segment header (64 bytes at offset 0, little-endian, [`header_field`])
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
@@ -40,7 +40,7 @@
 //! | 32 | 28 | reserved, zero |
 //! | 60 | 4  | CRC32C of bytes 0..60 |
 //!
-//! # Record (144 bytes, 8-byte aligned; slot `k` at offset `64 + 144·k`)
+//! # Record (144 bytes, 8-byte aligned; slot `k` at offset `64 + 144·k`, [`record_field`])
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
@@ -128,7 +128,7 @@ mod recovery;
 mod segment;
 mod writer;
 
-pub use format::{HEADER_LEN, MAGIC, RECORD_LEN};
+pub use format::{header_field, record_field, HEADER_LEN, MAGIC, RECORD_LEN};
 pub use recovery::{Journal, RecordFilter, Records, Recovered, SegmentInfo, TailReport};
 pub use segment::{parse_segment_name, segment_name, Prealloc};
 pub use writer::{FlushPolicy, JournalWriter, Precreate, WriterConfig, WriterStats, DEFAULT_SEGMENT_SIZE};

@@ -1,6 +1,8 @@
 //! Opening a journal: scan, verify, repair the tail, then read it back.
 
-use super::format::{decode_header, decode_record, decode_unchecked, is_zero, SegmentHeader, SlotError};
+use super::format::{
+    decode_header, decode_record, decode_unchecked, is_zero, slot_offset, SegmentHeader, SlotError,
+};
 use super::format::{HEADER_LEN, RECORD_LEN};
 use super::map;
 use super::segment::{io_err, open_for_write, parse_segment_name, sync_dir, SEGMENT_SUFFIX, TMP_SUFFIX};
@@ -251,7 +253,7 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
         let cap = seg.info.capacity;
         let bytes = &seg.map[..];
         let slot = |k: u64| {
-            let off = HEADER_LEN + k as usize * RECORD_LEN;
+            let off = slot_offset(k) as usize;
             &bytes[off..off + RECORD_LEN]
         };
         let mut k = 0u64;
@@ -382,10 +384,6 @@ fn describe(e: SlotError) -> &'static str {
         SlotError::BadCrc => "CRC32C mismatch (torn or corrupt record)",
         SlotError::BadKind(_) => "unknown record kind",
     }
-}
-
-fn slot_offset(k: u64) -> u64 {
-    HEADER_LEN as u64 + k * RECORD_LEN as u64
 }
 
 /// Overwrites `len` bytes at `off` with zeros and makes that durable.

@@ -1,7 +1,7 @@
 //! [`JournalWriter`]: appends records into the mapped current segment, rolls
 //! to the next one when full, and makes written records durable on request.
 
-use super::format::{encode_parts, SegmentHeader, HEADER_LEN, RECORD_LEN};
+use super::format::{encode_parts, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
 use super::segment::{create_segment, io_err, open_for_write, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
 use crate::Sequenced;
@@ -201,7 +201,7 @@ impl JournalWriter {
             Precreate::Background => Some(Precreator::spawn(dir.clone(), cfg.clone())?),
             Precreate::Manual => None,
         };
-        let dirty_from = HEADER_LEN + ((next_seq - cur.first_seq) * RECORD_LEN as u64) as usize;
+        let dirty_from = slot_offset(next_seq - cur.first_seq) as usize;
         let mut w = JournalWriter {
             dir,
             cfg,
@@ -286,7 +286,7 @@ impl JournalWriter {
             self.roll()?;
             idx = 0;
         }
-        let off = HEADER_LEN + idx as usize * RECORD_LEN;
+        let off = slot_offset(idx) as usize;
         encode_parts(
             global_seq,
             origin,
@@ -392,7 +392,7 @@ impl JournalWriter {
 
     #[inline]
     fn write_offset(&self) -> usize {
-        HEADER_LEN + ((self.next_seq - self.cur.first_seq) * RECORD_LEN as u64) as usize
+        slot_offset(self.next_seq - self.cur.first_seq) as usize
     }
 
     /// First sequence of the segment after the current one, if that segment

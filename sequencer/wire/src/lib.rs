@@ -1,6 +1,7 @@
 //! Wire formats, kept apart from logic.
 //!
 //! - [`message`]: the fixed 100-byte little-endian application messages.
+//! - [`alpha`]: space-padded fixed-width ASCII fields (names, secrets).
 //! - [`moldudp64`]: MoldUDP64 packet framing (UDP, both directions).
 //! - [`soupbintcp`]: SoupBinTCP 3.00 packet framing (TCP).
 //! - [`SessionRef`]: which gateway and session a message came from or goes
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alpha;
 pub mod message;
 pub mod moldudp64;
 mod session_ref;

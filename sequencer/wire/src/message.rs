@@ -6,9 +6,25 @@
 //! so a received block is read in place and a reply is written in place.
 //! `docs/PROTOCOL.md` documents every layout; a test compares that document
 //! with [`FieldLayout`] tables generated from these definitions.
+//!
+//! Nothing outside this crate should need a byte offset: coded fields
+//! (side, order kind, ...) are read and written through their enumerations
+//! ([`NewOrder::side`], [`ExecReport::set_liquidity`], ...), and the fields
+//! generic code takes from a block of unknown type have named accessors
+//! ([`client_ts_of`], [`order_id_or_tag_of`], [`reply_client_seq`],
+//! [`set_reply_client_seq`], [`msg_type_of`]).
 
 use zerocopy::little_endian::{I64, U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+mod blocks;
+mod codes;
+
+pub use blocks::{client_ts_of, msg_type_of, order_id_or_tag_of, reply_client_seq, set_reply_client_seq};
+pub use codes::{
+    Liquidity, LoginRejectReason, OrderKind, RejectReason, SelfTrade, Side, TimeInForce, UnknownCode,
+    FLAG_POST_ONLY,
+};
 
 /// Size of every application message in bytes.
 pub const MESSAGE_LEN: usize = 100;
@@ -89,6 +105,12 @@ impl MessageType {
         MessageType::ALL.iter().copied().find(|t| *t as u8 == code)
     }
 
+    /// The code byte.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
     /// True for messages clients may send.
     pub fn is_inbound(self) -> bool {
         matches!(
@@ -101,6 +123,25 @@ impl MessageType {
     /// Logout): handled by the gateway, never sequenced.
     pub fn is_session_control(self) -> bool {
         matches!(self, MessageType::Login | MessageType::Logout)
+    }
+}
+
+impl TryFrom<u8> for MessageType {
+    type Error = UnknownCode;
+
+    #[inline]
+    fn try_from(code: u8) -> Result<Self, UnknownCode> {
+        MessageType::from_code(code).ok_or(UnknownCode {
+            field: "msg_type",
+            value: code.into(),
+        })
+    }
+}
+
+impl From<MessageType> for u8 {
+    #[inline]
+    fn from(t: MessageType) -> u8 {
+        t as u8
     }
 }
 
@@ -127,33 +168,6 @@ impl MessageError {
             MessageError::UnsupportedVersion(_) => RejectReason::UnsupportedVersion,
         }
     }
-}
-
-/// Reject reason codes (Reject.reason). 1–99 are the gateway's and the
-/// sequencer's; 100 and up are the matching engine's (engine code + 100).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u16)]
-pub enum RejectReason {
-    /// The block was not 100 bytes.
-    WrongLength = 1,
-    /// Unknown or server→client message type.
-    UnknownType = 2,
-    /// Layout version not supported.
-    UnsupportedVersion = 3,
-    /// The server is applying back-pressure; retry later.
-    Busy = 4,
-    /// The application does not handle this message type.
-    Unsupported = 5,
-    /// A field holds a value outside its enumeration (side, order kind,
-    /// time in force, self-trade mode).
-    InvalidField = 6,
-    /// The session exceeded its configured message rate.
-    RateLimited = 7,
-    /// The client sequence number skips ahead of the next expected one
-    /// (an earlier message was lost or reordered): resend from the gap.
-    SequenceGap = 8,
-    /// A retransmitted message whose original reply is no longer kept.
-    TooOld = 9,
 }
 
 /// Offset added to matching-engine reject codes.
@@ -562,12 +576,10 @@ impl Reject {
         let mut r = Reject::new_zeroed();
         r.msg_type = MessageType::Reject as u8;
         r.version = LAYOUT_VERSION;
-        r.rejected_type = refused.first().copied().unwrap_or(0);
+        r.rejected_type = msg_type_of(refused);
         r.reason = U16::new(reason);
         r.client_seq = U64::new(client_seq);
-        if let Some(ts) = refused.get(8..16) {
-            r.client_ts_ns = U64::new(u64::from_le_bytes(ts.try_into().unwrap_or([0; 8])));
-        }
+        r.client_ts_ns = U64::new(client_ts_of(refused));
         r.gateway_rx_ns = U64::new(gateway_rx_ns);
         r
     }
@@ -636,14 +648,183 @@ impl ExecReport {
     }
 }
 
-/// The client timestamp at bytes 8..16, where every client→server layout
-/// keeps it. Zero when the block is too short.
-pub fn client_ts_of(block: &[u8]) -> u64 {
-    block
-        .get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
+impl NewOrder {
+    /// A zeroed NewOrder with type and version set (every coded field 0,
+    /// so `side`, `order_kind` and `time_in_force` must still be set).
+    pub fn empty() -> NewOrder {
+        let mut o = NewOrder::new_zeroed();
+        o.msg_type = MessageType::NewOrder as u8;
+        o.version = LAYOUT_VERSION;
+        o
+    }
+
+    /// The side, if the byte is a defined one.
+    #[inline]
+    pub fn side(&self) -> Result<Side, UnknownCode> {
+        Side::try_from(self.side)
+    }
+
+    /// The order kind, if the byte is a defined one.
+    #[inline]
+    pub fn order_kind(&self) -> Result<OrderKind, UnknownCode> {
+        OrderKind::try_from(self.order_kind)
+    }
+
+    /// The time in force, if the byte is a defined one.
+    #[inline]
+    pub fn time_in_force(&self) -> Result<TimeInForce, UnknownCode> {
+        TimeInForce::try_from(self.time_in_force)
+    }
+
+    /// The self-trade prevention mode, if the byte is a defined one.
+    #[inline]
+    pub fn self_trade(&self) -> Result<SelfTrade, UnknownCode> {
+        SelfTrade::try_from(self.self_trade)
+    }
+
+    /// True when the post-only flag ([`FLAG_POST_ONLY`]) is set; other flag
+    /// bits are ignored.
+    #[inline]
+    pub fn post_only(&self) -> bool {
+        self.flags & FLAG_POST_ONLY != 0
+    }
+
+    /// Sets the side byte.
+    #[inline]
+    pub fn set_side(&mut self, side: Side) {
+        self.side = side.code();
+    }
+
+    /// Sets the order kind byte.
+    #[inline]
+    pub fn set_order_kind(&mut self, kind: OrderKind) {
+        self.order_kind = kind.code();
+    }
+
+    /// Sets the time in force byte.
+    #[inline]
+    pub fn set_time_in_force(&mut self, tif: TimeInForce) {
+        self.time_in_force = tif.code();
+    }
+
+    /// Sets the self-trade prevention byte.
+    #[inline]
+    pub fn set_self_trade(&mut self, mode: SelfTrade) {
+        self.self_trade = mode.code();
+    }
+
+    /// Sets or clears the post-only flag, leaving the other flag bits.
+    #[inline]
+    pub fn set_post_only(&mut self, post_only: bool) {
+        if post_only {
+            self.flags |= FLAG_POST_ONLY;
+        } else {
+            self.flags &= !FLAG_POST_ONLY;
+        }
+    }
+}
+
+impl Cancel {
+    /// A zeroed Cancel with type and version set.
+    pub fn empty() -> Cancel {
+        let mut c = Cancel::new_zeroed();
+        c.msg_type = MessageType::Cancel as u8;
+        c.version = LAYOUT_VERSION;
+        c
+    }
+}
+
+impl Replace {
+    /// A zeroed Replace with type and version set.
+    pub fn empty() -> Replace {
+        let mut r = Replace::new_zeroed();
+        r.msg_type = MessageType::Replace as u8;
+        r.version = LAYOUT_VERSION;
+        r
+    }
+}
+
+impl ExecReport {
+    /// The side, if the byte is a defined one.
+    #[inline]
+    pub fn side(&self) -> Result<Side, UnknownCode> {
+        Side::try_from(self.side)
+    }
+
+    /// Maker/taker (fills) or none, if the byte is a defined one.
+    #[inline]
+    pub fn liquidity(&self) -> Result<Liquidity, UnknownCode> {
+        Liquidity::try_from(self.liquidity)
+    }
+
+    /// Sets the side byte.
+    #[inline]
+    pub fn set_side(&mut self, side: Side) {
+        self.side = side.code();
+    }
+
+    /// Sets the liquidity byte.
+    #[inline]
+    pub fn set_liquidity(&mut self, liquidity: Liquidity) {
+        self.liquidity = liquidity.code();
+    }
+}
+
+impl Reject {
+    /// True when the reason is the session-layer `reason` (engine codes,
+    /// 100 and up, never match).
+    #[inline]
+    pub fn has_reason(&self, reason: RejectReason) -> bool {
+        self.reason.get() == reason.code()
+    }
+}
+
+impl LoginRejected {
+    /// A refusal for `reason`, echoing `client_ts_ns`.
+    pub fn refusing(reason: LoginRejectReason, client_ts_ns: u64) -> LoginRejected {
+        LoginRejected::new(reason.code(), client_ts_ns)
+    }
+
+    /// Why the login was refused, if the byte is a defined reason.
+    #[inline]
+    pub fn reason(&self) -> Result<LoginRejectReason, UnknownCode> {
+        LoginRejectReason::try_from(self.reason)
+    }
+}
+
+impl Inbound<'_> {
+    /// The message's type.
+    #[inline]
+    pub fn msg_type(&self) -> MessageType {
+        match self {
+            Inbound::Echo(_) => MessageType::Echo,
+            Inbound::NewOrder(_) => MessageType::NewOrder,
+            Inbound::Cancel(_) => MessageType::Cancel,
+            Inbound::Replace(_) => MessageType::Replace,
+        }
+    }
+
+    /// Echo's `client_tag`, or the order id of an order message.
+    #[inline]
+    pub fn order_id_or_tag(&self) -> u64 {
+        match self {
+            Inbound::Echo(e) => e.client_tag.get(),
+            Inbound::NewOrder(o) => o.order_id.get(),
+            Inbound::Cancel(c) => c.order_id.get(),
+            Inbound::Replace(r) => r.order_id.get(),
+        }
+    }
+
+    /// The client timestamp.
+    #[inline]
+    pub fn client_ts_ns(&self) -> u64 {
+        match self {
+            Inbound::Echo(e) => e.client_ts_ns.get(),
+            Inbound::NewOrder(o) => o.client_ts_ns.get(),
+            Inbound::Cancel(c) => c.client_ts_ns.get(),
+            Inbound::Replace(r) => r.client_ts_ns.get(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -715,6 +896,56 @@ mod tests {
         );
         let r = Reject::for_block(&[], 1, 0, 0);
         assert_eq!(r.rejected_type, 0);
+    }
+
+    #[test]
+    fn coded_fields_read_and_write_through_their_enums() {
+        let mut o = NewOrder::empty();
+        assert_eq!(
+            o.side(),
+            Err(UnknownCode {
+                field: "side",
+                value: 0
+            })
+        );
+        o.set_side(Side::Sell);
+        o.set_order_kind(OrderKind::Market);
+        o.set_time_in_force(TimeInForce::Fok);
+        o.set_self_trade(SelfTrade::CancelIncoming);
+        o.flags = 0x80;
+        o.set_post_only(true);
+        assert_eq!(
+            (o.side, o.order_kind, o.time_in_force, o.self_trade, o.flags),
+            (2, 2, 3, 2, 0x81)
+        );
+        assert_eq!(o.side(), Ok(Side::Sell));
+        assert_eq!(o.order_kind(), Ok(OrderKind::Market));
+        assert_eq!(o.time_in_force(), Ok(TimeInForce::Fok));
+        assert_eq!(o.self_trade(), Ok(SelfTrade::CancelIncoming));
+        assert!(o.post_only());
+        o.set_post_only(false);
+        assert_eq!((o.flags, o.post_only()), (0x80, false));
+        match parse_inbound(o.as_bytes()) {
+            Ok(i @ Inbound::NewOrder(_)) => assert_eq!(i.msg_type(), MessageType::NewOrder),
+            other => panic!("{other:?}"),
+        }
+
+        let mut e = ExecReport::empty(MessageType::Fill);
+        e.set_side(Side::Buy);
+        e.set_liquidity(Liquidity::Taker);
+        assert_eq!((e.side, e.liquidity), (1, 2));
+        assert_eq!((e.side(), e.liquidity()), (Ok(Side::Buy), Ok(Liquidity::Taker)));
+
+        let r = LoginRejected::refusing(LoginRejectReason::SessionUnavailable, 5);
+        assert_eq!(
+            (r.reason, r.reason()),
+            (b'S', Ok(LoginRejectReason::SessionUnavailable))
+        );
+
+        let j = Reject::for_block(&[], RejectReason::Busy as u16, 1, 2);
+        assert!(j.has_reason(RejectReason::Busy) && !j.has_reason(RejectReason::TooOld));
+        assert_eq!(MessageType::try_from(b'K'), Ok(MessageType::Ack));
+        assert!(MessageType::try_from(0xEE).is_err());
     }
 
     proptest! {

@@ -28,11 +28,7 @@ pub type SessionName = [u8; SESSION_LEN];
 
 /// Pads/truncates `name` into a wire session field.
 pub fn session_name(name: &str) -> SessionName {
-    let mut s = [b' '; SESSION_LEN];
-    for (d, c) in s.iter_mut().zip(name.bytes()) {
-        *d = c;
-    }
-    s
+    crate::alpha::alpha_field(name.as_bytes())
 }
 
 /// Why a datagram is not a valid MoldUDP64 packet.

@@ -7,6 +7,8 @@
 //! a whole packet is buffered, so a packet split across reads is reassembled
 //! by the caller simply appending bytes and parsing again.
 
+use crate::alpha::alpha_field;
+
 /// Length of the 2-byte length prefix.
 pub const LENGTH_PREFIX: usize = 2;
 /// Largest length-field value we accept; anything larger is an oversize
@@ -143,15 +145,6 @@ fn write_numeric(out: &mut [u8], v: u64) {
     }
 }
 
-/// Pads `s` into an alpha field.
-pub fn alpha<const N: usize>(s: &str) -> [u8; N] {
-    let mut a = [b' '; N];
-    for (d, c) in a.iter_mut().zip(s.bytes()) {
-        *d = c;
-    }
-    a
-}
-
 /// Parses one packet from the front of `buf`.
 ///
 /// `Ok(None)`: incomplete, append more bytes. `Ok(Some((packet, n)))`: the
@@ -257,9 +250,9 @@ pub fn write_login_request(
     sequence: u64,
 ) -> usize {
     let mut p = [b' '; LOGIN_REQUEST_LEN];
-    p[0..6].copy_from_slice(&alpha::<6>(username));
-    p[6..16].copy_from_slice(&alpha::<10>(password));
-    p[16..26].copy_from_slice(&alpha::<10>(session));
+    p[0..6].copy_from_slice(&alpha_field::<6>(username.as_bytes()));
+    p[6..16].copy_from_slice(&alpha_field::<10>(password.as_bytes()));
+    p[16..26].copy_from_slice(&alpha_field::<10>(session.as_bytes()));
     write_numeric(&mut p[26..46], sequence);
     write_packet(out, kind::LOGIN_REQUEST, &p).unwrap_or(0)
 }
@@ -276,6 +269,10 @@ pub fn write_login_accepted(out: &mut [u8; 33], session: &[u8; 10], sequence: u6
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn alpha<const N: usize>(s: &str) -> [u8; N] {
+        alpha_field(s.as_bytes())
+    }
 
     #[test]
     fn login_round_trip() {

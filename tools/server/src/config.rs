@@ -274,14 +274,15 @@ impl ServeConfig {
 
     /// Every configured session's credentials, in id order.
     pub fn credentials(&self) -> Result<Vec<peregrine_gateway::directory::SessionCredential>, ConfigError> {
-        use peregrine_gateway::directory::{alpha, SessionCredential};
+        use peregrine_gateway::directory::SessionCredential;
+        use peregrine_wire::alpha::checked_alpha_field;
         let mut out = Vec::new();
         for spec in &self.sessions {
-            let secret =
-                alpha(&spec.secret).map_err(|e| ConfigError::Invalid("sessions", format!("secret {e}")))?;
+            let secret = checked_alpha_field(&spec.secret)
+                .map_err(|e| ConfigError::Invalid("sessions", format!("secret {e}")))?;
             for n in spec.names()? {
-                let name =
-                    alpha(&n).map_err(|e| ConfigError::Invalid("sessions", format!("name {n:?} {e}")))?;
+                let name = checked_alpha_field(&n)
+                    .map_err(|e| ConfigError::Invalid("sessions", format!("name {n:?} {e}")))?;
                 out.push(SessionCredential { name, secret });
             }
         }

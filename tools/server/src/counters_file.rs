@@ -37,6 +37,17 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"PRGNSTAT";
 const VERSION: u32 = 1;
 const HEADER: usize = 32;
+
+/// The file header's fields, as in the table above.
+mod header {
+    use core::ops::Range;
+    pub const MAGIC: Range<usize> = 0..8;
+    pub const VERSION: Range<usize> = 8..12;
+    pub const BLOCKS: Range<usize> = 12..16;
+    pub const PID: Range<usize> = 16..24;
+    pub const CREATED_NS: Range<usize> = 24..32;
+    const _: () = assert!(CREATED_NS.end == super::HEADER);
+}
 const TITLE: usize = 64;
 const NAME: usize = 32;
 
@@ -109,14 +120,14 @@ impl CountersFile {
         // SAFETY: a fresh file of exactly `total` bytes that this process
         // never truncates while mapped; shared so readers see the stores.
         let mut map = unsafe { MmapOptions::new().len(total).map_mut(&file) }.map_err(io)?;
-        map[..8].copy_from_slice(MAGIC);
-        map[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        map[12..16].copy_from_slice(&(layout.len() as u32).to_le_bytes());
-        map[16..24].copy_from_slice(&(std::process::id() as u64).to_le_bytes());
+        map[header::MAGIC].copy_from_slice(MAGIC);
+        map[header::VERSION].copy_from_slice(&VERSION.to_le_bytes());
+        map[header::BLOCKS].copy_from_slice(&(layout.len() as u32).to_le_bytes());
+        map[header::PID].copy_from_slice(&(std::process::id() as u64).to_le_bytes());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        map[24..32].copy_from_slice(&now.to_le_bytes());
+        map[header::CREATED_NS].copy_from_slice(&now.to_le_bytes());
         let mut at = 64;
         let mut blocks = Vec::new();
         for (title, names) in layout {
@@ -214,11 +225,13 @@ pub fn read_counters(path: &Path) -> Result<CountersSnapshot, CountersFileError>
     // after creating it (it is replaced by rename, which leaves this mapping
     // on the old inode). Values are read with atomic loads below.
     let map = unsafe { MmapOptions::new().len(len).map(&file) }.map_err(io)?;
-    if &map[..8] != MAGIC || u32::from_le_bytes(map[8..12].try_into().map_err(|_| bad())?) != VERSION {
+    if &map[header::MAGIC] != MAGIC
+        || u32::from_le_bytes(map[header::VERSION].try_into().map_err(|_| bad())?) != VERSION
+    {
         return Err(bad());
     }
-    let nblocks = u32::from_le_bytes(map[12..16].try_into().map_err(|_| bad())?) as usize;
-    let pid = u64::from_le_bytes(map[16..24].try_into().map_err(|_| bad())?);
+    let nblocks = u32::from_le_bytes(map[header::BLOCKS].try_into().map_err(|_| bad())?) as usize;
+    let pid = u64::from_le_bytes(map[header::PID].try_into().map_err(|_| bad())?);
     let mut at = 64;
     let mut blocks = Vec::with_capacity(nblocks.min(1024));
     for _ in 0..nblocks {

@@ -12,7 +12,8 @@ use peregrine_engine::{
 };
 use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, SessionRef};
 use peregrine_wire::message::{
-    parse_inbound, ExecReport, Inbound, MessageType, Reject, RejectReason, ENGINE_REASON_BASE, MESSAGE_LEN,
+    self as wire, parse_inbound, ExecReport, Inbound, MessageType, Reject, RejectReason, UnknownCode,
+    ENGINE_REASON_BASE, MESSAGE_LEN,
 };
 use zerocopy::little_endian::{I64, U16, U32, U64};
 
@@ -89,12 +90,8 @@ impl ReportSink for WireSink<'_, '_> {
                 _ => MessageType::Expired,
             };
             let mut e = ExecReport::empty(t);
-            e.side = r.side as u8;
-            e.liquidity = match r.liquidity {
-                Liquidity::None => 0,
-                Liquidity::Maker => 1,
-                Liquidity::Taker => 2,
-            };
+            e.set_side(wire_side(r.side));
+            e.set_liquidity(wire_liquidity(r.liquidity));
             e.reason = U16::new(r.reason.code());
             e.global_seq = U64::new(self.global_seq);
             if mine {
@@ -114,35 +111,77 @@ impl ReportSink for WireSink<'_, '_> {
     }
 }
 
-fn decode(msg: Inbound<'_>, session: u32) -> Option<Command> {
-    Some(match msg {
+/// The engine's side for a wire side. The engine knows no wire codes; the
+/// wire enumerations own them, and these maps only pair the variants.
+#[inline]
+fn engine_side(s: wire::Side) -> Side {
+    match s {
+        wire::Side::Buy => Side::Buy,
+        wire::Side::Sell => Side::Sell,
+    }
+}
+
+/// The wire side for an engine side.
+#[inline]
+fn wire_side(s: Side) -> wire::Side {
+    match s {
+        Side::Buy => wire::Side::Buy,
+        Side::Sell => wire::Side::Sell,
+    }
+}
+
+/// The engine's order kind for a wire order kind.
+#[inline]
+fn engine_kind(k: wire::OrderKind) -> OrderKind {
+    match k {
+        wire::OrderKind::Limit => OrderKind::Limit,
+        wire::OrderKind::Market => OrderKind::Market,
+    }
+}
+
+/// The engine's time in force for a wire time in force.
+#[inline]
+fn engine_tif(t: wire::TimeInForce) -> TimeInForce {
+    match t {
+        wire::TimeInForce::Gtc => TimeInForce::Gtc,
+        wire::TimeInForce::Ioc => TimeInForce::Ioc,
+        wire::TimeInForce::Fok => TimeInForce::Fok,
+    }
+}
+
+/// The engine's self-trade prevention mode for a wire one.
+#[inline]
+fn engine_stp(m: wire::SelfTrade) -> SelfTradePrevention {
+    match m {
+        wire::SelfTrade::None => SelfTradePrevention::None,
+        wire::SelfTrade::CancelResting => SelfTradePrevention::CancelResting,
+        wire::SelfTrade::CancelIncoming => SelfTradePrevention::CancelIncoming,
+    }
+}
+
+/// The wire liquidity for an engine liquidity.
+#[inline]
+fn wire_liquidity(l: Liquidity) -> wire::Liquidity {
+    match l {
+        Liquidity::None => wire::Liquidity::None,
+        Liquidity::Maker => wire::Liquidity::Maker,
+        Liquidity::Taker => wire::Liquidity::Taker,
+    }
+}
+
+/// The engine command for an order message; `Err` when a coded field holds
+/// an undefined value (or for an Echo, which is no command).
+fn decode(msg: Inbound<'_>, session: u32) -> Result<Command, UnknownCode> {
+    Ok(match msg {
         Inbound::NewOrder(o) => Command::New(NewOrder {
             session,
             order_id: o.order_id.get(),
             instrument: o.instrument.get(),
-            side: match o.side {
-                1 => Side::Buy,
-                2 => Side::Sell,
-                _ => return None,
-            },
-            kind: match o.order_kind {
-                1 => OrderKind::Limit,
-                2 => OrderKind::Market,
-                _ => return None,
-            },
-            tif: match o.time_in_force {
-                1 => TimeInForce::Gtc,
-                2 => TimeInForce::Ioc,
-                3 => TimeInForce::Fok,
-                _ => return None,
-            },
-            post_only: o.flags & 1 != 0,
-            stp: match o.self_trade {
-                0 => SelfTradePrevention::None,
-                1 => SelfTradePrevention::CancelResting,
-                2 => SelfTradePrevention::CancelIncoming,
-                _ => return None,
-            },
+            side: engine_side(o.side()?),
+            kind: engine_kind(o.order_kind()?),
+            tif: engine_tif(o.time_in_force()?),
+            post_only: o.post_only(),
+            stp: engine_stp(o.self_trade()?),
             price: o.price.get(),
             quantity: o.quantity.get(),
         }),
@@ -158,7 +197,12 @@ fn decode(msg: Inbound<'_>, session: u32) -> Option<Command> {
             new_price: r.new_price.get(),
             new_quantity: r.new_quantity.get(),
         }),
-        Inbound::Echo(_) => return None,
+        Inbound::Echo(e) => {
+            return Err(UnknownCode {
+                field: "msg_type",
+                value: e.msg_type.into(),
+            })
+        }
     })
 }
 
@@ -174,22 +218,21 @@ impl Application for MatchApp {
             return;
         }
         let session = engine_session(m.origin);
-        let client_ts_ns = peregrine_wire::message::client_ts_of(m.msg);
         match decode(inbound, session) {
-            Some(cmd) => {
+            Ok(cmd) => {
                 let mut sink = WireSink {
                     out,
                     origin: session,
-                    msg_type: m.msg[0],
+                    msg_type: inbound.msg_type().code(),
                     global_seq: m.global_seq,
                     client_seq: m.client_seq,
-                    client_ts_ns,
+                    client_ts_ns: inbound.client_ts_ns(),
                     gateway_rx_ns: m.gateway_rx_ns,
                     sequencer_ns: m.sequencer_ns,
                 };
                 self.engine.apply(&cmd, &mut sink);
             }
-            None => {
+            Err(_) => {
                 let mut j = Reject::for_block(
                     m.msg,
                     RejectReason::InvalidField as u16,
@@ -197,7 +240,7 @@ impl Application for MatchApp {
                     m.gateway_rx_ns,
                 );
                 j.global_seq = U64::new(m.global_seq);
-                j.order_id = U64::new(u64::from_le_bytes(m.msg[16..24].try_into().unwrap_or([0; 8])));
+                j.order_id = U64::new(inbound.order_id_or_tag());
                 j.sequencer_ns = U64::new(m.sequencer_ns);
                 let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(j);
                 out.send(m.origin, &bytes);
@@ -218,6 +261,28 @@ mod tests {
             SessionRef::new(255, (1 << 24) - 1),
         ] {
             assert_eq!(session_ref(engine_session(r)), r);
+        }
+    }
+
+    /// The maps pair variants: the engine's discriminants are the same
+    /// numbers as the wire codes, so a mismatched arm would show here.
+    #[test]
+    fn enum_maps_pair_the_same_values() {
+        for &s in wire::Side::ALL {
+            assert_eq!(engine_side(s) as u8, s.code());
+            assert_eq!(wire_side(engine_side(s)), s);
+        }
+        for &k in wire::OrderKind::ALL {
+            assert_eq!(engine_kind(k) as u8, k.code());
+        }
+        for &t in wire::TimeInForce::ALL {
+            assert_eq!(engine_tif(t) as u8, t.code());
+        }
+        for &m in wire::SelfTrade::ALL {
+            assert_eq!(engine_stp(m) as u8, m.code());
+        }
+        for l in [Liquidity::None, Liquidity::Maker, Liquidity::Taker] {
+            assert_eq!(wire_liquidity(l).code(), l as u8);
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::counters_file::{CounterBlock, CountersFile};
 use crate::idle::{IdleKind, IdleStrategy, Idler};
+use crate::pinning::{check_cores, pin_current, PinError};
 use peregrine_gateway::GatewayCounters;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
@@ -58,12 +59,9 @@ pub struct RuntimeConfig {
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A requested core does not exist on this machine.
-    #[error("core {0} does not exist (this machine has cores 0..{1})")]
-    NoSuchCore(usize, usize),
-    /// Pinning failed.
-    #[error("could not pin thread to core {0}")]
-    PinFailed(usize),
+    /// A requested core does not exist, or a thread could not be pinned.
+    #[error(transparent)]
+    Pin(#[from] PinError),
     /// The counters file could not be created.
     #[error("counters file: {0}")]
     Counters(#[from] crate::counters_file::CountersFileError),
@@ -90,25 +88,6 @@ pub struct ServerReport {
     pub failure: Option<String>,
     /// Highest sequence number known durable in the journal (0: none/async).
     pub journal_durable_seq: u64,
-}
-
-fn check_cores(cores: &[usize]) -> Result<(), RunError> {
-    let available = core_affinity::get_core_ids().map(|v| v.len()).unwrap_or(0);
-    for &c in cores {
-        if c >= available {
-            return Err(RunError::NoSuchCore(c, available));
-        }
-    }
-    Ok(())
-}
-
-fn pin(core: Option<usize>) -> Result<(), RunError> {
-    if let Some(c) = core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-            return Err(RunError::PinFailed(c));
-        }
-    }
-    Ok(())
 }
 
 /// Runs gateways and sequencer until `stop` is set, then returns counters
@@ -227,7 +206,7 @@ fn run_shared<A: Application + Send + 'static>(
     let handle = std::thread::Builder::new()
         .name("peregrine-shared".into())
         .spawn(move || -> Result<(ServerReport, A), RunError> {
-            pin(core)?;
+            pin_current(core)?;
             let mut idle = Idler::new(kind);
             let mut iter = 0u64;
             let publish = |seq: &Sequencer<A>, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
@@ -290,7 +269,7 @@ fn run_dedicated<A: Application + Send + 'static>(
     let seq_handle = std::thread::Builder::new()
         .name("peregrine-seq".into())
         .spawn(move || -> Result<(Sequencer<A>, u64, u64), RunError> {
-            pin(seq_core)?;
+            pin_current(seq_core)?;
             let mut idle = Idler::new(kind);
             let mut iter = 0u64;
             while !seq_stop.load(Ordering::Relaxed) {
@@ -323,7 +302,7 @@ fn run_dedicated<A: Application + Send + 'static>(
         let h = std::thread::Builder::new()
             .name(format!("peregrine-gw{i}"))
             .spawn(move || -> Result<(Box<dyn GatewayLoop>, u64, u64), RunError> {
-                pin(core)?;
+                pin_current(core)?;
                 let mut idle = Idler::new(kind);
                 let mut iter = 0u64;
                 while !stop.load(Ordering::Relaxed) {

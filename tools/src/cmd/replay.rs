@@ -39,7 +39,7 @@ pub struct ReplayArgs {
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     use peregrine_journal::{Journal, RecordFilter};
-    use peregrine_wire::message::client_ts_of;
+    use peregrine_wire::message::{client_ts_of, msg_type_of, order_id_or_tag_of};
     use std::io::Write;
     let rec = Journal::open_read_only(&a.path).with_context(|| format!("reading {}", a.path.display()))?;
     println!(
@@ -74,7 +74,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
                 r.global_seq,
                 format!("{}:{}", r.origin.gateway, r.origin.index),
                 r.client_seq,
-                (r.msg[0] as char).escape_default().to_string(),
+                (msg_type_of(&r.msg) as char).escape_default().to_string(),
                 client_ts_of(&r.msg),
                 r.gateway_rx_ns,
                 r.sequencer_ns
@@ -94,7 +94,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             checked += 1;
             let ok = rec
                 .get(g)
-                .is_some_and(|r| client_ts_of(&r.msg) == ts && r.msg[16..24] == id.to_le_bytes());
+                .is_some_and(|r| client_ts_of(&r.msg) == ts && order_id_or_tag_of(&r.msg) == id);
             if !ok {
                 bad += 1;
                 if bad <= 10 {
