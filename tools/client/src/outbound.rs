@@ -1,8 +1,9 @@
 //! Typed messages a session sends.
 
-use peregrine_wire::message::{Cancel, Echo, MessageType, NewOrder, Replace, LAYOUT_VERSION, MESSAGE_LEN};
+use peregrine_wire::message::{Cancel, Echo, NewOrder, Replace, MESSAGE_LEN};
+pub use peregrine_wire::message::{OrderKind, Side, TimeInForce};
 use zerocopy::little_endian::{I64, U32, U64};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::IntoBytes;
 
 /// A message to send: one of the client→server layouts of
 /// [`peregrine_wire::message`]. The client sequence number is not part of
@@ -39,26 +40,6 @@ impl Outbound {
     }
 }
 
-/// Order side, as the wire codes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Buy (1).
-    Buy = 1,
-    /// Sell (2).
-    Sell = 2,
-}
-
-/// How long an order's unfilled rest lives, as the wire codes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeInForce {
-    /// Good till cancelled (1): the rest rests in the book.
-    Gtc = 1,
-    /// Immediate or cancel (2): the rest expires at once.
-    Ioc = 2,
-    /// Fill or kill (3): fills completely at once or not at all.
-    Fok = 3,
-}
-
 impl Outbound {
     /// An Echo stamped `client_ts_ns` (ns, echoed in the Ack) with `tag`.
     pub fn echo(client_ts_ns: u64, tag: u64) -> Outbound {
@@ -77,12 +58,10 @@ impl Outbound {
         tif: TimeInForce,
         client_ts_ns: u64,
     ) -> Outbound {
-        let mut m = NewOrder::new_zeroed();
-        m.msg_type = MessageType::NewOrder as u8;
-        m.version = LAYOUT_VERSION;
-        m.side = side as u8;
-        m.order_kind = 1;
-        m.time_in_force = tif as u8;
+        let mut m = NewOrder::empty();
+        m.set_side(side);
+        m.set_order_kind(OrderKind::Limit);
+        m.set_time_in_force(tif);
         m.client_ts_ns = U64::new(client_ts_ns);
         m.order_id = U64::new(order_id);
         m.instrument = U32::new(instrument);
@@ -104,16 +83,14 @@ impl Outbound {
             client_ts_ns,
         );
         if let Outbound::NewOrder(m) = &mut o {
-            m.order_kind = 2;
+            m.set_order_kind(OrderKind::Market);
         }
         o
     }
 
     /// Cancels the session's order `order_id` on `instrument`.
     pub fn cancel(order_id: u64, instrument: u32, client_ts_ns: u64) -> Outbound {
-        let mut m = Cancel::new_zeroed();
-        m.msg_type = MessageType::Cancel as u8;
-        m.version = LAYOUT_VERSION;
+        let mut m = Cancel::empty();
         m.client_ts_ns = U64::new(client_ts_ns);
         m.order_id = U64::new(order_id);
         m.instrument = U32::new(instrument);
@@ -129,9 +106,7 @@ impl Outbound {
         new_quantity: u64,
         client_ts_ns: u64,
     ) -> Outbound {
-        let mut m = Replace::new_zeroed();
-        m.msg_type = MessageType::Replace as u8;
-        m.version = LAYOUT_VERSION;
+        let mut m = Replace::empty();
         m.client_ts_ns = U64::new(client_ts_ns);
         m.order_id = U64::new(order_id);
         m.instrument = U32::new(instrument);

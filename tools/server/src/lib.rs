@@ -9,7 +9,8 @@
 //! - [`idle`]: what a polling loop does when it found no work.
 //! - [`counters_file`]: the shared-memory counters `peregrine stat` reads.
 //! - [`match_app`]: the matching engine behind the sequencer's
-//!   `Application` trait.
+//!   `Application` trait; [`engine_codec`]: engine commands and reports to
+//!   and from wire messages.
 //! - [`pinning`]: the one place threads are pinned to cores.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -18,6 +19,7 @@ pub mod config;
 pub mod counters_file;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod engine_codec;
 pub mod idle;
 pub mod match_app;
 pub mod pinning;

@@ -6,14 +6,11 @@
 //! gateway's session index in the low 24, so a report can be routed back
 //! without a lookup.
 
-use peregrine_engine::{
-    Cancel, Command, Engine, EngineConfig, Liquidity, NewOrder, OrderKind, Replace, Report, ReportKind,
-    ReportSink, SelfTradePrevention, Side, TimeInForce,
-};
+use crate::engine_codec::{decode, wire_liquidity, wire_side};
+use peregrine_engine::{Engine, EngineConfig, Report, ReportKind, ReportSink};
 use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, SessionRef};
 use peregrine_wire::message::{
-    self as wire, parse_inbound, ExecReport, Inbound, MessageType, Reject, RejectReason, UnknownCode,
-    ENGINE_REASON_BASE, MESSAGE_LEN,
+    parse_inbound, ExecReport, Inbound, MessageType, Reject, RejectReason, ENGINE_REASON_BASE, MESSAGE_LEN,
 };
 use zerocopy::little_endian::{I64, U16, U32, U64};
 
@@ -111,101 +108,6 @@ impl ReportSink for WireSink<'_, '_> {
     }
 }
 
-/// The engine's side for a wire side. The engine knows no wire codes; the
-/// wire enumerations own them, and these maps only pair the variants.
-#[inline]
-fn engine_side(s: wire::Side) -> Side {
-    match s {
-        wire::Side::Buy => Side::Buy,
-        wire::Side::Sell => Side::Sell,
-    }
-}
-
-/// The wire side for an engine side.
-#[inline]
-fn wire_side(s: Side) -> wire::Side {
-    match s {
-        Side::Buy => wire::Side::Buy,
-        Side::Sell => wire::Side::Sell,
-    }
-}
-
-/// The engine's order kind for a wire order kind.
-#[inline]
-fn engine_kind(k: wire::OrderKind) -> OrderKind {
-    match k {
-        wire::OrderKind::Limit => OrderKind::Limit,
-        wire::OrderKind::Market => OrderKind::Market,
-    }
-}
-
-/// The engine's time in force for a wire time in force.
-#[inline]
-fn engine_tif(t: wire::TimeInForce) -> TimeInForce {
-    match t {
-        wire::TimeInForce::Gtc => TimeInForce::Gtc,
-        wire::TimeInForce::Ioc => TimeInForce::Ioc,
-        wire::TimeInForce::Fok => TimeInForce::Fok,
-    }
-}
-
-/// The engine's self-trade prevention mode for a wire one.
-#[inline]
-fn engine_stp(m: wire::SelfTrade) -> SelfTradePrevention {
-    match m {
-        wire::SelfTrade::None => SelfTradePrevention::None,
-        wire::SelfTrade::CancelResting => SelfTradePrevention::CancelResting,
-        wire::SelfTrade::CancelIncoming => SelfTradePrevention::CancelIncoming,
-    }
-}
-
-/// The wire liquidity for an engine liquidity.
-#[inline]
-fn wire_liquidity(l: Liquidity) -> wire::Liquidity {
-    match l {
-        Liquidity::None => wire::Liquidity::None,
-        Liquidity::Maker => wire::Liquidity::Maker,
-        Liquidity::Taker => wire::Liquidity::Taker,
-    }
-}
-
-/// The engine command for an order message; `Err` when a coded field holds
-/// an undefined value (or for an Echo, which is no command).
-fn decode(msg: Inbound<'_>, session: u32) -> Result<Command, UnknownCode> {
-    Ok(match msg {
-        Inbound::NewOrder(o) => Command::New(NewOrder {
-            session,
-            order_id: o.order_id.get(),
-            instrument: o.instrument.get(),
-            side: engine_side(o.side()?),
-            kind: engine_kind(o.order_kind()?),
-            tif: engine_tif(o.time_in_force()?),
-            post_only: o.post_only(),
-            stp: engine_stp(o.self_trade()?),
-            price: o.price.get(),
-            quantity: o.quantity.get(),
-        }),
-        Inbound::Cancel(c) => Command::Cancel(Cancel {
-            session,
-            order_id: c.order_id.get(),
-            instrument: c.instrument.get(),
-        }),
-        Inbound::Replace(r) => Command::Replace(Replace {
-            session,
-            order_id: r.order_id.get(),
-            instrument: r.instrument.get(),
-            new_price: r.new_price.get(),
-            new_quantity: r.new_quantity.get(),
-        }),
-        Inbound::Echo(e) => {
-            return Err(UnknownCode {
-                field: "msg_type",
-                value: e.msg_type.into(),
-            })
-        }
-    })
-}
-
 impl Application for MatchApp {
     #[inline]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
@@ -261,28 +163,6 @@ mod tests {
             SessionRef::new(255, (1 << 24) - 1),
         ] {
             assert_eq!(session_ref(engine_session(r)), r);
-        }
-    }
-
-    /// The maps pair variants: the engine's discriminants are the same
-    /// numbers as the wire codes, so a mismatched arm would show here.
-    #[test]
-    fn enum_maps_pair_the_same_values() {
-        for &s in wire::Side::ALL {
-            assert_eq!(engine_side(s) as u8, s.code());
-            assert_eq!(wire_side(engine_side(s)), s);
-        }
-        for &k in wire::OrderKind::ALL {
-            assert_eq!(engine_kind(k) as u8, k.code());
-        }
-        for &t in wire::TimeInForce::ALL {
-            assert_eq!(engine_tif(t) as u8, t.code());
-        }
-        for &m in wire::SelfTrade::ALL {
-            assert_eq!(engine_stp(m) as u8, m.code());
-        }
-        for l in [Liquidity::None, Liquidity::Maker, Liquidity::Taker] {
-            assert_eq!(wire_liquidity(l).code(), l as u8);
         }
     }
 }

@@ -4,10 +4,10 @@
 //! written as wire messages.
 
 use peregrine_engine::flow::{FlowConfig, FlowGenerator};
-use peregrine_engine::{Command, EngineConfig, OrderKind, SelfTradePrevention, Side, TimeInForce};
-use peregrine_wire::message::{Cancel, Echo, MessageType, NewOrder, Replace, LAYOUT_VERSION, MESSAGE_LEN};
-use zerocopy::little_endian::{I64, U32, U64};
-use zerocopy::{FromZeros, IntoBytes};
+use peregrine_engine::EngineConfig;
+use peregrine_server::engine_codec::encode;
+use peregrine_wire::message::{Echo, MESSAGE_LEN};
+use zerocopy::IntoBytes;
 
 /// Which messages to send.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,65 +67,8 @@ impl Flow {
     /// (Echo only; orders carry their own ids).
     pub fn next(&mut self, s: usize, ts_ns: u64, tag: u64, out: &mut [u8; MESSAGE_LEN]) {
         match (self.kind, self.orders.as_mut()) {
-            (FlowKind::Orders, Some(g)) => write_command(&g.next_for(s as u32), ts_ns, out),
+            (FlowKind::Orders, Some(g)) => encode(&g.next_for(s as u32), ts_ns, out),
             _ => out.copy_from_slice(Echo::new(ts_ns, tag).as_bytes()),
-        }
-    }
-}
-
-/// Writes an engine command as the wire message a client sends for it
-/// (the session is the one sending it, so it is not written).
-pub fn write_command(command: &Command, ts_ns: u64, out: &mut [u8; MESSAGE_LEN]) {
-    match command {
-        Command::New(o) => {
-            let mut m = NewOrder::new_zeroed();
-            m.msg_type = MessageType::NewOrder as u8;
-            m.version = LAYOUT_VERSION;
-            m.side = match o.side {
-                Side::Buy => 1,
-                Side::Sell => 2,
-            };
-            m.order_kind = match o.kind {
-                OrderKind::Limit => 1,
-                OrderKind::Market => 2,
-            };
-            m.time_in_force = match o.tif {
-                TimeInForce::Gtc => 1,
-                TimeInForce::Ioc => 2,
-                TimeInForce::Fok => 3,
-            };
-            m.flags = u8::from(o.post_only);
-            m.self_trade = match o.stp {
-                SelfTradePrevention::None => 0,
-                SelfTradePrevention::CancelResting => 1,
-                SelfTradePrevention::CancelIncoming => 2,
-            };
-            m.client_ts_ns = U64::new(ts_ns);
-            m.order_id = U64::new(o.order_id);
-            m.instrument = U32::new(o.instrument);
-            m.price = I64::new(o.price);
-            m.quantity = U64::new(o.quantity);
-            out.copy_from_slice(m.as_bytes());
-        }
-        Command::Cancel(c) => {
-            let mut m = Cancel::new_zeroed();
-            m.msg_type = MessageType::Cancel as u8;
-            m.version = LAYOUT_VERSION;
-            m.client_ts_ns = U64::new(ts_ns);
-            m.order_id = U64::new(c.order_id);
-            m.instrument = U32::new(c.instrument);
-            out.copy_from_slice(m.as_bytes());
-        }
-        Command::Replace(r) => {
-            let mut m = Replace::new_zeroed();
-            m.msg_type = MessageType::Replace as u8;
-            m.version = LAYOUT_VERSION;
-            m.client_ts_ns = U64::new(ts_ns);
-            m.order_id = U64::new(r.order_id);
-            m.instrument = U32::new(r.instrument);
-            m.new_price = I64::new(r.new_price);
-            m.new_quantity = U64::new(r.new_quantity);
-            out.copy_from_slice(m.as_bytes());
         }
     }
 }
@@ -146,7 +89,7 @@ mod tests {
                 Inbound::NewOrder(o) => {
                     kinds[0] += 1;
                     assert_eq!((o.client_ts_ns.get(), o.instrument.get()), (77, FLOW_INSTRUMENT));
-                    assert!(matches!(o.side, 1 | 2) && matches!(o.order_kind, 1 | 2));
+                    assert!(o.side().is_ok() && o.order_kind().is_ok() && o.time_in_force().is_ok());
                 }
                 Inbound::Cancel(_) => kinds[1] += 1,
                 Inbound::Replace(_) => kinds[2] += 1,
