@@ -5,6 +5,7 @@
 //! Each iteration replays the whole flow into a fresh engine whose book was
 //! built by the untimed setup phase, so every iteration sees the same states.
 //! Throughput is reported in operations (commands) per second.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,6 +1,5 @@
-//! The journal (`peregrine_sequencer::journal`): what an append costs, and
-//! what durability costs (issue 5 item 4: "`msync`/`fdatasync` policy
-//! configurable and its cost measured").
+//! The journal (`peregrine_journal`): what an append costs, and what
+//! durability costs (the `msync`/`fdatasync` flush policies, measured).
 //!
 //! * `journal_append/*`: records/s of `JournalWriter::append` with
 //!   `FlushPolicy::None` (async mode: the kernel writes back).
@@ -21,6 +20,7 @@
 //!
 //! Everything is written under `$TMPDIR` (default /tmp) and removed; journals
 //! are restarted (outside the timing) every 512 MiB to bound disk use.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,10 +1,9 @@
-//! Our SPSC ring (`peregrine_sequencer::ring`) against `crossbeam_queue::ArrayQueue`
+//! Our SPSC ring (`peregrine_ring`) against `crossbeam_queue::ArrayQueue`
 //! and `rtrb::RingBuffer`, side by side in the same run, all three carrying the
 //! same 128-byte `InboundSlot` values that travel from gateways to the sequencer.
 //!
-//! Why: DESIGN §4 chose a hand-written ring (batch claim/commit, cached
-//! opposite index, slots inline) and issue 2 keeps it only if it beats both
-//! crates. Two measurements decide that:
+//! Why: we chose a hand-written ring (batch claim/commit, cached opposite
+//! index, slots inline) and keep it only while it beats both crates. Two measurements decide that:
 //!
 //! * `ring_hop`: one item in flight, ping-pong between two threads pinned to
 //!   cores 0 and 1 through a pair of rings (A→B, B→A). Criterion reports the
@@ -25,6 +24,7 @@
 //!
 //! Every received value is checked (its `client_seq` must be the next
 //! expected), so a queue cannot win by losing or reordering items.
+#![forbid(unsafe_code)]
 
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};

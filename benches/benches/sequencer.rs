@@ -1,7 +1,7 @@
 //! Ring → `Sequencer<EchoApp>` → ring, in process, in messages per second.
 //!
-//! Why: issue 2 asks the sequencing core to handle at least 20M messages/s
-//! before any socket is involved, so that the network, not the sequencer,
+//! Why: the sequencing core must handle at least 20M messages/s before any
+//! socket is involved, so that the network, not the sequencer,
 //! bounds the server. This measures exactly the in-process part of the path:
 //! gateway-side code stages pre-built Echo `InboundSlot`s into 1 or 2 input
 //! rings, the sequencer assigns global sequence numbers and EchoApp writes one
@@ -23,6 +23,7 @@
 //! strictly increasing per output ring) and the sequencer's counters must
 //! show every message sequenced with nothing misrouted, so the figure cannot
 //! come from dropped work.
+#![forbid(unsafe_code)]
 
 use std::hint::spin_loop;
 use std::sync::mpsc::{channel, Sender};

@@ -4,6 +4,7 @@
 //! checked after every event.
 //!
 //! `cargo test` runs 10,000 random flows (override with `PROPTEST_CASES`).
+#![forbid(unsafe_code)]
 
 mod support;
 

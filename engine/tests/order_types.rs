@@ -1,6 +1,7 @@
 // Over 600 lines: one example test per order type and reject reason; splitting them would scatter the catalogue.
 //! Example-based tests: every order type, every reject reason, the report
 //! contents and their routing to sessions.
+#![forbid(unsafe_code)]
 
 mod support;
 

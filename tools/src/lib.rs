@@ -9,6 +9,8 @@
 //! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`bench`]: the harness tying them together.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod baseline;
 pub mod bench;

@@ -1,6 +1,8 @@
 //! `peregrine`: serve, client, bench, replay, stat, relay (one file each
 //! under `cmd/`).
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 
 mod cmd;

@@ -1,5 +1,6 @@
-//! The bench report: a table for people, JSON for scripts (keys as in
-//! DESIGN §6), and HdrHistogram's percentile-distribution text for plots.
+//! The bench report: a table for people, JSON for scripts (the keys are
+//! listed in the README's harness section), and HdrHistogram's
+//! percentile-distribution text for plots.
 
 use crate::client::ClientResult;
 use hdrhistogram::Histogram;

@@ -1,6 +1,7 @@
 //! The journal behind a real server: records every sequenced message, and a
 //! restart recovers it, continues the global sequence gap-free and rebuilds
 //! the matching engine's exact state.
+#![forbid(unsafe_code)]
 
 mod common;
 

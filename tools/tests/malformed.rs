@@ -1,5 +1,6 @@
 //! Malformed input over real loopback sockets: rejected or counted, and the
 //! server keeps serving everyone else.
+#![forbid(unsafe_code)]
 
 mod common;
 

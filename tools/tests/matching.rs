@@ -1,6 +1,7 @@
 //! Orders over real UDP and TCP sockets come back as execution reports from
 //! the matching engine, fills going to both the taker's and the maker's
 //! session.
+#![forbid(unsafe_code)]
 
 mod common;
 

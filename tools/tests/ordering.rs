@@ -1,4 +1,5 @@
 //! End to end over real loopback sockets: global order and ack matching.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Sessions end to end over real sockets: credentials, address binding,
 //! unauthenticated and spoofed senders, take-over, MoldUDP64 retransmission
 //! requests and SoupBinTCP re-login replay.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `peregrine stat`'s source: the counters file of a running server shows
 //! live values from another reader while the server runs.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -24,6 +24,7 @@
 //!   is subtracted from each sample (floored at 0), so the figures are the
 //!   operation's own cost within the clock's resolution; values are recorded
 //!   in an HdrHistogram with 3 significant digits.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! alone; seeds are overwritten.
 //!
 //! cargo run -p peregrine-fuzz-entries --example gen_corpus
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! plus what fuzzing kept) and `fuzz/regressions/<target>/` (every crash ever
 //! found, minimised). A failure names the file; rerun just that input with
 //! `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>`.
+#![forbid(unsafe_code)]
 
 use peregrine_fuzz_entries::{seeds, Entry, TARGETS};
 use std::panic::{catch_unwind, AssertUnwindSafe};

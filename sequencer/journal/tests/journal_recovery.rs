@@ -2,6 +2,7 @@
 //! Journal recovery: torn and corrupt tails are dropped (exactly them) and
 //! writing continues gap-free; corruption anywhere else stops the open with
 //! an error naming the file and byte offset.
+#![forbid(unsafe_code)]
 
 use peregrine_journal::{
     segment_name, Journal, JournalError, Prealloc, Precreate, SequencedRecord, WriterConfig, HEADER_LEN,

@@ -1,5 +1,6 @@
 //! Journal writer and reader: round trips across segment rolls, reopen,
 //! gap-free appends, flush bookkeeping, replay filters.
+#![forbid(unsafe_code)]
 
 use peregrine_journal::{
     records_per_segment, segment_name, FlushPolicy, Journal, JournalError, Prealloc, Precreate, RecordFilter,

@@ -1,6 +1,7 @@
 //! `docs/PROTOCOL.md` must describe exactly the layouts the code defines:
 //! every message section's table is parsed and compared, field by field,
 //! with the offsets and sizes generated from the structs.
+#![forbid(unsafe_code)]
 
 use peregrine_wire::message::{FieldLayout, LAYOUTS, MESSAGE_LEN};
 

@@ -8,6 +8,7 @@
 //! The server must run the matching engine (`app = "match"`) with
 //! instrument 1 and know session PG00000000 with that secret (default
 //! `test`).
+#![forbid(unsafe_code)]
 
 use peregrine_client::{Event, Outbound, Side, TimeInForce, UdpClient};
 use peregrine_netio::clock::now_ns;

@@ -1,5 +1,6 @@
 //! The client against a real server on loopback: login, typed orders and
 //! replies, a refused login, resuming after a logout, TCP.
+#![forbid(unsafe_code)]
 
 use peregrine_client::{
     ClientError, Event, LoginRejection, Outbound, Side, TcpClient, TimeInForce, UdpClient,

@@ -1,6 +1,7 @@
 //! The UDP client's retransmission against a scripted peer on loopback (no
 //! server): what it resends when the server reports a gap, when its timer
 //! runs out, and which replies it asks for again.
+#![forbid(unsafe_code)]
 
 use peregrine_client::{session_name, Event, Outbound, UdpClient};
 use peregrine_netio::clock::now_ns;

@@ -14,6 +14,7 @@
 //! - [`pinning`]: the one place threads are pinned to cores.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod counters_file;
