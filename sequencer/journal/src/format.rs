@@ -2,7 +2,7 @@
 //! the crate docs for the tables). Pure functions over byte slices: no
 //! I/O, no allocation, total on any input.
 
-use super::SequencedRecord;
+use super::{Sequenced, SequencedRecord};
 use peregrine_wire::message::MESSAGE_LEN;
 use peregrine_wire::SessionRef;
 
@@ -234,37 +234,22 @@ pub fn decode_header(b: &[u8]) -> Result<SegmentHeader, String> {
 #[cfg(test)]
 #[inline]
 pub fn encode_record(r: &SequencedRecord, dst: &mut [u8]) {
-    encode_parts(
-        r.global_seq,
-        r.origin,
-        r.client_seq,
-        r.gateway_rx_ns,
-        r.sequencer_ns,
-        &r.msg,
-        dst,
-    );
+    encode(&r.as_sequenced(), dst);
 }
 
-/// [`encode_record`] from the fields (`origin.reserved` is not stored).
+/// Writes the sequenced message `m` as a record into `dst` (exactly
+/// [`RECORD_LEN`] bytes), CRC last (`origin.reserved` is not stored).
 #[inline]
-pub fn encode_parts(
-    global_seq: u64,
-    origin: SessionRef,
-    client_seq: u64,
-    gateway_rx_ns: u64,
-    sequencer_ns: u64,
-    msg: &[u8; MESSAGE_LEN],
-    dst: &mut [u8],
-) {
+pub fn encode(m: &Sequenced<'_>, dst: &mut [u8]) {
     let dst = &mut dst[..RECORD_LEN];
     dst[rf::KIND].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
-    dst[rf::GATEWAY].copy_from_slice(&origin.gateway.to_le_bytes());
-    dst[rf::SESSION_INDEX].copy_from_slice(&origin.index.to_le_bytes());
-    dst[rf::GLOBAL_SEQ].copy_from_slice(&global_seq.to_le_bytes());
-    dst[rf::CLIENT_SEQ].copy_from_slice(&client_seq.to_le_bytes());
-    dst[rf::GATEWAY_RX_NS].copy_from_slice(&gateway_rx_ns.to_le_bytes());
-    dst[rf::SEQUENCER_NS].copy_from_slice(&sequencer_ns.to_le_bytes());
-    dst[rf::MSG].copy_from_slice(msg);
+    dst[rf::GATEWAY].copy_from_slice(&m.origin.gateway.to_le_bytes());
+    dst[rf::SESSION_INDEX].copy_from_slice(&m.origin.index.to_le_bytes());
+    dst[rf::GLOBAL_SEQ].copy_from_slice(&m.global_seq.to_le_bytes());
+    dst[rf::CLIENT_SEQ].copy_from_slice(&m.client_seq.to_le_bytes());
+    dst[rf::GATEWAY_RX_NS].copy_from_slice(&m.gateway_rx_ns.to_le_bytes());
+    dst[rf::SEQUENCER_NS].copy_from_slice(&m.sequencer_ns.to_le_bytes());
+    dst[rf::MSG].copy_from_slice(m.msg);
     let crc = crc32c(&dst[..rf::CRC.start]);
     dst[rf::CRC].copy_from_slice(&crc.to_le_bytes());
 }

@@ -1,12 +1,10 @@
 //! [`JournalWriter`]: appends records into the mapped current segment, rolls
 //! to the next one when full, and makes written records durable on request.
 
-use super::format::{encode_parts, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
+use super::format::{encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
 use super::segment::{create_segment, io_err, open_for_write, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
 use crate::Sequenced;
-use peregrine_wire::message::MESSAGE_LEN;
-use peregrine_wire::SessionRef;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -238,40 +236,14 @@ impl JournalWriter {
     /// syscall, no allocation, except when the segment is full (roll).
     #[inline]
     pub fn append(&mut self, r: &SequencedRecord) -> Result<(), JournalError> {
-        self.append_parts(
-            r.global_seq,
-            r.origin,
-            r.client_seq,
-            r.gateway_rx_ns,
-            r.sequencer_ns,
-            &r.msg,
-        )
+        self.append_sequenced(&r.as_sequenced())
     }
 
     /// [`append`](Self::append) straight from the sequencer's borrowed view
     /// (no intermediate copy of the message).
     #[inline]
     pub fn append_sequenced(&mut self, m: &Sequenced<'_>) -> Result<(), JournalError> {
-        self.append_parts(
-            m.global_seq,
-            m.origin,
-            m.client_seq,
-            m.gateway_rx_ns,
-            m.sequencer_ns,
-            m.msg,
-        )
-    }
-
-    #[inline]
-    fn append_parts(
-        &mut self,
-        global_seq: u64,
-        origin: SessionRef,
-        client_seq: u64,
-        gateway_rx_ns: u64,
-        sequencer_ns: u64,
-        msg: &[u8; MESSAGE_LEN],
-    ) -> Result<(), JournalError> {
+        let global_seq = m.global_seq;
         if global_seq != self.next_seq {
             return Err(JournalError::NonConsecutive {
                 expected: self.next_seq,
@@ -287,15 +259,7 @@ impl JournalWriter {
             idx = 0;
         }
         let off = slot_offset(idx) as usize;
-        encode_parts(
-            global_seq,
-            origin,
-            client_seq,
-            gateway_rx_ns,
-            sequencer_ns,
-            msg,
-            &mut self.cur.map[off..off + RECORD_LEN],
-        );
+        encode(m, &mut self.cur.map[off..off + RECORD_LEN]);
         // Cannot overflow: global_seq < u64::MAX (checked above).
         self.next_seq = global_seq + 1;
         Ok(())
