@@ -6,7 +6,8 @@
 //! into a small `Copy` value, and allocates nothing.
 
 use peregrine_wire::message::{
-    Ack, Echo, ExecReport, LoginAccepted, LoginRejected, MessageType, Reject, RejectReason, MESSAGE_LEN,
+    Ack, Echo, ExecReport, Liquidity, LoginAccepted, LoginRejected, MessageType, Reject, RejectReason, Side,
+    MESSAGE_LEN,
 };
 use zerocopy::FromBytes;
 
@@ -64,8 +65,8 @@ pub struct ExecutionReport {
     pub order_id: u64,
     /// Instrument id.
     pub instrument: u32,
-    /// Side byte (1 buy, 2 sell).
-    pub side: u8,
+    /// The order's side (`None` if the server sent an undefined code).
+    pub side: Option<Side>,
     /// Price, in ticks of the instrument's price unit.
     pub price: i64,
     /// Quantity of this report (filled quantity for a fill), in units.
@@ -74,8 +75,9 @@ pub struct ExecutionReport {
     pub leaves: u64,
     /// Engine reason code (non-zero on engine rejects and expiries).
     pub reason: u16,
-    /// Liquidity of a fill: 1 maker, 2 taker (0 otherwise).
-    pub liquidity: u8,
+    /// Whether a fill added (maker) or removed (taker) liquidity;
+    /// `Liquidity::None` on other reports (`None` if undefined).
+    pub liquidity: Option<Liquidity>,
     /// The trade's id on fills (both sides of a trade share it).
     pub match_id: u64,
 }
@@ -270,12 +272,12 @@ pub fn decode_block(session: usize, block: &[u8], echo_seq: u64) -> Option<Event
                     client_ts_ns: e.client_ts_ns.get(),
                     order_id: e.order_id.get(),
                     instrument: e.instrument.get(),
-                    side: e.side,
+                    side: e.side().ok(),
                     price: e.price.get(),
                     quantity: e.quantity.get(),
                     leaves: e.leaves.get(),
                     reason: e.reason.get(),
-                    liquidity: e.liquidity,
+                    liquidity: e.liquidity().ok(),
                     match_id: e.match_id.get(),
                 },
             }

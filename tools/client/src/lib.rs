@@ -70,7 +70,8 @@ pub use error::ClientError;
 pub use event::{decode_block, Event, ExecutionReport, LoginRejection};
 pub use link::{Direction, Link, NoLink};
 pub use names::{session_index, session_name};
-pub use outbound::{Outbound, Side, TimeInForce};
+pub use outbound::{OrderKind, Outbound, Side, TimeInForce};
+pub use peregrine_wire::message::{Liquidity, RejectReason};
 pub use tcp::TcpClient;
 pub use udp::UdpClient;
 
