@@ -11,15 +11,20 @@
 pub mod counters;
 pub mod directory;
 pub mod fxhash;
+mod gateway_core;
 mod gateway_loop;
+pub mod options;
 pub mod replies;
 pub mod restore;
 pub mod session;
+pub mod session_core;
 pub mod tcp;
 pub mod udp;
 
 pub use counters::GatewayCounters;
 pub use gateway_loop::GatewayLoop;
+pub use options::GatewayOptions;
+pub use session_core::SessionCore;
 pub use tcp::TcpGateway;
 pub use udp::UdpGateway;
 

@@ -21,7 +21,7 @@
 
 use crate::Bytes;
 use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_netio::{
     ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES,
