@@ -600,3 +600,6 @@ impl SessionCore {
         SessionRef::new(self.gateway, id)
     }
 }
+
+#[cfg(test)]
+mod tests;
