@@ -103,7 +103,7 @@ impl GatewayCore {
         block: &[u8],
         reason: RejectReason,
         client_seq: u64,
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
     ) {
         if let Some((peer, name, bytes)) = self.core.reject_message(session, block, reason, client_seq) {
             self.replies.push_unsequenced(peer, &name, &bytes, port);
@@ -111,7 +111,12 @@ impl GatewayCore {
     }
 
     /// Sends session `session` a reject it was sent before, again.
-    pub(crate) fn resend_reject(&mut self, session: u32, bytes: &[u8; MESSAGE_LEN], port: &mut impl Port) {
+    pub(crate) fn resend_reject(
+        &mut self,
+        session: u32,
+        bytes: &[u8; MESSAGE_LEN],
+        port: &mut (impl Port + ?Sized),
+    ) {
         if let Some((peer, name)) = self.core.route(session) {
             self.replies.push_unsequenced(peer, &name, bytes, port);
             self.core.counters.replies_retransmitted += 1;
@@ -125,7 +130,7 @@ impl GatewayCore {
         peer: Peer,
         name: &SessionName,
         msg: &[u8; MESSAGE_LEN],
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
     ) {
         self.replies.push_unsequenced(peer, name, msg, port);
     }
@@ -137,13 +142,13 @@ impl GatewayCore {
     }
 
     /// Heartbeats to sessions sent nothing for a while (timer tick `now`).
-    pub(crate) fn heartbeats(&mut self, now_ns: u64, port: &mut impl Port) {
+    pub(crate) fn heartbeats(&mut self, now_ns: u64, port: &mut (impl Port + ?Sized)) {
         self.replies
             .heartbeats(&mut self.core.sessions, now_ns, port, &mut self.core.counters);
     }
 
     /// One transmit round: drains replies from the sequencer, packs, sends.
-    pub(crate) fn drain(&mut self, port: &mut impl Port) -> usize {
+    pub(crate) fn drain(&mut self, port: &mut (impl Port + ?Sized)) -> usize {
         self.replies
             .drain(&mut self.core.sessions, port, &mut self.core.counters)
     }

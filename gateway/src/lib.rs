@@ -2,9 +2,12 @@
 //! sessions, turn framed packets into validated ring slots for the
 //! sequencer, and pack the sequencer's replies back into packets.
 //!
-//! - [`udp::UdpGateway`]: MoldUDP64 over any datagram [`peregrine_netio::Port`]
-//!   (kernel UDP or DPDK).
-//! - [`tcp::TcpGateway`]: SoupBinTCP over a stream port (kernel TCP).
+//! - [`udp::UdpGateway`]: MoldUDP64 over any
+//!   [`peregrine_netio::DatagramPort`] (kernel UDP or DPDK).
+//! - [`tcp::TcpGateway`]: SoupBinTCP over a [`peregrine_netio::StreamPort`]
+//!   (kernel TCP).
+//! - [`session_core::SessionCore`]: the session layer both share, as a
+//!   state machine without I/O; [`options::GatewayOptions`] their sizing.
 //! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
 #![forbid(unsafe_code)]
 

@@ -236,7 +236,7 @@ impl ReplyPath {
         sessions: &mut SessionTable,
         idx: u32,
         msg: &[u8; MESSAGE_LEN],
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) {
         while self
@@ -255,7 +255,7 @@ impl ReplyPath {
         peer: Peer,
         name: &SessionName,
         msg: &[u8; MESSAGE_LEN],
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
     ) {
         let mut buf = [0u8; HEADER_LEN + 2 + MESSAGE_LEN];
         let n = match self.batcher.framing {
@@ -273,7 +273,7 @@ impl ReplyPath {
 
     /// Queues a session-protocol packet (login accepted, rejected...) for
     /// `peer` ahead of replies staged later.
-    pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {
+    pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut (impl Port + ?Sized)) {
         if !self.tx.push(peer, bytes) {
             self.send(port);
             self.tx.push(peer, bytes);
@@ -284,7 +284,7 @@ impl ReplyPath {
     /// (the port counts what it could not send; datagram clients recover by
     /// re-request, stream ports close slow readers themselves) and is never
     /// fatal to the polling loop.
-    pub fn send(&mut self, port: &mut impl Port) {
+    pub fn send(&mut self, port: &mut (impl Port + ?Sized)) {
         if !self.tx.is_empty() {
             let _ = port.send(&mut self.tx);
             self.tx.clear();
@@ -303,7 +303,7 @@ impl ReplyPath {
         &mut self,
         sessions: &mut SessionTable,
         now_ns: u64,
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) {
         let (interval_ns, live_ns) = (self.heartbeat_ns, self.live_ns);
@@ -338,7 +338,7 @@ impl ReplyPath {
     pub fn drain(
         &mut self,
         sessions: &mut SessionTable,
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) -> usize {
         let avail = self.from_sequencer.available().min(self.reply_burst);

@@ -29,7 +29,7 @@ use crate::replies::Framing;
 use crate::session_core::{Action, LoginRequest, LoginVerdict, Replay};
 use crate::GatewayLoop;
 use crate::GatewayRings;
-use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
+use peregrine_netio::{clock, ConnId, PacketBatch, Peer, PortCounters, RxEvent, StreamPort, SLOT_BYTES};
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
@@ -48,7 +48,7 @@ struct ConnState {
 }
 
 /// A SoupBinTCP gateway owning one stream port.
-pub struct TcpGateway<P: Port> {
+pub struct TcpGateway<P: StreamPort> {
     port: P,
     rx: PacketBatch,
     rx_pos: usize,
@@ -72,7 +72,7 @@ enum Progress {
     Blocked,
 }
 
-impl<P: Port> TcpGateway<P> {
+impl<P: StreamPort> TcpGateway<P> {
     /// Gateway `id` over the stream `port`, admitting the sessions of
     /// `directory`.
     pub fn new(
@@ -134,15 +134,15 @@ impl SoupTcp {
         }
     }
 
-    fn close(&mut self, i: usize, port: &mut impl Port) {
+    fn close(&mut self, i: usize, port: &mut impl StreamPort) {
         let id = self.conns[i].id;
         self.gw.replies.send(port);
-        port.close(Peer::Conn(id));
+        port.close(id);
         self.closed(id);
     }
 
     /// Appends a chunk to connection `id`'s buffer and handles its packets.
-    fn on_data(&mut self, id: ConnId, data: &[u8], port: &mut impl Port) -> Progress {
+    fn on_data(&mut self, id: ConnId, data: &[u8], port: &mut impl StreamPort) -> Progress {
         let Some(i) = self.conn_index(id) else {
             return Progress::Done;
         };
@@ -159,7 +159,7 @@ impl SoupTcp {
     }
 
     /// Handles every complete packet buffered for connection `i`.
-    fn process(&mut self, i: usize, port: &mut impl Port) -> Progress {
+    fn process(&mut self, i: usize, port: &mut impl StreamPort) -> Progress {
         // Take the buffer out so packets can borrow it while `self` is
         // mutated; `take` leaves an empty Vec and allocates nothing.
         let mut buf = std::mem::take(&mut self.conns[i].buf);
@@ -205,7 +205,7 @@ impl SoupTcp {
         progress
     }
 
-    fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl Port) -> PacketOutcome {
+    fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl StreamPort) -> PacketOutcome {
         if let Some(session) = self.conns[i].session {
             self.gw.core.heard_from(session);
         }
@@ -244,7 +244,7 @@ impl SoupTcp {
         password: [u8; 10],
         session: SessionName,
         sequence: u64,
-        port: &mut impl Port,
+        port: &mut impl StreamPort,
     ) -> PacketOutcome {
         if self.conns[i].session.is_some() {
             self.gw.counters().dropped_not_logged_in += 1;
@@ -298,7 +298,7 @@ impl SoupTcp {
 
     /// An Unsequenced Data packet on connection `i`: one message, client
     /// sequence implicit.
-    fn data(&mut self, i: usize, block: &[u8], port: &mut impl Port) -> PacketOutcome {
+    fn data(&mut self, i: usize, block: &[u8], port: &mut impl StreamPort) -> PacketOutcome {
         let Some(session) = self.conns[i].session else {
             self.gw.counters().dropped_not_logged_in += 1;
             self.close(i, port);
@@ -320,7 +320,7 @@ impl SoupTcp {
     /// Closes logged-in connections whose client sent nothing (not even a
     /// heartbeat) for the idle timeout. SoupBinTCP clients heartbeat every
     /// second when idle, so silence means the peer is gone.
-    fn close_idle(&mut self, now_ns: u64, port: &mut impl Port) {
+    fn close_idle(&mut self, now_ns: u64, port: &mut impl StreamPort) {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let Some(s) = c.session.filter(|_| c.open) else {
@@ -341,7 +341,7 @@ impl SoupTcp {
 
     /// Sends replies `from..to` of session `idx` again, from its reply log,
     /// as Sequenced Data packets (a re-login with a sequence number).
-    fn replay(&mut self, idx: u32, from: u64, to: u64, port: &mut impl Port) {
+    fn replay(&mut self, idx: u32, from: u64, to: u64, port: &mut impl StreamPort) {
         let Some(s) = self.gw.core.session(idx) else {
             return;
         };
@@ -364,7 +364,7 @@ impl SoupTcp {
         self.gw.counters().replies_retransmitted += sent;
     }
 
-    fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl Port) {
+    fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl StreamPort) {
         let mut out = [0u8; 4];
         let n = write_packet(&mut out, kind::LOGIN_REJECTED, &[e.code()]).unwrap_or(0);
         self.gw
@@ -380,7 +380,7 @@ enum PacketOutcome {
     Closed,
 }
 
-impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
+impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
     fn poll_rx(&mut self) -> usize {
         let mut work = 0;
         if let Some(i) = self.blocked {

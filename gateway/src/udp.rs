@@ -1,7 +1,8 @@
 //! MoldUDP64 gateway over any datagram port (kernel UDP or DPDK).
 //!
-//! Receive path, per burst: one `recv` fills a batch of datagrams; each is
-//! validated as a whole MoldUDP64 packet (a packet with broken framing is
+//! Receive path, per burst: one `receive` takes in a burst of datagrams,
+//! which the port then lends one by one (no copy: the payload is copied
+//! once, into the ring slot); each is validated as a whole MoldUDP64 packet (a packet with broken framing is
 //! dropped and counted: its block boundaries cannot be trusted), its session
 //! looked up by name in the configured [`SessionDirectory`] and checked to
 //! be bound to the datagram's source address, and each block checked
@@ -34,7 +35,7 @@ use crate::replies::Framing;
 use crate::session_core::{Action, Backpressure, LoginRequest, LoginVerdict, Replay};
 use crate::GatewayLoop;
 use crate::GatewayRings;
-use peregrine_netio::{clock, PacketBatch, Peer, Port, PortCounters};
+use peregrine_netio::{clock, DatagramPort, Peer, Port, PortCounters};
 use peregrine_wire::message::{
     Login, LoginAccepted, LoginRejected, MessageType, RejectReason, LAYOUT_VERSION, MESSAGE_LEN,
 };
@@ -47,15 +48,15 @@ use std::sync::Arc;
 use zerocopy::FromBytes;
 
 /// A MoldUDP64 gateway owning one datagram port.
-pub struct UdpGateway<P: Port> {
+pub struct UdpGateway<P: DatagramPort> {
     port: P,
-    rx: PacketBatch,
-    rx_pos: usize,
+    /// Datagrams per receive burst.
+    rx_burst: usize,
     mold: MoldUdp,
 }
 
-/// Everything but the port and the receive batch, so a datagram borrowed
-/// from the batch can be handled with the rest mutable.
+/// Everything but the port, so a datagram the port lends can be handled
+/// with the rest mutable.
 struct MoldUdp {
     gw: GatewayCore,
     /// Blocks of the pending datagram already handled (see
@@ -66,7 +67,7 @@ struct MoldUdp {
     resend: Option<(u32, u64, u64)>,
 }
 
-impl<P: Port> UdpGateway<P> {
+impl<P: DatagramPort> UdpGateway<P> {
     /// Gateway `id` (its index at the sequencer) over `port`, admitting the
     /// sessions of `directory`.
     pub fn new(
@@ -78,8 +79,7 @@ impl<P: Port> UdpGateway<P> {
     ) -> Self {
         UdpGateway {
             port,
-            rx: PacketBatch::new(opts.rx_burst.max(1)),
-            rx_pos: 0,
+            rx_burst: opts.rx_burst.max(1),
             mold: MoldUdp {
                 gw: GatewayCore::new(id, Framing::MoldUdp64, rings, directory, &opts, true),
                 block_pos: 0,
@@ -106,11 +106,7 @@ impl MoldUdp {
     /// is staged whole when the ring has room for all of it, so it is split
     /// only when it carries more messages than the ring can ever hold at
     /// once (a tiny ring) or the sequencer is behind.
-    fn handle_datagram(&mut self, peer: Peer, data: &[u8], port: &mut impl Port) -> bool {
-        let Peer::Addr(addr) = peer else {
-            self.gw.counters().dropped_malformed += 1;
-            return true;
-        };
+    fn handle_datagram(&mut self, addr: SocketAddr, data: &[u8], port: &mut dyn Port) -> bool {
         let Ok(pkt) = MoldPacket::new_checked(data) else {
             self.not_a_packet(addr, data, port);
             return true;
@@ -138,7 +134,7 @@ impl MoldUdp {
     /// A datagram without valid MoldUDP64 framing: a retransmission request
     /// (a header with a count and no blocks) from a bound address is
     /// answered from the reply log; anything else is dropped, counted.
-    fn not_a_packet(&mut self, addr: SocketAddr, data: &[u8], port: &mut impl Port) {
+    fn not_a_packet(&mut self, addr: SocketAddr, data: &[u8], port: &mut dyn Port) {
         let Some(req) = RetransmissionRequest::parse(data) else {
             self.gw.counters().dropped_malformed += 1;
             return;
@@ -167,7 +163,7 @@ impl MoldUdp {
     /// Stages, holds or answers the datagram's blocks from `block_pos` on
     /// (block k has client sequence = packet sequence + k); false when the
     /// ring filled up first and the rest waits.
-    fn take_blocks(&mut self, session: u32, pkt: &MoldPacket<'_>, port: &mut impl Port) -> bool {
+    fn take_blocks(&mut self, session: u32, pkt: &MoldPacket<'_>, port: &mut dyn Port) -> bool {
         let first = pkt.sequence();
         // Held messages that follow on but did not fit the ring last time.
         self.drain_held(session, port);
@@ -212,7 +208,7 @@ impl MoldUdp {
     /// Answers a copy or a gap: the original replies (deferred to the end
     /// of the datagram, so the replies of a run of retransmitted messages
     /// go back packed, not one per packet), a reject again, or nothing.
-    fn answer(&mut self, session: u32, action: Action, port: &mut impl Port) {
+    fn answer(&mut self, session: u32, action: Action, port: &mut dyn Port) {
         match action {
             Action::ResendReplies { first, end } => match &mut self.resend {
                 Some(r) if r.0 == session && r.2 == first => r.2 = end,
@@ -231,7 +227,7 @@ impl MoldUdp {
     /// Takes, in order, the messages that arrived ahead of a gap and now
     /// follow on, while the ring has room (what does not fit stays held
     /// and is taken when the session's next datagram arrives).
-    fn drain_held(&mut self, session: u32, port: &mut impl Port) {
+    fn drain_held(&mut self, session: u32, port: &mut dyn Port) {
         loop {
             let room = self.gw.ring_has_room();
             let Some((action, msg, len)) = self.gw.core.take_held(session, room) else {
@@ -249,7 +245,7 @@ impl MoldUdp {
 
     /// The datagram is done: if messages are still held behind a gap, name
     /// the missing one (paced by the core), then send deferred resends.
-    fn finish_datagram(&mut self, session: u32, port: &mut impl Port) {
+    fn finish_datagram(&mut self, session: u32, port: &mut dyn Port) {
         if let Action::Refuse { reason, client_seq } = self.gw.core.gap_after_datagram(session) {
             self.gw.refuse(session, &[], reason, client_seq, port);
         }
@@ -258,7 +254,7 @@ impl MoldUdp {
     }
 
     /// A Login (or Logout) packet: `block` is its only message.
-    fn session_control(&mut self, addr: SocketAddr, name: SessionName, block: &[u8], port: &mut impl Port) {
+    fn session_control(&mut self, addr: SocketAddr, name: SessionName, block: &[u8], port: &mut dyn Port) {
         let Ok(login) = Login::ref_from_bytes(block) else {
             self.gw.counters().dropped_malformed += 1;
             return;
@@ -297,7 +293,7 @@ impl MoldUdp {
 
     /// Logout: only the bound address may log a session out; it gets an
     /// end-of-session packet.
-    fn logout(&mut self, addr: SocketAddr, name: SessionName, port: &mut impl Port) {
+    fn logout(&mut self, addr: SocketAddr, name: SessionName, port: &mut dyn Port) {
         let Some(id) = self.gw.core.bound_session(Peer::Addr(addr), &name) else {
             self.gw.counters().dropped_unauthenticated += 1;
             return;
@@ -315,7 +311,7 @@ impl MoldUdp {
         name: SessionName,
         e: LoginError,
         ts: u64,
-        port: &mut impl Port,
+        port: &mut dyn Port,
     ) {
         let r = LoginRejected::new(e.code(), ts);
         let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
@@ -324,7 +320,7 @@ impl MoldUdp {
 
     /// Resends up to `count` replies from reply sequence `first` on, as far
     /// as the reply log still has them, in full packets. Returns how many.
-    fn resend_range(&mut self, session: u32, first: u64, count: u64, port: &mut impl Port) -> u64 {
+    fn resend_range(&mut self, session: u32, first: u64, count: u64, port: &mut dyn Port) -> u64 {
         /// Most replies resent for one request (a client asks again for more).
         const MAX_RESEND: u64 = 64 * MAX_MESSAGES_PER_PACKET as u64;
         let Some(s) = self.gw.core.session(session) else {
@@ -361,38 +357,32 @@ impl MoldUdp {
     }
 
     /// Sends the deferred original replies (see `answer`).
-    fn flush_resend(&mut self, port: &mut impl Port) {
+    fn flush_resend(&mut self, port: &mut dyn Port) {
         if let Some((session, first, end)) = self.resend.take() {
             self.resend_range(session, first, end - first, port);
         }
     }
 }
 
-impl<P: Port + Send> GatewayLoop for UdpGateway<P> {
+impl<P: DatagramPort + Send> GatewayLoop for UdpGateway<P> {
+    /// One receive burst (unless datagrams of the last one still wait for
+    /// ring room), its datagrams handled as the port lends them; one ring
+    /// publish.
     fn poll_rx(&mut self) -> usize {
-        if self.rx_pos >= self.rx.len() {
-            self.rx_pos = 0;
-            match self.port.recv(&mut self.rx) {
-                Ok(0) | Err(_) => {
-                    self.rx.clear();
-                    return 0;
-                }
-                Ok(n) => {
-                    self.mold.gw.begin_burst(clock::now_ns());
-                    self.mold.gw.counters().rx_packets += n as u64;
-                }
+        match self.port.receive(self.rx_burst) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.mold.gw.begin_burst(clock::now_ns());
+                self.mold.gw.counters().rx_packets += n as u64;
             }
+            Err(_) => return 0,
         }
-        let start = self.rx_pos;
-        while self.rx_pos < self.rx.len() {
-            let (peer, _, data) = self.rx.get(self.rx_pos);
-            if !self.mold.handle_datagram(peer, data, &mut self.port) {
-                break;
-            }
-            self.rx_pos += 1;
-        }
+        let mold = &mut self.mold;
+        let handled = self
+            .port
+            .consume(|from, data, port| mold.handle_datagram(from, data, port));
         self.mold.gw.publish();
-        self.rx_pos - start
+        handled
     }
 
     fn poll_tx(&mut self) -> usize {

@@ -13,7 +13,7 @@ use super::flow::Flow;
 use super::recorder::Reply;
 use super::rto::Rto;
 use super::transport::{decode_reply, ClientTransport};
-use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
+use peregrine_netio::{DatagramPort, PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use peregrine_wire::message::MESSAGE_LEN;
 use peregrine_wire::moldudp64::{MoldBuilder, MoldPacket, SessionName};
 use std::collections::{BTreeMap, VecDeque};
