@@ -1,16 +1,17 @@
 //! MoldUDP64 gateway over any datagram port (kernel UDP or DPDK).
 //!
 //! Receive path, per burst: one `receive` takes in a burst of datagrams,
-//! which the port then lends one by one (no copy: the payload is copied
-//! once, into the ring slot); each is validated as a whole MoldUDP64 packet (a packet with broken framing is
-//! dropped and counted: its block boundaries cannot be trusted), its session
+//! which the port then lends one by one (no copy: a message is copied once,
+//! into its ring slot); each is validated as a whole MoldUDP64 packet (a
+//! packet with broken framing is dropped and counted: its block boundaries
+//! cannot be trusted), its session
 //! looked up by name in the configured [`SessionDirectory`] and checked to
 //! be bound to the datagram's source address, and each block checked
 //! (length, type, version). Good blocks are staged into the input ring with
 //! client sequence = packet sequence + block index; bad ones get a Reject.
 //! If the ring lacks room for a packet's blocks, the packet and the rest of
-//! the burst wait for the next poll (back-pressure: the socket buffer
-//! absorbs it); if the ring stays full longer than `busy_after`, new
+//! the burst stay held in the port for the next poll (back-pressure: the
+//! socket buffer absorbs what follows); if the ring stays full longer than `busy_after`, new
 //! messages are answered Busy instead (not sequenced, the client resends),
 //! so a client learns of the overload instead of losing datagrams to a full
 //! socket buffer. One ring publish per burst.
@@ -22,6 +23,10 @@
 //! without an answer (answering would make us a reflector). A header-only
 //! packet with a count is a MoldUDP64 retransmission request, answered from
 //! the session's reply log.
+//!
+//! Everything that decides (login, dedup, reordering, gaps, rate limit,
+//! Busy) is the shared [`crate::session_core::SessionCore`]; this file is
+//! the MoldUDP64 framing and address binding around it.
 //!
 //! Transmit path: replies drained from the output ring in one burst are
 //! packed per session into MoldUDP64 packets (up to 14 per datagram) and

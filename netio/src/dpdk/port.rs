@@ -514,13 +514,17 @@ impl DpdkPort {
                 let (from, payload) = self.handle_ipv4(&eth, ip_ck, l4_ck)?;
                 // Both lie within `frame` (a frame is at most 64 KiB).
                 let offset = payload.as_ptr() as usize - frame.as_ptr() as usize;
-                self.rx_views[self.rx_view_len] = RxView {
-                    mbuf: mbuf as u16,
-                    offset: offset as u16,
-                    len: payload.len() as u16,
-                    from,
-                };
-                self.rx_view_len += 1;
+                // Always a free view: a burst has at most `burst` frames,
+                // each yielding at most one datagram.
+                if let Some(v) = self.rx_views.get_mut(self.rx_view_len) {
+                    *v = RxView {
+                        mbuf: mbuf as u16,
+                        offset: offset as u16,
+                        len: payload.len() as u16,
+                        from,
+                    };
+                    self.rx_view_len += 1;
+                }
                 Ok(())
             }
             EtherType::Arp => self.handle_arp(eth.payload()),
