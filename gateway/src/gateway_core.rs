@@ -64,9 +64,9 @@ impl GatewayCore {
         self.replies.set_now(now_ns);
     }
 
-    /// Counters.
+    /// Counters, for the events the transports count themselves.
     #[inline]
-    pub(crate) fn counters(&mut self) -> &mut GatewayCounters {
+    pub(crate) fn counters_mut(&mut self) -> &mut GatewayCounters {
         &mut self.core.counters
     }
 

@@ -150,7 +150,7 @@ impl SoupTcp {
         if c.buf.len() + data.len() > REASSEMBLY_BYTES {
             // Cannot happen while the buffer only ever holds one partial
             // packet between chunks; treat as a protocol violation.
-            self.gw.counters().dropped_malformed += 1;
+            self.gw.counters_mut().dropped_malformed += 1;
             self.close(i, port);
             return Progress::Done;
         }
@@ -181,13 +181,13 @@ impl SoupTcp {
                     }
                 },
                 Err(SoupError::Oversize(_)) | Err(SoupError::Empty) => {
-                    self.gw.counters().closed_oversize_frame += 1;
+                    self.gw.counters_mut().closed_oversize_frame += 1;
                     self.close(i, port);
                     keep = false;
                     break;
                 }
                 Err(_) => {
-                    self.gw.counters().dropped_malformed += 1;
+                    self.gw.counters_mut().dropped_malformed += 1;
                     match frame_len(&buf[at..]) {
                         Ok(Some(n)) => at += n,
                         _ => break,
@@ -218,7 +218,7 @@ impl SoupTcp {
             } => self.login(i, username, password, session, sequence, port),
             SoupPacket::UnsequencedData(block) => self.data(i, block, port),
             SoupPacket::ClientHeartbeat => {
-                self.gw.counters().heartbeats += 1;
+                self.gw.counters_mut().heartbeats += 1;
                 PacketOutcome::Consumed
             }
             SoupPacket::LogoutRequest => {
@@ -228,7 +228,7 @@ impl SoupTcp {
             SoupPacket::Debug(_) => PacketOutcome::Consumed,
             // Server→client packet types sent by a client.
             _ => {
-                self.gw.counters().dropped_malformed += 1;
+                self.gw.counters_mut().dropped_malformed += 1;
                 PacketOutcome::Consumed
             }
         }
@@ -247,7 +247,7 @@ impl SoupTcp {
         port: &mut impl StreamPort,
     ) -> PacketOutcome {
         if self.conns[i].session.is_some() {
-            self.gw.counters().dropped_not_logged_in += 1;
+            self.gw.counters_mut().dropped_not_logged_in += 1;
             return PacketOutcome::Consumed;
         }
         let mut name: SessionName = session;
@@ -300,7 +300,7 @@ impl SoupTcp {
     /// sequence implicit.
     fn data(&mut self, i: usize, block: &[u8], port: &mut impl StreamPort) -> PacketOutcome {
         let Some(session) = self.conns[i].session else {
-            self.gw.counters().dropped_not_logged_in += 1;
+            self.gw.counters_mut().dropped_not_logged_in += 1;
             self.close(i, port);
             return PacketOutcome::Closed;
         };
@@ -333,7 +333,7 @@ impl SoupTcp {
                 .session(s)
                 .is_some_and(|sess| now_ns.saturating_sub(sess.last_rx_ns) > idle_ns);
             if silent {
-                self.gw.counters().closed_idle += 1;
+                self.gw.counters_mut().closed_idle += 1;
                 self.close(i, port);
             }
         }
@@ -361,7 +361,7 @@ impl SoupTcp {
         if at > 0 {
             self.gw.replies.push_control(peer, &buf[..at], port);
         }
-        self.gw.counters().replies_retransmitted += sent;
+        self.gw.counters_mut().replies_retransmitted += sent;
     }
 
     fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl StreamPort) {
@@ -414,7 +414,7 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
                 RxEvent::Opened => self.core.opened(id),
                 RxEvent::Closed => self.core.closed(id),
                 RxEvent::Data => {
-                    self.core.gw.counters().rx_packets += 1;
+                    self.core.gw.counters_mut().rx_packets += 1;
                     if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
                         self.blocked = Some(id.index);
                         break;

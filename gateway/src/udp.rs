@@ -121,12 +121,12 @@ impl MoldUdp {
             return true;
         }
         let Some(session) = self.gw.core.bound_session(Peer::Addr(addr), &pkt.session()) else {
-            self.gw.counters().dropped_unauthenticated += 1;
+            self.gw.counters_mut().dropped_unauthenticated += 1;
             return true;
         };
         self.gw.core.heard_from(session);
         if pkt.is_heartbeat() || pkt.is_end_of_session() {
-            self.gw.counters().heartbeats += 1;
+            self.gw.counters_mut().heartbeats += 1;
             return true;
         }
         if !self.take_blocks(session, &pkt, port) {
@@ -141,15 +141,15 @@ impl MoldUdp {
     /// answered from the reply log; anything else is dropped, counted.
     fn not_a_packet(&mut self, addr: SocketAddr, data: &[u8], port: &mut dyn Port) {
         let Some(req) = RetransmissionRequest::parse(data) else {
-            self.gw.counters().dropped_malformed += 1;
+            self.gw.counters_mut().dropped_malformed += 1;
             return;
         };
         match self.gw.core.bound_session(Peer::Addr(addr), &req.session) {
             Some(id) => {
-                self.gw.counters().rerequests += 1;
+                self.gw.counters_mut().rerequests += 1;
                 self.resend_range(id, req.sequence, req.count as u64, port);
             }
-            None => self.gw.counters().dropped_unauthenticated += 1,
+            None => self.gw.counters_mut().dropped_unauthenticated += 1,
         }
     }
 
@@ -261,11 +261,11 @@ impl MoldUdp {
     /// A Login (or Logout) packet: `block` is its only message.
     fn session_control(&mut self, addr: SocketAddr, name: SessionName, block: &[u8], port: &mut dyn Port) {
         let Ok(login) = Login::ref_from_bytes(block) else {
-            self.gw.counters().dropped_malformed += 1;
+            self.gw.counters_mut().dropped_malformed += 1;
             return;
         };
         if login.version != LAYOUT_VERSION {
-            self.gw.counters().dropped_malformed += 1;
+            self.gw.counters_mut().dropped_malformed += 1;
             return;
         }
         if login.msg_type == MessageType::Logout as u8 {
@@ -300,7 +300,7 @@ impl MoldUdp {
     /// end-of-session packet.
     fn logout(&mut self, addr: SocketAddr, name: SessionName, port: &mut dyn Port) {
         let Some(id) = self.gw.core.bound_session(Peer::Addr(addr), &name) else {
-            self.gw.counters().dropped_unauthenticated += 1;
+            self.gw.counters_mut().dropped_unauthenticated += 1;
             return;
         };
         self.gw.core.unbind(id, Peer::Addr(addr));
@@ -357,7 +357,7 @@ impl MoldUdp {
                 break;
             }
         }
-        self.gw.counters().replies_retransmitted += sent;
+        self.gw.counters_mut().replies_retransmitted += sent;
         sent
     }
 
@@ -378,7 +378,7 @@ impl<P: DatagramPort + Send> GatewayLoop for UdpGateway<P> {
             Ok(0) => {}
             Ok(n) => {
                 self.mold.gw.begin_burst(clock::now_ns());
-                self.mold.gw.counters().rx_packets += n as u64;
+                self.mold.gw.counters_mut().rx_packets += n as u64;
             }
             Err(_) => return 0,
         }
