@@ -2,24 +2,32 @@
 //! sessions, turn framed packets into validated ring slots for the
 //! sequencer, and pack the sequencer's replies back into packets.
 //!
-//! - [`udp::UdpGateway`]: MoldUDP64 over any datagram [`peregrine_netio::Port`]
-//!   (kernel UDP or DPDK).
-//! - [`tcp::TcpGateway`]: SoupBinTCP over a stream port (kernel TCP).
+//! - [`udp::UdpGateway`]: MoldUDP64 over any
+//!   [`peregrine_netio::DatagramPort`] (kernel UDP or DPDK).
+//! - [`tcp::TcpGateway`]: SoupBinTCP over a [`peregrine_netio::StreamPort`]
+//!   (kernel TCP).
+//! - [`session_core::SessionCore`]: the session layer both share, as a
+//!   state machine without I/O; [`options::GatewayOptions`] their sizing.
 //! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
 #![forbid(unsafe_code)]
 
 pub mod counters;
 pub mod directory;
 pub mod fxhash;
+mod gateway_core;
 mod gateway_loop;
+pub mod options;
 pub mod replies;
 pub mod restore;
 pub mod session;
+pub mod session_core;
 pub mod tcp;
 pub mod udp;
 
 pub use counters::GatewayCounters;
 pub use gateway_loop::GatewayLoop;
+pub use options::GatewayOptions;
+pub use session_core::SessionCore;
 pub use tcp::TcpGateway;
 pub use udp::UdpGateway;
 

@@ -191,24 +191,34 @@ pub struct ReplyPath {
     batcher: ReplyBatcher,
     tx: PacketBatch,
     reply_burst: usize,
+    /// A session sent nothing this long gets a heartbeat, ns.
+    heartbeat_ns: u64,
+    /// A session whose client was silent longer than this gets none, ns.
+    live_ns: u64,
 }
 
 impl ReplyPath {
     /// A reply path reading `from_sequencer`, framing with `framing`, for
     /// up to `max_sessions` sessions, sending `tx_burst` packets per call and
-    /// draining at most `reply_burst` replies per poll.
+    /// draining at most `reply_burst` replies per poll; heartbeats go to
+    /// sessions sent nothing for `heartbeat_ns` whose client was heard from
+    /// within `live_ns`.
     pub fn new(
         framing: Framing,
         from_sequencer: Consumer<OutboundSlot>,
         max_sessions: usize,
         tx_burst: usize,
         reply_burst: usize,
+        heartbeat_ns: u64,
+        live_ns: u64,
     ) -> Self {
         ReplyPath {
             from_sequencer,
             batcher: ReplyBatcher::new(framing, max_sessions),
             tx: PacketBatch::new(tx_burst.max(1)),
             reply_burst: reply_burst.max(1),
+            heartbeat_ns,
+            live_ns,
         }
     }
 
@@ -226,7 +236,7 @@ impl ReplyPath {
         sessions: &mut SessionTable,
         idx: u32,
         msg: &[u8; MESSAGE_LEN],
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) {
         while self
@@ -238,53 +248,6 @@ impl ReplyPath {
         }
     }
 
-    /// Sends a session-layer Reject (`reason`) answering client message
-    /// `client_seq`, whose bytes were `block`, received at `rx_ns`.
-    ///
-    /// Session-layer rejects are *unsequenced*: they do not take a reply
-    /// sequence number (a MoldUDP64 packet with sequence 0, a SoupBinTCP
-    /// Unsequenced Data packet). The reply sequence then numbers exactly the
-    /// application's output, which the journal reproduces on restart. A
-    /// reject other than SequenceGap is kept in the session's reject log so a
-    /// retransmission of the refused message gets the same answer.
-    #[allow(clippy::too_many_arguments)]
-    pub fn reject(
-        &mut self,
-        sessions: &mut SessionTable,
-        idx: u32,
-        block: &[u8],
-        reason: u16,
-        client_seq: u64,
-        rx_ns: u64,
-        port: &mut impl Port,
-        counters: &mut GatewayCounters,
-    ) {
-        let r = peregrine_wire::message::Reject::for_block(block, reason, client_seq, rx_ns);
-        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
-        let Some(s) = sessions.get_mut(idx) else {
-            counters.replies_unroutable += 1;
-            return;
-        };
-        use peregrine_wire::message::RejectReason;
-        // Gap and Busy refuse a message without taking its sequence number:
-        // the client sends it again and it is then taken.
-        // TooOld answers a copy, not a message: it must not push out the
-        // rejects that do answer messages.
-        if reason != RejectReason::SequenceGap as u16
-            && reason != RejectReason::Busy as u16
-            && reason != RejectReason::TooOld as u16
-        {
-            s.rejects.push(&bytes);
-        }
-        let (Some(peer), name) = (s.peer, s.name) else {
-            counters.replies_unroutable += 1;
-            return;
-        };
-        self.push_unsequenced(peer, &name, &bytes, port);
-        counters.tx_replies += 1;
-        counters.tx_packets += 1;
-    }
-
     /// Sends one unsequenced message to `peer` (session `name`): MoldUDP64
     /// sequence 0, or a SoupBinTCP Unsequenced Data packet.
     pub fn push_unsequenced(
@@ -292,7 +255,7 @@ impl ReplyPath {
         peer: Peer,
         name: &SessionName,
         msg: &[u8; MESSAGE_LEN],
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
     ) {
         let mut buf = [0u8; HEADER_LEN + 2 + MESSAGE_LEN];
         let n = match self.batcher.framing {
@@ -310,7 +273,7 @@ impl ReplyPath {
 
     /// Queues a session-protocol packet (login accepted, rejected...) for
     /// `peer` ahead of replies staged later.
-    pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut impl Port) {
+    pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut (impl Port + ?Sized)) {
         if !self.tx.push(peer, bytes) {
             self.send(port);
             self.tx.push(peer, bytes);
@@ -321,7 +284,7 @@ impl ReplyPath {
     /// (the port counts what it could not send; datagram clients recover by
     /// re-request, stream ports close slow readers themselves) and is never
     /// fatal to the polling loop.
-    pub fn send(&mut self, port: &mut impl Port) {
+    pub fn send(&mut self, port: &mut (impl Port + ?Sized)) {
         if !self.tx.is_empty() {
             let _ = port.send(&mut self.tx);
             self.tx.clear();
@@ -329,8 +292,8 @@ impl ReplyPath {
     }
 
     /// Heartbeats: every session with a peer that has been sent nothing for
-    /// `interval_ns`, and that the client itself has not left silent for
-    /// more than `live_ns`, gets one: a MoldUDP64 packet with no messages
+    /// the heartbeat interval, and that the client itself has not left
+    /// silent for more than the live time, gets one: a MoldUDP64 packet with no messages
     /// whose sequence is the session's next reply sequence (so a client can
     /// tell it missed replies even when nothing else arrives), or a
     /// SoupBinTCP Server Heartbeat. `now_ns` also becomes the coarse clock
@@ -340,11 +303,10 @@ impl ReplyPath {
         &mut self,
         sessions: &mut SessionTable,
         now_ns: u64,
-        interval_ns: u64,
-        live_ns: u64,
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) {
+        let (interval_ns, live_ns) = (self.heartbeat_ns, self.live_ns);
         self.batcher.now_ns = now_ns;
         for (_, s) in sessions.iter_mut() {
             let Some(peer) = s.peer else { continue };
@@ -376,7 +338,7 @@ impl ReplyPath {
     pub fn drain(
         &mut self,
         sessions: &mut SessionTable,
-        port: &mut impl Port,
+        port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) -> usize {
         let avail = self.from_sequencer.available().min(self.reply_burst);

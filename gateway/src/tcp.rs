@@ -22,16 +22,14 @@
 //! pushes back on the client; nothing accepted is dropped.
 
 use crate::counters::GatewayCounters;
-use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
-use crate::replies::{Framing, ReplyPath};
-use crate::session::SessionTable;
-use crate::udp::{GatewayOptions, Timer};
+use crate::directory::{LoginError, SessionDirectory};
+use crate::gateway_core::GatewayCore;
+use crate::options::GatewayOptions;
+use crate::replies::Framing;
+use crate::session_core::{Action, LoginRequest, LoginVerdict, Replay};
 use crate::GatewayLoop;
 use crate::GatewayRings;
-use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, PortCounters, RxEvent, SLOT_BYTES};
-use peregrine_ring::Producer;
-use peregrine_sequencer::slot::{InboundSlot, SessionRef};
-use peregrine_wire::message::{classify_inbound, RejectReason};
+use peregrine_netio::{clock, ConnId, PacketBatch, Peer, PortCounters, RxEvent, StreamPort, SLOT_BYTES};
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
@@ -50,29 +48,20 @@ struct ConnState {
 }
 
 /// A SoupBinTCP gateway owning one stream port.
-pub struct TcpGateway<P: Port> {
+pub struct TcpGateway<P: StreamPort> {
     port: P,
     rx: PacketBatch,
     rx_pos: usize,
     /// A connection whose buffered packets wait for ring room.
     blocked: Option<u32>,
-    core: TcpCore,
+    core: SoupTcp,
 }
 
-struct TcpCore {
-    id: u16,
-    rate_limit: crate::session::RateLimit,
-    timer: Timer,
-    heartbeat_ns: u64,
-    idle_ns: u64,
-    to_sequencer: Producer<InboundSlot>,
-    rx_ns: u64,
-    sessions: SessionTable,
-    directory: Arc<SessionDirectory>,
-    policy: LoginPolicy,
+/// Everything but the port and the receive batch: the shared gateway core
+/// and the connections.
+struct SoupTcp {
+    gw: GatewayCore,
     conns: Vec<ConnState>,
-    replies: ReplyPath,
-    counters: GatewayCounters,
 }
 
 /// Outcome of handling buffered packets.
@@ -83,7 +72,7 @@ enum Progress {
     Blocked,
 }
 
-impl<P: Port> TcpGateway<P> {
+impl<P: StreamPort> TcpGateway<P> {
     /// Gateway `id` over the stream `port`, admitting the sessions of
     /// `directory`.
     pub fn new(
@@ -93,32 +82,14 @@ impl<P: Port> TcpGateway<P> {
         directory: Arc<SessionDirectory>,
         opts: GatewayOptions,
     ) -> Self {
-        let n = directory.len();
         TcpGateway {
             port,
             rx: PacketBatch::new(opts.rx_burst.max(1)),
             rx_pos: 0,
             blocked: None,
-            core: TcpCore {
-                id,
-                rate_limit: opts.rate_limit,
-                timer: Timer::default(),
-                heartbeat_ns: opts.heartbeat_interval.as_nanos() as u64,
-                idle_ns: opts.idle_timeout.as_nanos() as u64,
-                to_sequencer: rings.to_sequencer,
-                rx_ns: 0,
-                sessions: SessionTable::with_reply_log(n, opts.reply_log_depth),
-                directory,
-                policy: opts.login_policy,
+            core: SoupTcp {
+                gw: GatewayCore::new(id, Framing::SoupBinTcp, rings, directory, &opts, false),
                 conns: Vec::new(),
-                replies: ReplyPath::new(
-                    Framing::SoupBinTcp,
-                    rings.from_sequencer,
-                    n,
-                    opts.tx_burst,
-                    opts.reply_burst,
-                ),
-                counters: GatewayCounters::default(),
             },
         }
     }
@@ -129,7 +100,7 @@ impl<P: Port> TcpGateway<P> {
     }
 }
 
-impl TcpCore {
+impl SoupTcp {
     fn conn_index(&self, id: ConnId) -> Option<usize> {
         let c = self.conns.get(id.index as usize)?;
         (c.open && c.id == id).then_some(id.index as usize)
@@ -159,23 +130,19 @@ impl TcpCore {
         c.open = false;
         c.buf.clear();
         if let Some(s) = c.session.take() {
-            if let Some(sess) = self.sessions.get_mut(s) {
-                if sess.peer == Some(Peer::Conn(id)) {
-                    sess.peer = None;
-                }
-            }
+            self.gw.core.unbind(s, Peer::Conn(id));
         }
     }
 
-    fn close(&mut self, i: usize, port: &mut impl Port) {
+    fn close(&mut self, i: usize, port: &mut impl StreamPort) {
         let id = self.conns[i].id;
-        self.replies.send(port);
-        port.close(Peer::Conn(id));
+        self.gw.replies.send(port);
+        port.close(id);
         self.closed(id);
     }
 
     /// Appends a chunk to connection `id`'s buffer and handles its packets.
-    fn on_data(&mut self, id: ConnId, data: &[u8], port: &mut impl Port) -> Progress {
+    fn on_data(&mut self, id: ConnId, data: &[u8], port: &mut impl StreamPort) -> Progress {
         let Some(i) = self.conn_index(id) else {
             return Progress::Done;
         };
@@ -183,7 +150,7 @@ impl TcpCore {
         if c.buf.len() + data.len() > REASSEMBLY_BYTES {
             // Cannot happen while the buffer only ever holds one partial
             // packet between chunks; treat as a protocol violation.
-            self.counters.dropped_malformed += 1;
+            self.gw.counters_mut().dropped_malformed += 1;
             self.close(i, port);
             return Progress::Done;
         }
@@ -192,7 +159,7 @@ impl TcpCore {
     }
 
     /// Handles every complete packet buffered for connection `i`.
-    fn process(&mut self, i: usize, port: &mut impl Port) -> Progress {
+    fn process(&mut self, i: usize, port: &mut impl StreamPort) -> Progress {
         // Take the buffer out so packets can borrow it while `self` is
         // mutated; `take` leaves an empty Vec and allocates nothing.
         let mut buf = std::mem::take(&mut self.conns[i].buf);
@@ -214,13 +181,13 @@ impl TcpCore {
                     }
                 },
                 Err(SoupError::Oversize(_)) | Err(SoupError::Empty) => {
-                    self.counters.closed_oversize_frame += 1;
+                    self.gw.counters_mut().closed_oversize_frame += 1;
                     self.close(i, port);
                     keep = false;
                     break;
                 }
                 Err(_) => {
-                    self.counters.dropped_malformed += 1;
+                    self.gw.counters_mut().dropped_malformed += 1;
                     match frame_len(&buf[at..]) {
                         Ok(Some(n)) => at += n,
                         _ => break,
@@ -238,10 +205,9 @@ impl TcpCore {
         progress
     }
 
-    fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl Port) -> PacketOutcome {
-        let id = self.conns[i].id;
-        if let Some(sess) = self.conns[i].session.and_then(|s| self.sessions.get_mut(s)) {
-            sess.last_rx_ns = self.rx_ns;
+    fn on_packet(&mut self, i: usize, pkt: SoupPacket<'_>, port: &mut impl StreamPort) -> PacketOutcome {
+        if let Some(session) = self.conns[i].session {
+            self.gw.core.heard_from(session);
         }
         match pkt {
             SoupPacket::LoginRequest {
@@ -249,109 +215,10 @@ impl TcpCore {
                 password,
                 session,
                 sequence,
-            } => {
-                if self.conns[i].session.is_some() {
-                    self.counters.dropped_not_logged_in += 1;
-                    return PacketOutcome::Consumed;
-                }
-                let mut name: SessionName = session;
-                if name.iter().all(|&c| c == b' ') {
-                    name = [b' '; 10];
-                    name[..6].copy_from_slice(&username);
-                }
-                let idx = match self.directory.authenticate(&name, &password, self.id) {
-                    Ok(idx) => idx,
-                    Err(e) => {
-                        self.reject_login(i, e, port);
-                        return PacketOutcome::Closed;
-                    }
-                };
-                let fresh = self.sessions.get(idx).is_none();
-                let Some(sess) = self.sessions.open(idx, name) else {
-                    self.reject_login(i, LoginError::Unavailable, port);
-                    return PacketOutcome::Closed;
-                };
-                let next = sess.next_reply_seq;
-                // Requested sequence 0: from now on. Otherwise the replies
-                // from there on must still be in the log.
-                let from = if sequence == 0 || sequence > next {
-                    next
-                } else {
-                    sequence
-                };
-                let replayable = from == next || sess.log.get(from).is_some();
-                let live = match sess.peer {
-                    Some(Peer::Conn(old)) => Some(old),
-                    _ => None,
-                };
-                if !replayable || (live.is_some() && self.policy == LoginPolicy::Reject) {
-                    self.reject_login(i, LoginError::Unavailable, port);
-                    return PacketOutcome::Closed;
-                }
-                if let Some(old) = live {
-                    if let Some(j) = self.conn_index(old) {
-                        self.counters.logins_taken_over += 1;
-                        self.close(j, port);
-                    }
-                }
-                let Some(sess) = self.sessions.get_mut(idx) else {
-                    return PacketOutcome::Consumed;
-                };
-                sess.peer = Some(Peer::Conn(id));
-                sess.last_rx_ns = self.rx_ns;
-                sess.last_tx_ns = self.rx_ns;
-                self.conns[i].session = Some(idx);
-                self.counters.logins += 1;
-                self.counters.sessions += fresh as u64;
-                let mut out = [0u8; 33];
-                let n = write_login_accepted(&mut out, &name, from);
-                self.replies.push_control(Peer::Conn(id), &out[..n], port);
-                self.replay(idx, from, next, port);
-                PacketOutcome::Consumed
-            }
-            SoupPacket::UnsequencedData(block) => {
-                let Some(session) = self.conns[i].session else {
-                    self.counters.dropped_not_logged_in += 1;
-                    self.close(i, port);
-                    return PacketOutcome::Closed;
-                };
-                if !self.to_sequencer.has_room(1) {
-                    self.counters.ring_full += 1;
-                    return PacketOutcome::Blocked;
-                }
-                let Some(sess) = self.sessions.get_mut(session) else {
-                    return PacketOutcome::Consumed;
-                };
-                let client_seq = sess.next_client_seq;
-                sess.next_client_seq += 1;
-                self.counters.rx_messages += 1;
-                let (now, limit) = (self.rx_ns, self.rate_limit);
-                let admitted = classify_inbound(block).is_err() || sess.admit(now, limit);
-                if !admitted {
-                    self.counters.rejected_rate_limited += 1;
-                    self.refuse(session, block, RejectReason::RateLimited, client_seq, port);
-                    return PacketOutcome::Consumed;
-                }
-                match classify_inbound(block) {
-                    Ok(_) => {
-                        let (origin, rx_ns) = (SessionRef::new(self.id, session), self.rx_ns);
-                        self.to_sequencer.stage_with(|s| {
-                            s.msg.copy_from_slice(block);
-                            s.origin = origin;
-                            s.client_seq = client_seq;
-                            s.gateway_rx_ns = rx_ns;
-                        });
-                        self.counters.accepted += 1;
-                    }
-                    Err(e) => {
-                        self.counters.count_malformed(e);
-                        self.refuse(session, block, e.reason(), client_seq, port);
-                    }
-                }
-                PacketOutcome::Consumed
-            }
+            } => self.login(i, username, password, session, sequence, port),
+            SoupPacket::UnsequencedData(block) => self.data(i, block, port),
             SoupPacket::ClientHeartbeat => {
-                self.counters.heartbeats += 1;
+                self.gw.counters_mut().heartbeats += 1;
                 PacketOutcome::Consumed
             }
             SoupPacket::LogoutRequest => {
@@ -361,50 +228,112 @@ impl TcpCore {
             SoupPacket::Debug(_) => PacketOutcome::Consumed,
             // Server→client packet types sent by a client.
             _ => {
-                self.counters.dropped_malformed += 1;
+                self.gw.counters_mut().dropped_malformed += 1;
                 PacketOutcome::Consumed
             }
         }
     }
 
-    /// Sends session `session` a session-layer Reject for client message
-    /// `client_seq` (whose bytes were `block`), stamped with this read's
-    /// receive time.
-    fn refuse(
+    /// A Login Request on connection `i`: the session is the requested
+    /// one, or the username when blank; the requested sequence says where
+    /// replies resume (0: from now on).
+    fn login(
         &mut self,
-        session: u32,
-        block: &[u8],
-        reason: RejectReason,
-        client_seq: u64,
-        port: &mut impl Port,
-    ) {
-        self.replies.reject(
-            &mut self.sessions,
-            session,
-            block,
-            reason as u16,
-            client_seq,
-            self.rx_ns,
-            port,
-            &mut self.counters,
-        );
+        i: usize,
+        username: [u8; 6],
+        password: [u8; 10],
+        session: SessionName,
+        sequence: u64,
+        port: &mut impl StreamPort,
+    ) -> PacketOutcome {
+        if self.conns[i].session.is_some() {
+            self.gw.counters_mut().dropped_not_logged_in += 1;
+            return PacketOutcome::Consumed;
+        }
+        let mut name: SessionName = session;
+        if name.iter().all(|&c| c == b' ') {
+            name = [b' '; 10];
+            name[..6].copy_from_slice(&username);
+        }
+        let id = self.conns[i].id;
+        let req = LoginRequest {
+            name,
+            secret: password,
+            peer: Peer::Conn(id),
+        };
+        let (session, next) = match self.gw.core.login(&req, Replay::Strict(sequence)) {
+            LoginVerdict::Accepted {
+                session,
+                next_reply_seq,
+                taken_over,
+                ..
+            } => {
+                let old = taken_over.and_then(|p| match p {
+                    Peer::Conn(old) => self.conn_index(old),
+                    Peer::Addr(_) => None,
+                });
+                if let Some(j) = old {
+                    self.close(j, port);
+                }
+                (session, next_reply_seq)
+            }
+            LoginVerdict::Rejected(e) => {
+                self.reject_login(i, e, port);
+                return PacketOutcome::Closed;
+            }
+        };
+        self.conns[i].session = Some(session);
+        // Requested sequence 0 or past the end: from now on.
+        let from = if sequence == 0 || sequence > next {
+            next
+        } else {
+            sequence
+        };
+        let mut out = [0u8; 33];
+        let n = write_login_accepted(&mut out, &name, from);
+        self.gw.replies.push_control(Peer::Conn(id), &out[..n], port);
+        self.replay(session, from, next, port);
+        PacketOutcome::Consumed
+    }
+
+    /// An Unsequenced Data packet on connection `i`: one message, client
+    /// sequence implicit.
+    fn data(&mut self, i: usize, block: &[u8], port: &mut impl StreamPort) -> PacketOutcome {
+        let Some(session) = self.conns[i].session else {
+            self.gw.counters_mut().dropped_not_logged_in += 1;
+            self.close(i, port);
+            return PacketOutcome::Closed;
+        };
+        let room = self.gw.ring_has_room();
+        match self.gw.core.inbound_next(session, block, room) {
+            Action::RingFull => return PacketOutcome::Blocked,
+            Action::Stage { client_seq } => self.gw.stage(session, client_seq, block),
+            Action::Reject { reason, client_seq } | Action::Refuse { reason, client_seq } => {
+                self.gw.refuse(session, block, reason, client_seq, port)
+            }
+            // In order by construction: nothing to hold or answer.
+            _ => {}
+        }
+        PacketOutcome::Consumed
     }
 
     /// Closes logged-in connections whose client sent nothing (not even a
     /// heartbeat) for the idle timeout. SoupBinTCP clients heartbeat every
     /// second when idle, so silence means the peer is gone.
-    fn close_idle(&mut self, now_ns: u64, port: &mut impl Port) {
+    fn close_idle(&mut self, now_ns: u64, port: &mut impl StreamPort) {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let Some(s) = c.session.filter(|_| c.open) else {
                 continue;
             };
+            let idle_ns = self.gw.core.idle_ns();
             let silent = self
-                .sessions
-                .get(s)
-                .is_some_and(|sess| now_ns.saturating_sub(sess.last_rx_ns) > self.idle_ns);
+                .gw
+                .core
+                .session(s)
+                .is_some_and(|sess| now_ns.saturating_sub(sess.last_rx_ns) > idle_ns);
             if silent {
-                self.counters.closed_idle += 1;
+                self.gw.counters_mut().closed_idle += 1;
                 self.close(i, port);
             }
         }
@@ -412,8 +341,10 @@ impl TcpCore {
 
     /// Sends replies `from..to` of session `idx` again, from its reply log,
     /// as Sequenced Data packets (a re-login with a sequence number).
-    fn replay(&mut self, idx: u32, from: u64, to: u64, port: &mut impl Port) {
-        let Some(s) = self.sessions.get(idx) else { return };
+    fn replay(&mut self, idx: u32, from: u64, to: u64, port: &mut impl StreamPort) {
+        let Some(s) = self.gw.core.session(idx) else {
+            return;
+        };
         let Some(peer) = s.peer else { return };
         let mut buf = [0u8; SLOT_BYTES];
         let mut at = 0;
@@ -421,23 +352,23 @@ impl TcpCore {
         for seq in from..to {
             let Some(m) = s.log.get(seq) else { break };
             if buf.len() - at < LENGTH_PREFIX + 1 + m.len() {
-                self.replies.push_control(peer, &buf[..at], port);
+                self.gw.replies.push_control(peer, &buf[..at], port);
                 at = 0;
             }
             at += write_packet(&mut buf[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
             sent += 1;
         }
         if at > 0 {
-            self.replies.push_control(peer, &buf[..at], port);
+            self.gw.replies.push_control(peer, &buf[..at], port);
         }
-        self.counters.replies_retransmitted += sent;
+        self.gw.counters_mut().replies_retransmitted += sent;
     }
 
-    fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl Port) {
-        self.counters.logins_rejected += 1;
+    fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl StreamPort) {
         let mut out = [0u8; 4];
         let n = write_packet(&mut out, kind::LOGIN_REJECTED, &[e.code()]).unwrap_or(0);
-        self.replies
+        self.gw
+            .replies
             .push_control(Peer::Conn(self.conns[i].id), &out[..n], port);
         self.close(i, port);
     }
@@ -449,14 +380,14 @@ enum PacketOutcome {
     Closed,
 }
 
-impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
+impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
     fn poll_rx(&mut self) -> usize {
         let mut work = 0;
         if let Some(i) = self.blocked {
             let i = i as usize;
             if self.core.conns.get(i).is_some_and(|c| c.open) {
                 if let Progress::Blocked = self.core.process(i, &mut self.port) {
-                    self.core.to_sequencer.publish();
+                    self.core.gw.publish();
                     return 0;
                 }
             }
@@ -468,13 +399,10 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
             match self.port.recv(&mut self.rx) {
                 Ok(0) | Err(_) => {
                     self.rx.clear();
-                    self.core.to_sequencer.publish();
+                    self.core.gw.publish();
                     return work;
                 }
-                Ok(_) => {
-                    self.core.rx_ns = clock::now_ns();
-                    self.core.replies.set_now(self.core.rx_ns);
-                }
+                Ok(_) => self.core.gw.begin_burst(clock::now_ns()),
             }
         }
         while self.rx_pos < self.rx.len() {
@@ -486,7 +414,7 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
                 RxEvent::Opened => self.core.opened(id),
                 RxEvent::Closed => self.core.closed(id),
                 RxEvent::Data => {
-                    self.core.counters.rx_packets += 1;
+                    self.core.gw.counters_mut().rx_packets += 1;
                     if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
                         self.blocked = Some(id.index);
                         break;
@@ -494,30 +422,23 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
                 }
             }
         }
-        self.core.to_sequencer.publish();
+        self.core.gw.publish();
         work
     }
 
     fn poll_tx(&mut self) -> usize {
         let c = &mut self.core;
-        if let Some(now) = c.timer.due() {
+        if let Some(now) = c.gw.timer_due() {
             c.close_idle(now, &mut self.port);
-            c.replies.heartbeats(
-                &mut c.sessions,
-                now,
-                c.heartbeat_ns,
-                c.idle_ns,
-                &mut self.port,
-                &mut c.counters,
-            );
+            c.gw.heartbeats(now, &mut self.port);
         }
-        let avail = c.replies.drain(&mut c.sessions, &mut self.port, &mut c.counters);
+        let avail = c.gw.drain(&mut self.port);
         let _ = self.port.poll_tx();
         avail
     }
 
     fn counters(&self) -> GatewayCounters {
-        self.core.counters
+        *self.core.gw.core.counters()
     }
 
     fn port_counters(&self) -> PortCounters {
@@ -529,10 +450,14 @@ impl<P: Port + Send> GatewayLoop for TcpGateway<P> {
     }
 
     fn describe(&self) -> String {
-        format!("tcp gateway {} on {}", self.core.id, self.port.local_addr())
+        format!(
+            "tcp gateway {} on {}",
+            self.core.gw.core.gateway(),
+            self.port.local_addr()
+        )
     }
 
     fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
-        Some(&mut self.core.sessions)
+        Some(self.core.gw.core.sessions_mut())
     }
 }

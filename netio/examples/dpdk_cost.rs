@@ -14,7 +14,7 @@
 
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, UdpEndpoints};
-use peregrine_netio::{PacketBatch, Port};
+use peregrine_netio::{DatagramPort, PacketBatch, Port};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

@@ -14,7 +14,7 @@
 //! intact.
 
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
-use peregrine_netio::{PacketBatch, Port};
+use peregrine_netio::{DatagramPort, PacketBatch, Port};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;

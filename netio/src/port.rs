@@ -1,4 +1,15 @@
-//! The one trait every transport backend implements.
+//! The traits transport backends implement: [`Port`], what every port
+//! has (address, counters, batched send), and on top of it
+//! [`DatagramPort`] or [`StreamPort`], whose receive sides differ as their
+//! transports do.
+//!
+//! Datagram and stream ports are separate traits rather than one with a
+//! runtime transport switch, so a gateway written for datagrams cannot be
+//! handed connection events, nor a stream gateway whole datagrams: the type
+//! says which one a port is. Datagram ports lend what they received instead
+//! of copying it out ([`DatagramPort::consume`]): a DPDK port hands over a
+//! view of the mbuf, and the payload is copied once, into the ring slot the
+//! gateway stages it in.
 
 use crate::batch::PacketBatch;
 use std::net::SocketAddr;
@@ -42,15 +53,6 @@ pub enum RxEvent {
     /// A stream connection closed, by the peer, by an error, or because the
     /// port closed it (slow reader); no bytes.
     Closed,
-}
-
-/// Datagram or stream semantics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// Each received entry is one whole datagram; each sent entry becomes one.
-    Datagram,
-    /// Entries are chunks of per-connection byte streams.
-    Stream,
 }
 
 /// Counters every port keeps; plain integers owned by the polling thread.
@@ -115,12 +117,10 @@ impl PortCounters {
     }
 }
 
-/// A source and sink of batched packets.
+/// What every port has: a local address, counters and a batched send.
 ///
 /// Contract:
-/// - Never blocks: `recv` returns `Ok(0)` when nothing is pending, `send`
-///   returns as soon as the kernel/NIC would block.
-/// - `recv` clears `batch` and fills it with up to `batch.capacity()` entries.
+/// - Never blocks: `send` returns as soon as the kernel/NIC would block.
 /// - `send` consumes every entry of `batch` and clears it. Datagram ports send
 ///   what the kernel accepts now; entries the kernel refuses even after a
 ///   short retry are dropped and counted in [`PortCounters::tx_dropped`]
@@ -128,24 +128,16 @@ impl PortCounters {
 ///   append each entry to its connection's bounded output buffer and write as
 ///   much as the socket takes; a connection whose buffer would overflow is
 ///   closed (a slow reader is cut off, never waited for).
-/// - `poll_tx` makes progress on buffered stream output; a no-op for
-///   datagram ports.
+///
+/// This part alone is what a datagram port lends to the closure of
+/// [`DatagramPort::consume`] (as `&mut dyn Port`), so replies can be sent
+/// while a received payload is still borrowed.
 pub trait Port {
-    /// Datagram or stream semantics.
-    fn transport(&self) -> Transport;
     /// The local address this port is bound to.
     fn local_addr(&self) -> SocketAddr;
-    /// Receives what is pending, without blocking.
-    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, crate::NetError>;
-    /// Sends (or queues, for streams) every entry of `batch`, then clears it.
+    /// Sends (or queues, for streams) every entry of `batch`, then clears
+    /// it. Returns the entries taken.
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, crate::NetError>;
-    /// Flushes buffered stream output; returns the number of bytes written.
-    fn poll_tx(&mut self) -> Result<usize, crate::NetError> {
-        Ok(0)
-    }
-    /// Closes a stream connection (no-op for datagram peers). A `Closed`
-    /// event for it is reported by a later `recv`.
-    fn close(&mut self, _peer: Peer) {}
     /// The port's counters.
     fn counters(&self) -> PortCounters;
     /// Backend-specific counters as text (e.g. DPDK drops by reason), for
@@ -153,4 +145,61 @@ pub trait Port {
     fn detail(&self) -> String {
         String::new()
     }
+}
+
+/// A port of whole datagrams (kernel UDP, UDP over DPDK): each received
+/// payload is one datagram from a [`SocketAddr`]; each sent entry becomes
+/// one datagram to its `Peer::Addr` (an entry for a `Peer::Conn` is
+/// dropped and counted).
+///
+/// Receiving is two calls, so that the batching stays (one system call or
+/// one rx burst per [`DatagramPort::receive`]) and payloads are lent, not
+/// copied: `receive` takes in a burst and holds it in the port's own
+/// storage (the kernel port's `recvmmsg` buffers, the DPDK port's mbufs);
+/// `consume` lends the held datagrams, in order, to a closure. A closure
+/// that returns false leaves that datagram and the rest held (back-pressure:
+/// the caller cannot take them now); the next `consume` starts with it, and
+/// `receive` takes in nothing new while anything is held.
+pub trait DatagramPort: Port {
+    /// When nothing is held, receives up to `max` pending datagrams without
+    /// blocking and holds them; returns how many were newly received (0:
+    /// nothing pending, or earlier datagrams are still held).
+    fn receive(&mut self, max: usize) -> Result<usize, crate::NetError>;
+
+    /// Lends each held datagram, in order, to `f` with its source address
+    /// and the port itself (as `&mut dyn Port`, to send replies); stops
+    /// after the first one for which `f` returns false, which stays held
+    /// with those after it. A datagram for which `f` returned true is
+    /// released. Returns how many were consumed.
+    fn consume<F>(&mut self, f: F) -> usize
+    where
+        F: FnMut(SocketAddr, &[u8], &mut dyn Port) -> bool;
+
+    /// Receives into `batch` (cleared first), copying: what is held first,
+    /// else a fresh burst of up to `batch.capacity()` datagrams. For
+    /// clients and tools that keep datagrams beyond the next receive.
+    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, crate::NetError> {
+        batch.clear();
+        self.receive(batch.capacity())?;
+        self.consume(|from, data, _| batch.push(Peer::Addr(from), data));
+        Ok(batch.len())
+    }
+}
+
+/// A port of byte streams (kernel TCP): entries are chunks of
+/// per-connection streams, tagged `Peer::Conn`, plus connection events.
+///
+/// Contract:
+/// - `recv` clears `batch` and fills it with up to `batch.capacity()`
+///   entries: [`RxEvent::Opened`], [`RxEvent::Data`] (an arbitrary chunk:
+///   framing is the caller's job), [`RxEvent::Closed`]; never blocks.
+/// - `poll_tx` makes progress on buffered output.
+pub trait StreamPort: Port {
+    /// Receives what is pending, without blocking.
+    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, crate::NetError>;
+    /// Flushes buffered output; returns the number of bytes written.
+    fn poll_tx(&mut self) -> Result<usize, crate::NetError>;
+    /// Closes connection `conn`. A `Closed` event for it is reported by a
+    /// later `recv`.
+    fn close(&mut self, conn: ConnId);
 }

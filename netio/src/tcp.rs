@@ -5,13 +5,13 @@
 //! batch filled is reported again next poll; nobody starves). Writes: replies
 //! are appended to the connection's bounded output buffer and written with
 //! one `write` per connection per batch; what the socket does not take stays
-//! buffered and is retried by [`Port::poll_tx`]. A connection whose buffer
+//! buffered and is retried by [`StreamPort::poll_tx`]. A connection whose buffer
 //! would overflow is a reader too slow to keep up: it is closed and counted,
 //! never waited for, so it cannot stall the gateway or other clients.
 
 use crate::batch::{PacketBatch, SLOT_BYTES};
 use crate::error::NetError;
-use crate::port::{ConnId, Peer, Port, PortCounters, RxEvent, Transport};
+use crate::port::{ConnId, Peer, Port, PortCounters, RxEvent, StreamPort};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -311,15 +311,7 @@ impl TcpPort {
     }
 }
 
-impl Port for TcpPort {
-    fn transport(&self) -> Transport {
-        Transport::Stream
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
+impl StreamPort for TcpPort {
     fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         batch.clear();
         while let Some(&id) = self.closed_pending.last() {
@@ -398,6 +390,29 @@ impl Port for TcpPort {
         Ok(batch.len())
     }
 
+    fn poll_tx(&mut self) -> Result<usize, NetError> {
+        if self.dirty.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.flush_dirty())
+    }
+
+    fn close(&mut self, id: ConnId) {
+        if self.conn_mut(id).is_some() {
+            // Best effort: push out what is already queued (e.g. a
+            // rejection or logout) before closing.
+            self.flush_conn(id.index);
+            self.drop_conn(id);
+            self.closed_pending.push(id);
+        }
+    }
+}
+
+impl Port for TcpPort {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         let limit = self.opts.output_buffer;
         let mut accepted = 0usize;
@@ -429,25 +444,6 @@ impl Port for TcpPort {
         batch.clear();
         self.flush_dirty();
         Ok(accepted)
-    }
-
-    fn poll_tx(&mut self) -> Result<usize, NetError> {
-        if self.dirty.is_empty() {
-            return Ok(0);
-        }
-        Ok(self.flush_dirty())
-    }
-
-    fn close(&mut self, peer: Peer) {
-        if let Peer::Conn(id) = peer {
-            if self.conn_mut(id).is_some() {
-                // Best effort: push out what is already queued (e.g. a
-                // rejection or logout) before closing.
-                self.flush_conn(id.index);
-                self.drop_conn(id);
-                self.closed_pending.push(id);
-            }
-        }
     }
 
     fn counters(&self) -> PortCounters {

@@ -1,14 +1,17 @@
 //! Kernel UDP port: non-blocking, batched with `recvmmsg`/`sendmmsg`.
 //!
-//! The caller busy-polls [`Port::recv`]; each call is one `recvmmsg` that
-//! fills as many batch slots as datagrams are queued, so under load the
-//! system-call cost is spread over a whole burst. Sends are one `sendmmsg`
-//! per batch. Only standard calls are used, so OpenOnload accelerates this
-//! path unchanged.
+//! The caller busy-polls [`DatagramPort::receive`]; each call is one
+//! `recvmmsg` that fills as many slots of the port's own batch as datagrams
+//! are queued, so under load the system-call cost is spread over a whole
+//! burst; [`DatagramPort::consume`] then lends them out of that batch (the
+//! `recvmmsg` buffers are the backing store). [`DatagramPort::recv`]
+//! receives straight into a caller's batch instead. Sends are one
+//! `sendmmsg` per batch. Only standard calls are used, so OpenOnload
+//! accelerates this path unchanged.
 
 use crate::batch::{PacketBatch, SLOT_BYTES};
 use crate::error::NetError;
-use crate::port::{Peer, Port, PortCounters, Transport};
+use crate::port::{DatagramPort, Peer, Port, PortCounters};
 use crate::{sockaddr, sockopt};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -49,6 +52,11 @@ pub struct UdpPort {
     send_retries: u32,
     counters: PortCounters,
     buffers: (usize, usize),
+    /// Datagrams received by `receive`, lent by `consume`; `None` only
+    /// while `consume` lends from it.
+    held: Option<PacketBatch>,
+    /// The first held datagram not consumed yet.
+    held_pos: usize,
 }
 
 // SAFETY: the raw pointers inside `hdrs`/`iovs` are scratch values rewritten
@@ -91,6 +99,8 @@ impl UdpPort {
             send_retries: opts.send_retries,
             counters: PortCounters::default(),
             buffers,
+            held: Some(PacketBatch::new(n)),
+            held_pos: 0,
         })
     }
 
@@ -183,20 +193,16 @@ impl UdpPort {
         }
         Ok(sent)
     }
-}
 
-impl Port for UdpPort {
-    fn transport(&self) -> Transport {
-        Transport::Datagram
+    /// True while datagrams received by `receive` wait to be consumed.
+    fn holds(&self) -> bool {
+        self.held.as_ref().is_some_and(|b| self.held_pos < b.len())
     }
 
-    fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
+    /// One `recvmmsg` of up to `max` datagrams into `batch` (cleared).
+    fn recv_burst(&mut self, batch: &mut PacketBatch, max: usize) -> Result<usize, NetError> {
         batch.clear();
-        let n = batch.capacity().min(self.hdrs.len());
+        let n = max.min(batch.capacity()).min(self.hdrs.len());
         let base = batch.slots_ptr();
         for j in 0..n {
             // SAFETY: slot j lies within the batch's storage (j < capacity).
@@ -262,6 +268,63 @@ impl Port for UdpPort {
         }
         batch.set_len(kept);
         Ok(kept)
+    }
+}
+
+impl DatagramPort for UdpPort {
+    fn receive(&mut self, max: usize) -> Result<usize, NetError> {
+        if self.holds() {
+            return Ok(0);
+        }
+        let Some(mut batch) = self.held.take() else {
+            return Ok(0);
+        };
+        self.held_pos = 0;
+        let got = self.recv_burst(&mut batch, max);
+        self.held = Some(batch);
+        got
+    }
+
+    fn consume<F>(&mut self, mut f: F) -> usize
+    where
+        F: FnMut(SocketAddr, &[u8], &mut dyn Port) -> bool,
+    {
+        // Moved out while lent, so `f` can have the port to send with.
+        let Some(batch) = self.held.take() else {
+            return 0;
+        };
+        let start = self.held_pos;
+        while self.held_pos < batch.len() {
+            let (peer, _, data) = batch.get(self.held_pos);
+            let Peer::Addr(from) = peer else {
+                self.held_pos += 1;
+                continue;
+            };
+            if !f(from, data, self) {
+                break;
+            }
+            self.held_pos += 1;
+        }
+        let consumed = self.held_pos - start;
+        self.held = Some(batch);
+        consumed
+    }
+
+    /// Held datagrams first (copied); otherwise one `recvmmsg` straight
+    /// into `batch`.
+    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
+        if !self.holds() {
+            return self.recv_burst(batch, batch.capacity());
+        }
+        batch.clear();
+        self.consume(|from, data, _| batch.push(Peer::Addr(from), data));
+        Ok(batch.len())
+    }
+}
+
+impl Port for UdpPort {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
@@ -351,6 +414,29 @@ mod tests {
         }
         assert_eq!(b.counters().rx_oversize, 1);
         assert_eq!(delivered, vec![vec![1u8; 10]]);
+    }
+
+    #[test]
+    fn consume_lends_held_datagrams_and_keeps_the_rest_on_false() {
+        let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let s = UdpSocket::bind(lo()).unwrap();
+        for i in 0..3u8 {
+            s.send_to(&[i; 5], b.local_addr()).unwrap();
+        }
+        // Loopback delivers during send_to: all three are queued now.
+        assert_eq!(b.receive(8).unwrap(), 3);
+        assert_eq!(b.receive(8).unwrap(), 0, "nothing new while held");
+        let mut seen = Vec::new();
+        let n = b.consume(|from, data, _| {
+            assert_eq!(from, s.local_addr().unwrap());
+            seen.push(data[0]);
+            data[0] < 1
+        });
+        assert_eq!((n, seen.clone()), (1, vec![0, 1]), "stopped at 1, kept it");
+        let mut copy = PacketBatch::new(8);
+        assert_eq!(b.recv(&mut copy).unwrap(), 2, "held ones first");
+        assert_eq!((copy.get(0).2, copy.get(1).2), (&[1u8; 5][..], &[2u8; 5][..]));
+        assert_eq!(b.consume(|_, _, _| true), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
 };
-use peregrine_netio::{PacketBatch, Peer, Port, Transport};
+use peregrine_netio::{DatagramPort, PacketBatch, Peer, Port};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -174,7 +174,9 @@ fn net_ring_end_to_end() {
         Err(DpdkError::QueueInUse { .. })
     ));
     assert!(DpdkPort::open_queue(eal, &cfg, 1).is_err(), "only 1 rx queue");
-    assert_eq!(port.transport(), Transport::Datagram);
+    // A datagram port by type (no runtime transport switch any more).
+    fn datagram_port<P: DatagramPort>(_: &P) {}
+    datagram_port(&port);
     assert_eq!(
         port.local_addr(),
         SocketAddr::V4(SocketAddrV4::new(OUR_IP, OUR_PORT))
@@ -197,6 +199,27 @@ fn net_ring_end_to_end() {
     assert_eq!(port.counters().rx_packets, 3);
     assert_eq!(port.counters().rx_bytes, 300);
     assert_eq!(port.neighbour(CLIENT_IP), Some(CLIENT_MAC), "learned");
+
+    // 1b. The borrowing receive: datagrams stay in their mbufs while held,
+    //     a closure returning false keeps the rest, and the mbufs go back
+    //     to the pool once the burst is consumed.
+    let pool_before = port.mempool_available();
+    let frames: Vec<Vec<u8>> = (0..3u8).map(|i| client_frame(mac, &[0x30 + i; 20])).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+    assert_eq!(port.tx_raw(&refs), 3);
+    assert_eq!(port.receive(32).unwrap(), 3);
+    assert_eq!(port.receive(32).unwrap(), 0, "nothing new while held");
+    assert_eq!(port.mempool_available(), pool_before - 3, "held in their mbufs");
+    let mut lent = Vec::new();
+    let took = port.consume(|from, data, _| {
+        assert_eq!(Peer::Addr(from), client_peer());
+        lent.push(data.to_vec());
+        lent.len() < 2
+    });
+    assert_eq!(took, 1);
+    assert_eq!(lent, vec![vec![0x30; 20], vec![0x31; 20]], "the second is kept");
+    assert_eq!(port.consume(|_, data, _| data[0] >= 0x31), 2);
+    assert_eq!(port.mempool_available(), pool_before, "freed once consumed");
 
     // 2. ARP requests for our IP are answered; others are ignored.
     let asker = EthernetAddress([0x02, 0, 0, 0, 0, 0x03]);

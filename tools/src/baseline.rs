@@ -3,7 +3,9 @@
 //! bench runs one in the same run as Peregrine, so the report shows what
 //! Peregrine adds on top of the kernel and the machine at that moment.
 
-use peregrine_netio::{PacketBatch, Port, RxEvent, TcpOptions, TcpPort, UdpOptions, UdpPort};
+use peregrine_netio::{
+    DatagramPort, PacketBatch, Port, RxEvent, StreamPort, TcpOptions, TcpPort, UdpOptions, UdpPort,
+};
 use peregrine_server::idle::{IdleKind, IdleStrategy, Idler};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,7 @@
 //! framing, checksums and tx; the injection (a frame copy into an mbuf) is
 //! the only client-side cost included.
 
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};

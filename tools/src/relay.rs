@@ -18,7 +18,7 @@
 //! batch slot ([`peregrine_netio::SLOT_BYTES`]) are not relayed.
 
 use crate::faults::{FaultInjector, Held};
-use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
+use peregrine_netio::{DatagramPort, PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

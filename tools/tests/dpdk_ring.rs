@@ -3,7 +3,7 @@
 //! Ethernet frames. One EAL per process, so this binary holds one test.
 #![cfg(feature = "dpdk")]
 
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{EthernetFrame, Ipv4Packet, UdpPacket};

@@ -4,10 +4,12 @@
 //! size, ...) followed by a script of operations: UDP datagrams (raw bytes,
 //! or MoldUDP64 packets built from a few parameter bytes), TCP connection
 //! events and stream chunks (raw, or SoupBinTCP logins and data), and polls
-//! that run parts of one shared-layout round. A `UdpGateway` (gateway 0) and
-//! a `TcpGateway` (gateway 1) own fake ports that hand those events out and
-//! check every reply they are asked to send; a real `Sequencer` runs
-//! `EchoApp` behind a wrapper that checks the sequenced stream.
+//! that run parts of one shared-layout round. A `UdpGateway` (gateway 0)
+//! owns netio's in-memory datagram port, and a `TcpGateway` (gateway 1) a
+//! fake stream port; they hand those events out, and every reply sent is
+//! checked (the UDP ones as the run reads them back from the in-memory
+//! port after each poll); a real `Sequencer` runs `EchoApp` behind a
+//! wrapper that checks the sequenced stream.
 //!
 //! Sessions are configured: UDP sessions S0–S2 and a probe session, TCP
 //! sessions T0, T1 and usernames u0, u1 with secret `pw`, T2 with another
@@ -15,16 +17,20 @@
 //! logins and logouts are blocks of kinds [`LOGIN`], [`BAD_LOGIN`] and
 //! [`LOGOUT`].
 //!
-//! The fake ports keep the `Port` contract as the kernel ports do: `recv`
-//! clears the batch; a slot is reopened only after its `Closed` event with a
-//! new generation; `close` makes a later `recv` report `Closed`.
+//! The fake stream port keeps the `StreamPort` contract as the kernel port
+//! does: `recv` clears the batch; a slot is reopened only after its
+//! `Closed` event with a new generation; `close` makes a later `recv`
+//! report `Closed`. A raw datagram op whose source is not an address has
+//! no datagram-port equivalent (datagram ports deliver addressed
+//! datagrams only, by type) and is skipped.
 
 use crate::Bytes;
 use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
+use peregrine_netio::memory::{MemoryHandle, MemoryPort};
 use peregrine_netio::{
-    ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, Transport, SLOT_BYTES,
+    ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, StreamPort, SLOT_BYTES,
 };
 use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
 use peregrine_wire::message::{
@@ -530,14 +536,12 @@ impl PortState {
 
 #[derive(Clone)]
 struct FakePort {
-    transport: Transport,
     state: Arc<Mutex<PortState>>,
 }
 
 impl FakePort {
-    fn new(transport: Transport, per_recv: usize) -> Self {
+    fn new(per_recv: usize) -> Self {
         FakePort {
-            transport,
             state: Arc::new(Mutex::new(PortState {
                 per_recv,
                 ..PortState::default()
@@ -551,15 +555,7 @@ impl FakePort {
     }
 }
 
-impl Port for FakePort {
-    fn transport(&self) -> Transport {
-        self.transport
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9000))
-    }
-
+impl StreamPort for FakePort {
     fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         batch.clear();
         let mut s = self.state();
@@ -583,30 +579,36 @@ impl Port for FakePort {
         Ok(batch.len())
     }
 
-    fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
-        let mut s = self.state();
-        let n = batch.len();
-        for i in 0..n {
-            let (peer, _, data) = batch.get(i);
-            match self.transport {
-                Transport::Datagram => s.tx.datagram(peer, data),
-                Transport::Stream => s.tx.stream(peer, data),
-            }
-            s.counters.tx_packets += 1;
-            s.counters.tx_bytes += data.len() as u64;
-        }
-        batch.clear();
-        Ok(n)
+    fn poll_tx(&mut self) -> Result<usize, NetError> {
+        Ok(0)
     }
 
-    fn close(&mut self, peer: Peer) {
-        let Peer::Conn(id) = peer else { return };
+    fn close(&mut self, id: ConnId) {
         let mut s = self.state();
         let c = s.conn(id.index);
         if c.open && c.generation == id.generation {
             c.open = false;
             s.closed_by_us.push(id);
         }
+    }
+}
+
+impl Port for FakePort {
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9000))
+    }
+
+    fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
+        let mut s = self.state();
+        let n = batch.len();
+        for i in 0..n {
+            let (peer, _, data) = batch.get(i);
+            s.tx.stream(peer, data);
+            s.counters.tx_packets += 1;
+            s.counters.tx_bytes += data.len() as u64;
+        }
+        batch.clear();
+        Ok(n)
     }
 
     fn counters(&self) -> PortCounters {
@@ -651,9 +653,12 @@ impl Application for CheckedApp {
 // The run.
 
 struct World {
-    udp_port: FakePort,
+    /// The test side of the UDP gateway's in-memory port.
+    udp_net: MemoryHandle,
+    /// The UDP replies read back so far, checked.
+    udp_tx: TxCheck,
     tcp_port: FakePort,
-    udp: UdpGateway<FakePort>,
+    udp: UdpGateway<MemoryPort>,
     tcp: TcpGateway<FakePort>,
     seq: Sequencer<CheckedApp>,
 }
@@ -678,17 +683,24 @@ impl World {
             busy_after: std::time::Duration::from_secs(3600),
         };
         let directory = Arc::new(directory());
-        let udp_port = FakePort::new(Transport::Datagram, cfg.per_recv);
-        let tcp_port = FakePort::new(Transport::Stream, cfg.per_recv);
+        // The in-memory port takes in at most the gateway's burst: the UDP
+        // gateway's burst is what the fake port's per-receive limit was.
+        let udp_opts = GatewayOptions {
+            rx_burst: cfg.rx_burst.min(cfg.per_recv),
+            ..opts
+        };
+        let (udp_port, udp_net) = MemoryPort::new(SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let tcp_port = FakePort::new(cfg.per_recv);
         let app = CheckedApp {
             inner: EchoApp::new(),
             next_global: 1,
             tcp_client_seq: HashMap::new(),
         };
         World {
-            udp: UdpGateway::new(0, udp_port.clone(), udp_rings, Arc::clone(&directory), opts),
+            udp: UdpGateway::new(0, udp_port, udp_rings, Arc::clone(&directory), udp_opts),
             tcp: TcpGateway::new(1, tcp_port.clone(), tcp_rings, directory, opts),
-            udp_port,
+            udp_net,
+            udp_tx: TxCheck::default(),
             tcp_port,
             seq: Sequencer::new(vec![udp_seq, tcp_seq], app, 1, cfg.seq_batch),
         }
@@ -703,6 +715,7 @@ impl World {
         let mut work = 0;
         if skip & 1 == 0 {
             work += self.udp.poll_rx();
+            self.check_udp_sent();
         }
         if skip & 2 == 0 {
             work += self.tcp.poll_rx();
@@ -712,11 +725,19 @@ impl World {
         }
         if skip & 8 == 0 {
             work += self.udp.poll_tx();
+            self.check_udp_sent();
             work += self.tcp.poll_tx();
         }
         let sequenced = self.seq.counters().sequenced;
         assert!(sequenced <= self.accepted(), "sequenced {sequenced} > accepted");
         work
+    }
+
+    /// Checks the datagrams the UDP gateway sent since the last call.
+    fn check_udp_sent(&mut self) {
+        for (to, data) in self.udp_net.take_sent() {
+            self.udp_tx.datagram(Peer::Addr(to), &data);
+        }
     }
 
     /// Polls until a round does nothing and nothing is pending.
@@ -727,7 +748,7 @@ impl World {
                 idle = 0;
                 continue;
             }
-            let (udp, tcp) = (self.udp_port.state().pending(), self.tcp_port.state().pending());
+            let (udp, tcp) = (self.udp_net.pending(), self.tcp_port.state().pending());
             if udp + tcp == 0 {
                 return;
             }
@@ -743,15 +764,10 @@ impl World {
     fn apply(&mut self, op: &Op) {
         match op {
             Op::UdpRaw { from, bytes } => {
-                let peer = if *from < ADDRS {
-                    Peer::Addr(addr(*from))
-                } else {
-                    Peer::NONE
-                };
-                self.udp_port
-                    .state()
-                    .rx
-                    .push_back((peer, RxEvent::Data, bytes.clone()));
+                // Not from an address: cannot reach a datagram port.
+                if *from < ADDRS {
+                    self.udp_net.push(addr(*from), bytes);
+                }
             }
             Op::UdpMold {
                 from,
@@ -761,8 +777,7 @@ impl World {
                 end_of_session,
             } => {
                 let p = mold_packet(u64::from(*seq), &session_field(*session), blocks, *end_of_session);
-                let peer = Peer::Addr(addr(*from));
-                self.udp_port.state().rx.push_back((peer, RxEvent::Data, p));
+                self.udp_net.push(addr(*from), &p);
             }
             Op::TcpOpen { conn } => self.tcp_port.state().open(u32::from(*conn)),
             Op::TcpClose { conn } => self.tcp_port.state().close_by_peer(u32::from(*conn)),
@@ -829,40 +844,40 @@ impl World {
             );
         }
         // UDP peers are always routable: every ack and reject left.
-        let us = self.udp_port.state();
+        let us = &self.udp_tx;
         // Every accepted message's ack left, or had nowhere to go because
         // its session was logged out (then it is logged, numbered, and may
         // leave later as a resend, first seen here).
-        assert!(us.tx.acks <= u.accepted, "udp: more acks than accepted messages");
+        assert!(us.acks <= u.accepted, "udp: more acks than accepted messages");
         assert!(
-            u.accepted <= us.tx.acks + u.replies_unroutable,
+            u.accepted <= us.acks + u.replies_unroutable,
             "udp: an accepted message's ack vanished"
         );
         assert!(
-            us.tx.skipped <= u.replies_unroutable,
+            us.skipped <= u.replies_unroutable,
             "downstream gap not explained by a logout"
         );
         // Everything seen was sent and counted.
         assert!(
-            us.tx.acks + us.tx.rejects + us.tx.retransmitted <= u.tx_replies + u.replies_retransmitted,
+            us.acks + us.rejects + us.retransmitted <= u.tx_replies + u.replies_retransmitted,
             "udp: replies seen that the gateway did not count"
         );
         if u.replies_unroutable == 0 {
             // Never logged out with replies pending: the exact accounting.
-            assert_eq!(us.tx.acks, u.accepted, "udp: acks sent != accepted");
+            assert_eq!(us.acks, u.accepted, "udp: acks sent != accepted");
             // Rejects resent for retransmitted messages are the part of the
             // gateway's retransmissions that the downstream check did not
             // see.
-            let resent_rejects = u.replies_retransmitted - us.tx.retransmitted;
+            let resent_rejects = u.replies_retransmitted - us.retransmitted;
             assert_eq!(
-                us.tx.rejects,
+                us.rejects,
                 u.rejected() - u.rejected_gap + u.gap_notices + u.rejected_too_old + resent_rejects,
                 "udp: rejects sent != rejected"
             );
-            assert_eq!(us.tx.acks + us.tx.rejects, u.tx_replies + resent_rejects);
+            assert_eq!(us.acks + us.rejects, u.tx_replies + resent_rejects);
         }
         assert_eq!(
-            (us.tx.logins_accepted, us.tx.logins_rejected),
+            (us.logins_accepted, us.logins_rejected),
             (u.logins, u.logins_rejected)
         );
         // TCP replies either left or were counted unroutable.
@@ -884,11 +899,8 @@ impl World {
         let probe = peregrine_wire::moldudp64::session_name(PROBE_SESSION);
         let login = mold_packet(0, &probe, &[LOGIN], false);
         let hb = mold_packet(0, &probe, &[], false);
-        {
-            let mut s = self.udp_port.state();
-            s.rx.push_back((Peer::Addr(addr(ADDRS)), RxEvent::Data, login));
-            s.rx.push_back((Peer::Addr(addr(ADDRS)), RxEvent::Data, hb));
-        }
+        self.udp_net.push(addr(ADDRS), &login);
+        self.udp_net.push(addr(ADDRS), &hb);
         {
             let mut s = self.tcp_port.state();
             s.open(PROBE_CONN);
@@ -1019,7 +1031,7 @@ mod tests {
             (2, 1, 2)
         );
         assert_eq!(w.seq.counters().sequenced, 16);
-        assert_eq!(w.udp_port.state().tx.acks, 14);
+        assert_eq!(w.udp_tx.acks, 14);
         let ts = w.tcp_port.state();
         assert_eq!((ts.tx.acks, ts.tx.rejects), (2, 1));
         drop(ts);

@@ -8,7 +8,7 @@
 //!   handle. It also owns the per-port state (device configuration,
 //!   mempools, which queues are taken).
 //! - [`DpdkPort`]: one RX/TX queue pair of one ethdev port, implementing
-//!   [`crate::Port`] with [`crate::Transport::Datagram`]. With several RX
+//!   [`crate::DatagramPort`]. With several RX
 //!   queues (RSS) open one `DpdkPort` per queue with
 //!   [`DpdkPort::open_queue`] and give each to its own gateway thread.
 //!
@@ -17,15 +17,16 @@
 //! detailed counter of [`DpdkStats`]):
 //! 1. Ethernet header present; destination MAC is ours or broadcast.
 //! 2. ARP (Ethernet/IPv4): a request for our IP is answered (the reply is
-//!    transmitted at the end of the same `recv`); the sender is learned
+//!    transmitted at the end of the same `receive`); the sender is learned
 //!    into the neighbour table. Other ARP is dropped.
 //! 3. IPv4: header within the frame (IHL >= 5, total length consistent),
 //!    version 4, header checksum, not a fragment, destination is our IP,
 //!    protocol UDP.
 //! 4. UDP: header within the packet, length field equal to the IP payload
 //!    length, destination port ours, checksum (see below).
-//! 5. The payload is copied into the batch with `Peer::Addr(src ip:port)`
-//!    and the source MAC is learned for the source IP.
+//! 5. The payload is held in its mbuf, with its source address, and lent
+//!    to the caller by [`crate::DatagramPort::consume`] (no copy); the
+//!    source MAC is learned for the source IP.
 //!
 //! Checksums on receive: a driver verdict of GOOD (or "NONE": data intact,
 //! field not filled) is trusted, BAD drops; with no verdict (UNKNOWN, e.g.

@@ -1,10 +1,17 @@
-//! One RX/TX queue pair of a DPDK ethdev port, as a datagram [`Port`].
+//! One RX/TX queue pair of a DPDK ethdev port, as a [`DatagramPort`].
+//!
+//! Received datagrams are not copied: [`DatagramPort::receive`] parses a
+//! burst in place and keeps, per datagram for us, where its payload lies
+//! in its mbuf; [`DatagramPort::consume`] lends those payloads straight out
+//! of the mbufs, which go back to the pool once the whole burst has been
+//! consumed. The one copy left is the caller's (the gateway's, into a ring
+//! slot).
 
 use super::eal::{Eal, LinkStatus, NicStats, PoolPtr};
 use super::neigh::NeighbourTable;
 use super::{DpdkConfig, DpdkError};
 use crate::batch::{PacketBatch, SLOT_BYTES};
-use crate::port::{Peer, Port, PortCounters, Transport};
+use crate::port::{DatagramPort, Peer, Port, PortCounters};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr, WireError,
@@ -168,6 +175,35 @@ pub struct DpdkPort {
     arp_interval: u64,
     counters: PortCounters,
     stats: DpdkStats,
+    /// Mbufs of the last burst still held (`rx_mbufs[..rx_held]`): their
+    /// datagrams are lent by `consume` until every one is consumed.
+    rx_held: usize,
+    /// Where each datagram of the held burst lies, in arrival order.
+    rx_views: Box<[RxView]>,
+    rx_view_len: usize,
+    /// The first view not consumed yet.
+    rx_view_pos: usize,
+}
+
+/// A received datagram's place in a held mbuf.
+#[derive(Clone, Copy, Debug)]
+struct RxView {
+    /// Index into `rx_mbufs`.
+    mbuf: u16,
+    /// Payload offset in the frame, bytes.
+    offset: u16,
+    /// Payload length, bytes.
+    len: u16,
+    from: SocketAddr,
+}
+
+impl RxView {
+    const EMPTY: RxView = RxView {
+        mbuf: 0,
+        offset: 0,
+        len: 0,
+        from: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+    };
 }
 
 // SAFETY: the mbuf pointer arrays are only scratch space owned by this
@@ -209,6 +245,10 @@ impl DpdkPort {
             arp_interval: eal.tsc_hz() / 10,
             counters: PortCounters::default(),
             stats: DpdkStats::default(),
+            rx_held: 0,
+            rx_views: vec![RxView::EMPTY; burst].into_boxed_slice(),
+            rx_view_len: 0,
+            rx_view_pos: 0,
         })
     }
 
@@ -300,8 +340,10 @@ impl DpdkPort {
     }
 
     /// One RX burst of raw frames, each passed to `f` unparsed (tests and
-    /// diagnostics). Returns the number of frames.
+    /// diagnostics). Returns the number of frames. Datagrams still held
+    /// from an earlier [`DatagramPort::receive`] are discarded first.
     pub fn rx_raw(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        self.release_rx();
         register_thread();
         let n = self.rx_burst(self.burst);
         for i in 0..n {
@@ -322,6 +364,15 @@ impl DpdkPort {
         usize::from(unsafe {
             dpdk_sys::pg_rx_burst(self.port_id, self.queue, self.rx_mbufs.as_mut_ptr(), want)
         })
+    }
+
+    /// Frees the held burst's mbufs and forgets its views.
+    #[inline]
+    fn release_rx(&mut self) {
+        self.free_rx(self.rx_held);
+        self.rx_held = 0;
+        self.rx_view_len = 0;
+        self.rx_view_pos = 0;
     }
 
     #[inline]
@@ -449,35 +500,46 @@ impl DpdkPort {
         }
     }
 
-    /// Parses one received frame; a datagram for us lands in `batch`.
+    /// Parses received frame `mbuf` (`frame` is its data); a datagram for
+    /// us is recorded as a view into it.
     #[inline]
-    fn handle_frame(
-        &mut self,
-        frame: &[u8],
-        ip_ck: u8,
-        l4_ck: u8,
-        batch: &mut PacketBatch,
-    ) -> Result<(), Drop_> {
+    fn handle_frame(&mut self, frame: &[u8], ip_ck: u8, l4_ck: u8, mbuf: usize) -> Result<(), Drop_> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| Drop_::Truncated)?;
         let dst = eth.dst_addr();
         if dst != self.mac && !dst.is_broadcast() {
             return Err(Drop_::WrongMac);
         }
         match eth.ethertype() {
-            EtherType::Ipv4 => self.handle_ipv4(&eth, ip_ck, l4_ck, batch),
+            EtherType::Ipv4 => {
+                let (from, payload) = self.handle_ipv4(&eth, ip_ck, l4_ck)?;
+                // Both lie within `frame` (a frame is at most 64 KiB).
+                let offset = payload.as_ptr() as usize - frame.as_ptr() as usize;
+                // Always a free view: a burst has at most `burst` frames,
+                // each yielding at most one datagram.
+                if let Some(v) = self.rx_views.get_mut(self.rx_view_len) {
+                    *v = RxView {
+                        mbuf: mbuf as u16,
+                        offset: offset as u16,
+                        len: payload.len() as u16,
+                        from,
+                    };
+                    self.rx_view_len += 1;
+                }
+                Ok(())
+            }
             EtherType::Arp => self.handle_arp(eth.payload()),
             EtherType::Unknown(_) => Err(Drop_::NonIpv4),
         }
     }
 
+    /// The source and payload of an IPv4/UDP frame for us.
     #[inline]
-    fn handle_ipv4(
+    fn handle_ipv4<'f>(
         &mut self,
-        eth: &EthernetFrame<&[u8]>,
+        eth: &EthernetFrame<&'f [u8]>,
         ip_ck: u8,
         l4_ck: u8,
-        batch: &mut PacketBatch,
-    ) -> Result<(), Drop_> {
+    ) -> Result<(SocketAddr, &'f [u8]), Drop_> {
         let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|e| match e {
             WireError::Truncated => Drop_::Truncated,
             _ => Drop_::BadIpHeader,
@@ -525,13 +587,10 @@ impl DpdkPort {
         if src_mac.is_unicast() && self.neigh.lookup(repr.src_addr) != Some(src_mac) {
             self.neigh.learn(repr.src_addr, src_mac);
         }
-        let peer = Peer::Addr(SocketAddr::V4(SocketAddrV4::new(repr.src_addr, udp.src_port())));
-        // Cannot fail: recv takes at most batch.capacity() frames and each
-        // yields at most one entry.
-        let _ = batch.push(peer, payload);
+        let from = SocketAddr::V4(SocketAddrV4::new(repr.src_addr, udp.src_port()));
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += payload.len() as u64;
-        Ok(())
+        Ok((from, payload))
     }
 
     fn handle_arp(&mut self, payload: &[u8]) -> Result<(), Drop_> {
@@ -698,8 +757,13 @@ fn rx_frame<'a>(m: *mut rte_mbuf) -> (&'a [u8], u8, u8) {
         return (&[], 0, 0);
     }
     // SAFETY: data..data+data_len is the mbuf's first segment, valid and
-    // unchanged until the mbuf is freed, which happens after the caller is
-    // done with the slice (same recv call).
+    // unchanged until the mbuf is freed. Received mbufs are freed only by
+    // `release_rx` (from `receive`, `rx_raw`, `drop`, and `consume` after
+    // its last lend) and `rx_raw` after its loop: never while a slice of
+    // theirs is in use. A closure lent a payload by `consume` can reach
+    // the port only as `&mut dyn Port`, whose methods (send, counters)
+    // never touch received mbufs. Built tx frames are read before they
+    // are sent or freed.
     let frame = unsafe { std::slice::from_raw_parts(v.data, usize::from(v.data_len)) };
     (frame, v.ip_cksum, v.l4_cksum)
 }
@@ -718,30 +782,60 @@ fn mbuf_frame<'a>(m: *mut rte_mbuf, len: usize) -> Option<&'a mut [u8]> {
     Some(unsafe { std::slice::from_raw_parts_mut(dpdk_sys::pg_mbuf_data(m), len) })
 }
 
-impl Port for DpdkPort {
-    fn transport(&self) -> Transport {
-        Transport::Datagram
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(self.ip, self.udp_port))
-    }
-
-    /// One RX burst of at most `min(burst, batch.capacity())` frames.
-    fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
-        batch.clear();
+impl DatagramPort for DpdkPort {
+    /// One RX burst of at most `min(burst, max)` frames, parsed in place:
+    /// ARP is answered, frames not for us are dropped and counted, and the
+    /// datagrams for us are held in their mbufs for `consume`.
+    fn receive(&mut self, max: usize) -> Result<usize, NetError> {
+        if self.rx_view_pos < self.rx_view_len {
+            return Ok(0);
+        }
+        self.release_rx();
         register_thread();
-        let n = self.rx_burst(batch.capacity());
+        let n = self.rx_burst(max);
+        self.rx_held = n;
         self.stats.rx_frames += n as u64;
         for i in 0..n {
             let (frame, ip_ck, l4_ck) = rx_frame(self.rx_mbufs[i]);
-            if let Err(why) = self.handle_frame(frame, ip_ck, l4_ck, batch) {
+            if let Err(why) = self.handle_frame(frame, ip_ck, l4_ck, i) {
                 self.drop_frame(why);
             }
         }
-        self.free_rx(n);
+        if self.rx_view_len == 0 {
+            self.release_rx();
+        }
         self.flush_ctrl();
-        Ok(batch.len())
+        Ok(self.rx_view_len)
+    }
+
+    /// Lends each held payload straight from its mbuf; the burst's mbufs
+    /// are freed once every datagram has been consumed.
+    fn consume<F>(&mut self, mut f: F) -> usize
+    where
+        F: FnMut(SocketAddr, &[u8], &mut dyn Port) -> bool,
+    {
+        let start = self.rx_view_pos;
+        while self.rx_view_pos < self.rx_view_len {
+            let v = self.rx_views[self.rx_view_pos];
+            let (frame, _, _) = rx_frame(self.rx_mbufs[usize::from(v.mbuf)]);
+            let (at, len) = (usize::from(v.offset), usize::from(v.len));
+            let payload = frame.get(at..at + len).unwrap_or(&[]);
+            if !f(v.from, payload, self) {
+                break;
+            }
+            self.rx_view_pos += 1;
+        }
+        let consumed = self.rx_view_pos - start;
+        if self.rx_held > 0 && self.rx_view_pos == self.rx_view_len {
+            self.release_rx();
+        }
+        consumed
+    }
+}
+
+impl Port for DpdkPort {
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.ip, self.udp_port))
     }
 
     /// Builds one frame per entry and transmits them in bursts; entries
@@ -819,6 +913,7 @@ fn mbuf_payload_len(m: *mut rte_mbuf) -> u16 {
 
 impl Drop for DpdkPort {
     fn drop(&mut self) {
+        self.release_rx();
         if self.ctrl_len > 0 {
             // SAFETY: pending control mbufs are ours.
             unsafe { dpdk_sys::pg_pktmbuf_free_bulk(self.ctrl_mbufs.as_mut_ptr(), self.ctrl_len as u32) };

@@ -23,7 +23,7 @@ use crate::resend::ResendQueue;
 use crate::rto::Rto;
 use crate::ClientError;
 use peregrine_netio::clock::now_ns;
-use peregrine_netio::{PacketBatch, Peer, Port, UdpOptions, UdpPort};
+use peregrine_netio::{DatagramPort, PacketBatch, Peer, Port, UdpOptions, UdpPort};
 use peregrine_wire::message::{Login, Logout, RejectReason, MESSAGE_LEN};
 use peregrine_wire::moldudp64::{write_header_only, MoldBuilder, MoldPacket, SessionName, HEADER_LEN};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! `serve` over DPDK (feature `dpdk`): one UDP gateway per configured
 //! queue of a DPDK port, the NIC read and written with no kernel in the way.
 
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 

@@ -7,7 +7,7 @@ use crate::runtime::{run, RuntimeConfig, ServerReport};
 use anyhow::Context;
 use peregrine_gateway::directory::SessionDirectory;
 use peregrine_gateway::restore::SessionRestore;
-use peregrine_gateway::udp::GatewayOptions;
+use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_journal::{Journal, WriterConfig};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};

@@ -1,0 +1,221 @@
+//! The UDP gateway end to end without sockets: datagrams go in through
+//! netio's in-memory port, the test plays the sequencer on the rings, and
+//! the datagrams the gateway sends are read back and checked.
+
+use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+use peregrine_gateway::{ring_pair, GatewayLoop, GatewayOptions, SequencerRings, UdpGateway};
+use peregrine_netio::memory::{MemoryHandle, MemoryPort};
+use peregrine_sequencer::slot::{InboundSlot, OutboundSlot};
+use peregrine_wire::message::{
+    Ack, Echo, Login, LoginAccepted, MessageType, Reject, RejectReason, MESSAGE_LEN,
+};
+use peregrine_wire::moldudp64::{session_name, MoldBuilder, MoldPacket, MAX_PAYLOAD};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use zerocopy::{FromBytes, IntoBytes};
+
+const SESSION: &str = "S0";
+const SECRET: &str = "pw";
+
+struct Rig {
+    gw: UdpGateway<MemoryPort>,
+    net: MemoryHandle,
+    seq: SequencerRings,
+}
+
+fn client() -> SocketAddr {
+    "10.1.1.1:5000".parse().unwrap()
+}
+
+fn rig(opts: GatewayOptions, ring: usize) -> Rig {
+    let directory = SessionDirectory::new(&[SessionCredential {
+        name: alpha(SESSION).unwrap(),
+        secret: alpha(SECRET).unwrap(),
+    }])
+    .unwrap();
+    let (rings, seq) = ring_pair(ring).unwrap();
+    let (port, net) = MemoryPort::new("10.0.0.1:9000".parse().unwrap());
+    let gw = UdpGateway::new(0, port, rings, Arc::new(directory), opts);
+    Rig { gw, net, seq }
+}
+
+fn packet(seq: u64, blocks: &[&[u8]]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let mut b = MoldBuilder::new(&mut buf, &session_name(SESSION), seq).unwrap();
+    for m in blocks {
+        assert!(b.push(m));
+    }
+    let n = b.finish();
+    buf[..n].to_vec()
+}
+
+fn echo(tag: u64) -> Vec<u8> {
+    Echo::new(0, tag).as_bytes().to_vec()
+}
+
+type Sent = Vec<(u64, Vec<[u8; MESSAGE_LEN]>)>;
+
+impl Rig {
+    /// Sends `data` from `from` and runs one receive poll and one transmit
+    /// poll (which sends what the receive side queued); returns the
+    /// datagrams handled.
+    fn datagram(&mut self, from: SocketAddr, data: &[u8]) -> usize {
+        self.net.push(from, data);
+        self.poll()
+    }
+
+    fn poll(&mut self) -> usize {
+        let n = self.gw.poll_rx();
+        self.gw.poll_tx();
+        n
+    }
+
+    /// The datagrams sent so far, as (reply sequence, messages).
+    fn sent(&mut self) -> Sent {
+        self.net
+            .take_sent()
+            .into_iter()
+            .map(|(to, d)| {
+                assert_eq!(to, client(), "replies go to the bound address");
+                let p = MoldPacket::new_checked(&d).unwrap();
+                let msgs = p
+                    .blocks()
+                    .map(|b| <[u8; MESSAGE_LEN]>::try_from(b).unwrap())
+                    .collect();
+                (p.sequence(), msgs)
+            })
+            .collect()
+    }
+
+    fn login(&mut self) {
+        let login = Login::new(alpha(SECRET).unwrap(), 0, 7);
+        self.datagram(client(), &packet(0, &[login.as_bytes()]));
+        let sent = self.sent();
+        assert_eq!(sent.len(), 1);
+        let ok = LoginAccepted::read_from_bytes(&sent[0].1[0]).unwrap();
+        assert_eq!(ok.msg_type, MessageType::LoginAccepted as u8);
+        assert_eq!((ok.next_client_seq.get(), ok.next_reply_seq.get()), (1, 1));
+    }
+
+    /// What reached the sequencer since the last call.
+    fn staged(&mut self) -> Vec<InboundSlot> {
+        std::iter::from_fn(|| self.seq.0.pop()).collect()
+    }
+
+    /// The application answers `slot` with an Ack naming its client sequence.
+    fn answer(&mut self, slot: &InboundSlot) {
+        let mut a = Ack::empty();
+        a.client_seq.set(slot.client_seq);
+        let out = OutboundSlot {
+            msg: zerocopy::transmute!(a),
+            to: slot.origin,
+        };
+        assert!(self.seq.1.push(out).is_ok());
+    }
+}
+
+fn client_seqs(slots: &[InboundSlot]) -> Vec<u64> {
+    slots.iter().map(|s| s.client_seq).collect()
+}
+
+fn reject(msg: &[u8; MESSAGE_LEN]) -> (u16, u64) {
+    let r = Reject::read_from_bytes(msg).unwrap();
+    assert_eq!(r.msg_type, MessageType::Reject as u8);
+    (r.reason.get(), r.client_seq.get())
+}
+
+#[test]
+fn messages_are_staged_in_order_and_replies_packed_per_session() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    assert_eq!(
+        r.datagram(client(), &packet(1, &[&echo(1), &echo(2), &echo(3)])),
+        1
+    );
+    let staged = r.staged();
+    assert_eq!(client_seqs(&staged), vec![1, 2, 3]);
+    assert_eq!(staged[1].msg[..], echo(2)[..], "the block, copied once");
+    for s in &staged {
+        r.answer(s);
+    }
+    assert_eq!(r.gw.poll_tx(), 3);
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1, "one datagram for the three replies");
+    assert_eq!((sent[0].0, sent[0].1.len()), (1, 3));
+}
+
+#[test]
+fn a_retransmission_gets_its_original_reply_and_is_not_staged_again() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    r.datagram(client(), &packet(1, &[&echo(1), &echo(2)]));
+    for s in r.staged() {
+        r.answer(&s);
+    }
+    r.gw.poll_tx();
+    let first = r.sent();
+    r.datagram(client(), &packet(2, &[&echo(2)]));
+    assert!(r.staged().is_empty(), "never sequenced twice");
+    let again = r.sent();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, 2, "its original reply sequence");
+    assert_eq!(again[0].1[0], first[0].1[1]);
+    assert_eq!(r.gw.counters().dedup_hits, 1);
+}
+
+#[test]
+fn a_gap_is_reported_and_held_messages_follow_once_it_fills() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    r.datagram(client(), &packet(2, &[&echo(2), &echo(3)]));
+    assert!(r.staged().is_empty(), "held behind the gap");
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, 0, "session-layer rejects are unsequenced");
+    assert_eq!(reject(&sent[0].1[0]), (RejectReason::SequenceGap as u16, 1));
+    r.datagram(client(), &packet(1, &[&echo(1)]));
+    assert_eq!(client_seqs(&r.staged()), vec![1, 2, 3]);
+    assert!(r.sent().is_empty(), "nothing left to report");
+}
+
+#[test]
+fn strangers_and_broken_datagrams_get_no_answer() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    let stranger: SocketAddr = "10.9.9.9:1".parse().unwrap();
+    r.net.push(stranger, &packet(1, &[&echo(1)]));
+    r.net.push(client(), &[1, 2, 3]);
+    r.poll();
+    assert!(r.staged().is_empty());
+    assert!(r.net.take_sent().is_empty(), "no reflection");
+    let c = r.gw.counters();
+    assert_eq!((c.dropped_unauthenticated, c.dropped_malformed), (1, 1));
+}
+
+#[test]
+fn a_full_ring_keeps_the_datagram_in_the_port_then_answers_busy() {
+    let opts = GatewayOptions {
+        busy_after: std::time::Duration::from_millis(20),
+        ..GatewayOptions::default()
+    };
+    let mut r = rig(opts, 2);
+    r.login();
+    r.datagram(client(), &packet(1, &[&echo(1), &echo(2), &echo(3)]));
+    // Message 3 waits in the port while the ring is full.
+    assert_eq!(client_seqs(&r.staged()), vec![1, 2]);
+    assert_eq!(r.gw.counters().ring_full, 1);
+    assert!(r.net.take_sent().is_empty());
+    // The ring has drained: the next poll resumes with it.
+    r.poll();
+    assert_eq!(client_seqs(&r.staged()), vec![3]);
+    // Full again, and for longer than busy_after: Busy for the first
+    // message not taken.
+    r.datagram(client(), &packet(4, &[&echo(4), &echo(5), &echo(6)]));
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    r.poll();
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(reject(&sent[0].1[0]), (RejectReason::Busy as u16, 6));
+    assert_eq!(r.gw.counters().rejected_busy, 1);
+    assert_eq!(client_seqs(&r.staged()), vec![4, 5]);
+}
