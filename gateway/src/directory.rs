@@ -96,20 +96,6 @@ impl std::fmt::Debug for SessionDirectory {
     }
 }
 
-/// Pads `s` with spaces to `N` bytes, checking it is 1..=N printable ASCII
-/// characters without spaces.
-pub fn alpha<const N: usize>(s: &str) -> Result<[u8; N], &'static str> {
-    if s.is_empty() || s.len() > N {
-        return Err("must not be empty or longer than the field");
-    }
-    if !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("must be printable ASCII without spaces");
-    }
-    let mut out = [b' '; N];
-    out[..s.len()].copy_from_slice(s.as_bytes());
-    Ok(out)
-}
-
 /// Compares two secrets in time independent of where they differ.
 fn secrets_equal(a: &[u8; SECRET_LEN], b: &[u8; SECRET_LEN]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -200,16 +186,17 @@ impl SessionDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peregrine_wire::alpha::checked_alpha_field;
 
     fn dir() -> SessionDirectory {
         SessionDirectory::new(&[
             SessionCredential {
-                name: alpha("ALPHA").unwrap(),
-                secret: alpha("s3cret").unwrap(),
+                name: checked_alpha_field("ALPHA").unwrap(),
+                secret: checked_alpha_field("s3cret").unwrap(),
             },
             SessionCredential {
-                name: alpha("BETA").unwrap(),
-                secret: alpha("other").unwrap(),
+                name: checked_alpha_field("BETA").unwrap(),
+                secret: checked_alpha_field("other").unwrap(),
             },
         ])
         .unwrap()
@@ -218,45 +205,58 @@ mod tests {
     #[test]
     fn login_checks_name_and_secret_and_pins_the_session_to_one_gateway() {
         let d = dir();
-        let (a, b) = (alpha::<10>("ALPHA").unwrap(), alpha::<10>("BETA").unwrap());
-        assert_eq!(d.authenticate(&a, &alpha("s3cret").unwrap(), 0), Ok(0));
+        let (a, b) = (
+            checked_alpha_field::<10>("ALPHA").unwrap(),
+            checked_alpha_field::<10>("BETA").unwrap(),
+        );
         assert_eq!(
-            d.authenticate(&a, &alpha("s3creT").unwrap(), 0),
+            d.authenticate(&a, &checked_alpha_field("s3cret").unwrap(), 0),
+            Ok(0)
+        );
+        assert_eq!(
+            d.authenticate(&a, &checked_alpha_field("s3creT").unwrap(), 0),
             Err(LoginError::NotAuthorised)
         );
         assert_eq!(
-            d.authenticate(&alpha("GAMMA").unwrap(), &alpha("s3cret").unwrap(), 0),
+            d.authenticate(
+                &checked_alpha_field("GAMMA").unwrap(),
+                &checked_alpha_field("s3cret").unwrap(),
+                0
+            ),
             Err(LoginError::NotAuthorised)
         );
         assert_eq!(
-            d.authenticate(&a, &alpha("s3cret").unwrap(), 1),
+            d.authenticate(&a, &checked_alpha_field("s3cret").unwrap(), 1),
             Err(LoginError::Unavailable),
             "held by gateway 0"
         );
         assert_eq!(
-            d.authenticate(&a, &alpha("s3cret").unwrap(), 0),
+            d.authenticate(&a, &checked_alpha_field("s3cret").unwrap(), 0),
             Ok(0),
             "again on its own"
         );
         assert_eq!(d.owner(0), Some(0));
         assert_eq!(d.owner(1), None);
-        assert_eq!(d.authenticate(&b, &alpha("other").unwrap(), 3), Ok(1));
+        assert_eq!(
+            d.authenticate(&b, &checked_alpha_field("other").unwrap(), 3),
+            Ok(1)
+        );
         assert_eq!(d.owner(1), Some(3));
     }
 
     #[test]
     fn bad_configuration_is_refused() {
         let c = SessionCredential {
-            name: alpha("A").unwrap(),
-            secret: alpha("x").unwrap(),
+            name: checked_alpha_field("A").unwrap(),
+            secret: checked_alpha_field("x").unwrap(),
         };
         assert!(matches!(
             SessionDirectory::new(&[c, c]),
             Err(DirectoryError::Duplicate(_))
         ));
-        assert!(alpha::<10>("").is_err());
-        assert!(alpha::<10>("elevenchars").is_err());
-        assert!(alpha::<10>("has space").is_err());
-        assert_eq!(&alpha::<10>("ok").unwrap(), b"ok        ");
+        assert!(checked_alpha_field::<10>("").is_err());
+        assert!(checked_alpha_field::<10>("elevenchars").is_err());
+        assert!(checked_alpha_field::<10>("has space").is_err());
+        assert_eq!(&checked_alpha_field::<10>("ok").unwrap(), b"ok        ");
     }
 }

@@ -1,7 +1,7 @@
 //! Client sessions as a gateway sees them.
 
 use peregrine_netio::Peer;
-use peregrine_wire::message::MESSAGE_LEN;
+use peregrine_wire::message::{msg_type_of, reply_client_seq, MESSAGE_LEN};
 use peregrine_wire::moldudp64::SessionName;
 
 /// One client session.
@@ -62,13 +62,11 @@ const NANO: u64 = 1_000_000_000;
 
 impl Session {
     /// Keeps reply `seq` in the reply log and notes the client message it
-    /// answers (every reply layout carries the client sequence at 16..24).
+    /// answers (every reply layout carries it: [`reply_client_seq`]).
     #[inline]
     pub fn log_reply(&mut self, seq: u64, msg: &[u8; MESSAGE_LEN]) {
         self.log.push(seq, msg);
-        let mut cs = [0u8; 8];
-        cs.copy_from_slice(&msg[16..24]);
-        self.replied_client_seq = self.replied_client_seq.max(u64::from_le_bytes(cs));
+        self.replied_client_seq = self.replied_client_seq.max(reply_client_seq(msg));
     }
 
     /// Recovery: a journaled message of this session, client sequence
@@ -151,9 +149,10 @@ impl RejectLog {
 
     /// The reject that answered client message `client_seq`, if kept.
     pub fn find(&self, client_seq: u64) -> Option<&[u8; MESSAGE_LEN]> {
-        let want = client_seq.to_le_bytes();
         let kept = self.next.min(self.msgs.len());
-        self.msgs[..kept].iter().find(|m| m[0] != 0 && m[16..24] == want)
+        self.msgs[..kept]
+            .iter()
+            .find(|m| msg_type_of(&m[..]) != 0 && reply_client_seq(m) == client_seq)
     }
 }
 
@@ -298,19 +297,22 @@ impl ReplyLog {
     }
 
     /// The replies answering the client's message `client_seq` (every reply
-    /// layout carries the client sequence at bytes 16..24): the first such
+    /// layout carries the client sequence: [`reply_client_seq`]): the first such
     /// reply's sequence and how many follow it contiguously. Searched from
     /// the newest; `None` when not (or no longer) kept.
     pub fn find(&self, client_seq: u64) -> Option<(u64, usize)> {
-        let want = client_seq.to_le_bytes();
         let end = self.first + self.len as u64;
         let mut s = end;
         while s > self.first {
             s -= 1;
             let m = self.get(s)?;
-            if m[16..24] == want {
+            if reply_client_seq(m) == client_seq {
                 let mut first = s;
-                while first > self.first && self.get(first - 1).is_some_and(|p| p[16..24] == want) {
+                while first > self.first
+                    && self
+                        .get(first - 1)
+                        .is_some_and(|p| reply_client_seq(p) == client_seq)
+                {
                     first -= 1;
                 }
                 return Some((first, (s - first + 1) as usize));
@@ -417,10 +419,11 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peregrine_wire::message::set_reply_client_seq;
 
     fn reply(client_seq: u64, tag: u8) -> [u8; MESSAGE_LEN] {
         let mut m = [tag; MESSAGE_LEN];
-        m[16..24].copy_from_slice(&client_seq.to_le_bytes());
+        set_reply_client_seq(&mut m, client_seq);
         m
     }
 

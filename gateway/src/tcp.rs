@@ -30,6 +30,7 @@ use crate::session_core::{Action, LoginRequest, LoginVerdict, Replay};
 use crate::GatewayLoop;
 use crate::GatewayRings;
 use peregrine_netio::{clock, ConnId, PacketBatch, Peer, PortCounters, RxEvent, StreamPort, SLOT_BYTES};
+use peregrine_wire::alpha::alpha_field;
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::soupbintcp::{
     frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
@@ -252,8 +253,7 @@ impl SoupTcp {
         }
         let mut name: SessionName = session;
         if name.iter().all(|&c| c == b' ') {
-            name = [b' '; 10];
-            name[..6].copy_from_slice(&username);
+            name = alpha_field(&username);
         }
         let id = self.conns[i].id;
         let req = LoginRequest {

@@ -2,10 +2,11 @@
 //! connection events and byte chunks, the test plays the sequencer on the
 //! rings, and the bytes the gateway writes are parsed back.
 
-use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+use peregrine_gateway::directory::{SessionCredential, SessionDirectory};
 use peregrine_gateway::{ring_pair, GatewayLoop, GatewayOptions, SequencerRings, TcpGateway};
 use peregrine_netio::{ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, StreamPort};
 use peregrine_sequencer::slot::InboundSlot;
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{Echo, Reject, RejectReason};
 use peregrine_wire::soupbintcp::{self, kind, parse_packet, SoupPacket};
 use std::collections::VecDeque;
@@ -127,8 +128,8 @@ struct Rig {
 
 fn rig(ring: usize) -> Rig {
     let directory = SessionDirectory::new(&[SessionCredential {
-        name: alpha("T0").unwrap(),
-        secret: alpha("pw").unwrap(),
+        name: checked_alpha_field("T0").unwrap(),
+        secret: checked_alpha_field("pw").unwrap(),
     }])
     .unwrap();
     let (rings, seq) = ring_pair(ring).unwrap();

@@ -2,10 +2,11 @@
 //! netio's in-memory port, the test plays the sequencer on the rings, and
 //! the datagrams the gateway sends are read back and checked.
 
-use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+use peregrine_gateway::directory::{SessionCredential, SessionDirectory};
 use peregrine_gateway::{ring_pair, GatewayLoop, GatewayOptions, SequencerRings, UdpGateway};
 use peregrine_netio::memory::{MemoryHandle, MemoryPort};
 use peregrine_sequencer::slot::{InboundSlot, OutboundSlot};
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{
     Ack, Echo, Login, LoginAccepted, MessageType, Reject, RejectReason, MESSAGE_LEN,
 };
@@ -29,8 +30,8 @@ fn client() -> SocketAddr {
 
 fn rig(opts: GatewayOptions, ring: usize) -> Rig {
     let directory = SessionDirectory::new(&[SessionCredential {
-        name: alpha(SESSION).unwrap(),
-        secret: alpha(SECRET).unwrap(),
+        name: checked_alpha_field(SESSION).unwrap(),
+        secret: checked_alpha_field(SECRET).unwrap(),
     }])
     .unwrap();
     let (rings, seq) = ring_pair(ring).unwrap();
@@ -88,7 +89,7 @@ impl Rig {
     }
 
     fn login(&mut self) {
-        let login = Login::new(alpha(SECRET).unwrap(), 0, 7);
+        let login = Login::new(checked_alpha_field(SECRET).unwrap(), 0, 7);
         self.datagram(client(), &packet(0, &[login.as_bytes()]));
         let sent = self.sent();
         assert_eq!(sent.len(), 1);

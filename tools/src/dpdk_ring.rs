@@ -17,6 +17,7 @@ use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};
 use peregrine_sequencer::{EchoApp, Sequencer};
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -50,10 +51,10 @@ pub const RING_SECRET: &str = "ring";
 
 /// The sessions of the dpdk-ring run and tests: the simulated client's.
 pub fn ring_directory() -> std::sync::Arc<peregrine_gateway::directory::SessionDirectory> {
-    use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+    use peregrine_gateway::directory::{SessionCredential, SessionDirectory};
     let cred = SessionCredential {
         name: peregrine_client::session_name(0),
-        secret: alpha(RING_SECRET).expect("a valid secret"),
+        secret: checked_alpha_field(RING_SECRET).expect("a valid secret"),
     };
     std::sync::Arc::new(SessionDirectory::new(&[cred]).expect("one session"))
 }
@@ -61,7 +62,7 @@ pub fn ring_directory() -> std::sync::Arc<peregrine_gateway::directory::SessionD
 /// The simulated client's Login frame (session 0, [`RING_SECRET`]).
 pub fn login_frame(mac: EthernetAddress) -> Vec<u8> {
     client_payload_frame(mac, |b| {
-        let secret = peregrine_gateway::directory::alpha(RING_SECRET).expect("a valid secret");
+        let secret = checked_alpha_field(RING_SECRET).expect("a valid secret");
         let login = peregrine_wire::message::Login::new(secret, 0, 0);
         b.push(zerocopy::IntoBytes::as_bytes(&login));
     })

@@ -25,7 +25,7 @@
 //! datagrams only, by type) and is skipped.
 
 use crate::Bytes;
-use peregrine_gateway::directory::{alpha, SessionCredential, SessionDirectory};
+use peregrine_gateway::directory::{SessionCredential, SessionDirectory};
 use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_netio::memory::{MemoryHandle, MemoryPort};
@@ -33,6 +33,7 @@ use peregrine_netio::{
     ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, StreamPort, SLOT_BYTES,
 };
 use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{
     classify_inbound, Ack, Echo, Login, Logout, MessageType, Reject, LAYOUT_VERSION, MESSAGE_LEN,
 };
@@ -120,7 +121,7 @@ pub(crate) const LOGOUT: u8 = 0xFC;
 const SECRET: &str = "pw";
 
 pub(crate) fn block(kind: u8) -> Vec<u8> {
-    let secret = |s: &str| peregrine_gateway::directory::alpha::<10>(s).expect("valid secret");
+    let secret = |s: &str| checked_alpha_field::<10>(s).expect("valid secret");
     match kind {
         LOGIN => return Login::new(secret(SECRET), 0, 1).as_bytes().to_vec(),
         BAD_LOGIN => return Login::new(secret("nope"), 0, 1).as_bytes().to_vec(),
@@ -296,8 +297,8 @@ pub(crate) fn encode(cfg: &Config, ops: &[Op]) -> Vec<u8> {
 /// The configured sessions (see the module docs).
 fn directory() -> SessionDirectory {
     let cred = |name: &str, secret: &str| SessionCredential {
-        name: alpha(name).expect("valid name"),
-        secret: alpha(secret).expect("valid secret"),
+        name: checked_alpha_field(name).expect("valid name"),
+        secret: checked_alpha_field(secret).expect("valid secret"),
     };
     let creds: Vec<SessionCredential> = ["S0", "S1", "S2", PROBE_SESSION, "T0", "T1", "u0", "u1"]
         .iter()

@@ -1,7 +1,8 @@
 //! The session core message by message, without sockets or rings.
 
 use super::*;
-use crate::directory::{alpha, SessionCredential};
+use crate::directory::SessionCredential;
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{Ack, Echo, Reject};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use zerocopy::{FromBytes, IntoBytes};
 const SECRET: &str = "pw";
 
 fn name(s: &str) -> SessionName {
-    alpha(s).unwrap()
+    checked_alpha_field(s).unwrap()
 }
 
 fn directory() -> Arc<SessionDirectory> {
@@ -18,7 +19,7 @@ fn directory() -> Arc<SessionDirectory> {
         .iter()
         .map(|n| SessionCredential {
             name: name(n),
-            secret: alpha(SECRET).unwrap(),
+            secret: checked_alpha_field(SECRET).unwrap(),
         })
         .collect();
     Arc::new(SessionDirectory::new(&creds).unwrap())
@@ -40,7 +41,7 @@ fn addr(port: u16) -> Peer {
 fn login_req(session: &str, secret: &str, peer: Peer) -> LoginRequest {
     LoginRequest {
         name: name(session),
-        secret: alpha(secret).unwrap(),
+        secret: checked_alpha_field(secret).unwrap(),
         peer,
     }
 }

@@ -1,9 +1,9 @@
 //! Helpers shared by the end-to-end tests: real sockets on loopback.
 #![allow(dead_code)]
 
-use peregrine_gateway::directory::alpha;
 use peregrine_server::config::{ServeConfig, SessionSpec};
 use peregrine_server::serve::{self as server, ServerHandle};
+use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{Ack, Echo, Login, LoginAccepted, MessageType, Reject, MESSAGE_LEN};
 use peregrine_wire::moldudp64::{session_name, MoldBuilder, MoldPacket};
 use peregrine_wire::soupbintcp::{kind, parse_packet, write_login_request, write_packet, SoupPacket};
@@ -55,7 +55,7 @@ pub fn start_server(udp: usize, tcp: usize) -> ServerHandle {
 /// Logs `session` in over UDP from `s` to `server` with `secret`; returns
 /// the answer block (LoginAccepted `W` or LoginRejected `V`).
 pub fn udp_login_with(s: &UdpSocket, server: SocketAddr, session: &str, secret: &str) -> [u8; MESSAGE_LEN] {
-    let login = Login::new(alpha(secret).unwrap(), 0, 7);
+    let login = Login::new(checked_alpha_field(secret).unwrap(), 0, 7);
     s.send_to(&mold(session, 0, &[login.as_bytes()]), server).unwrap();
     let got = recv_blocks(s, 1, Duration::from_secs(5));
     assert_eq!(got.len(), 1, "an answer to the login");
