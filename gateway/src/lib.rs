@@ -10,6 +10,7 @@
 //!   state machine without I/O; [`options::GatewayOptions`] their sizing.
 //! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod counters;
 pub mod directory;

@@ -1,3 +1,4 @@
+// Over 600 lines: the decisions of the session layer (login, dedup, reorder, gaps, rate, back-pressure) share one per-session state and read best in one place.
 //! The session layer both gateways share, as a state machine without I/O.
 //!
 //! A gateway hands the core what arrived (a login, one message with its

@@ -10,8 +10,11 @@ pub enum NetError {
     /// Binding or configuring a socket failed at start-up.
     #[error("cannot set up {what} on {addr}: {source}")]
     Setup {
+        /// What was being set up (a socket option, the bind, ...).
         what: &'static str,
+        /// The address it was for.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -19,7 +22,9 @@ pub enum NetError {
     /// `EAGAIN`/`EINTR`.
     #[error("{call} failed: {source}")]
     Syscall {
+        /// The call, e.g. `recvmmsg`.
         call: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },

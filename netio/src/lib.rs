@@ -19,6 +19,8 @@
 //!
 //! Only standard socket calls are used on the kernel paths so OpenOnload can
 //! intercept and accelerate them unchanged.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod batch;
 pub mod clock;

@@ -1,3 +1,4 @@
+// Over 600 lines: the scripted network, its operations and the invariants checked after each are one executable model of the session layer.
 //! The gateway session layer under a scripted, in-memory network.
 //!
 //! The input is a small configuration (ring capacity, bursts, session table

@@ -1,3 +1,4 @@
+// Over 600 lines: one ethdev queue pair (setup, rx parse in place, lent views, tx burst, ARP, checksums) whose unsafe mbuf handling is easier to audit in one file.
 //! One RX/TX queue pair of a DPDK ethdev port, as a [`DatagramPort`].
 //!
 //! Received datagrams are not copied: [`DatagramPort::receive`] parses a

@@ -1,3 +1,4 @@
+// Over 600 lines: every message layout and its constructors stand together, as the byte tables PROTOCOL.md is checked against.
 //! The fixed 100-byte application messages.
 //!
 //! Every message is exactly [`MESSAGE_LEN`] bytes, little-endian, with the
