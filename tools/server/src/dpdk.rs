@@ -13,7 +13,7 @@ pub fn dpdk_gateways(
     ring_capacity: usize,
     directory: std::sync::Arc<peregrine_gateway::directory::SessionDirectory>,
     opts: GatewayOptions,
-) -> anyhow::Result<(peregrine_gateway::GatewaySet, Vec<String>)> {
+) -> Result<(peregrine_gateway::GatewaySet, Vec<String>), crate::error::ServeError> {
     cfg.validate()?;
     let eal = Eal::init(&cfg.eal_args)?;
     let ports = DpdkPort::open_all(eal, cfg)?;

@@ -21,8 +21,11 @@ pub mod counters_file;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod engine_codec;
+mod error;
 pub mod idle;
 pub mod match_app;
 pub mod pinning;
 pub mod runtime;
 pub mod serve;
+
+pub use error::ServeError;

@@ -1,10 +1,10 @@
 //! Builds and runs a server from a [`ServeConfig`]: one gateway per listen
 //! address, a ring pair each, one sequencer, the chosen application.
 
-use crate::config::{AppKind, ServeConfig};
+use crate::config::{AppKind, ConfigError, ServeConfig};
+use crate::error::ServeError;
 use crate::match_app::MatchApp;
 use crate::runtime::{run, RuntimeConfig, ServerReport};
-use anyhow::Context;
 use peregrine_gateway::directory::SessionDirectory;
 use peregrine_gateway::restore::SessionRestore;
 use peregrine_gateway::GatewayOptions;
@@ -48,7 +48,7 @@ pub struct ServerHandle {
     /// The first global sequence number this run assigns.
     pub first_seq: u64,
     stop: Arc<AtomicBool>,
-    join: Option<JoinHandle<anyhow::Result<(ServerReport, ServerApp)>>>,
+    join: Option<JoinHandle<Result<(ServerReport, ServerApp), ServeError>>>,
 }
 
 impl ServerHandle {
@@ -58,22 +58,18 @@ impl ServerHandle {
     }
 
     /// Stops the server and waits for it; returns its counters and app.
-    pub fn stop(mut self) -> anyhow::Result<(ServerReport, ServerApp)> {
+    pub fn stop(self) -> Result<(ServerReport, ServerApp), ServeError> {
         self.stop.store(true, Ordering::Relaxed);
-        self.join
-            .take()
-            .context("server already stopped")?
-            .join()
-            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+        self.wait()
     }
 
     /// Waits until the server stops by itself (its stop flag set elsewhere).
-    pub fn wait(mut self) -> anyhow::Result<(ServerReport, ServerApp)> {
+    pub fn wait(mut self) -> Result<(ServerReport, ServerApp), ServeError> {
         self.join
             .take()
-            .context("server already stopped")?
+            .ok_or(ServeError::AlreadyStopped)?
             .join()
-            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+            .map_err(|_| ServeError::Panicked)?
     }
 }
 
@@ -87,12 +83,9 @@ impl Drop for ServerHandle {
 }
 
 /// Binds every listener, then runs the server on its own threads.
-pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
+pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
     cfg.validate()?;
-    let cores = crate::pinning::core_count();
-    if let Some(c) = cfg.cores.iter().find(|&&c| c >= cores) {
-        anyhow::bail!("core {c} does not exist (this machine has cores 0..{cores})");
-    }
+    crate::pinning::check_cores(&cfg.cores)?;
     let runtime = RuntimeConfig {
         layout: cfg.layout()?,
         cores: cfg.cores.clone(),
@@ -126,43 +119,54 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     };
     let mut gateways: Vec<Box<dyn GatewayLoop>> = Vec::new();
     let mut seq_rings = Vec::new();
-    let mut udp = Vec::new();
-    let mut tcp = Vec::new();
-    let mut id: u16 = 0;
     #[allow(unused_mut)]
     let mut dpdk: Vec<String> = Vec::new();
+    // Gateway ids are positions: UDP listeners first, then TCP, then DPDK
+    // queues (the journal records them, so the order must stay stable).
+    let mut add = |gateway: Box<dyn GatewayLoop>, rings| {
+        gateways.push(gateway);
+        seq_rings.push(rings);
+    };
+    let next_id =
+        |n: usize| u16::try_from(n).map_err(|_| ConfigError::Invalid("udp/tcp", "too many gateways".into()));
+    let bind = |transport, addr: SocketAddr| {
+        move |source| ServeError::Bind {
+            transport,
+            addr,
+            source,
+        }
+    };
+    let mut udp = Vec::new();
     for addr in &cfg.udp {
-        let port = UdpPort::bind(*addr, udp_opts).with_context(|| format!("UDP gateway on {addr}"))?;
+        let port = UdpPort::bind(*addr, udp_opts).map_err(bind("UDP", *addr))?;
         udp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        gateways.push(Box::new(UdpGateway::new(
-            id,
-            port,
-            g,
-            Arc::clone(&directory),
-            opts,
-        )));
-        seq_rings.push(s);
-        id += 1;
+        let id = next_id(udp.len() - 1)?;
+        add(
+            Box::new(UdpGateway::new(id, port, g, Arc::clone(&directory), opts)),
+            s,
+        );
     }
+    let mut tcp = Vec::new();
     for addr in &cfg.tcp {
-        let port = TcpPort::bind(*addr, tcp_opts).with_context(|| format!("TCP gateway on {addr}"))?;
+        let port = TcpPort::bind(*addr, tcp_opts).map_err(bind("TCP", *addr))?;
         tcp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        gateways.push(Box::new(TcpGateway::new(
-            id,
-            port,
-            g,
-            Arc::clone(&directory),
-            opts,
-        )));
-        seq_rings.push(s);
-        id += 1;
+        let id = next_id(udp.len() + tcp.len() - 1)?;
+        add(
+            Box::new(TcpGateway::new(id, port, g, Arc::clone(&directory), opts)),
+            s,
+        );
     }
     #[cfg(feature = "dpdk")]
     if let Some(d) = &cfg.dpdk {
-        let ((gws, rings), described) =
-            crate::dpdk::dpdk_gateways(d, id, cfg.ring_capacity, Arc::clone(&directory), opts)?;
+        let ((gws, rings), described) = crate::dpdk::dpdk_gateways(
+            d,
+            next_id(udp.len() + tcp.len())?,
+            cfg.ring_capacity,
+            Arc::clone(&directory),
+            opts,
+        )?;
         dpdk.extend(described);
         gateways.extend(gws);
         seq_rings.extend(rings);
@@ -180,7 +184,11 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     let mut app = app;
     let (first_seq, journal, recovery) = match (&cfg.journal, cfg.journal_mode()?) {
         (Some(dir), Some(mode)) => {
-            let rec = Journal::open(dir).with_context(|| format!("recovering journal {}", dir.display()))?;
+            let journal_err = |source| ServeError::Journal {
+                dir: dir.clone(),
+                source,
+            };
+            let rec = Journal::open(dir).map_err(journal_err)?;
             let mut note = format!(
                 "journal {}: {} records recovered, next sequence {}",
                 dir.display(),
@@ -200,7 +208,10 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
             let (_, replies) = restore
                 .into_inner()
                 .finish()
-                .with_context(|| format!("restoring sessions from journal {}", dir.display()))?;
+                .map_err(|source| ServeError::Restore {
+                    dir: dir.clone(),
+                    source,
+                })?;
             note.push_str(&format!(
                 "; {replayed} replayed through the application; sessions restored with {replies} replies"
             ));
@@ -211,10 +222,12 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
                 ));
             }
             let next = rec.next_seq();
-            let writer = rec.into_writer(WriterConfig {
-                segment_size: cfg.journal_segment_size,
-                ..WriterConfig::default()
-            })?;
+            let writer = rec
+                .into_writer(WriterConfig {
+                    segment_size: cfg.journal_segment_size,
+                    ..WriterConfig::default()
+                })
+                .map_err(journal_err)?;
             (next, Some(AttachedJournal { writer, mode }), Some(note))
         }
         _ => (1, None, None),
@@ -223,11 +236,12 @@ pub fn start(cfg: &ServeConfig) -> anyhow::Result<ServerHandle> {
     let stop2 = Arc::clone(&stop);
     let join = std::thread::Builder::new()
         .name("peregrine-server".into())
-        .spawn(move || -> anyhow::Result<(ServerReport, ServerApp)> {
+        .spawn(move || -> Result<(ServerReport, ServerApp), ServeError> {
             Ok(run(
                 gateways, seq_rings, app, first_seq, journal, &runtime, stop2,
             )?)
-        })?;
+        })
+        .map_err(ServeError::Spawn)?;
     Ok(ServerHandle {
         recovery,
         first_seq,
