@@ -21,15 +21,14 @@
 //! gateway stops reading until the sequencer catches up, so TCP flow control
 //! pushes back on the client; nothing accepted is dropped.
 
-use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, SessionDirectory};
 use crate::gateway_core::GatewayCore;
 use crate::options::GatewayOptions;
 use crate::replies::Framing;
-use crate::session_core::{Action, LoginRequest, LoginVerdict, Replay};
+use crate::session_core::{Action, LoginRequest, LoginVerdict, Replay, SessionCore};
 use crate::GatewayLoop;
 use crate::GatewayRings;
-use peregrine_netio::{clock, ConnId, PacketBatch, Peer, PortCounters, RxEvent, StreamPort, SLOT_BYTES};
+use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, RxEvent, StreamPort, SLOT_BYTES};
 use peregrine_wire::alpha::alpha_field;
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::soupbintcp::{
@@ -437,27 +436,19 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
         avail
     }
 
-    fn counters(&self) -> GatewayCounters {
-        *self.core.gw.core.counters()
+    fn core(&self) -> &SessionCore {
+        &self.core.gw.core
     }
 
-    fn port_counters(&self) -> PortCounters {
-        self.port.counters()
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core.gw.core
     }
 
-    fn port_detail(&self) -> String {
-        self.port.detail()
+    fn port(&self) -> &dyn Port {
+        &self.port
     }
 
-    fn describe(&self) -> String {
-        format!(
-            "tcp gateway {} on {}",
-            self.core.gw.core.gateway(),
-            self.port.local_addr()
-        )
-    }
-
-    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
-        Some(self.core.gw.core.sessions_mut())
+    fn transport(&self) -> &'static str {
+        "tcp"
     }
 }

@@ -32,15 +32,14 @@
 //! packed per session into MoldUDP64 packets (up to 14 per datagram) and
 //! sent with one `send` (one `sendmmsg`).
 
-use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, SessionDirectory};
 use crate::gateway_core::GatewayCore;
 use crate::options::GatewayOptions;
 use crate::replies::Framing;
-use crate::session_core::{Action, Backpressure, LoginRequest, LoginVerdict, Replay};
+use crate::session_core::{Action, Backpressure, LoginRequest, LoginVerdict, Replay, SessionCore};
 use crate::GatewayLoop;
 use crate::GatewayRings;
-use peregrine_netio::{clock, DatagramPort, Peer, Port, PortCounters};
+use peregrine_netio::{clock, DatagramPort, Peer, Port};
 use peregrine_wire::message::{
     Login, LoginAccepted, LoginRejected, MessageType, RejectReason, LAYOUT_VERSION, MESSAGE_LEN,
 };
@@ -398,27 +397,19 @@ impl<P: DatagramPort + Send> GatewayLoop for UdpGateway<P> {
         gw.drain(&mut self.port)
     }
 
-    fn counters(&self) -> GatewayCounters {
-        *self.mold.gw.core.counters()
+    fn core(&self) -> &SessionCore {
+        &self.mold.gw.core
     }
 
-    fn port_counters(&self) -> PortCounters {
-        self.port.counters()
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.mold.gw.core
     }
 
-    fn port_detail(&self) -> String {
-        self.port.detail()
+    fn port(&self) -> &dyn Port {
+        &self.port
     }
 
-    fn describe(&self) -> String {
-        format!(
-            "udp gateway {} on {}",
-            self.mold.gw.core.gateway(),
-            self.port.local_addr()
-        )
-    }
-
-    fn sessions_mut(&mut self) -> Option<&mut crate::session::SessionTable> {
-        Some(self.mold.gw.core.sessions_mut())
+    fn transport(&self) -> &'static str {
+        "udp"
     }
 }

@@ -37,6 +37,34 @@ impl Drop for EchoServer {
     }
 }
 
+/// Runs `step` on a new pinned thread named `name` until the returned
+/// server is stopped; `step` reports how much work it found (for the idle
+/// strategy) and adds what it echoed to the running count.
+fn spawn_echo(
+    name: &str,
+    local: SocketAddr,
+    core: Option<usize>,
+    idle: IdleKind,
+    mut step: impl FnMut(&mut u64) -> usize + Send + 'static,
+) -> anyhow::Result<EchoServer> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let join = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = peregrine_server::pinning::pin_current(core);
+        let mut idler = Idler::new(idle);
+        let mut echoed = 0u64;
+        while !stop2.load(Ordering::Relaxed) {
+            idler.idle(step(&mut echoed));
+        }
+        echoed
+    })?;
+    Ok(EchoServer {
+        addr: local,
+        stop,
+        join: Some(join),
+    })
+}
+
 /// Starts a UDP echo: every datagram goes straight back to its sender.
 pub fn start_udp_echo(
     addr: SocketAddr,
@@ -47,29 +75,14 @@ pub fn start_udp_echo(
 ) -> anyhow::Result<EchoServer> {
     let mut port = UdpPort::bind(addr, opts)?;
     let local = port.local_addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = Arc::clone(&stop);
-    let join = std::thread::Builder::new()
-        .name("echo-udp".into())
-        .spawn(move || {
-            let _ = peregrine_server::pinning::pin_current(core);
-            let mut batch = PacketBatch::new(burst.max(1));
-            let mut idler = Idler::new(idle);
-            let mut echoed = 0u64;
-            while !stop2.load(Ordering::Relaxed) {
-                let n = port.recv(&mut batch).unwrap_or(0);
-                if n > 0 {
-                    // Each entry is addressed to its sender: send the batch back.
-                    echoed += port.send(&mut batch).unwrap_or(0) as u64;
-                }
-                idler.idle(n);
-            }
-            echoed
-        })?;
-    Ok(EchoServer {
-        addr: local,
-        stop,
-        join: Some(join),
+    let mut batch = PacketBatch::new(burst.max(1));
+    spawn_echo("echo-udp", local, core, idle, move |echoed| {
+        let n = port.recv(&mut batch).unwrap_or(0);
+        if n > 0 {
+            // Each entry is addressed to its sender: send the batch back.
+            *echoed += port.send(&mut batch).unwrap_or(0) as u64;
+        }
+        n
     })
 }
 
@@ -82,35 +95,20 @@ pub fn start_tcp_echo(
 ) -> anyhow::Result<EchoServer> {
     let mut port = TcpPort::bind(addr, TcpOptions::default())?;
     let local = port.local_addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = Arc::clone(&stop);
-    let join = std::thread::Builder::new()
-        .name("echo-tcp".into())
-        .spawn(move || {
-            let _ = peregrine_server::pinning::pin_current(core);
-            let mut rx = PacketBatch::new(burst.max(1));
-            let mut tx = PacketBatch::new(burst.max(1));
-            let mut idler = Idler::new(idle);
-            let mut echoed = 0u64;
-            while !stop2.load(Ordering::Relaxed) {
-                let n = port.recv(&mut rx).unwrap_or(0);
-                for i in 0..n {
-                    let (peer, ev, data) = rx.get(i);
-                    if ev == RxEvent::Data {
-                        tx.push(peer, data);
-                    }
-                }
-                if !tx.is_empty() {
-                    echoed += port.send(&mut tx).unwrap_or(0) as u64;
-                }
-                let _ = port.poll_tx();
-                idler.idle(n);
+    let mut rx = PacketBatch::new(burst.max(1));
+    let mut tx = PacketBatch::new(burst.max(1));
+    spawn_echo("echo-tcp", local, core, idle, move |echoed| {
+        let n = port.recv(&mut rx).unwrap_or(0);
+        for i in 0..n {
+            let (peer, ev, data) = rx.get(i);
+            if ev == RxEvent::Data {
+                tx.push(peer, data);
             }
-            echoed
-        })?;
-    Ok(EchoServer {
-        addr: local,
-        stop,
-        join: Some(join),
+        }
+        if !tx.is_empty() {
+            *echoed += port.send(&mut tx).unwrap_or(0) as u64;
+        }
+        let _ = port.poll_tx();
+        n
     })
 }
