@@ -36,19 +36,14 @@ pub fn session_index(n: &SessionName) -> Option<usize> {
 /// empty secret, one longer than 10 bytes, or one with spaces or
 /// non-printable bytes.
 pub fn secret_field(s: &str) -> Result<[u8; 10], crate::ClientError> {
-    if s.is_empty() || s.len() > 10 {
-        return Err(crate::ClientError::BadSecret(
-            "must not be empty or longer than the field (pass --secret)",
-        ));
-    }
-    if !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(crate::ClientError::BadSecret(
-            "must be printable ASCII without spaces (pass --secret)",
-        ));
-    }
-    let mut out = [b' '; 10];
-    out[..s.len()].copy_from_slice(s.as_bytes());
-    Ok(out)
+    peregrine_wire::alpha::checked_alpha_field(s).map_err(|e| {
+        crate::ClientError::BadSecret(match e {
+            peregrine_wire::alpha::AlphaError::Length => {
+                "must not be empty or longer than the field (pass --secret)"
+            }
+            _ => "must be printable ASCII without spaces (pass --secret)",
+        })
+    })
 }
 
 #[cfg(test)]
