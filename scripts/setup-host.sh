@@ -6,7 +6,8 @@
 #   scripts/setup-host.sh --poll-cores 2-3 --hugepages 1024 --bind 0000:3b:00.0
 #
 # Steps (each reported; --dry-run changes NOTHING, it only reports what it
-# finds and what it would do):
+# finds and what it would do, then runs `peregrine doctor`, the full
+# read-only host check, when the binary is built):
 #   1. kernel command line: isolcpus / nohz_full / rcu_nocbs cover the
 #      polling cores (checked only: the boot loader is yours to edit);
 #   2. hugepages: reserve N pages of the default size, mount hugetlbfs;
@@ -289,3 +290,24 @@ else
     echo "  $WARNINGS warning(s) above"
 fi
 [[ $DRY_RUN -eq 0 ]] || echo "  dry run: nothing was changed"
+
+# The full host check (C-states, THP, clocksource, busy polling, socket
+# buffers, memlock, vfio, NIC settings...) is `peregrine doctor`; a dry run
+# ends with it when the binary is here. PEREGRINE_CONFIG names the config
+# the doctor checks against (the one `serve --config` reads).
+if [[ $DRY_RUN -eq 1 ]]; then
+    ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    PEREGRINE=${PEREGRINE:-}
+    [[ -n $PEREGRINE ]] || for p in "$ROOT/target/release/peregrine" "$(command -v peregrine || true)"; do
+        [[ -n $p && -x $p ]] && { PEREGRINE=$p; break; }
+    done
+    if [[ -n $PEREGRINE ]]; then
+        section "peregrine doctor"
+        args=()
+        [[ -n $POLL_CORES ]] && args+=(--cores "$POLL_CORES")
+        [[ -n ${PEREGRINE_CONFIG:-} ]] && args+=(--config "$PEREGRINE_CONFIG")
+        "$PEREGRINE" doctor "${args[@]}" || true
+    else
+        info "build peregrine (cargo build --release) for the full check: peregrine doctor"
+    fi
+fi

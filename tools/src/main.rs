@@ -1,4 +1,4 @@
-//! `peregrine`: serve, client, bench, replay, stat, relay (one file each
+//! `peregrine`: serve, client, bench, replay, stat, relay, doctor (one file each
 //! under `cmd/`).
 
 #![forbid(unsafe_code)]
@@ -32,6 +32,8 @@ enum Cmd {
     Stat(cmd::stat::StatArgs),
     /// A lossy UDP relay (fault injection) between clients and a server.
     Relay(cmd::relay::RelayArgs),
+    /// Check this host for a low-latency deployment of a config.
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Replay(a) => cmd::replay::run(a),
         Cmd::Stat(a) => cmd::stat::run(a),
         Cmd::Relay(a) => cmd::relay::run(a),
+        Cmd::Doctor(a) => cmd::doctor::run(a),
     }
 }

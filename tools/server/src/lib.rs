@@ -12,12 +12,14 @@
 //!   `Application` trait; [`engine_codec`]: engine commands and reports to
 //!   and from wire messages.
 //! - [`pinning`]: the one place threads are pinned to cores.
+//! - [`doctor`]: checks a host against what a configuration needs.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod counters_file;
+pub mod doctor;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod engine_codec;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod doctor;
 pub mod load;
 pub mod relay;
 pub mod replay;
