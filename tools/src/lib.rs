@@ -6,6 +6,7 @@
 //!   timing, the latency recorder) over `peregrine-client` sessions.
 //! - [`faults`]: the fault model (drop, duplicate, reorder) shared by the
 //!   relay and the simulator's lossy link.
+//! - [`exporter`]: the counters over HTTP for Prometheus.
 //! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`bench`]: the harness tying them together.
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod client;
 #[cfg(feature = "dpdk")]
 pub mod dpdk_ring;
+pub mod exporter;
 pub mod faults;
 pub mod relay;
 pub mod report;

@@ -1,4 +1,4 @@
-//! `peregrine`: serve, client, bench, replay, stat, relay, doctor (one file each
+//! `peregrine`: serve, client, bench, replay, stat, relay, doctor, exporter (one file each
 //! under `cmd/`).
 
 #![forbid(unsafe_code)]
@@ -34,6 +34,8 @@ enum Cmd {
     Relay(cmd::relay::RelayArgs),
     /// Check this host for a low-latency deployment of a config.
     Doctor(cmd::doctor::DoctorArgs),
+    /// Serve a running server's counters to Prometheus over HTTP.
+    Exporter(cmd::exporter::ExporterArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Stat(a) => cmd::stat::run(a),
         Cmd::Relay(a) => cmd::relay::run(a),
         Cmd::Doctor(a) => cmd::doctor::run(a),
+        Cmd::Exporter(a) => cmd::exporter::run(a),
     }
 }

@@ -13,6 +13,7 @@
 //!   and from wire messages.
 //! - [`pinning`]: the one place threads are pinned to cores.
 //! - [`doctor`]: checks a host against what a configuration needs.
+//! - [`metrics`]: the counters in Prometheus/OpenMetrics text.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod engine_codec;
 mod error;
 pub mod idle;
 pub mod match_app;
+pub mod metrics;
 pub mod pinning;
 pub mod runtime;
 pub mod serve;

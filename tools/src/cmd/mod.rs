@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod client;
 pub mod doctor;
+pub mod exporter;
 pub mod load;
 pub mod relay;
 pub mod replay;

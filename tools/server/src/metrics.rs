@@ -1,0 +1,271 @@
+//! Prometheus exposition of a running server's counters, rendered from a
+//! snapshot of its counters file.
+//!
+//! Why from the counters file and not from inside `serve`: the file is
+//! already the interface between the polling threads and every reader
+//! (`peregrine stat` uses it), reading it costs the server nothing, and a
+//! separate `peregrine exporter` process keeps HTTP parsing, allocation and
+//! a listening socket out of the address space and off the cores of the
+//! process that trades. It can be restarted, upgraded or firewalled apart
+//! from the server.
+//!
+//! Naming: the sequencer's counters become `peregrine_sequencer_<name>`,
+//! every gateway's `peregrine_gateway_<name>` with labels `gateway` (its
+//! id), `transport` and `addr`; port counters (`port_*`) keep their prefix
+//! under the gateway family. Monotonic counts are counters (`_total`), the
+//! few levels (next sequence, durable sequence, journal lag) gauges. Both
+//! the classic Prometheus text format (0.0.4) and OpenMetrics 1.0 are
+//! rendered from the same families; the exporter picks by the scraper's
+//! `Accept` header.
+
+use crate::counters_file::CountersSnapshot;
+use std::fmt::Write;
+
+/// `Content-Type` of [`render_text`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `Content-Type` of [`render_openmetrics`].
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Counter names renamed in the exposition, where Prometheus naming rules
+/// read the original as something else (`_us` as microseconds).
+const RENAMED: &[(&str, &str)] = &[("port_rx_not_for_us", "port_rx_not_ours")];
+
+/// Counter names that are levels, not counts.
+const GAUGES: &[&str] = &["next_seq", "journal_durable_seq", "journal_lag"];
+
+/// One metric family: name (without `_total`), kind, help, samples.
+struct Family {
+    name: String,
+    counter: bool,
+    help: String,
+    samples: Vec<(String, u64)>,
+}
+
+/// Labels of a gateway block titled `udp gateway 0 on 127.0.0.1:9000`;
+/// other titles become `block="..."`.
+fn gateway_labels(title: &str) -> Option<String> {
+    let mut w = title.splitn(5, ' ');
+    let (transport, word, id, on, addr) = (w.next()?, w.next()?, w.next()?, w.next()?, w.next()?);
+    (word == "gateway" && on == "on" && id.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        format!(
+            "gateway=\"{id}\",transport=\"{}\",addr=\"{}\"",
+            escape(transport),
+            escape(addr)
+        )
+    })
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A metric name made only of `[a-z0-9_]`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn families(snap: &CountersSnapshot) -> Vec<Family> {
+    let mut fams: Vec<Family> = Vec::new();
+    for (title, counters) in &snap.blocks {
+        let (prefix, labels) = if title == "sequencer" {
+            ("peregrine_sequencer", String::new())
+        } else if let Some(l) = gateway_labels(title) {
+            ("peregrine_gateway", l)
+        } else {
+            ("peregrine_block", format!("block=\"{}\"", escape(title)))
+        };
+        for (name, value) in counters {
+            let exposed = RENAMED
+                .iter()
+                .find(|(from, _)| from == name)
+                .map_or(name.as_str(), |(_, to)| to);
+            let fam = format!("{prefix}_{}", sanitize(exposed));
+            let i = match fams.iter().position(|f| f.name == fam) {
+                Some(i) => i,
+                None => {
+                    fams.push(Family {
+                        name: fam,
+                        counter: !GAUGES.contains(&name.as_str()),
+                        help: format!(
+                            "{name}, from the {} counters",
+                            if prefix == "peregrine_gateway" {
+                                "gateway"
+                            } else {
+                                title
+                            }
+                        ),
+                        samples: Vec::new(),
+                    });
+                    fams.len() - 1
+                }
+            };
+            fams[i].samples.push((labels.clone(), *value));
+        }
+    }
+    fams
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+fn info(out: &mut String, config: &[(&str, String)], snap: &CountersSnapshot) {
+    let version = env!("CARGO_PKG_VERSION");
+    let _ = writeln!(out, "# HELP peregrine_build_info Build of the exporter.");
+    let _ = writeln!(out, "# TYPE peregrine_build_info gauge");
+    sample(out, "peregrine_build_info", &format!("version=\"{version}\""), 1);
+    if !config.is_empty() {
+        let labels: Vec<String> = config
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(out, "# HELP peregrine_config_info The server's configuration.");
+        let _ = writeln!(out, "# TYPE peregrine_config_info gauge");
+        sample(out, "peregrine_config_info", &labels.join(","), 1);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP peregrine_server_pid Process id of the server writing the counters."
+    );
+    let _ = writeln!(out, "# TYPE peregrine_server_pid gauge");
+    sample(out, "peregrine_server_pid", "", snap.pid);
+}
+
+/// The snapshot in the classic Prometheus text format (0.0.4), with build
+/// and (when given) configuration info. `config` pairs become labels of
+/// `peregrine_config_info`.
+pub fn render_text(snap: &CountersSnapshot, config: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    info(&mut out, config, snap);
+    for f in families(snap) {
+        let full = if f.counter {
+            format!("{}_total", f.name)
+        } else {
+            f.name.clone()
+        };
+        let _ = writeln!(out, "# HELP {full} {}", f.help);
+        let _ = writeln!(
+            out,
+            "# TYPE {full} {}",
+            if f.counter { "counter" } else { "gauge" }
+        );
+        for (labels, v) in &f.samples {
+            sample(&mut out, &full, labels, *v);
+        }
+    }
+    out
+}
+
+/// The snapshot in OpenMetrics 1.0 text (families named without `_total`,
+/// counter samples with it, `# EOF` at the end).
+pub fn render_openmetrics(snap: &CountersSnapshot, config: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    info(&mut out, config, snap);
+    for f in families(snap) {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(
+            out,
+            "# TYPE {} {}",
+            f.name,
+            if f.counter { "counter" } else { "gauge" }
+        );
+        let sample_name = if f.counter {
+            format!("{}_total", f.name)
+        } else {
+            f.name.clone()
+        };
+        for (labels, v) in &f.samples {
+            sample(&mut out, &sample_name, labels, *v);
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> CountersSnapshot {
+        CountersSnapshot {
+            pid: 42,
+            blocks: vec![
+                (
+                    "sequencer".into(),
+                    vec![("sequenced".into(), 7), ("next_seq".into(), 8)],
+                ),
+                (
+                    "udp gateway 0 on 127.0.0.1:9000".into(),
+                    vec![("rx_packets".into(), 3), ("port_rx_bytes".into(), 300)],
+                ),
+                (
+                    "tcp gateway 1 on 127.0.0.1:9001".into(),
+                    vec![("rx_packets".into(), 5), ("port_rx_bytes".into(), 500)],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn counters_and_gauges_with_gateway_labels() {
+        let t = render_text(&snap(), &[("layout", "shared".into())]);
+        assert!(
+            t.contains(
+                "# TYPE peregrine_sequencer_sequenced_total counter\nperegrine_sequencer_sequenced_total 7\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("# TYPE peregrine_sequencer_next_seq gauge\nperegrine_sequencer_next_seq 8\n"),
+            "{t}"
+        );
+        assert!(t.contains("peregrine_gateway_rx_packets_total{gateway=\"0\",transport=\"udp\",addr=\"127.0.0.1:9000\"} 3\n"), "{t}");
+        assert!(t.contains("peregrine_gateway_rx_packets_total{gateway=\"1\",transport=\"tcp\",addr=\"127.0.0.1:9001\"} 5\n"), "{t}");
+        assert_eq!(
+            t.matches("# TYPE peregrine_gateway_rx_packets_total").count(),
+            1,
+            "one family for both gateways"
+        );
+        assert!(t.contains("peregrine_config_info{layout=\"shared\"} 1"), "{t}");
+        assert!(t.contains("peregrine_server_pid 42"), "{t}");
+    }
+
+    #[test]
+    fn openmetrics_names_families_without_total_and_ends_with_eof() {
+        let t = render_openmetrics(&snap(), &[]);
+        assert!(
+            t.contains(
+                "# TYPE peregrine_sequencer_sequenced counter\nperegrine_sequencer_sequenced_total 7\n"
+            ),
+            "{t}"
+        );
+        assert!(t.ends_with("# EOF\n"), "{t}");
+        assert!(!t.contains("peregrine_config_info"), "{t}");
+    }
+
+    #[test]
+    fn unknown_block_titles_and_odd_characters_are_escaped() {
+        let s = CountersSnapshot {
+            pid: 1,
+            blocks: vec![("odd \"block\"\n".into(), vec![("a-b".into(), 1)])],
+        };
+        let t = render_text(&s, &[]);
+        assert!(
+            t.contains("peregrine_block_a_b_total{block=\"odd \\\"block\\\"\\n\"} 1"),
+            "{t}"
+        );
+    }
+}
