@@ -375,6 +375,9 @@ impl MoldUdp {
         if let Some(oldest) = gone_before {
             let notice = replies_gone_notice(oldest, self.gw.core.now());
             self.gw.send_unsequenced(peer, &name, &notice, port);
+            let c = self.gw.counters_mut();
+            c.tx_replies += 1;
+            c.tx_packets += 1;
         }
         let Some(s) = self.gw.core.session(session) else {
             return 0;

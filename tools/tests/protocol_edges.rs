@@ -75,7 +75,7 @@ fn a_65507_byte_datagram_gets_its_acks_and_rejects() {
     // 642 messages and a 1-byte block fill 65,507 bytes exactly.
     let blocks: Vec<[u8; 100]> = (0..642).map(|k| echo(k, k)).collect();
     let mut refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
-    refs.push(&[b'E']);
+    refs.push(b"E");
     let dgram = big_mold("BIG", 2, &refs);
     assert_eq!(dgram.len(), 65_507);
     s.send_to(&dgram, addr).unwrap();
@@ -204,4 +204,90 @@ fn stat_sees_a_change_within_50_ms_under_every_idle_strategy() {
         drop(srv);
         let _ = std::fs::remove_file(&path);
     }
+}
+
+#[test]
+fn a_malformed_soupbintcp_login_is_refused_not_authorised_and_closed() {
+    use peregrine_wire::soupbintcp::{kind, write_packet};
+    use std::io::Write;
+    let srv = start_server(0, 1);
+    let mut c = SoupClient::connect(srv.tcp[0]);
+    // A Login Request one byte short.
+    let mut buf = [0u8; 64];
+    let n = write_packet(&mut buf, kind::LOGIN_REQUEST, &[b' '; 45]).unwrap();
+    c.stream.write_all(&buf[..n]).unwrap();
+    let (ty, payload) = c.next_packet(Duration::from_secs(5)).expect("an answer");
+    assert_eq!((ty, payload), (kind::LOGIN_REJECTED, vec![b'A']));
+    assert!(c.closed_within(Duration::from_secs(5)));
+    let (report, _) = srv.stop().unwrap();
+    let g = report.gateways[0].1;
+    assert_eq!((g.dropped_malformed, g.logins_rejected), (1, 1));
+}
+
+#[test]
+fn stated_udp_rules_hold_on_the_wire() {
+    use peregrine_wire::message::Logout;
+    use zerocopy::IntoBytes;
+    let srv = start_server(1, 0);
+    let addr = srv.udp[0];
+    let s = udp_client();
+    // A 99-byte Login or one of a wrong version: no answer, dropped_malformed.
+    let login = peregrine_wire::message::Login::new(
+        peregrine_wire::alpha::checked_alpha_field(SECRET).unwrap(),
+        0,
+        7,
+    );
+    s.send_to(&mold("OTHER", 0, &[&login.as_bytes()[..99]]), addr)
+        .unwrap();
+    let mut v2 = login.as_bytes().to_vec();
+    v2[1] = 2;
+    s.send_to(&mold("OTHER", 0, &[&v2]), addr).unwrap();
+    // A Login with other blocks, from an address not logged in: unanswered.
+    s.send_to(&mold("OTHER", 0, &[login.as_bytes(), &echo(1, 1)]), addr)
+        .unwrap();
+    assert!(recv_blocks(&s, 1, Duration::from_millis(300)).is_empty());
+    let (next, _) = udp_login(&s, addr, "OTHER");
+    assert_eq!(next, 1);
+    // Client sequence 0: a copy of nothing kept, answered TooOld.
+    s.send_to(&mold("OTHER", 0, &[&echo(1, 1)]), addr).unwrap();
+    let r = recv_blocks(&s, 1, Duration::from_secs(5));
+    let j = as_reject(&r[0].1).expect("a Reject");
+    assert_eq!(
+        (j.reason.get(), j.client_seq.get()),
+        (RejectReason::TooOld as u16, 0)
+    );
+    // A Login or Logout inside a data packet: UnknownType, and it uses its
+    // client sequence number (the Echo after it is 2).
+    let logout = Logout::new(3);
+    s.send_to(&mold("OTHER", 1, &[logout.as_bytes(), &echo(2, 2)]), addr)
+        .unwrap();
+    let r = recv_blocks(&s, 2, Duration::from_secs(5));
+    let j = r.iter().find_map(|(_, m)| as_reject(m)).expect("a Reject");
+    assert_eq!(
+        (j.reason.get(), j.client_seq.get()),
+        (RejectReason::UnknownType as u16, 1)
+    );
+    let a = r.iter().find_map(|(_, m)| as_ack(m)).expect("an Ack");
+    assert_eq!(a.client_seq.get(), 2);
+    // Header sequence + k past 2^64 - 1 never wraps to a copy: refused past
+    // the reorder window with a SequenceGap report naming 3.
+    s.send_to(&mold("OTHER", u64::MAX, &[&echo(3, 3), &echo(4, 4)]), addr)
+        .unwrap();
+    let r = recv_blocks(&s, 1, Duration::from_secs(5));
+    let j = as_reject(&r[0].1).expect("a gap report");
+    assert_eq!(
+        (j.reason.get(), j.client_seq.get()),
+        (RejectReason::SequenceGap as u16, 3)
+    );
+    // A Logout does not use a client sequence number.
+    s.send_to(&mold("OTHER", 0, &[logout.as_bytes()]), addr).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s.recv(&mut buf).expect("End of Session");
+    assert!(MoldPacket::new_checked(&buf[..n]).unwrap().is_end_of_session());
+    assert_eq!(udp_login(&s, addr, "OTHER").0, 3);
+    let (report, _) = srv.stop().unwrap();
+    let g = report.gateways[0].1;
+    assert_eq!(g.dropped_malformed, 2);
+    assert_eq!(g.dropped_unauthenticated, 1);
+    assert_eq!(report.sequencer.sequenced, 1);
 }
