@@ -78,6 +78,13 @@ peregrine_sequencer::counter_set! {
         /// SequenceGap rejects sent (naming the missing client sequence), for
         /// messages held ahead of a gap or refused past the window.
         gap_notices,
+        /// UDP sessions ended by their client: a Logout, or a header with
+        /// count 0xFFFF (End of Session) from the bound address.
+        logouts,
+        /// UDP requests for replies (retransmission requests, Login replays)
+        /// that reached below the reply log: answered with a TooOld notice
+        /// naming the first reply still kept.
+        replies_gone,
     }
 }
 
@@ -146,6 +153,8 @@ mod tests {
                 "rerequests",
                 "rejected_busy",
                 "gap_notices",
+                "logouts",
+                "replies_gone",
             ]
         );
     }

@@ -127,6 +127,20 @@ pub enum Replay {
     Strict(u64),
 }
 
+/// Which of a session's replies a request for a range of them gets (see
+/// [`SessionCore::reply_range`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyRange {
+    /// First reply sequence to resend.
+    pub first: u64,
+    /// One past the last (`first == end`: none).
+    pub end: u64,
+    /// Some requested replies have left the reply log: the first reply
+    /// sequence still kept, for the client to be told (`None`: nothing
+    /// requested is gone).
+    pub gone_before: Option<u64>,
+}
+
 /// One session layer: the sessions of one gateway and the rules they obey.
 pub struct SessionCore {
     gateway: u16,
@@ -525,6 +539,32 @@ impl SessionCore {
         // The original is still being sequenced: its reply will answer
         // this copy too.
         Action::Ignore
+    }
+
+    // ---- reply requests -------------------------------------------------
+
+    /// Which replies answer a request for `count` replies of session `id`
+    /// from reply sequence `from` on (a retransmission request, a login's
+    /// replay): exactly the requested ones the reply log still keeps, at
+    /// most `max` counted from `from`, none at or past the next reply
+    /// sequence; never later replies in place of gone ones. When the
+    /// request reaches below the oldest reply kept, `gone_before` names
+    /// that oldest one (counted `replies_gone`) so the client learns that
+    /// the replies before it are gone instead of seeing a silent hole.
+    /// `None` for an unknown session.
+    pub fn reply_range(&mut self, id: u32, from: u64, count: u64, max: u64) -> Option<ReplyRange> {
+        let s = self.sessions.get(id)?;
+        let next = s.next_reply_seq;
+        let oldest = s.log.oldest().unwrap_or(next);
+        let requested_end = from.saturating_add(count.min(max)).min(next);
+        let first = from.max(oldest);
+        let gone_before = (count > 0 && from < oldest && from < next).then_some(oldest);
+        self.counters.replies_gone += gone_before.is_some() as u64;
+        Some(ReplyRange {
+            first,
+            end: requested_end.max(first),
+            gone_before,
+        })
     }
 
     // ---- back-pressure -------------------------------------------------

@@ -15,8 +15,11 @@
 //! Data packets, many per write.
 //!
 //! Protocol violations: an oversize or zero-length packet makes the byte
-//! stream untrustworthy, so the connection is closed; other bad packets are
-//! skipped and counted; data before login closes the connection. When the
+//! stream untrustworthy, so the connection is closed; a Login Request that
+//! cannot be read (wrong length, bad number) on a connection not logged in
+//! gets Login Rejected `A` and the connection is closed, so the client
+//! learns why; other bad packets are skipped and counted; data before login
+//! closes the connection. When the
 //! input ring is full the connection's remaining bytes stay buffered and the
 //! gateway stops reading until the sequencer catches up, so TCP flow control
 //! pushes back on the client; nothing accepted is dropped.
@@ -188,6 +191,16 @@ impl SoupTcp {
                 }
                 Err(_) => {
                     self.gw.counters_mut().dropped_malformed += 1;
+                    let login = buf.get(at + LENGTH_PREFIX) == Some(&kind::LOGIN_REQUEST);
+                    if login && self.conns[i].session.is_none() {
+                        // A Login Request that cannot be read: refused as
+                        // not authorised and the connection closed, so the
+                        // client learns why instead of waiting.
+                        self.gw.counters_mut().logins_rejected += 1;
+                        self.reject_login(i, LoginError::NotAuthorised, port);
+                        keep = false;
+                        break;
+                    }
                     match frame_len(&buf[at..]) {
                         Ok(Some(n)) => at += n,
                         _ => break,

@@ -31,17 +31,35 @@
 //! Transmit path: replies drained from the output ring in one burst are
 //! packed per session into MoldUDP64 packets (up to 14 per datagram) and
 //! sent with one `send` (one `sendmmsg`).
+//!
+//! Edges, each a stated rule rather than an accident of the code:
+//! - Any datagram the port delivers is handled whole, however many blocks
+//!   it has (a kernel UDP port delivers up to 65,507 bytes; a DPDK port up
+//!   to its MTU): silently losing a well-formed datagram would leave its
+//!   client resending it for ever. Replies still leave in 1,472-byte
+//!   datagrams, the client's path MTU.
+//! - A header with count 0xFFFF (End of Session) from the bound address is
+//!   a Logout, answered like one: a client that says it is done is done.
+//! - A request for replies gets exactly the requested ones still kept; if
+//!   some are gone, an unsequenced TooOld notice says so first, naming the
+//!   first reply still kept (in its `order_id` field), so a client never
+//!   takes later replies for the ones it asked for.
+//! - Client sequence numbers never wrap: a block whose number would pass
+//!   2^64 − 1 counts as far ahead of the session (refused past the reorder
+//!   window), never as a copy of an early message.
 
 use crate::directory::{LoginError, SessionDirectory};
 use crate::gateway_core::GatewayCore;
 use crate::options::GatewayOptions;
 use crate::replies::Framing;
-use crate::session_core::{Action, Backpressure, LoginRequest, LoginVerdict, Replay, SessionCore};
+use crate::session_core::{
+    Action, Backpressure, LoginRequest, LoginVerdict, Replay, ReplyRange, SessionCore,
+};
 use crate::GatewayLoop;
 use crate::GatewayRings;
 use peregrine_netio::{clock, DatagramPort, Peer, Port};
 use peregrine_wire::message::{
-    Login, LoginAccepted, LoginRejected, MessageType, RejectReason, LAYOUT_VERSION, MESSAGE_LEN,
+    Login, LoginAccepted, LoginRejected, MessageType, Reject, RejectReason, LAYOUT_VERSION, MESSAGE_LEN,
 };
 use peregrine_wire::moldudp64::{
     write_header_only, MoldBuilder, MoldPacket, RetransmissionRequest, SessionName, END_OF_SESSION,
@@ -124,7 +142,12 @@ impl MoldUdp {
             return true;
         };
         self.gw.core.heard_from(session);
-        if pkt.is_heartbeat() || pkt.is_end_of_session() {
+        if pkt.is_end_of_session() {
+            // The client's End of Session: a Logout.
+            self.end_session(session, addr, pkt.session(), port);
+            return true;
+        }
+        if pkt.is_heartbeat() {
             self.gw.counters_mut().heartbeats += 1;
             return true;
         }
@@ -172,7 +195,8 @@ impl MoldUdp {
         // Held messages that follow on but did not fit the ring last time.
         self.drain_held(session, port);
         for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
-            let client_seq = first.wrapping_add(k as u64);
+            // Never wraps: past 2^64 - 1 is far ahead, not a copy.
+            let client_seq = first.saturating_add(k as u64);
             let room = self.gw.ring_has_room();
             match self.gw.core.inbound(session, client_seq, block, room) {
                 Action::RingFull => match self.gw.core.ring_full(clock::now_ns()) {
@@ -302,6 +326,14 @@ impl MoldUdp {
             self.gw.counters_mut().dropped_unauthenticated += 1;
             return;
         };
+        self.end_session(id, addr, name, port);
+    }
+
+    /// Ends session `id`, bound to `addr` (a Logout, or a client's End of
+    /// Session header): unbound, answered with an end-of-session packet
+    /// carrying the next reply sequence, counted `logouts`.
+    fn end_session(&mut self, id: u32, addr: SocketAddr, name: SessionName, port: &mut dyn Port) {
+        self.gw.counters_mut().logouts += 1;
         self.gw.core.unbind(id, Peer::Addr(addr));
         let mut eos = [0u8; HEADER_LEN];
         let next = self.gw.core.session(id).map_or(0, |s| s.next_reply_seq);
@@ -323,17 +355,33 @@ impl MoldUdp {
     }
 
     /// Resends up to `count` replies from reply sequence `first` on, as far
-    /// as the reply log still has them, in full packets. Returns how many.
+    /// as the reply log still has them, in full packets, preceded by a
+    /// TooOld notice when some of them are gone (see
+    /// [`SessionCore::reply_range`]). Returns how many replies were resent.
     fn resend_range(&mut self, session: u32, first: u64, count: u64, port: &mut dyn Port) -> u64 {
         /// Most replies resent for one request (a client asks again for more).
         const MAX_RESEND: u64 = 64 * MAX_MESSAGES_PER_PACKET as u64;
+        let Some(ReplyRange {
+            first,
+            end,
+            gone_before,
+        }) = self.gw.core.reply_range(session, first, count, MAX_RESEND)
+        else {
+            return 0;
+        };
+        let Some((peer, name)) = self.gw.core.route(session) else {
+            return 0;
+        };
+        if let Some(oldest) = gone_before {
+            let notice = replies_gone_notice(oldest, self.gw.core.now());
+            self.gw.send_unsequenced(peer, &name, &notice, port);
+            let c = self.gw.counters_mut();
+            c.tx_replies += 1;
+            c.tx_packets += 1;
+        }
         let Some(s) = self.gw.core.session(session) else {
             return 0;
         };
-        let Some(peer) = s.peer else { return 0 };
-        // Replies no longer kept are skipped: start at the oldest kept.
-        let first = first.max(s.log.oldest().unwrap_or(first));
-        let end = first.saturating_add(count.min(MAX_RESEND)).min(s.next_reply_seq);
         let mut seq = first;
         let mut sent = 0u64;
         while seq < end && s.log.get(seq).is_some() {
@@ -366,6 +414,16 @@ impl MoldUdp {
             self.resend_range(session, first, end - first, port);
         }
     }
+}
+
+/// The unsequenced notice that requested replies have left the reply log:
+/// a TooOld Reject answering no message (`rejected_type` 0, `client_seq`
+/// 0) whose `order_id` field carries `oldest`, the first reply sequence
+/// still kept.
+fn replies_gone_notice(oldest: u64, now_ns: u64) -> [u8; MESSAGE_LEN] {
+    let mut r = Reject::for_block(&[], RejectReason::TooOld as u16, 0, now_ns);
+    r.order_id = oldest.into();
+    zerocopy::transmute!(r)
 }
 
 impl<P: DatagramPort + Send> GatewayLoop for UdpGateway<P> {

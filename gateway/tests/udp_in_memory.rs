@@ -220,3 +220,63 @@ fn a_full_ring_keeps_the_datagram_in_the_port_then_answers_busy() {
     assert_eq!(r.gw.counters().rejected_busy, 1);
     assert_eq!(client_seqs(&r.staged()), vec![4, 5]);
 }
+
+/// A MoldUDP64 datagram past the 1,472-byte frame (the builder stops there).
+fn big_packet(seq: u64, blocks: &[&[u8]]) -> Vec<u8> {
+    let mut h = [0u8; peregrine_wire::moldudp64::HEADER_LEN];
+    peregrine_wire::moldudp64::write_header_only(&mut h, &session_name(SESSION), seq, blocks.len() as u16);
+    let mut out = h.to_vec();
+    for b in blocks {
+        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+#[test]
+fn a_datagram_of_more_than_14_blocks_is_taken_whole() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    let msgs: Vec<Vec<u8>> = (1..=20).map(echo).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+    let d = big_packet(1, &refs);
+    assert_eq!(d.len(), 2060);
+    assert_eq!(r.datagram(client(), &d), 1);
+    let staged = r.staged();
+    assert_eq!(client_seqs(&staged), (1..=20).collect::<Vec<_>>());
+    for s in &staged {
+        r.answer(s);
+    }
+    r.poll();
+    let sent = r.sent();
+    // Replies still leave in frames of at most 14.
+    assert_eq!(
+        sent.iter().map(|(q, m)| (*q, m.len())).collect::<Vec<_>>(),
+        vec![(1, 14), (15, 6)]
+    );
+}
+
+#[test]
+fn a_client_end_of_session_is_a_logout() {
+    let mut r = rig(GatewayOptions::default(), 64);
+    r.login();
+    let mut h = [0u8; peregrine_wire::moldudp64::HEADER_LEN];
+    peregrine_wire::moldudp64::write_header_only(
+        &mut h,
+        &session_name(SESSION),
+        1,
+        peregrine_wire::moldudp64::END_OF_SESSION,
+    );
+    r.datagram(client(), &h);
+    let sent = r.net.take_sent();
+    assert_eq!(sent.len(), 1);
+    let p = MoldPacket::new_checked(&sent[0].1).unwrap();
+    assert!(p.is_end_of_session(), "answered with End of Session");
+    assert_eq!(p.sequence(), 1, "the next reply sequence");
+    // Unbound: the address no longer speaks for the session.
+    r.datagram(client(), &packet(1, &[&echo(1)]));
+    assert!(r.staged().is_empty());
+    assert!(r.net.take_sent().is_empty());
+    let c = r.gw.core().counters();
+    assert_eq!((c.logouts, c.dropped_unauthenticated, c.heartbeats), (1, 1, 0));
+}

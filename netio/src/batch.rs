@@ -1,9 +1,27 @@
 //! A preallocated batch of packets, the unit every port moves.
+//!
+//! Slots are fixed-size and back to back. Most batches use [`SLOT_BYTES`]
+//! (a 1,500-byte-MTU frame); a kernel UDP port receives into slots of
+//! [`DATAGRAM_SLOT_BYTES`] so that any datagram the socket can deliver
+//! arrives whole. Such a batch is allocated zeroed, which the allocator
+//! serves from fresh zero pages of the operating system: only the pages a
+//! datagram actually writes ever become resident, so ordinary traffic
+//! touches the first page of each slot, exactly as with small slots, and
+//! the 64 KiB of address space per slot costs memory only while large
+//! datagrams arrive.
 
 use crate::port::{Peer, RxEvent};
 
-/// Bytes per batch slot: room for a full 1,500-byte-MTU UDP payload.
+/// Bytes per ordinary batch slot: room for a full 1,500-byte-MTU UDP payload.
 pub const SLOT_BYTES: usize = 2048;
+
+/// Largest UDP payload over IPv4 (65,535 minus the IPv4 and UDP headers):
+/// the largest datagram a kernel socket can deliver to an IPv4 port.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Bytes per slot of a kernel UDP port's receive batch: room for any UDP
+/// payload, IPv4 ([`MAX_UDP_PAYLOAD`]) or IPv6 (65,527).
+pub const DATAGRAM_SLOT_BYTES: usize = 65_536;
 
 /// A fixed-capacity batch of byte chunks with their peers.
 ///
@@ -12,7 +30,9 @@ pub const SLOT_BYTES: usize = 2048;
 /// point a `recvmmsg` iovec array (or DPDK copies) straight at them.
 pub struct PacketBatch {
     bufs: Box<[u8]>,
-    lens: Box<[u16]>,
+    /// Bytes per slot.
+    slot: usize,
+    lens: Box<[u32]>,
     peers: Box<[Peer]>,
     events: Box<[RxEvent]>,
     len: usize,
@@ -24,14 +44,33 @@ impl PacketBatch {
     /// # Panics
     /// If `capacity` is 0 (a configuration error, caught at start-up).
     pub fn new(capacity: usize) -> Self {
+        Self::with_slot_bytes(capacity, SLOT_BYTES)
+    }
+
+    /// A batch of `capacity` slots of `slot_bytes` each (at most
+    /// [`DATAGRAM_SLOT_BYTES`]; larger values are clamped to it).
+    ///
+    /// # Panics
+    /// If `capacity` or `slot_bytes` is 0 (a configuration error, caught at
+    /// start-up).
+    pub fn with_slot_bytes(capacity: usize, slot_bytes: usize) -> Self {
         assert!(capacity > 0, "a packet batch needs at least one slot");
+        assert!(slot_bytes > 0, "a packet batch slot needs at least one byte");
+        let slot = slot_bytes.min(DATAGRAM_SLOT_BYTES);
         PacketBatch {
-            bufs: vec![0u8; capacity * SLOT_BYTES].into_boxed_slice(),
-            lens: vec![0u16; capacity].into_boxed_slice(),
+            bufs: vec![0u8; capacity * slot].into_boxed_slice(),
+            slot,
+            lens: vec![0u32; capacity].into_boxed_slice(),
             peers: vec![Peer::NONE; capacity].into_boxed_slice(),
             events: vec![RxEvent::Data; capacity].into_boxed_slice(),
             len: 0,
         }
+    }
+
+    /// Bytes per slot: the largest entry the batch holds.
+    #[inline]
+    pub fn slot_bytes(&self) -> usize {
+        self.slot
     }
 
     /// Number of slots.
@@ -71,23 +110,23 @@ impl PacketBatch {
     #[inline]
     pub fn get(&self, i: usize) -> (Peer, RxEvent, &[u8]) {
         assert!(i < self.len);
-        let start = i * SLOT_BYTES;
+        let start = i * self.slot;
         let n = self.lens[i] as usize;
         (self.peers[i], self.events[i], &self.bufs[start..start + n])
     }
 
     /// Copies `data` into the next slot, addressed to/from `peer`.
     /// Returns false (and stores nothing) when the batch is full or `data`
-    /// exceeds [`SLOT_BYTES`].
+    /// exceeds [`PacketBatch::slot_bytes`].
     #[inline]
     pub fn push(&mut self, peer: Peer, data: &[u8]) -> bool {
-        if self.is_full() || data.len() > SLOT_BYTES {
+        if self.is_full() || data.len() > self.slot {
             return false;
         }
         let i = self.len;
-        let start = i * SLOT_BYTES;
+        let start = i * self.slot;
         self.bufs[start..start + data.len()].copy_from_slice(data);
-        self.lens[i] = data.len() as u16;
+        self.lens[i] = data.len() as u32;
         self.peers[i] = peer;
         self.events[i] = RxEvent::Data;
         self.len += 1;
@@ -115,27 +154,27 @@ impl PacketBatch {
         if self.is_full() {
             return None;
         }
-        let start = self.len * SLOT_BYTES;
-        Some(&mut self.bufs[start..start + SLOT_BYTES])
+        let start = self.len * self.slot;
+        Some(&mut self.bufs[start..start + self.slot])
     }
 
     /// Commits the slot last returned by [`PacketBatch::next_slot`] with its
     /// first `len` bytes as data for `peer`. Does nothing when full; `len`
-    /// is clamped to [`SLOT_BYTES`].
+    /// is clamped to [`PacketBatch::slot_bytes`].
     #[inline]
     pub fn commit(&mut self, peer: Peer, len: usize) {
         if self.is_full() {
             return;
         }
         let i = self.len;
-        self.lens[i] = len.min(SLOT_BYTES) as u16;
+        self.lens[i] = len.min(self.slot) as u32;
         self.peers[i] = peer;
         self.events[i] = RxEvent::Data;
         self.len += 1;
     }
 
     /// Backend access: base pointer of slot storage (slot `i` starts at
-    /// `i * SLOT_BYTES`).
+    /// `i * self.slot_bytes()`).
     #[inline]
     pub(crate) fn slots_ptr(&mut self) -> *mut u8 {
         self.bufs.as_mut_ptr()
@@ -151,7 +190,7 @@ impl PacketBatch {
     /// Backend access: sets slot `i`'s metadata after a bulk receive.
     #[inline]
     pub(crate) fn set_entry(&mut self, i: usize, peer: Peer, len: usize) {
-        self.lens[i] = len.min(SLOT_BYTES) as u16;
+        self.lens[i] = len.min(self.slot) as u32;
         self.peers[i] = peer;
         self.events[i] = RxEvent::Data;
     }
@@ -175,6 +214,20 @@ mod tests {
         b.clear();
         assert!(b.is_empty());
         assert!(!b.push(p, &[0u8; SLOT_BYTES + 1]), "oversize must refuse");
+    }
+
+    #[test]
+    fn datagram_slots_hold_the_largest_udp_payload() {
+        let mut b = PacketBatch::with_slot_bytes(2, DATAGRAM_SLOT_BYTES);
+        assert_eq!(b.slot_bytes(), DATAGRAM_SLOT_BYTES);
+        let p = Peer::NONE;
+        let big = vec![5u8; MAX_UDP_PAYLOAD];
+        assert!(b.push(p, &big));
+        assert!(b.push(p, b"small"));
+        assert_eq!(b.get(0).2, &big[..]);
+        assert_eq!(b.get(1).2, b"small");
+        let huge = PacketBatch::with_slot_bytes(1, usize::MAX / 4);
+        assert_eq!(huge.slot_bytes(), DATAGRAM_SLOT_BYTES, "clamped");
     }
 
     #[test]

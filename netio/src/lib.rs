@@ -36,7 +36,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-pub use batch::{PacketBatch, SLOT_BYTES};
+pub use batch::{PacketBatch, DATAGRAM_SLOT_BYTES, MAX_UDP_PAYLOAD, SLOT_BYTES};
 pub use error::NetError;
 pub use port::{ConnId, DatagramPort, Peer, Port, PortCounters, RxEvent, StreamPort};
 pub use tcp::{TcpOptions, TcpPort};

@@ -8,8 +8,21 @@
 //! receives straight into a caller's batch instead. Sends are one
 //! `sendmmsg` per batch. Only standard calls are used, so OpenOnload
 //! accelerates this path unchanged.
+//!
+//! Datagram size: the port's own receive batch has slots of
+//! [`DATAGRAM_SLOT_BYTES`], so every datagram the socket can deliver (up to
+//! [`crate::MAX_UDP_PAYLOAD`] bytes over IPv4) arrives whole, in the same
+//! single `recvmmsg` as ordinary ones: no second receive path, no copy, no
+//! allocation per datagram. The alternative, small slots with truncation
+//! detected through `MSG_TRUNC`, would have to refuse what it cut off,
+//! and a client cannot tell which of its messages were lost. The large
+//! slots cost address space, not memory (see [`crate::batch`]), and do not
+//! slow the common path: the kernel copies only the bytes a datagram has.
+//! A caller's batch passed to [`DatagramPort::recv`] keeps its own slot
+//! size; a datagram longer than its slots is dropped and counted
+//! (`rx_oversize`), never delivered cut short.
 
-use crate::batch::{PacketBatch, SLOT_BYTES};
+use crate::batch::{PacketBatch, DATAGRAM_SLOT_BYTES};
 use crate::error::NetError;
 use crate::port::{DatagramPort, Peer, Port, PortCounters};
 use crate::{sockaddr, sockopt};
@@ -99,7 +112,7 @@ impl UdpPort {
             send_retries: opts.send_retries,
             counters: PortCounters::default(),
             buffers,
-            held: Some(PacketBatch::new(n)),
+            held: Some(PacketBatch::with_slot_bytes(n, DATAGRAM_SLOT_BYTES)),
             held_pos: 0,
         })
     }
@@ -122,6 +135,7 @@ impl UdpPort {
         base: *const u8,
     ) -> Result<usize, NetError> {
         let n = to - from;
+        let stride = batch.slot_bytes();
         for j in 0..n {
             let i = from + j;
             let (peer, _, data) = batch.get(i);
@@ -137,7 +151,7 @@ impl UdpPort {
             };
             let namelen = sockaddr::to_storage(&addr, &mut self.addrs[j]);
             // SAFETY: slot `i` lies within the batch storage (i < len <= capacity).
-            self.iovs[j].iov_base = unsafe { base.add(i * SLOT_BYTES) } as *mut libc::c_void;
+            self.iovs[j].iov_base = unsafe { base.add(i * stride) } as *mut libc::c_void;
             self.iovs[j].iov_len = data.len();
             let h = &mut self.hdrs[j].msg_hdr;
             h.msg_name = &mut self.addrs[j] as *mut libc::sockaddr_storage as *mut libc::c_void;
@@ -203,11 +217,12 @@ impl UdpPort {
     fn recv_burst(&mut self, batch: &mut PacketBatch, max: usize) -> Result<usize, NetError> {
         batch.clear();
         let n = max.min(batch.capacity()).min(self.hdrs.len());
+        let stride = batch.slot_bytes();
         let base = batch.slots_ptr();
         for j in 0..n {
             // SAFETY: slot j lies within the batch's storage (j < capacity).
-            self.iovs[j].iov_base = unsafe { base.add(j * SLOT_BYTES) } as *mut libc::c_void;
-            self.iovs[j].iov_len = SLOT_BYTES;
+            self.iovs[j].iov_base = unsafe { base.add(j * stride) } as *mut libc::c_void;
+            self.iovs[j].iov_len = stride;
             let h = &mut self.hdrs[j].msg_hdr;
             h.msg_name = &mut self.addrs[j] as *mut libc::sockaddr_storage as *mut libc::c_void;
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -218,7 +233,7 @@ impl UdpPort {
             h.msg_flags = 0;
         }
         // SAFETY: the n headers point at live iovecs/addresses and at batch
-        // slots of SLOT_BYTES each; MSG_DONTWAIT never blocks; a null timeout
+        // slots of `stride` bytes each; MSG_DONTWAIT never blocks; a null timeout
         // is allowed.
         let rc = unsafe {
             libc::recvmmsg(
@@ -257,7 +272,7 @@ impl UdpPort {
                         // SAFETY: both ranges lie inside the batch storage
                         // and `kept < j`, so `copy` (memmove) is sound.
                         unsafe {
-                            std::ptr::copy(base.add(j * SLOT_BYTES), base.add(kept * SLOT_BYTES), len);
+                            std::ptr::copy(base.add(j * stride), base.add(kept * stride), len);
                         }
                     }
                     batch.set_entry(kept, Peer::Addr(addr), len);
@@ -317,7 +332,17 @@ impl DatagramPort for UdpPort {
             return self.recv_burst(batch, batch.capacity());
         }
         batch.clear();
-        self.consume(|from, data, _| batch.push(Peer::Addr(from), data));
+        // A held datagram longer than the caller's slots cannot be lent
+        // whole: dropped and counted, as the kernel would have cut it.
+        let mut too_long = 0u64;
+        self.consume(|from, data, _| {
+            if data.len() > batch.slot_bytes() {
+                too_long += 1;
+                return true;
+            }
+            batch.push(Peer::Addr(from), data)
+        });
+        self.counters.rx_oversize += too_long;
         Ok(batch.len())
     }
 }
@@ -401,7 +426,8 @@ mod tests {
     fn oversize_datagram_is_counted_not_delivered() {
         let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
         let s = UdpSocket::bind(lo()).unwrap();
-        s.send_to(&vec![7u8; SLOT_BYTES + 100], b.local_addr()).unwrap();
+        s.send_to(&vec![7u8; crate::SLOT_BYTES + 100], b.local_addr())
+            .unwrap();
         s.send_to(&[1u8; 10], b.local_addr()).unwrap();
         let mut rx = PacketBatch::new(4);
         let start = std::time::Instant::now();
@@ -437,6 +463,29 @@ mod tests {
         assert_eq!(b.recv(&mut copy).unwrap(), 2, "held ones first");
         assert_eq!((copy.get(0).2, copy.get(1).2), (&[1u8; 5][..], &[2u8; 5][..]));
         assert_eq!(b.consume(|_, _, _| true), 0);
+    }
+
+    #[test]
+    fn receive_delivers_the_largest_datagram_whole() {
+        let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let s = UdpSocket::bind(lo()).unwrap();
+        let big: Vec<u8> = (0..crate::MAX_UDP_PAYLOAD).map(|i| i as u8).collect();
+        s.send_to(&big, b.local_addr()).unwrap();
+        s.send_to(&[9u8; 2060], b.local_addr()).unwrap();
+        let start = std::time::Instant::now();
+        let mut got = 0;
+        while got < 2 && start.elapsed() < std::time::Duration::from_secs(5) {
+            got = b.receive(8).unwrap();
+        }
+        let mut seen = Vec::new();
+        b.consume(|_, data, _| {
+            seen.push(data.to_vec());
+            true
+        });
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0] == big, "the 65,507-byte datagram arrives whole");
+        assert_eq!(seen[1], vec![9u8; 2060]);
+        assert_eq!(b.counters().rx_oversize, 0);
     }
 
     #[test]

@@ -112,6 +112,23 @@ fn mold_raw(count: u16, blocks: &[&[u8]]) -> Vec<u8> {
     p
 }
 
+/// The largest UDP datagram (65,507 bytes) as MoldUDP64: 642 Echo blocks
+/// and a 1-byte block, session "S0" at client sequence 1.
+fn largest_datagram() -> Vec<u8> {
+    let echoes: Vec<Vec<u8>> = (0..642).map(echo).collect();
+    let mut blocks: Vec<&[u8]> = echoes.iter().map(|b| &b[..]).collect();
+    blocks.push(b"E");
+    let mut h = [0u8; HEADER_LEN];
+    write_header_only(&mut h, &session_name("S0"), 1, blocks.len() as u16);
+    let mut p = h.to_vec();
+    for b in blocks {
+        p.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        p.extend_from_slice(b);
+    }
+    assert_eq!(p.len(), 65_507);
+    p
+}
+
 fn moldudp64() -> Named {
     let mut v: Named = Vec::new();
     let mut h = [0u8; HEADER_LEN];
@@ -159,6 +176,16 @@ fn moldudp64() -> Named {
     eos_trailing.extend_from_slice(&[0, 1, 9]);
     v.push(("end-of-session-with-block".into(), eos_trailing));
     v.push(("count-fffe".into(), mold_raw(0xfffe, &[&[]])));
+    // Past one 1,472-byte frame: 20 messages (2,060 bytes), and the largest
+    // datagram, 65,507 bytes: 642 messages and a 1-byte block, or one block.
+    let twenty: Vec<Vec<u8>> = (0..20).map(echo).collect();
+    let twenty: Vec<&[u8]> = twenty.iter().map(|b| &b[..]).collect();
+    v.push(("twenty-echoes-2060-bytes".into(), mold_raw(20, &twenty)));
+    v.push(("largest-datagram-642-echoes".into(), largest_datagram()));
+    v.push((
+        "largest-datagram-one-block".into(),
+        mold_raw(1, &[&vec![b'E'; 65_507 - HEADER_LEN - 2]]),
+    ));
     v.push(("empty".into(), vec![]));
     v.push((
         "block-len-ffff".into(),
@@ -481,6 +508,62 @@ fn session() -> Named {
     let d = Config::default();
     let scripts: Vec<(&str, Config, Vec<Op>)> = vec![
         ("empty-script", d, vec![]),
+        (
+            "udp-twenty-blocks",
+            d,
+            vec![udp_login(0, 0), mold_op(0, 0, 1, &[0; 20]), poll()],
+        ),
+        (
+            "udp-largest-datagram",
+            d,
+            vec![
+                udp_login(0, 0),
+                Op::UdpRaw {
+                    from: 0,
+                    bytes: largest_datagram(),
+                },
+                poll(),
+            ],
+        ),
+        (
+            "udp-client-end-of-session-logs-out",
+            d,
+            vec![
+                udp_login(0, 0),
+                mold_op(0, 0, 1, &[0]),
+                poll(),
+                Op::UdpMold {
+                    from: 0,
+                    session: 0,
+                    seq: 2,
+                    blocks: vec![],
+                    end_of_session: true,
+                },
+                mold_op(0, 0, 2, &[0]),
+                poll(),
+                udp_login(0, 0),
+                mold_op(0, 0, 2, &[0]),
+                poll(),
+            ],
+        ),
+        (
+            "udp-request-below-the-reply-log",
+            d,
+            vec![
+                udp_login(0, 0),
+                mold_op(0, 0, 1, &[0, 0]),
+                poll(),
+                Op::UdpRaw {
+                    from: 0,
+                    bytes: {
+                        let mut h = [0u8; HEADER_LEN];
+                        write_header_only(&mut h, &session_name("S0"), 0, 3);
+                        h.to_vec()
+                    },
+                },
+                poll(),
+            ],
+        ),
         (
             "udp-one-echo",
             d,

@@ -31,7 +31,7 @@ use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
 use peregrine_netio::memory::{MemoryHandle, MemoryPort};
 use peregrine_netio::{
-    ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, StreamPort, SLOT_BYTES,
+    ConnId, NetError, PacketBatch, Peer, Port, PortCounters, RxEvent, StreamPort, MAX_UDP_PAYLOAD, SLOT_BYTES,
 };
 use peregrine_sequencer::{Application, EchoApp, ReplySink, Sequenced, Sequencer};
 use peregrine_wire::alpha::checked_alpha_field;
@@ -185,7 +185,8 @@ impl Op {
         let arg = op >> 3;
         match op & 7 {
             0 => {
-                let n = usize::from(r.u16()) % (SLOT_BYTES + 1);
+                // Any size a UDP socket delivers, past one 1,472-byte frame.
+                let n = usize::from(r.u16()) % (MAX_UDP_PAYLOAD + 1);
                 Op::UdpRaw {
                     from: arg % (ADDRS + 1),
                     bytes: r.take(n).to_vec(),
@@ -324,7 +325,7 @@ fn session_field(i: u8) -> SessionName {
 }
 
 fn mold_packet(seq: u64, session: &SessionName, blocks: &[u8], end_of_session: bool) -> Vec<u8> {
-    let mut p = Vec::with_capacity(SLOT_BYTES);
+    let mut p = Vec::with_capacity(MAX_UDP_PAYLOAD);
     p.extend_from_slice(session);
     p.extend_from_slice(&seq.to_be_bytes());
     let count: u16 = if end_of_session {
@@ -340,9 +341,9 @@ fn mold_packet(seq: u64, session: &SessionName, blocks: &[u8], end_of_session: b
             p.extend_from_slice(&b);
         }
     }
-    // A datagram larger than a slot would be truncated by a real port; keep
-    // whole blocks only (the count then overstates: a framing error, fine).
-    p.truncate(SLOT_BYTES);
+    // Up to 23 blocks (2,366 bytes) never reach the largest datagram a
+    // port delivers; cut there all the same, as a socket would refuse more.
+    p.truncate(MAX_UDP_PAYLOAD);
     p
 }
 
@@ -873,7 +874,11 @@ impl World {
             let resent_rejects = u.replies_retransmitted - us.retransmitted;
             assert_eq!(
                 us.rejects,
-                u.rejected() - u.rejected_gap + u.gap_notices + u.rejected_too_old + resent_rejects,
+                u.rejected() - u.rejected_gap
+                    + u.gap_notices
+                    + u.rejected_too_old
+                    + u.replies_gone
+                    + resent_rejects,
                 "udp: rejects sent != rejected"
             );
             assert_eq!(us.acks + us.rejects, u.tx_replies + resent_rejects);

@@ -373,3 +373,38 @@ fn a_full_ring_waits_then_turns_busy() {
     );
     assert_eq!(core.inbound_next(a, &echo(3), false), Action::RingFull);
 }
+
+#[test]
+fn a_reply_request_gets_exactly_what_is_kept_and_names_what_is_gone() {
+    let (mut core, a) = logged_in(GatewayOptions {
+        reply_log_depth: 4,
+        ..opts()
+    });
+    for k in 1..=8 {
+        reply_to(&mut core, a, k);
+    }
+    // Kept: 5..=8; next reply 9.
+    let range = |core: &mut SessionCore, from, count| core.reply_range(a, from, count, 896).unwrap();
+    let gone = |first, end| ReplyRange {
+        first,
+        end,
+        gone_before: Some(5),
+    };
+    let kept = |first, end| ReplyRange {
+        first,
+        end,
+        gone_before: None,
+    };
+    // All gone: nothing resent (never 5..=7 in place of 1..=3).
+    assert_eq!(range(&mut core, 1, 3), gone(5, 5));
+    // Partly gone: exactly the kept part of the request.
+    assert_eq!(range(&mut core, 3, 4), gone(5, 7));
+    // All kept; past the end cut at the next reply; from past it nothing.
+    assert_eq!(range(&mut core, 6, 2), kept(6, 8));
+    assert_eq!(range(&mut core, 7, 50), kept(7, 9));
+    assert_eq!(range(&mut core, 20, 4), kept(20, 20));
+    // At most `max` from the requested first one.
+    assert_eq!(core.reply_range(a, 5, 100, 2).unwrap(), kept(5, 7));
+    assert_eq!(core.counters().replies_gone, 2);
+    assert_eq!(core.reply_range(99, 1, 1, 896), None);
+}

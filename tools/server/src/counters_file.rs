@@ -2,11 +2,12 @@
 //! process while the server runs.
 //!
 //! Why this shape: the polling threads must not pay for observability. Each
-//! thread owns one block of the file and, every few thousand loop
-//! iterations, copies its plain `u64` counters into the block with relaxed
-//! atomic stores: no system call, no lock, no allocation, no shared cache
-//! line with another writer. A reader maps the file read-only and loads the
-//! same atomics; a value may be a few thousand iterations old, never torn.
+//! thread owns one block of the file and, once a millisecond of its
+//! loop's clock (whatever its idle strategy, so a loop that sleeps is as
+//! fresh as one that spins), copies its plain `u64` counters into the block
+//! with relaxed atomic stores: no lock, no allocation, no shared cache line
+//! with another writer. A reader maps the file read-only and loads the same
+//! atomics; a value may be a millisecond or two old, never torn.
 //!
 //! The file describes itself, so the reader needs no knowledge of which
 //! counters exist:

@@ -121,10 +121,49 @@ pub fn run<A: Application + Send + 'static>(
     }
 }
 
-/// Loop iterations between two copies of the counters into the counters
-/// file. Busy or idle, a polling loop iterates millions of times a second,
-/// so the file is at most a few milliseconds behind.
-const PUBLISH_EVERY: u64 = 4096;
+/// Interval between two copies of a loop's counters into the counters
+/// file, ns: `peregrine stat` is at most about this far behind.
+const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
+
+/// Busy loop iterations between two clock readings of [`PublishTimer`].
+const CLOCK_EVERY_BUSY: u32 = 64;
+
+/// When a polling loop next copies its counters into the counters file.
+///
+/// Publishing goes by elapsed time, not by iteration count, so the file is
+/// as fresh under an idle strategy that sleeps (`backoff`, whose loop may
+/// iterate only a few hundred times a second) as under `spin`. The clock
+/// is read on every iteration that found no work (the loop is about to
+/// idle anyway) and on every [`CLOCK_EVERY_BUSY`]th busy one, so a loop
+/// under load pays a clock reading only once in many polls.
+struct PublishTimer {
+    next_ns: u64,
+    busy: u32,
+}
+
+impl PublishTimer {
+    fn new() -> Self {
+        PublishTimer { next_ns: 0, busy: 0 }
+    }
+
+    /// True when the counters are due, given the last iteration's `work`.
+    #[inline]
+    fn due(&mut self, work: usize) -> bool {
+        if work != 0 {
+            self.busy += 1;
+            if self.busy < CLOCK_EVERY_BUSY {
+                return false;
+            }
+        }
+        self.busy = 0;
+        let now = peregrine_netio::clock::now_ns();
+        if now < self.next_ns {
+            return false;
+        }
+        self.next_ns = now + PUBLISH_INTERVAL_NS;
+        true
+    }
+}
 
 const LOOP_NAMES: [&str; 6] = [
     "busy_loops",
@@ -208,7 +247,8 @@ fn run_shared<A: Application + Send + 'static>(
         .spawn(move || -> Result<(ServerReport, A), RunError> {
             pin_current(core)?;
             let mut idle = Idler::new(kind);
-            let mut iter = 0u64;
+            let mut timer = PublishTimer::new();
+            let mut work = 0;
             let publish = |seq: &Sequencer<A>, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
                 publish_sequencer(blocks.first(), seq, idle);
                 for (i, g) in gws.iter().enumerate() {
@@ -216,11 +256,10 @@ fn run_shared<A: Application + Send + 'static>(
                 }
             };
             while !stop.load(Ordering::Relaxed) {
-                iter += 1;
-                if iter % PUBLISH_EVERY == 0 {
+                if timer.due(work) {
                     publish(&seq, &gateways, &idle);
                 }
-                let mut work = 0;
+                work = 0;
                 for g in gateways.iter_mut() {
                     work += g.poll_rx();
                 }
@@ -271,13 +310,13 @@ fn run_dedicated<A: Application + Send + 'static>(
         .spawn(move || -> Result<(Sequencer<A>, u64, u64), RunError> {
             pin_current(seq_core)?;
             let mut idle = Idler::new(kind);
-            let mut iter = 0u64;
+            let mut timer = PublishTimer::new();
+            let mut n = 0;
             while !seq_stop.load(Ordering::Relaxed) {
-                iter += 1;
-                if iter % PUBLISH_EVERY == 0 {
+                if timer.due(n) {
                     publish_sequencer(seq_block.as_ref(), &seq, &idle);
                 }
-                let n = seq.poll();
+                n = seq.poll();
                 if n == 0 && seq.failed().is_some() {
                     // Stop everyone: nothing more can be sequenced.
                     seq_stop.store(true, Ordering::Relaxed);
@@ -304,13 +343,13 @@ fn run_dedicated<A: Application + Send + 'static>(
             .spawn(move || -> Result<(Box<dyn GatewayLoop>, u64, u64), RunError> {
                 pin_current(core)?;
                 let mut idle = Idler::new(kind);
-                let mut iter = 0u64;
+                let mut timer = PublishTimer::new();
+                let mut work = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    iter += 1;
-                    if iter % PUBLISH_EVERY == 0 {
+                    if timer.due(work) {
                         publish_gateway(block.as_ref(), g.as_ref());
                     }
-                    let work = g.poll_rx() + g.poll_tx();
+                    work = g.poll_rx() + g.poll_tx();
                     idle.idle(work);
                 }
                 // Give the sequencer's last replies time to arrive (~1 ms).

@@ -1,4 +1,8 @@
 //! `peregrine stat`: a running server's counters, from its shared-memory file.
+//!
+//! Every polling thread of the server copies its counters into the file once
+//! a millisecond, whatever its idle strategy, so what this prints is at most
+//! a couple of milliseconds old at the moment it reads the file.
 
 use super::DEFAULT_COUNTERS_FILE;
 use anyhow::Context;
