@@ -135,7 +135,7 @@ impl UdpPort {
         base: *const u8,
     ) -> Result<usize, NetError> {
         let n = to - from;
-        let stride = batch.slot_bytes();
+        let stride = batch.slot_stride();
         for j in 0..n {
             let i = from + j;
             let (peer, _, data) = batch.get(i);
@@ -217,12 +217,13 @@ impl UdpPort {
     fn recv_burst(&mut self, batch: &mut PacketBatch, max: usize) -> Result<usize, NetError> {
         batch.clear();
         let n = max.min(batch.capacity()).min(self.hdrs.len());
-        let stride = batch.slot_bytes();
+        let (stride, room) = (batch.slot_stride(), batch.slot_bytes());
         let base = batch.slots_ptr();
         for j in 0..n {
-            // SAFETY: slot j lies within the batch's storage (j < capacity).
+            // SAFETY: slot j lies within the batch's storage (j < capacity),
+            // starting at j * stride with `room` bytes (room <= stride).
             self.iovs[j].iov_base = unsafe { base.add(j * stride) } as *mut libc::c_void;
-            self.iovs[j].iov_len = stride;
+            self.iovs[j].iov_len = room;
             let h = &mut self.hdrs[j].msg_hdr;
             h.msg_name = &mut self.addrs[j] as *mut libc::sockaddr_storage as *mut libc::c_void;
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
