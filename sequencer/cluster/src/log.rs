@@ -141,9 +141,27 @@ impl<S: LogStore> ReplicatedLog<S> {
     /// machine already reflects: 0 makes [`poll`](Self::poll) replay the
     /// whole committed log into it.
     pub fn new(config: &ClusterConfig, store: S, applied: u64) -> Result<Self, LogError> {
+        Self::build(config, store, applied, false)
+    }
+
+    /// Like [`new`](Self::new), but every election timeout is exactly
+    /// `election_ticks` instead of a draw from raft-rs's thread-local random
+    /// generator. For deterministic simulations, which must supply the
+    /// randomness that breaks split votes themselves (by jittering each
+    /// node's clock); a real deployment wants [`new`](Self::new).
+    pub fn new_fixed_timeout(config: &ClusterConfig, store: S, applied: u64) -> Result<Self, LogError> {
+        Self::build(config, store, applied, true)
+    }
+
+    fn build(config: &ClusterConfig, store: S, applied: u64, fixed_timeout: bool) -> Result<Self, LogError> {
         config.validate()?;
+        let mut raft_config = config.raft_config(applied);
+        if fixed_timeout {
+            raft_config.min_election_tick = config.election_ticks;
+            raft_config.max_election_tick = config.election_ticks + 1;
+        }
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let node = RawNode::new(&config.raft_config(applied), store, &logger)?;
+        let node = RawNode::new(&raft_config, store, &logger)?;
         Ok(ReplicatedLog {
             node,
             tick_ns: config.tick_ns().max(1),
