@@ -48,7 +48,7 @@ impl SimParams {
     /// Parameters drawn from the seed, so different seeds stress different
     /// mixes (a lossy network, a crashy cluster, frequent partitions).
     pub fn for_seed(seed: u64, fault_steps: u64) -> SimParams {
-        let mut r = SplitMix64::new(seed ^ 0x5eed_0f_9a7a);
+        let mut r = SplitMix64::new(seed ^ 0x5eed_0f9a_7a00);
         SimParams {
             nodes: if r.percent(50) { 3 } else { 5 },
             fault_steps,
