@@ -109,6 +109,7 @@ fn a_quiet_cluster_elects_one_leader_and_commits() {
             duplicate_percent: 0,
             max_delay_steps: 1,
             crash_per_mille: 0,
+            bounce_per_mille: 0,
             restart_percent: 0,
             partition_per_mille: 0,
             heal_percent: 0,

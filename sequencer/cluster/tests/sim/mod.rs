@@ -19,7 +19,7 @@ use peregrine_cluster::{
 };
 use peregrine_engine::flow::SplitMix64;
 use state_machine::{encode_batch, RecordId, StateMachine};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use store::SimStore;
 
@@ -38,6 +38,9 @@ pub struct SimParams {
     pub max_delay_steps: u64,
     /// Per mille, per step.
     pub crash_per_mille: u64,
+    /// Per mille, per step: crash a node and restart it at once (what a
+    /// node forgot about its last moments shows up fastest this way).
+    pub bounce_per_mille: u64,
     pub restart_percent: u64,
     pub partition_per_mille: u64,
     pub heal_percent: u64,
@@ -57,6 +60,7 @@ impl SimParams {
             duplicate_percent: r.below(10),
             max_delay_steps: 1 + r.below(4),
             crash_per_mille: r.below(15),
+            bounce_per_mille: r.below(30),
             restart_percent: 2 + r.below(10),
             partition_per_mille: r.below(20),
             heal_percent: 2 + r.below(10),
@@ -137,6 +141,8 @@ pub struct Sim {
     hash_at: Vec<u64>,
     /// The global sequence as first assigned anywhere.
     global: Vec<RecordId>,
+    /// The records in `global`, to catch one sequenced twice at once.
+    global_seen: HashSet<RecordId>,
     /// Every record any client ever sent.
     sent: u64,
     /// Leader of each term seen.
@@ -180,6 +186,7 @@ impl Sim {
             committed: Vec::new(),
             hash_at: Vec::new(),
             global: Vec::new(),
+            global_seen: HashSet::new(),
             sent: 0,
             leaders: BTreeMap::new(),
             faults: true,
@@ -271,6 +278,16 @@ impl Sim {
                 self.nodes[i].sm = StateMachine::default();
                 self.stats.crashes += 1;
                 self.log(|| format!("crash node {}", i + 1));
+            }
+        }
+        // Crash a running node and restart it from its disk straight away.
+        if self.rng.below(1000) < self.params.bounce_per_mille {
+            let i = self.rng.below(n as u64) as usize;
+            if let Some(log) = self.nodes[i].log.take() {
+                self.nodes[i].disk = Some(log.store().clone());
+                self.stats.crashes += 1;
+                self.log(|| format!("bounce node {}", i + 1));
+                self.restart(i);
             }
         }
         // Restart a crashed one from its disk.
@@ -419,10 +436,11 @@ impl Sim {
             let committed = &mut self.committed;
             let hash_at = &mut self.hash_at;
             let global = &mut self.global;
+            let global_seen = &mut self.global_seen;
             let mut error: Option<String> = None;
             let mut apply = |e: CommittedEntry<'_>| {
                 if error.is_none() {
-                    error = apply_checked(sm, committed, hash_at, global, e).err();
+                    error = apply_checked(sm, committed, hash_at, global, global_seen, e).err();
                 }
             };
             for _ in 0..8 {
@@ -630,6 +648,7 @@ fn apply_checked(
     committed: &mut Vec<(u64, Vec<u8>)>,
     hash_at: &mut Vec<u64>,
     global: &mut Vec<RecordId>,
+    global_seen: &mut HashSet<RecordId>,
     e: CommittedEntry<'_>,
 ) -> Result<(), String> {
     let i = e.index as usize - 1;
@@ -661,6 +680,13 @@ fn apply_checked(
                 ));
             }
         } else if g == global.len() {
+            if !global_seen.insert(id) {
+                return Err(format!(
+                    "{id:?} sequenced twice: global {} and again {}",
+                    global.iter().position(|r| *r == id).unwrap_or(0) + 1,
+                    g + 1
+                ));
+            }
             global.push(id);
         } else {
             return Err(format!("global sequence {} skipped", global.len() + 1));
