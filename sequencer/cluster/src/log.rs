@@ -385,3 +385,77 @@ impl<S: LogStore> ReplicatedLog<S> {
         self.node.store()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MemberConfig;
+    use crate::store::MemLogStore;
+    use std::net::SocketAddr;
+
+    fn node() -> ReplicatedLog<MemLogStore> {
+        let members = (1..=3)
+            .map(|id| MemberConfig {
+                id,
+                raft: SocketAddr::from(([127, 0, 0, 1], 7200 + id as u16)),
+                udp: vec![],
+                tcp: vec![],
+            })
+            .collect();
+        let config = ClusterConfig::new(1, members);
+        ReplicatedLog::new(&config, MemLogStore::new(&[1, 2, 3]), 0).unwrap()
+    }
+
+    #[test]
+    fn ticks_follow_the_clock_not_the_polls() {
+        const MS: u64 = 1_000_000;
+        let mut log = node();
+        let t0 = 5_000 * MS;
+        assert_eq!(log.tick_if_due(t0), 0, "the first reading starts the clock");
+        assert_eq!(log.tick_if_due(t0 + 9 * MS), 0);
+        assert_eq!(log.tick_if_due(t0 + 10 * MS), 1);
+        assert_eq!(
+            log.tick_if_due(t0 + 10 * MS),
+            0,
+            "one tick per period however often polled"
+        );
+        assert_eq!(log.tick_if_due(t0 + 25 * MS), 1, "next due at +20 ms");
+        assert_eq!(log.tick_if_due(t0 + 29 * MS), 0, "then at +30 ms, not +35 ms");
+        assert_eq!(log.tick_if_due(t0 + 30 * MS), 1);
+        // A long stall catches up a few ticks, then skips ahead.
+        assert_eq!(log.tick_if_due(t0 + 1_000 * MS), MAX_CATCH_UP_TICKS);
+        assert_eq!(log.tick_if_due(t0 + 1_009 * MS), 0);
+        assert_eq!(log.tick_if_due(t0 + 1_010 * MS), 1);
+    }
+
+    #[test]
+    fn a_lone_follower_refuses_proposals_and_knows_no_leader() {
+        let mut log = node();
+        assert_eq!(log.role(), Role::Follower);
+        assert_eq!(log.leader_id(), None);
+        assert_eq!(log.propose(b"x"), Err(ProposeError::NotLeader { leader: None }));
+        assert_eq!(
+            (log.commit_index(), log.applied_index(), log.last_index()),
+            (0, 0, 0)
+        );
+        assert!(log.peer_progress().is_empty());
+    }
+
+    #[test]
+    fn invalid_config_and_foreign_messages_are_typed_errors() {
+        let config = ClusterConfig::new(1, Vec::new());
+        assert!(matches!(
+            ReplicatedLog::new(&config, MemLogStore::new(&[1]), 0),
+            Err(LogError::Config(_))
+        ));
+        let mut log = node();
+        let m = Message {
+            from: 9,
+            to: 1,
+            term: 1,
+            msg_type: raft::eraftpb::MessageType::MsgHup,
+            ..Message::default()
+        };
+        assert!(log.step(m).is_err());
+    }
+}
