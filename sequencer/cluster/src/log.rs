@@ -218,7 +218,8 @@ impl<S: LogStore> ReplicatedLog<S> {
                 index: self.node.raft.raft_log.last_index(),
                 term: self.node.raft.term,
             }),
-            Err(raft::Error::ProposalDropped) => Err(ProposeError::Dropped),
+            // raft-rs refuses a proposal only with `ProposalDropped`
+            // (transfer in progress, or leadership lost inside the call).
             Err(_) => Err(ProposeError::Dropped),
         }
     }
