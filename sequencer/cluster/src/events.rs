@@ -38,6 +38,9 @@ pub enum ChangeReason {
     SteppedDown,
     /// A (new) leader was heard from.
     FollowingNewLeader,
+    /// This node's campaign ended without a winner it knows of (it saw a
+    /// higher term or was refused), and it went back to following.
+    ElectionLost,
     /// The leader this node followed is no longer known (a higher term
     /// started without a winner yet).
     LeaderLost,
@@ -72,6 +75,7 @@ impl LeadershipEvent {
             (_, Role::PreCandidate | Role::Candidate) => ChangeReason::ElectionTimeout,
             (Role::Leader, _) => ChangeReason::SteppedDown,
             _ if leader.is_some() && leader != old_leader => ChangeReason::FollowingNewLeader,
+            (Role::PreCandidate | Role::Candidate, _) => ChangeReason::ElectionLost,
             _ => ChangeReason::LeaderLost,
         };
         LeadershipEvent {
@@ -81,5 +85,47 @@ impl LeadershipEvent {
             leader,
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons() {
+        let c = |from, old, to, new| LeadershipEvent::classify(3, from, old, to, new).reason;
+        assert_eq!(
+            c(Role::Candidate, None, Role::Leader, Some(1)),
+            ChangeReason::WonElection
+        );
+        assert_eq!(
+            c(Role::Follower, Some(2), Role::PreCandidate, None),
+            ChangeReason::ElectionTimeout
+        );
+        assert_eq!(
+            c(Role::Leader, Some(1), Role::Follower, None),
+            ChangeReason::SteppedDown
+        );
+        assert_eq!(
+            c(Role::Leader, Some(1), Role::Follower, Some(2)),
+            ChangeReason::SteppedDown
+        );
+        assert_eq!(
+            c(Role::Candidate, None, Role::Follower, Some(2)),
+            ChangeReason::FollowingNewLeader
+        );
+        assert_eq!(
+            c(Role::Follower, Some(2), Role::Follower, Some(3)),
+            ChangeReason::FollowingNewLeader
+        );
+        assert_eq!(
+            c(Role::PreCandidate, None, Role::Follower, None),
+            ChangeReason::ElectionLost
+        );
+        assert_eq!(
+            c(Role::Follower, Some(2), Role::Follower, None),
+            ChangeReason::LeaderLost
+        );
     }
 }
