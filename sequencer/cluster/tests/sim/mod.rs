@@ -10,10 +10,17 @@
 //! node restarted, no more loss) that must reach a state where every record
 //! any client ever sent is applied exactly once on every node, within a
 //! bounded number of ticks. Invariants are checked after every step.
+//!
+//! This file holds the cluster, its clients and the step loop; `faults`
+//! injects crashes and partitions, `checks` holds the invariants,
+//! `state_machine` the application and `store` the simulated disk.
 
+mod checks;
+mod faults;
 pub mod state_machine;
 pub mod store;
 
+use checks::apply_checked;
 use peregrine_cluster::{
     ClusterConfig, CommittedEntry, MemberConfig, Message, Proposed, ReplicatedLog, Role,
 };
@@ -152,7 +159,7 @@ pub struct Sim {
     pub stats: SimStats,
 }
 
-fn fail<T>(seed: u64, step: u64, what: String) -> Result<T, String> {
+pub(crate) fn fail<T>(seed: u64, step: u64, what: String) -> Result<T, String> {
     Err(format!("seed {seed}, step {step}: {what}"))
 }
 
@@ -264,82 +271,6 @@ impl Sim {
         self.stats.records = self.global.len() as u64;
         self.final_checks()?;
         Ok(self.stats.clone())
-    }
-
-    fn inject_faults(&mut self) {
-        let n = self.nodes.len();
-        // Crash a running node.
-        if self.rng.below(1000) < self.params.crash_per_mille {
-            let i = self.rng.below(n as u64) as usize;
-            if let Some(log) = self.nodes[i].log.take() {
-                // The disk is what the store holds; Raft's unpersisted
-                // memory (unstable entries, inflight state) is gone.
-                self.nodes[i].disk = Some(log.store().clone());
-                self.nodes[i].sm = StateMachine::default();
-                self.stats.crashes += 1;
-                self.log(|| format!("crash node {}", i + 1));
-            }
-        }
-        // Crash a running node and restart it from its disk straight away.
-        if self.rng.below(1000) < self.params.bounce_per_mille {
-            let i = self.rng.below(n as u64) as usize;
-            if let Some(log) = self.nodes[i].log.take() {
-                self.nodes[i].disk = Some(log.store().clone());
-                self.stats.crashes += 1;
-                self.log(|| format!("bounce node {}", i + 1));
-                self.restart(i);
-            }
-        }
-        // Restart a crashed one from its disk.
-        for i in 0..n {
-            if self.nodes[i].log.is_none() && self.rng.percent(self.params.restart_percent) {
-                self.restart(i);
-            }
-        }
-        // Partition: isolate one node, or split minority/majority.
-        if self.rng.below(1000) < self.params.partition_per_mille {
-            self.stats.partitions += 1;
-            if self.rng.percent(50) {
-                let i = self.rng.below(n as u64) as usize;
-                self.group = vec![0; n];
-                self.group[i] = 1;
-                self.log(|| format!("isolate node {}", i + 1));
-            } else {
-                let minority = n / 2;
-                self.group = vec![0; n];
-                let mut moved = 0;
-                while moved < minority {
-                    let i = self.rng.below(n as u64) as usize;
-                    if self.group[i] == 0 {
-                        self.group[i] = 1;
-                        moved += 1;
-                    }
-                }
-                self.log(|| format!("split {:?}", self.group));
-            }
-        } else if self.group.iter().any(|&g| g != 0) && self.rng.percent(self.params.heal_percent) {
-            self.group = vec![0; n];
-            self.log(|| "heal".into());
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        let disk = self.nodes[i].disk.take().expect("crashed node has a disk");
-        let id = self.nodes[i].id;
-        self.nodes[i].log = Some(self.start(id, disk));
-        self.nodes[i].sm = StateMachine::default();
-        self.log(|| format!("restart node {}", i + 1));
-    }
-
-    fn heal_all(&mut self) {
-        self.faults = false;
-        self.group = vec![0; self.nodes.len()];
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].log.is_none() {
-                self.restart(i);
-            }
-        }
-        self.log(|| "heal all, restart all, faults stop".into());
     }
 
     /// The node clients talk to: the running leader with the highest term.
@@ -492,216 +423,4 @@ impl Sim {
         self.resolve_inflight()?;
         self.check_invariants()
     }
-
-    /// Acknowledges proposals that committed (after checking they are on a
-    /// majority's disk) and forgets the ones a new leader overwrote.
-    fn resolve_inflight(&mut self) -> Result<(), String> {
-        let majority = self.nodes.len() / 2 + 1;
-        let mut k = 0;
-        while k < self.inflight.len() {
-            let at = self.inflight[k].at;
-            let mut verdict = None;
-            for n in &self.nodes {
-                let Some(log) = &n.log else { continue };
-                if log.commit_index() >= at.index {
-                    if let Some(term) = log.term_at(at.index) {
-                        verdict = Some(term == at.term);
-                        break;
-                    }
-                }
-            }
-            match verdict {
-                Some(true) => {
-                    let on_disk = self
-                        .nodes
-                        .iter()
-                        .filter(|n| n.store().entry(at.index).is_some_and(|e| e.term == at.term))
-                        .count();
-                    if on_disk < majority {
-                        return fail(
-                            self.seed,
-                            self.step,
-                            format!("acknowledged entry {at:?} is on {on_disk} disks, fewer than a majority"),
-                        );
-                    }
-                    let done = self.inflight.swap_remove(k);
-                    for r in done.records {
-                        let c = &mut self.clients[r.session as usize - 1];
-                        c.pending.retain(|&p| p != r);
-                    }
-                }
-                Some(false) => {
-                    self.inflight.swap_remove(k);
-                }
-                None => k += 1,
-            }
-        }
-        Ok(())
-    }
-
-    fn check_invariants(&mut self) -> Result<(), String> {
-        let (seed, step) = (self.seed, self.step);
-        // At most one leader per term.
-        for n in &self.nodes {
-            let Some(log) = &n.log else { continue };
-            if log.role() == Role::Leader {
-                let prior = *self.leaders.entry(log.term()).or_insert(n.id);
-                if prior != n.id {
-                    return fail(
-                        seed,
-                        step,
-                        format!("term {} has leaders {prior} and {}", log.term(), n.id),
-                    );
-                }
-            }
-        }
-        // A committed entry never changes on any disk: re-check what was
-        // rewritten, then extend the checked prefix up to the disk's own
-        // commit index.
-        for n in &mut self.nodes {
-            let store = match (&n.log, &n.disk) {
-                (Some(log), _) => log.store(),
-                (None, Some(disk)) => disk,
-                (None, None) => unreachable!(),
-            };
-            let mut from = n.checked_upto + 1;
-            if let Some(w) = store.take_lowest_written() {
-                from = from.min(w);
-            }
-            let upto = store
-                .hard_state()
-                .commit
-                .min(self.committed.len() as u64)
-                .min(store.last());
-            for index in from..=upto.max(n.checked_upto) {
-                let Some(e) = store.entry(index) else {
-                    return fail(
-                        seed,
-                        step,
-                        format!("node {}: committed entry {index} missing from disk", n.id),
-                    );
-                };
-                let (term, data) = &self.committed[index as usize - 1];
-                if e.term != *term || e.data.as_ref() != data.as_slice() {
-                    return fail(
-                        seed,
-                        step,
-                        format!(
-                            "node {}: committed entry {index} changed (term {} vs {term})",
-                            n.id, e.term
-                        ),
-                    );
-                }
-            }
-            n.checked_upto = n.checked_upto.max(upto);
-        }
-        Ok(())
-    }
-
-    /// Everything sent is applied everywhere and nothing is in flight.
-    fn quiescent(&self) -> bool {
-        let Some(l) = self.leader() else { return false };
-        let commit = self.nodes[l].log.as_ref().map_or(0, |log| log.commit_index());
-        self.clients.iter().all(|c| c.pending.is_empty())
-            && self.global.len() as u64 == self.sent
-            && self.nodes.iter().all(|n| {
-                n.log
-                    .as_ref()
-                    .is_some_and(|log| log.applied_index() == commit && log.commit_index() == commit)
-            })
-    }
-
-    fn final_checks(&self) -> Result<(), String> {
-        let (seed, step) = (self.seed, self.step);
-        // Exactly once: every record sent has exactly one global sequence.
-        let mut seen = std::collections::BTreeSet::new();
-        for r in &self.global {
-            if !seen.insert(*r) {
-                return fail(seed, step, format!("{r:?} sequenced twice"));
-            }
-        }
-        for c in &self.clients {
-            for s in 1..c.next_seq {
-                let id = RecordId {
-                    session: c.session,
-                    client_seq: s,
-                };
-                if !seen.contains(&id) {
-                    return fail(seed, step, format!("{id:?} was sent but never sequenced"));
-                }
-            }
-        }
-        for n in &self.nodes {
-            if n.sm.assigned != self.global {
-                return fail(seed, step, format!("node {} sequenced a different stream", n.id));
-            }
-            if n.sm.hash != self.hash_at[n.sm.applied_index as usize - 1] {
-                return fail(seed, step, format!("node {} ends with a different hash", n.id));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Applies one committed entry to a node's state machine, checking it
-/// against the ground truth: the same entry at the same index everywhere,
-/// gap-free indexes, the same global sequence for the same record, the same
-/// hash after the same index.
-fn apply_checked(
-    sm: &mut StateMachine,
-    committed: &mut Vec<(u64, Vec<u8>)>,
-    hash_at: &mut Vec<u64>,
-    global: &mut Vec<RecordId>,
-    global_seen: &mut HashSet<RecordId>,
-    e: CommittedEntry<'_>,
-) -> Result<(), String> {
-    let i = e.index as usize - 1;
-    if i < committed.len() {
-        let (term, data) = &committed[i];
-        if *term != e.term || data.as_slice() != e.data {
-            return Err(format!(
-                "committed entry {} differs between nodes (term {} vs {term})",
-                e.index, e.term
-            ));
-        }
-    } else if i == committed.len() {
-        committed.push((e.term, e.data.to_vec()));
-    } else {
-        return Err(format!(
-            "entry {} applied before entry {}",
-            e.index,
-            committed.len() + 1
-        ));
-    }
-    for (g, id) in sm.apply(e.index, e.data)? {
-        let g = g as usize - 1;
-        if g < global.len() {
-            if global[g] != id {
-                return Err(format!(
-                    "global sequence {} is {id:?} here, {:?} elsewhere",
-                    g + 1,
-                    global[g]
-                ));
-            }
-        } else if g == global.len() {
-            if !global_seen.insert(id) {
-                return Err(format!(
-                    "{id:?} sequenced twice: global {} and again {}",
-                    global.iter().position(|r| *r == id).unwrap_or(0) + 1,
-                    g + 1
-                ));
-            }
-            global.push(id);
-        } else {
-            return Err(format!("global sequence {} skipped", global.len() + 1));
-        }
-    }
-    if i < hash_at.len() {
-        if hash_at[i] != sm.hash {
-            return Err(format!("state hash differs at applied index {}", e.index));
-        }
-    } else {
-        hash_at.push(sm.hash);
-    }
-    Ok(())
 }
