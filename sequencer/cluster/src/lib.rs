@@ -1,0 +1,39 @@
+//! Peregrine's replicated sequencer log: the foundation for running the
+//! sequencer as a 3- or 5-node Raft cluster.
+//!
+//! A single sequencer is a single point of failure; replicating its output
+//! stream through Raft lets a new leader take over with every acknowledged
+//! message intact. What is replicated is the sequencer's *output*: each
+//! poll's batch of sequenced records becomes one Raft entry, so followers
+//! hold the exact stream the leader produced and rebuild identical state by
+//! applying it, and the cost of consensus is paid once per batch, not per
+//! message.
+//!
+//! * [`ClusterConfig`]: the `[cluster]` configuration section, validated.
+//! * [`ReplicatedLog`]: raft-rs's `RawNode` behind a poll-driven interface
+//!   for the sequencer's busy loop (no threads, no async runtime), with an
+//!   outbox for the network layer and [`LeadershipEvent`]s for logging.
+//! * [`LogStore`]: the durable log behind a trait, so the journal can
+//!   become the Raft log; [`MemLogStore`] keeps it in memory.
+//! * [`HardStateFile`]: term, vote, commit and membership in one atomically
+//!   replaced, CRC32C-checked file.
+//!
+//! Not yet here: the transport between nodes, the journal as a
+//! [`LogStore`], snapshots, and the sequencer and gateway integration.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod events;
+pub mod hard_state_file;
+pub mod log;
+pub mod store;
+
+pub use config::{AckLevel, ClusterConfig, ConfigError, MemberConfig};
+pub use events::{ChangeReason, LeadershipEvent, Role};
+pub use hard_state_file::{HardStateFile, HardStateFileError};
+pub use log::{Apply, CommittedEntry, LogError, PeerProgress, ProposeError, Proposed, ReplicatedLog};
+/// raft-rs's message types, re-exported so callers need not depend on it.
+pub use raft::eraftpb::{ConfState, Entry, HardState, Message};
+pub use store::{LogStore, MemLogStore, StoreError};
