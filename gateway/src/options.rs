@@ -37,6 +37,9 @@ pub struct GatewayOptions {
     /// UDP: once the input ring has been full this long, new messages get
     /// a Busy reject instead of waiting in the socket buffer.
     pub busy_after: Duration,
+    /// UDP: a gap still open this long after it was reported is reported
+    /// again (the resend may have been lost too).
+    pub gap_report_repeat: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -52,6 +55,7 @@ impl Default for GatewayOptions {
             reorder_window: 8192,
             login_policy: LoginPolicy::Reject,
             busy_after: Duration::from_millis(5),
+            gap_report_repeat: Duration::from_nanos(GAP_REPORT_REPEAT_NS),
         }
     }
 }
@@ -64,7 +68,8 @@ impl Default for GatewayOptions {
 pub(crate) const TIMER_POLLS: u32 = 64;
 /// Timer resolution.
 pub(crate) const TIMER_TICK_NS: u64 = 50_000_000;
-/// A gap still open this long after it was reported is reported again.
+/// Default of [`GatewayOptions::gap_report_repeat`], ns: a gap still open
+/// this long after it was reported is reported again.
 pub const GAP_REPORT_REPEAT_NS: u64 = 2_000_000;
 
 /// When the next timer check is due; one per gateway.

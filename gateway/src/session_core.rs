@@ -17,7 +17,7 @@
 
 use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
-use crate::options::{nanos, GatewayOptions, GAP_REPORT_REPEAT_NS};
+use crate::options::{nanos, GatewayOptions};
 use crate::session::{RateLimit, Session, SessionTable};
 use peregrine_netio::Peer;
 use peregrine_wire::message::{classify_inbound, RejectReason, MESSAGE_LEN};
@@ -150,6 +150,8 @@ pub struct SessionCore {
     rate_limit: RateLimit,
     idle_ns: u64,
     busy_after_ns: u64,
+    /// A gap still open this long after its report is reported again, ns.
+    gap_repeat_ns: u64,
     /// When the input ring was first seen full in the current stretch (0:
     /// it has room).
     full_since_ns: u64,
@@ -181,6 +183,7 @@ impl SessionCore {
             rate_limit: opts.rate_limit,
             idle_ns: nanos(opts.idle_timeout),
             busy_after_ns: nanos(opts.busy_after),
+            gap_repeat_ns: nanos(opts.gap_report_repeat),
             full_since_ns: 0,
             window: opts
                 .reorder_window
@@ -481,15 +484,15 @@ impl SessionCore {
     /// Tells the client which message is missing: a SequenceGap refusal
     /// whose client sequence is `expected`, the one the session waits for;
     /// due for a new gap at once, for the same gap again only after
-    /// [`GAP_REPORT_REPEAT_NS`] (the resend may have been lost too). The
+    /// [`GatewayOptions::gap_report_repeat`] (the resend may have been lost too). The
     /// client resends exactly that message instead of guessing from
     /// timeouts, which at high rates would resend every message held
     /// behind the gap. [`Action::Ignore`] when not due.
     fn report_gap(&mut self, id: u32, expected: u64) -> Action {
         let now = self.now_ns;
         let due = self.sessions.get_mut(id).is_some_and(|s| {
-            let due = s.gap_reported_for != expected
-                || now.saturating_sub(s.gap_reported_ns) >= GAP_REPORT_REPEAT_NS;
+            let due =
+                s.gap_reported_for != expected || now.saturating_sub(s.gap_reported_ns) >= self.gap_repeat_ns;
             if due {
                 s.gap_reported_for = expected;
                 s.gap_reported_ns = now;

@@ -214,7 +214,14 @@ fn nonexistent_core_is_refused() {
 #[test]
 fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice() {
     use peregrine_wire::message::RejectReason;
-    let srv = start_server(1, 0);
+    // Gap reports repeat after 10 s here (2 ms by default), so the check
+    // below that a gap is not reported twice at once cannot be undone by a
+    // slow machine taking 2 ms between two datagrams.
+    let srv = peregrine_server::serve::start(&peregrine_server::config::ServeConfig {
+        gap_report_repeat_us: 10_000_000,
+        ..server_config(1, 0)
+    })
+    .expect("server starts");
     let s = udp_client();
     udp_login(&s, srv.udp[0], "DEDUP");
     s.send_to(
@@ -244,7 +251,8 @@ fn udp_retransmission_is_answered_with_the_original_reply_never_sequenced_twice(
     );
     assert_eq!(gap[0].0, 0, "session-layer rejects take no reply sequence");
     // Message 5, ahead of the gap at 4 but inside the window, is held; the
-    // same gap was reported just now, so no second report yet.
+    // same gap was reported less than the repeat interval ago, so no second
+    // report yet.
     s.send_to(&mold("DEDUP", 5, &[&echo(5, 55)]), srv.udp[0]).unwrap();
     assert!(recv_blocks(&s, 1, Duration::from_millis(200)).is_empty());
     // Filling the gap in order goes on normally.

@@ -684,6 +684,10 @@ impl World {
             login_policy: Default::default(),
             // Real clock again: never report Busy within a run.
             busy_after: std::time::Duration::from_secs(3600),
+            // As in production (the harness tolerates repeated reports).
+            gap_report_repeat: std::time::Duration::from_nanos(
+                peregrine_gateway::options::GAP_REPORT_REPEAT_NS,
+            ),
         };
         let directory = Arc::new(directory());
         // The in-memory port takes in at most the gateway's burst: the UDP

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::directory::SessionCredential;
+use crate::options::GAP_REPORT_REPEAT_NS;
 use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{Ack, Echo, Reject};
 use std::net::SocketAddr;

@@ -107,6 +107,9 @@ pub struct ServeConfig {
     /// UDP: after the input ring has been full this many microseconds, new
     /// messages get a Busy reject (reason 4) instead of waiting.
     pub busy_after_us: u64,
+    /// UDP: a gap still open this many microseconds after it was reported
+    /// (a SequenceGap reject) is reported again.
+    pub gap_report_repeat_us: u64,
     /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
     #[cfg(feature = "dpdk")]
     pub dpdk: Option<peregrine_netio::dpdk::DpdkConfig>,
@@ -145,6 +148,7 @@ impl Default for ServeConfig {
             sessions: Vec::new(),
             login_policy: "reject".into(),
             busy_after_us: 5_000,
+            gap_report_repeat_us: 2_000,
             dpdk: None,
         }
     }

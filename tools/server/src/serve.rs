@@ -104,6 +104,7 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         },
         login_policy: cfg.login_policy()?,
         busy_after: std::time::Duration::from_micros(cfg.busy_after_us),
+        gap_report_repeat: std::time::Duration::from_micros(cfg.gap_report_repeat_us),
         ..GatewayOptions::default()
     };
     let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
