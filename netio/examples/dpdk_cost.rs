@@ -12,7 +12,7 @@
 //! cargo run --release -p peregrine-netio --features dpdk --example dpdk_cost -- [--seconds S] [--burst B]
 //! ```
 
-use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
+use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, UdpEndpoints};
 use peregrine_netio::{DatagramPort, PacketBatch, Port};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -43,20 +43,7 @@ fn frame(mac: peregrine_netio::wire::EthernetAddress, payload: &[u8]) -> Vec<u8>
 fn main() {
     let seconds = arg("--seconds", 2.0);
     let burst = arg("--burst", 32.0) as u16;
-    let eal_args: Vec<String> = [
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--vdev=net_ring0",
-        "--log-level=warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let eal_args: Vec<String> = net_ring_eal_args(0, 256);
     let eal = Eal::init(&eal_args).expect("EAL");
     let cfg = DpdkConfig {
         eal_args: eal_args.clone(),

@@ -8,7 +8,7 @@
 //! port runs inside one `#[test]`, step by step.
 #![cfg(feature = "dpdk")]
 
-use peregrine_netio::dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
+use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkError, DpdkPort, Eal};
 use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
@@ -23,20 +23,7 @@ const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 const CLIENT_PORT: u16 = 40000;
 
 fn eal_args() -> Vec<String> {
-    [
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--vdev=net_ring0",
-        "--log-level=warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    net_ring_eal_args(0, 256)
 }
 
 /// A well-formed Ethernet/IPv4/UDP frame.

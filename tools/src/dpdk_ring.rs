@@ -14,7 +14,7 @@
 
 use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
-use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
+use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};
 use peregrine_sequencer::{EchoApp, Sequencer};
 use peregrine_wire::alpha::checked_alpha_field;
@@ -110,20 +110,7 @@ impl DpdkRingResult {
 /// Runs the full DPDK path on `net_ring0` on the calling thread, pinned by
 /// the EAL to `core`.
 pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Result<DpdkRingResult> {
-    let eal_args: Vec<String> = [
-        "-l",
-        &core.to_string(),
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-shconf",
-        "--no-pci",
-        "--vdev=net_ring0",
-        "--log-level=warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let eal_args: Vec<String> = net_ring_eal_args(core, 512);
     let cfg = DpdkConfig {
         eal_args,
         ip: SERVER_IP,

@@ -5,7 +5,7 @@
 
 use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
-use peregrine_netio::dpdk::{DpdkConfig, DpdkPort, Eal};
+use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
 use peregrine_sequencer::{EchoApp, Sequencer};
 use peregrine_tools::dpdk_ring::{
@@ -17,20 +17,7 @@ use zerocopy::FromBytes;
 
 #[test]
 fn frames_in_acks_out_through_gateway_and_sequencer() {
-    let eal_args: Vec<String> = [
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-pci",
-        "--vdev=net_ring0",
-        "--log-level=warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let eal_args: Vec<String> = net_ring_eal_args(0, 256);
     let cfg = DpdkConfig {
         eal_args,
         ip: SERVER_IP,

@@ -118,3 +118,21 @@ impl DpdkConfig {
         Ok(())
     }
 }
+
+/// EAL arguments for an in-process `net_ring` loopback device on `core`,
+/// with `memory_mb` of ordinary (not huge) pages and no PCI probing: DPDK's
+/// real code paths with no NIC, no hugepages and no root, for tests and
+/// software-cost benchmarks.
+pub fn net_ring_eal_args(core: usize, memory_mb: u32) -> Vec<String> {
+    vec![
+        "-l".into(),
+        core.to_string(),
+        "--no-huge".into(),
+        "-m".into(),
+        memory_mb.to_string(),
+        "--no-shconf".into(),
+        "--no-pci".into(),
+        "--vdev=net_ring0".into(),
+        "--log-level=warning".into(),
+    ]
+}

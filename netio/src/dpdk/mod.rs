@@ -52,7 +52,7 @@ mod eal;
 mod neigh;
 mod port;
 
-pub use config::DpdkConfig;
+pub use config::{net_ring_eal_args, DpdkConfig};
 pub use eal::{Eal, LinkStatus, NicStats};
 pub use port::{DpdkPort, DpdkStats};
 
