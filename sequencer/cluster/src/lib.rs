@@ -17,12 +17,11 @@
 //!   become the Raft log; [`MemLogStore`] keeps it in memory.
 //! * [`HardStateFile`]: term, vote, commit and membership in one atomically
 //!   replaced, CRC32C-checked file.
-//!
 //! * [`NodeTransport`]: raft messages between nodes over kernel TCP,
 //!   polled from the same loop.
 //!
-//! Not yet here: the journal as a
-//! [`LogStore`], snapshots, and the sequencer and gateway integration.
+//! Not yet here: the journal as a [`LogStore`], snapshots, and the
+//! sequencer and gateway integration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -443,6 +443,42 @@ mod tests {
     }
 
     #[test]
+    fn a_down_peer_drops_its_messages_and_backs_off() {
+        use crate::config::MemberConfig;
+        use peregrine_netio::{Port, TcpOptions, TcpPort};
+        let port = TcpPort::bind(SocketAddr::from(([127, 0, 0, 1], 0)), TcpOptions::default()).unwrap();
+        // Addresses nobody listens on: bound, noted, released.
+        let dead: Vec<SocketAddr> = (0..2)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            })
+            .collect();
+        let members = [port.local_addr(), dead[0], dead[1]]
+            .iter()
+            .enumerate()
+            .map(|(i, &raft)| MemberConfig {
+                id: i as u64 + 1,
+                raft,
+                udp: vec![],
+                tcp: vec![],
+            })
+            .collect();
+        let mut t = NodeTransport::with_port(port, &ClusterConfig::new(1, members)).unwrap();
+        assert_eq!(t.poll(|_| panic!("nothing was sent")).unwrap(), 0);
+        assert!(!t.is_connected(2) && !t.is_connected(3));
+        t.send([msg(2, b"a"), msg(3, b"b"), msg(9, b"c")].into_iter());
+        let c = t.counters();
+        assert_eq!((c.msgs_sent, c.msgs_dropped, c.connect_failures), (0, 3, 2));
+        // Within the backoff, no new attempt.
+        t.poll(|_| {}).unwrap();
+        assert_eq!(t.counters().reconnects, 0);
+        std::thread::sleep(RECONNECT_BACKOFF);
+        t.poll(|_| {}).unwrap();
+        assert_eq!((t.counters().reconnects, t.counters().connect_failures), (2, 4));
+    }
+
+    #[test]
     fn oversized_length_and_garbage_are_refused() {
         let mut buf = Vec::new();
         assert!(encode_frame(&msg(2, b"ok"), &mut buf));
