@@ -17,9 +17,11 @@
 //!   become the Raft log; [`MemLogStore`] keeps it in memory.
 //! * [`HardStateFile`]: term, vote, commit and membership in one atomically
 //!   replaced, CRC32C-checked file.
+//! * [`NodeTransport`]: raft messages between nodes over kernel TCP,
+//!   polled from the same loop.
 //!
-//! Not yet here: the transport between nodes, the journal as a
-//! [`LogStore`], snapshots, and the sequencer and gateway integration.
+//! Not yet here: the journal as a [`LogStore`], snapshots, and the
+//! sequencer and gateway integration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod events;
 pub mod hard_state_file;
 pub mod log;
 pub mod store;
+pub mod transport;
 
 pub use config::{AckLevel, ClusterConfig, ConfigError, MemberConfig};
 pub use events::{ChangeReason, LeadershipEvent, Role};
@@ -37,3 +40,4 @@ pub use log::{Apply, CommittedEntry, LogError, PeerProgress, ProposeError, Propo
 /// raft-rs's message types, re-exported so callers need not depend on it.
 pub use raft::eraftpb::{ConfState, Entry, HardState, Message};
 pub use store::{LogStore, MemLogStore, StoreError};
+pub use transport::{NodeTransport, TransportCounters, TransportError};
