@@ -44,12 +44,8 @@ fn promtool(text: &str) -> Option<(bool, String)> {
 fn a_live_servers_counters_are_scraped_in_prometheus_and_openmetrics_text() {
     let path = std::env::temp_dir().join(format!("peregrine-exporter-test-{}.stats", std::process::id()));
     let cfg = ServeConfig {
-        sessions: common::test_sessions(),
-        udp: vec![lo()],
-        tcp: vec![lo()],
-        idle: "yield".into(),
         counters_file: Some(path.clone()),
-        ..ServeConfig::default()
+        ..server_config(1, 1)
     };
     let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();

@@ -15,11 +15,8 @@ use std::time::Duration;
 fn stat_watch_json_streams_counters_and_rates() {
     let path = std::env::temp_dir().join(format!("peregrine-stat-watch-{}.stats", std::process::id()));
     let cfg = ServeConfig {
-        sessions: common::test_sessions(),
-        udp: vec![lo()],
-        idle: "yield".into(),
         counters_file: Some(path.clone()),
-        ..ServeConfig::default()
+        ..server_config(1, 0)
     };
     let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();
