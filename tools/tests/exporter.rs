@@ -109,6 +109,23 @@ fn a_live_servers_counters_are_scraped_in_prometheus_and_openmetrics_text() {
     assert!(om.ends_with("# EOF\n"), "{om}");
     let (head, _) = get(addr, "/nope", "*/*");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // Bad bytes: a request line that is not HTTP gets 405; a request that
+    // never ends within 8 KiB is dropped unanswered; the exporter keeps
+    // serving after both.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"\x00\xff\xfe junk\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = c.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text:?}");
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(&[b'x'; 9000]);
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "an endless request gets no answer: {rest:?}");
+    let (head, _) = get(addr, "/metrics", "text/plain");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
 
     match promtool(&body) {
         Some((ok, said)) => assert!(
