@@ -85,6 +85,13 @@ peregrine_sequencer::counter_set! {
         /// that reached below the reply log: answered with a TooOld notice
         /// naming the first reply still kept.
         replies_gone,
+        /// Cluster follower: messages and replies of the replicated log
+        /// applied to this gateway's sessions (their dedup state and reply
+        /// log follow the leader's).
+        restored_from_log,
+        /// Session-state notices naming a session this gateway cannot hold
+        /// (the nodes' session configurations differ): dropped.
+        restore_refused,
     }
 }
 
@@ -155,6 +162,8 @@ mod tests {
                 "gap_notices",
                 "logouts",
                 "replies_gone",
+                "restored_from_log",
+                "restore_refused",
             ]
         );
     }

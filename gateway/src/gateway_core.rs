@@ -26,6 +26,8 @@ pub(crate) struct GatewayCore {
     pub(crate) core: SessionCore,
     pub(crate) to_sequencer: Producer<InboundSlot>,
     pub(crate) replies: ReplyPath,
+    /// Names of the sessions, for opening one a follower restores.
+    directory: Arc<SessionDirectory>,
     timer: Timer,
 }
 
@@ -42,7 +44,8 @@ impl GatewayCore {
     ) -> Self {
         let n = directory.len();
         GatewayCore {
-            core: SessionCore::new(id, directory, opts, reorder),
+            core: SessionCore::new(id, Arc::clone(&directory), opts, reorder),
+            directory,
             to_sequencer: rings.to_sequencer,
             replies: ReplyPath::new(
                 framing,
@@ -149,7 +152,13 @@ impl GatewayCore {
 
     /// One transmit round: drains replies from the sequencer, packs, sends.
     pub(crate) fn drain(&mut self, port: &mut (impl Port + ?Sized)) -> usize {
-        self.replies
-            .drain(&mut self.core.sessions, port, &mut self.core.counters)
+        let gateway = self.core.gateway();
+        self.replies.drain(
+            &mut self.core.sessions,
+            &self.directory,
+            gateway,
+            port,
+            &mut self.core.counters,
+        )
     }
 }

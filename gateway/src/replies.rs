@@ -7,10 +7,12 @@
 //! dirty list so the end-of-burst flush touches only them.
 
 use crate::counters::GatewayCounters;
+use crate::directory::SessionDirectory;
+use crate::restore::apply_notice;
 use crate::session::SessionTable;
 use peregrine_netio::{PacketBatch, Peer, Port, SLOT_BYTES};
 use peregrine_ring::Consumer;
-use peregrine_sequencer::slot::OutboundSlot;
+use peregrine_sequencer::slot::{OutboundKind, OutboundSlot};
 use peregrine_wire::message::MESSAGE_LEN;
 use peregrine_wire::moldudp64::{
     write_header_only, MoldBuilder, SessionName, HEADER_LEN, MAX_MESSAGES_PER_PACKET,
@@ -334,10 +336,15 @@ impl ReplyPath {
     }
 
     /// One transmit round: drains up to `reply_burst` replies, packs every
-    /// session's replies, sends. Returns the replies drained.
+    /// session's replies, sends. Session-state notices (a cluster
+    /// follower's, see [`OutboundKind`]) are applied to `sessions` through
+    /// `directory` as gateway `gateway` instead of being sent. Returns the
+    /// slots drained.
     pub fn drain(
         &mut self,
         sessions: &mut SessionTable,
+        directory: &SessionDirectory,
+        gateway: u16,
         port: &mut (impl Port + ?Sized),
         counters: &mut GatewayCounters,
     ) -> usize {
@@ -346,6 +353,10 @@ impl ReplyPath {
             let Some(slot) = self.from_sequencer.peek(j) else {
                 break;
             };
+            if slot.kind != OutboundKind::Reply {
+                apply_notice(sessions, directory, gateway, slot, counters);
+                continue;
+            }
             let (to, msg) = (slot.to, slot.msg);
             while self
                 .batcher

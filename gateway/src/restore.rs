@@ -14,8 +14,11 @@
 //! were configured positions (session 1's arrival order) must not be
 //! restored into this layout.
 
+use crate::counters::GatewayCounters;
 use crate::directory::SessionDirectory;
+use crate::session::SessionTable;
 use crate::GatewayLoop;
+use peregrine_sequencer::slot::{OutboundKind, OutboundSlot};
 use peregrine_wire::message::MESSAGE_LEN;
 use peregrine_wire::SessionRef;
 
@@ -106,4 +109,33 @@ impl<'a> SessionRestore<'a> {
             None => Ok((self.inputs, self.replies)),
         }
     }
+}
+
+/// A cluster follower's session-state notice from the sequencer (a record
+/// or a reply of the replicated log, see [`OutboundKind`]): applied to
+/// `sessions` of gateway `gateway` exactly as [`SessionRestore`] applies
+/// the journal at start-up, opening the session (named by `directory`) on
+/// first use. A notice this gateway cannot hold is counted and dropped.
+pub(crate) fn apply_notice(
+    sessions: &mut SessionTable,
+    directory: &SessionDirectory,
+    gateway: u16,
+    slot: &OutboundSlot,
+    counters: &mut GatewayCounters,
+) {
+    let id = slot.to.index;
+    let session = match directory.name(id) {
+        Some(name) if slot.to.gateway == gateway && directory.claim(id, gateway) => sessions.open(id, name),
+        _ => None,
+    };
+    let Some(s) = session else {
+        counters.restore_refused += 1;
+        return;
+    };
+    match slot.kind {
+        OutboundKind::RestoreInput => s.restore_input(slot.client_seq),
+        OutboundKind::RestoreReply => s.restore_reply(&slot.msg),
+        OutboundKind::Reply => return,
+    }
+    counters.restored_from_log += 1;
 }

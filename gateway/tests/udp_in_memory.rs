@@ -107,10 +107,7 @@ impl Rig {
     fn answer(&mut self, slot: &InboundSlot) {
         let mut a = Ack::empty();
         a.client_seq.set(slot.client_seq);
-        let out = OutboundSlot {
-            msg: zerocopy::transmute!(a),
-            to: slot.origin,
-        };
+        let out = OutboundSlot::reply(slot.origin, &zerocopy::transmute!(a));
         assert!(self.seq.1.push(out).is_ok());
     }
 }
@@ -279,4 +276,55 @@ fn a_client_end_of_session_is_a_logout() {
     assert!(r.net.take_sent().is_empty());
     let c = r.gw.core().counters();
     assert_eq!((c.logouts, c.dropped_unauthenticated, c.heartbeats), (1, 1, 0));
+}
+
+/// A cluster follower's gateway gets the leader's stream as session-state
+/// notices: nothing is sent, and a client that logs in afterwards (once
+/// this node leads) resumes at the leader's sequences, its retransmissions
+/// answered from the restored reply log, never sequenced twice.
+#[test]
+fn restore_notices_rebuild_a_session_without_sending() {
+    use peregrine_sequencer::slot::OutboundKind;
+    use peregrine_sequencer::SessionRef;
+    let mut r = rig(GatewayOptions::default(), 64);
+    let to = SessionRef::new(0, 0);
+    for c in 1..=3u64 {
+        let mut ack = Ack::empty();
+        ack.client_seq.set(c);
+        ack.global_seq.set(100 + c);
+        let input = OutboundSlot {
+            kind: OutboundKind::RestoreInput,
+            client_seq: c,
+            ..OutboundSlot::reply(to, &[0; MESSAGE_LEN])
+        };
+        let reply = OutboundSlot {
+            kind: OutboundKind::RestoreReply,
+            ..OutboundSlot::reply(to, &zerocopy::transmute!(ack))
+        };
+        assert!(r.seq.1.push(input).is_ok());
+        assert!(r.seq.1.push(reply).is_ok());
+    }
+    r.poll();
+    assert!(r.net.take_sent().is_empty(), "notices are never sent");
+    assert_eq!(r.gw.counters().restored_from_log, 6);
+    let login = Login::new(checked_alpha_field(SECRET).unwrap(), 0, 7);
+    r.datagram(client(), &packet(0, &[login.as_bytes()]));
+    let sent = r.sent();
+    let ok = LoginAccepted::read_from_bytes(&sent[0].1[0]).unwrap();
+    assert_eq!((ok.next_client_seq.get(), ok.next_reply_seq.get()), (4, 4));
+    // Client message 2 again: its original reply, nothing staged.
+    r.datagram(client(), &packet(2, &[&echo(2)]));
+    assert!(r.staged().is_empty());
+    let again = r.sent();
+    let ack = Ack::read_from_bytes(&again[0].1[0]).unwrap();
+    assert_eq!((ack.client_seq.get(), ack.global_seq.get()), (2, 102));
+    // A notice for a session this gateway cannot hold is counted, not applied.
+    let stray = OutboundSlot {
+        kind: OutboundKind::RestoreInput,
+        client_seq: 1,
+        ..OutboundSlot::reply(SessionRef::new(0, 9), &[0; MESSAGE_LEN])
+    };
+    assert!(r.seq.1.push(stray).is_ok());
+    r.poll();
+    assert_eq!(r.gw.counters().restore_refused, 1);
 }

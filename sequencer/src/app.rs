@@ -1,6 +1,6 @@
 //! The contract between the sequencer and the application it feeds.
 
-use crate::slot::OutboundSlot;
+use crate::slot::{OutboundKind, OutboundSlot};
 use peregrine_journal::Sequenced;
 use peregrine_ring::Producer;
 use peregrine_wire::message::MESSAGE_LEN;
@@ -21,18 +21,32 @@ pub trait Application {
 /// instead of being sent.
 pub(crate) type ReplayReplies<'a> = dyn FnMut(SessionRef, &[u8; MESSAGE_LEN]) + 'a;
 
+/// Where a [`ReplySink`]'s replies go.
+pub(crate) enum SinkMode<'a> {
+    /// Into the destination gateway's output ring, to be sent.
+    Send,
+    /// Into a queue, held until the poll's log entry is committed (a
+    /// cluster leader with replicated acknowledgement).
+    Hold(&'a mut VecDeque<OutboundSlot>),
+    /// Into the output ring as session state to restore, not to send (a
+    /// follower applying the replicated log).
+    Restore,
+    /// Shown to a closure (journal replay at start-up).
+    Replay(&'a mut ReplayReplies<'a>),
+}
+
 /// Where an application's replies go: straight into the destination
 /// gateway's output ring, or, when that ring is full, into a per-gateway
 /// overflow queue the sequencer drains before taking new input
-/// (back-pressure, never a drop).
+/// (back-pressure, never a drop). In a cluster the leader may hold them
+/// until they are replicated, and a follower turns them into session state.
 pub struct ReplySink<'a> {
     pub(crate) outputs: &'a mut [Producer<OutboundSlot>],
     pub(crate) overflow: &'a mut [VecDeque<OutboundSlot>],
     pub(crate) sent: u64,
     pub(crate) overflowed: u64,
     pub(crate) misrouted: u64,
-    /// Replay: replies go here instead of to the rings.
-    pub(crate) replay: Option<&'a mut ReplayReplies<'a>>,
+    pub(crate) mode: SinkMode<'a>,
 }
 
 impl ReplySink<'_> {
@@ -41,25 +55,30 @@ impl ReplySink<'_> {
     /// dropped (a bug in the application, not a runtime condition).
     #[inline]
     pub fn send(&mut self, to: SessionRef, msg: &[u8; MESSAGE_LEN]) {
-        if let Some(r) = self.replay.as_mut() {
-            r(to, msg);
-            self.sent += 1;
-            return;
+        self.sent += 1;
+        match &mut self.mode {
+            SinkMode::Send => self.push(OutboundSlot::reply(to, msg)),
+            SinkMode::Hold(q) => q.push_back(OutboundSlot::reply(to, msg)),
+            SinkMode::Restore => self.push(OutboundSlot {
+                kind: OutboundKind::RestoreReply,
+                ..OutboundSlot::reply(to, msg)
+            }),
+            SinkMode::Replay(r) => r(to, msg),
         }
-        let g = to.gateway as usize;
+    }
+
+    /// Routes `slot` to its gateway's output ring, or to that gateway's
+    /// overflow queue when the ring is full or already backed up.
+    #[inline]
+    pub(crate) fn push(&mut self, slot: OutboundSlot) {
+        let g = slot.to.gateway as usize;
         let (Some(out), Some(over)) = (self.outputs.get_mut(g), self.overflow.get_mut(g)) else {
             self.misrouted += 1;
             return;
         };
-        if !over.is_empty()
-            || !out.stage_with(|s| {
-                s.msg = *msg;
-                s.to = to;
-            })
-        {
-            over.push_back(OutboundSlot { msg: *msg, to });
+        if !over.is_empty() || !out.stage_with(|s| *s = slot) {
+            over.push_back(slot);
             self.overflowed += 1;
         }
-        self.sent += 1;
     }
 }

@@ -23,6 +23,7 @@ pub use app::{Application, ReplySink};
 pub use echo::EchoApp;
 pub use peregrine_journal::Sequenced;
 pub use sequencer::{
-    replay_journal, replay_journal_with, AttachedJournal, JournalMode, Sequencer, SequencerCounters,
+    replay_journal, replay_journal_with, ApplyError, AttachedJournal, JournalMode, RecordBatch, ReplyRelease,
+    Sequencer, SequencerCounters,
 };
-pub use slot::{InboundSlot, OutboundSlot, SessionRef};
+pub use slot::{InboundSlot, OutboundKind, OutboundSlot, SessionRef};

@@ -8,12 +8,16 @@
 //! no gateway starves another. The clock is read once per poll, input slots
 //! are released and output slots published once per ring per poll.
 
-use crate::app::{Application, ReplySink};
+use crate::app::{Application, ReplySink, SinkMode};
 use crate::slot::{InboundSlot, OutboundSlot, SessionRef};
 use peregrine_journal::Sequenced;
 use peregrine_journal::{FlushPolicy, JournalWriter};
 use peregrine_ring::{Consumer, Producer};
+use replicated::ReplicationTap;
 use std::collections::VecDeque;
+
+mod replicated;
+pub use replicated::{ApplyError, RecordBatch, ReplyRelease};
 
 /// Declares a set of `u64` counters once: the struct (one `pub u64` field
 /// per counter, deriving `Default`), `NAMES` (the field names, which the
@@ -92,6 +96,12 @@ counter_set! {
         journal_flushes,
         /// Journal write or flush failures (the sequencer stops at the first).
         journal_errors,
+        /// Cluster: messages applied from the replicated log that another
+        /// node (or an earlier term) sequenced.
+        replicated_applied,
+        /// Cluster: replies released to the gateways once their log entry
+        /// committed.
+        replies_released,
     }
 }
 
@@ -127,6 +137,7 @@ pub struct Sequencer<A> {
     next_input: usize,
     counters: SequencerCounters,
     journal: Option<AttachedJournal>,
+    replication: Option<ReplicationTap>,
     failed: Option<String>,
 }
 
@@ -160,6 +171,7 @@ impl<A: Application> Sequencer<A> {
             next_input: 0,
             counters: SequencerCounters::default(),
             journal: None,
+            replication: None,
             failed: None,
         }
     }
@@ -212,8 +224,11 @@ impl<A: Application> Sequencer<A> {
         self.overflow.iter().map(VecDeque::len).sum()
     }
 
-    /// Moves overflowed replies into their rings; true when none remain.
-    fn flush_overflow(&mut self) -> bool {
+    /// Moves replies (or session-state notices) held back by full output
+    /// rings into their rings; true when none remain. [`poll`](Self::poll)
+    /// does this first; a cluster follower, which does not poll for input,
+    /// calls it on every loop instead.
+    pub fn flush_overflow(&mut self) -> bool {
         let mut clear = true;
         for (over, out) in self.overflow.iter_mut().zip(self.outputs.iter_mut()) {
             while let Some(slot) = over.front() {
@@ -235,7 +250,7 @@ impl<A: Application> Sequencer<A> {
         if self.failed.is_some() {
             return 0;
         }
-        if !self.flush_overflow() {
+        if !self.flush_overflow() || self.replication.as_ref().is_some_and(ReplicationTap::is_full) {
             self.counters.backpressure_polls += 1;
             return 0;
         }
@@ -245,13 +260,20 @@ impl<A: Application> Sequencer<A> {
         }
         let mut now = 0u64;
         let mut work = 0usize;
+        let (mut batch, mode) = match self.replication.as_mut() {
+            Some(r) => {
+                let (batch, mode) = r.sequencing();
+                (Some(batch), mode)
+            }
+            None => (None, SinkMode::Send),
+        };
         let mut sink = ReplySink {
             outputs: &mut self.outputs,
             overflow: &mut self.overflow,
             sent: 0,
             overflowed: 0,
             misrouted: 0,
-            replay: None,
+            mode,
         };
         for k in 0..n {
             let i = (self.next_input + k) % n;
@@ -284,6 +306,9 @@ impl<A: Application> Sequencer<A> {
                         break;
                     }
                     self.counters.journaled += 1;
+                }
+                if let Some(b) = batch.as_mut() {
+                    b.push(&m);
                 }
                 self.next_seq += 1;
                 self.app.on_message(&m, &mut sink);
@@ -357,7 +382,7 @@ pub fn replay_journal_with<A: Application>(
         sent: 0,
         overflowed: 0,
         misrouted: 0,
-        replay: Some(&mut on_reply),
+        mode: SinkMode::Replay(&mut on_reply),
     };
     let mut n = 0;
     for r in records {

@@ -28,7 +28,27 @@ impl Default for InboundSlot {
     }
 }
 
-/// Sequencer → gateway: one reply for one session. Two cache lines.
+/// What an [`OutboundSlot`] asks of its gateway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OutboundKind {
+    /// Send `msg` to session `to` (the only kind a leader or a single node
+    /// produces).
+    #[default]
+    Reply,
+    /// A follower applied client message `client_seq` of session `to` from
+    /// the replicated log: the session's dedup state moves past it, as
+    /// recovery from the journal does, so the node can serve the session
+    /// if it becomes leader. Nothing is sent.
+    RestoreInput,
+    /// A follower's application produced `msg` for session `to` while
+    /// applying the replicated log: it takes the session's next reply
+    /// sequence and enters its reply log. Nothing is sent.
+    RestoreReply,
+}
+
+/// Sequencer → gateway: one reply for one session (or, on a follower, one
+/// piece of session state to restore). Two cache lines.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub struct OutboundSlot {
@@ -36,6 +56,23 @@ pub struct OutboundSlot {
     pub msg: [u8; MESSAGE_LEN],
     /// Destination session.
     pub to: SessionRef,
+    /// Reply, or session state to restore.
+    pub kind: OutboundKind,
+    /// [`OutboundKind::RestoreInput`]: the client sequence applied.
+    pub client_seq: u64,
+}
+
+impl OutboundSlot {
+    /// A reply to send.
+    #[inline]
+    pub fn reply(to: SessionRef, msg: &[u8; MESSAGE_LEN]) -> OutboundSlot {
+        OutboundSlot {
+            msg: *msg,
+            to,
+            kind: OutboundKind::Reply,
+            client_seq: 0,
+        }
+    }
 }
 
 impl Default for OutboundSlot {
@@ -43,6 +80,8 @@ impl Default for OutboundSlot {
         OutboundSlot {
             msg: [0; MESSAGE_LEN],
             to: SessionRef::default(),
+            kind: OutboundKind::Reply,
+            client_seq: 0,
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct ReplicatedLog<S: LogStore> {
     role: Role,
     leader: Option<u64>,
     applied: u64,
+    /// Index of the entry that opened this node's current leadership (the
+    /// empty entry a new leader appends); 0 when not leading.
+    term_start: u64,
 }
 
 impl<S: LogStore> std::fmt::Debug for ReplicatedLog<S> {
@@ -171,6 +174,7 @@ impl<S: LogStore> ReplicatedLog<S> {
             role: Role::Follower,
             leader: None,
             applied,
+            term_start: 0,
         })
     }
 
@@ -299,6 +303,12 @@ impl<S: LogStore> ReplicatedLog<S> {
             return;
         }
         let event = LeadershipEvent::classify(self.term(), self.role, self.leader, role, leader);
+        if role == Role::Leader && self.role != Role::Leader {
+            // raft-rs appended the term's empty entry on becoming leader.
+            self.term_start = self.node.raft.raft_log.last_index();
+        } else if role != Role::Leader {
+            self.term_start = 0;
+        }
         self.role = role;
         self.leader = leader;
         self.events.push(event);
@@ -330,6 +340,14 @@ impl<S: LogStore> ReplicatedLog<S> {
         self.role == Role::Leader
     }
 
+    /// Whether this node may sequence now: it leads, and it has applied
+    /// every entry up to the one that opened its leadership (so it holds
+    /// every earlier leader's committed records and the global sequence
+    /// continues from the last of them).
+    pub fn can_serve(&self) -> bool {
+        self.role == Role::Leader && self.term_start != 0 && self.applied >= self.term_start
+    }
+
     /// The current term.
     pub fn term(&self) -> u64 {
         self.node.raft.term
@@ -358,6 +376,22 @@ impl<S: LogStore> ReplicatedLog<S> {
     /// The term of the entry at `index`, if this node still has it.
     pub fn term_at(&self, index: u64) -> Option<u64> {
         self.node.raft.raft_log.term(index).ok()
+    }
+
+    /// Calls `f` with each voter's replication progress, in no particular
+    /// order, without allocating (for counters published from the polling
+    /// loop); nothing unless this node leads.
+    pub fn for_each_progress(&self, mut f: impl FnMut(PeerProgress)) {
+        if !self.is_leader() {
+            return;
+        }
+        for (&id, p) in self.node.raft.prs().iter() {
+            f(PeerProgress {
+                id,
+                matched: p.matched,
+                next: p.next_idx,
+            });
+        }
     }
 
     /// Every voter's replication progress, sorted by id; empty unless

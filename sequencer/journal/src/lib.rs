@@ -128,7 +128,9 @@ mod recovery;
 mod segment;
 mod writer;
 
-pub use format::{header_field, record_field, HEADER_LEN, MAGIC, RECORD_LEN};
+pub use format::{
+    decode_record, encode, header_field, record_field, SlotError, HEADER_LEN, MAGIC, RECORD_LEN,
+};
 pub use recovery::{Journal, RecordFilter, Records, Recovered, SegmentInfo, TailReport};
 pub use segment::{parse_segment_name, segment_name, Prealloc};
 pub use writer::{FlushPolicy, JournalWriter, Precreate, WriterConfig, WriterStats, DEFAULT_SEGMENT_SIZE};
