@@ -85,6 +85,10 @@ peregrine_sequencer::counter_set! {
         /// that reached below the reply log: answered with a TooOld notice
         /// naming the first reply still kept.
         replies_gone,
+        /// Logins refused because this node does not serve clients now (a
+        /// cluster follower): answered `L` with a hint naming the leader;
+        /// not counted in `logins_rejected`.
+        logins_refused_not_leader,
     }
 }
 
@@ -155,6 +159,7 @@ mod tests {
                 "gap_notices",
                 "logouts",
                 "replies_gone",
+                "logins_refused_not_leader",
             ]
         );
     }
