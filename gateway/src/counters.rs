@@ -92,6 +92,10 @@ peregrine_sequencer::counter_set! {
         /// Session-state notices naming a session this gateway cannot hold
         /// (the nodes' session configurations differ): dropped.
         restore_refused,
+        /// Logins refused because this node does not serve clients now (a
+        /// cluster follower): answered `L` with a hint naming the leader;
+        /// not counted in `logins_rejected`.
+        logins_refused_not_leader,
     }
 }
 
@@ -164,6 +168,7 @@ mod tests {
                 "replies_gone",
                 "restored_from_log",
                 "restore_refused",
+                "logins_refused_not_leader",
             ]
         );
     }

@@ -9,6 +9,8 @@
 //! - [`session_core::SessionCore`]: the session layer both share, as a
 //!   state machine without I/O; [`options::GatewayOptions`] their sizing.
 //! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
+//! - [`Leadership`]: whether the node serves clients (only a cluster's
+//!   leader does); followers refuse logins with a hint naming the leader.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod directory;
 pub mod fxhash;
 mod gateway_core;
 mod gateway_loop;
+pub mod leadership;
 pub mod options;
 pub mod replies;
 pub mod restore;
@@ -27,6 +30,7 @@ pub mod udp;
 
 pub use counters::GatewayCounters;
 pub use gateway_loop::GatewayLoop;
+pub use leadership::Leadership;
 pub use options::GatewayOptions;
 pub use session_core::SessionCore;
 pub use tcp::TcpGateway;

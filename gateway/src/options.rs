@@ -5,12 +5,14 @@
 //! other.
 
 use crate::directory::LoginPolicy;
+use crate::leadership::Leadership;
 use crate::session::RateLimit;
 use peregrine_netio::clock;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Sizing of a gateway.
-#[derive(Clone, Copy, Debug)]
+/// Sizing of a gateway, and the node's leadership it obeys.
+#[derive(Clone, Debug)]
 pub struct GatewayOptions {
     /// Packets per receive burst.
     pub rx_burst: usize,
@@ -40,6 +42,10 @@ pub struct GatewayOptions {
     /// UDP: a gap still open this long after it was reported is reported
     /// again (the resend may have been lost too).
     pub gap_report_repeat: Duration,
+    /// The node's leadership, shared by all of its gateways: while it does
+    /// not serve, every login is refused with a hint naming the leader.
+    /// `None`: a single node, always serving.
+    pub leadership: Option<Arc<Leadership>>,
 }
 
 impl Default for GatewayOptions {
@@ -56,6 +62,7 @@ impl Default for GatewayOptions {
             login_policy: LoginPolicy::Reject,
             busy_after: Duration::from_millis(5),
             gap_report_repeat: Duration::from_nanos(GAP_REPORT_REPEAT_NS),
+            leadership: None,
         }
     }
 }

@@ -17,12 +17,14 @@
 
 use crate::counters::GatewayCounters;
 use crate::directory::{LoginError, LoginPolicy, SessionDirectory};
+use crate::leadership::Leadership;
 use crate::options::{nanos, GatewayOptions};
 use crate::session::{RateLimit, Session, SessionTable};
 use peregrine_netio::Peer;
 use peregrine_wire::message::{classify_inbound, RejectReason, MESSAGE_LEN};
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::SessionRef;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What to do with one inbound message.
@@ -113,6 +115,15 @@ pub enum LoginVerdict {
     },
     /// Refused; the gateway sends its protocol's rejection.
     Rejected(LoginError),
+    /// Refused because this node does not serve clients now (a cluster
+    /// follower); the gateway sends its protocol's `L` refusal with what
+    /// it can carry of the hint.
+    NotLeader {
+        /// The leader's node id, if known.
+        leader_id: Option<u64>,
+        /// The leader's address for this same gateway, if known.
+        leader: Option<SocketAddr>,
+    },
 }
 
 /// How a TCP login's requested sequence is honoured (SoupBinTCP replays
@@ -160,6 +171,8 @@ pub struct SessionCore {
     window: u32,
     /// The coarse receive time of the burst being handled, ns.
     now_ns: u64,
+    /// The node's leadership (`None`: always serving); read at login only.
+    leadership: Option<Arc<Leadership>>,
     pub(crate) counters: GatewayCounters,
 }
 
@@ -190,6 +203,7 @@ impl SessionCore {
                 .min(opts.reply_log_depth)
                 .min(u32::MAX as usize) as u32,
             now_ns: 0,
+            leadership: opts.leadership.clone(),
             counters: GatewayCounters::default(),
         }
     }
@@ -291,7 +305,17 @@ impl SessionCore {
     /// the peer, forgets messages held for the old one (a restarting client
     /// sends them again, and a stale copy must not stand in for a new
     /// message with the same number) and counts the login.
+    ///
+    /// While the node's [`Leadership`] says it does not serve, every login
+    /// is refused first ([`LoginVerdict::NotLeader`], counted
+    /// `logins_refused_not_leader`), whatever its credentials: only the
+    /// leader's gateways admit sessions.
     pub fn login(&mut self, req: &LoginRequest, replay: Replay) -> LoginVerdict {
+        if let Some(l) = self.leadership.as_deref().filter(|l| !l.serving()) {
+            let (leader_id, leader) = l.leader_hint(self.gateway);
+            self.counters.logins_refused_not_leader += 1;
+            return LoginVerdict::NotLeader { leader_id, leader };
+        }
         match self.try_login(req, replay) {
             Ok(v) => v,
             Err(e) => {

@@ -7,7 +7,8 @@
 //! session, or the username when blank) must be configured in the
 //! [`SessionDirectory`] and the password must be its secret, else Login
 //! Rejected `A`; a session live on another connection (policy `reject`) or
-//! held by another gateway gets `S`. A non-zero requested sequence number
+//! held by another gateway gets `S`; a cluster node that is not the leader
+//! answers every login `L` (see [`crate::leadership`]). A non-zero requested sequence number
 //! replays the session's replies from there out of its reply log, so a
 //! client that lost its connection recovers every reply it missed.
 //! Unsequenced Data packets carry one 100-byte message each; the client
@@ -35,8 +36,8 @@ use peregrine_netio::{clock, ConnId, PacketBatch, Peer, Port, RxEvent, StreamPor
 use peregrine_wire::alpha::alpha_field;
 use peregrine_wire::moldudp64::SessionName;
 use peregrine_wire::soupbintcp::{
-    frame_len, kind, parse_packet, write_login_accepted, write_packet, SoupError, SoupPacket, LENGTH_PREFIX,
-    MAX_PACKET_LEN,
+    frame_len, kind, parse_packet, reject_reason, write_login_accepted, write_login_rejected, write_packet,
+    SoupError, SoupPacket, LENGTH_PREFIX, MAX_PACKET_LEN,
 };
 use std::sync::Arc;
 
@@ -293,6 +294,12 @@ impl SoupTcp {
                 self.reject_login(i, e, port);
                 return PacketOutcome::Closed;
             }
+            // SoupBinTCP has no room for the leader's address: `L` alone,
+            // and the client tries its next node.
+            LoginVerdict::NotLeader { .. } => {
+                self.refuse_login(i, reject_reason::NOT_LEADER, port);
+                return PacketOutcome::Closed;
+            }
         };
         self.conns[i].session = Some(session);
         // Requested sequence 0 or past the end: from now on.
@@ -377,8 +384,14 @@ impl SoupTcp {
     }
 
     fn reject_login(&mut self, i: usize, e: LoginError, port: &mut impl StreamPort) {
+        self.refuse_login(i, e.code(), port);
+    }
+
+    /// Answers connection `i`'s login with Login Rejected `reason` and
+    /// closes it.
+    fn refuse_login(&mut self, i: usize, reason: u8, port: &mut impl StreamPort) {
         let mut out = [0u8; 4];
-        let n = write_packet(&mut out, kind::LOGIN_REJECTED, &[e.code()]).unwrap_or(0);
+        let n = write_login_rejected(&mut out, reason);
         self.gw
             .replies
             .push_control(Peer::Conn(self.conns[i].id), &out[..n], port);

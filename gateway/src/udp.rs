@@ -22,7 +22,9 @@
 //! for unknown sessions or sessions not logged in, are dropped and counted
 //! without an answer (answering would make us a reflector). A header-only
 //! packet with a count is a MoldUDP64 retransmission request, answered from
-//! the session's reply log.
+//! the session's reply log. A cluster node that is not the leader refuses
+//! every login with LoginRejected `L` carrying the leader's id and address
+//! for this gateway (see [`crate::leadership`]).
 //!
 //! Everything that decides (login, dedup, reordering, gaps, rate limit,
 //! Busy) is the shared [`crate::session_core::SessionCore`]; this file is
@@ -316,6 +318,11 @@ impl MoldUdp {
                 }
             }
             LoginVerdict::Rejected(e) => self.reject_login(addr, name, e, ts, port),
+            LoginVerdict::NotLeader { leader_id, leader } => {
+                let r = LoginRejected::not_leader(ts, leader_id, leader);
+                let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(r);
+                self.gw.send_unsequenced(Peer::Addr(addr), &name, &bytes, port);
+            }
         }
     }
 

@@ -127,6 +127,10 @@ struct Rig {
 }
 
 fn rig(ring: usize) -> Rig {
+    rig_with(ring, GatewayOptions::default())
+}
+
+fn rig_with(ring: usize, opts: GatewayOptions) -> Rig {
     let directory = SessionDirectory::new(&[SessionCredential {
         name: checked_alpha_field("T0").unwrap(),
         secret: checked_alpha_field("pw").unwrap(),
@@ -134,13 +138,7 @@ fn rig(ring: usize) -> Rig {
     .unwrap();
     let (rings, seq) = ring_pair(ring).unwrap();
     let net = ScriptedStream::default();
-    let gw = TcpGateway::new(
-        1,
-        net.clone(),
-        rings,
-        Arc::new(directory),
-        GatewayOptions::default(),
-    );
+    let gw = TcpGateway::new(1, net.clone(), rings, Arc::new(directory), opts);
     Rig { gw, net, seq }
 }
 
@@ -247,4 +245,50 @@ fn a_full_ring_keeps_bytes_buffered_until_the_sequencer_catches_up() {
         seqs.extend(r.staged().iter().map(|s| s.client_seq));
     }
     assert_eq!(seqs, vec![3, 4, 5], "nothing accepted is dropped");
+}
+
+#[test]
+fn a_node_that_does_not_serve_refuses_every_login_with_l_and_closes() {
+    use peregrine_gateway::Leadership;
+    let leadership = Arc::new(Leadership::new(vec![(
+        2,
+        vec!["10.0.0.2:9000".parse().unwrap(), "10.0.0.2:9001".parse().unwrap()],
+    )]));
+    leadership.set(false, Some(2));
+    let opts = GatewayOptions {
+        leadership: Some(Arc::clone(&leadership)),
+        ..GatewayOptions::default()
+    };
+    let mut r = rig_with(64, opts);
+    r.net.push(CONN, RxEvent::Opened, &[]);
+    r.net.push(CONN, RxEvent::Data, &login("pw"));
+    r.net.push(CONN, RxEvent::Data, &data(&[Echo::new(0, 1)]));
+    r.poll();
+    r.poll();
+    assert_eq!(
+        r.net.packets(CONN),
+        vec![(kind::LOGIN_REJECTED, vec![soupbintcp::reject_reason::NOT_LEADER])]
+    );
+    assert_eq!(r.net.wire().closed_by_gateway, vec![CONN]);
+    assert!(r.staged().is_empty(), "nothing after the refused login is taken");
+    let c = r.gw.counters();
+    assert_eq!(
+        (c.logins_refused_not_leader, c.logins_rejected, c.logins),
+        (1, 0, 0)
+    );
+
+    // Once the node serves, the same login is accepted.
+    leadership.set(true, Some(1));
+    let next = ConnId {
+        index: 1,
+        generation: 1,
+    };
+    r.net.push(next, RxEvent::Opened, &[]);
+    r.net.push(next, RxEvent::Data, &login("pw"));
+    r.poll();
+    assert_eq!(
+        r.net.packets(next)[0],
+        (kind::LOGIN_ACCEPTED, 1u64.to_le_bytes().to_vec())
+    );
+    assert_eq!(r.gw.counters().logins, 1);
 }

@@ -8,7 +8,8 @@ use peregrine_netio::memory::{MemoryHandle, MemoryPort};
 use peregrine_sequencer::slot::{InboundSlot, OutboundSlot};
 use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::message::{
-    Ack, Echo, Login, LoginAccepted, MessageType, Reject, RejectReason, MESSAGE_LEN,
+    Ack, Echo, Login, LoginAccepted, LoginRejectReason, LoginRejected, MessageType, Reject, RejectReason,
+    MESSAGE_LEN,
 };
 use peregrine_wire::moldudp64::{session_name, MoldBuilder, MoldPacket, MAX_PAYLOAD};
 use std::net::SocketAddr;
@@ -327,4 +328,62 @@ fn restore_notices_rebuild_a_session_without_sending() {
     assert!(r.seq.1.push(stray).is_ok());
     r.poll();
     assert_eq!(r.gw.counters().restore_refused, 1);
+}
+
+#[test]
+fn a_node_that_does_not_serve_refuses_logins_with_the_leader_hint() {
+    use peregrine_gateway::Leadership;
+    let leader_udp: SocketAddr = "10.0.0.3:9000".parse().unwrap();
+    let leadership = Arc::new(Leadership::new(vec![
+        (1, vec!["10.0.0.1:9000".parse().unwrap()]),
+        (3, vec![leader_udp, "10.0.0.3:9001".parse().unwrap()]),
+    ]));
+    let opts = GatewayOptions {
+        leadership: Some(Arc::clone(&leadership)),
+        ..GatewayOptions::default()
+    };
+    let mut r = rig(opts, 64);
+    let login = Login::new(checked_alpha_field(SECRET).unwrap(), 0, 7);
+    let refused = |r: &mut Rig| {
+        let sent = r.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 0, "unsequenced");
+        let v = LoginRejected::read_from_bytes(&sent[0].1[0]).unwrap();
+        assert_eq!(v.msg_type, MessageType::LoginRejected as u8);
+        assert_eq!(v.reason(), Ok(LoginRejectReason::NotLeader));
+        assert_eq!(v.client_ts_ns.get(), 7);
+        (v.leader_id(), v.leader_hint())
+    };
+
+    // No leader known yet (an election): `L` without a hint.
+    r.datagram(client(), &packet(0, &[login.as_bytes()]));
+    assert_eq!(refused(&mut r), (None, None));
+
+    // A known leader: its id and its address for this gateway (id 0).
+    leadership.set(false, Some(3));
+    r.datagram(client(), &packet(0, &[login.as_bytes()]));
+    assert_eq!(refused(&mut r), (Some(3), Some(leader_udp)));
+
+    // A wrong secret is refused `L` too: a follower admits nobody.
+    let bad = Login::new(checked_alpha_field("nope").unwrap(), 0, 7);
+    r.datagram(client(), &packet(0, &[bad.as_bytes()]));
+    assert_eq!(refused(&mut r), (Some(3), Some(leader_udp)));
+
+    // Not logged in: data is dropped unanswered, nothing staged.
+    r.datagram(client(), &packet(1, &[&echo(1)]));
+    assert!(r.sent().is_empty() && r.staged().is_empty());
+    let c = r.gw.counters();
+    assert_eq!(
+        (
+            c.logins_refused_not_leader,
+            c.logins_rejected,
+            c.logins,
+            c.dropped_unauthenticated
+        ),
+        (3, 0, 0, 1)
+    );
+
+    // Serving: the login is accepted as on a single node.
+    leadership.set(true, Some(1));
+    r.login();
 }

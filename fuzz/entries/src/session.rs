@@ -688,13 +688,14 @@ impl World {
             gap_report_repeat: std::time::Duration::from_nanos(
                 peregrine_gateway::options::GAP_REPORT_REPEAT_NS,
             ),
+            leadership: None,
         };
         let directory = Arc::new(directory());
         // The in-memory port takes in at most the gateway's burst: the UDP
         // gateway's burst is what the fake port's per-receive limit was.
         let udp_opts = GatewayOptions {
             rx_burst: cfg.rx_burst.min(cfg.per_recv),
-            ..opts
+            ..opts.clone()
         };
         let (udp_port, udp_net) = MemoryPort::new(SocketAddr::from(([127, 0, 0, 1], 9000)));
         let tcp_port = FakePort::new(cfg.per_recv);

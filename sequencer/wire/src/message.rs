@@ -15,6 +15,7 @@
 //! ([`client_ts_of`], [`order_id_or_tag_of`], [`reply_client_seq`],
 //! [`set_reply_client_seq`], [`msg_type_of`]).
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use zerocopy::little_endian::{I64, U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -521,14 +522,20 @@ message_layout! {
         msg_type: u8,
         /// [`LAYOUT_VERSION`].
         version: u8,
-        /// `A` not authorised (unknown session or wrong secret), `S` session not available (logged in elsewhere, or owned by another gateway).
+        /// `A` not authorised (unknown session or wrong secret), `S` session not available (logged in elsewhere, or owned by another gateway), `L` not the leader (this node does not serve clients now).
         reason: u8,
         /// Zero.
         reserved: [u8; 5],
         /// The login's client timestamp, echoed.
         client_ts_ns: U64,
+        /// `L`: node id of the cluster's leader, 0 unknown (else zero).
+        leader_id: U64,
+        /// `L`: the leader's address for this same gateway, IPv6 (IPv4 as v4-mapped), all zero unknown.
+        leader_addr: [u8; 16],
+        /// `L`: the port of that address, 0 unknown.
+        leader_port: U16,
         /// Zero.
-        reserved2: [u8; 84],
+        reserved2: [u8; 58],
     }
 }
 
@@ -628,7 +635,8 @@ impl LoginAccepted {
 }
 
 impl LoginRejected {
-    /// A refusal with reason byte `reason` (`A` or `S`).
+    /// A refusal with reason byte `reason` (`A`, `S` or `L`), without a
+    /// leader hint.
     pub fn new(reason: u8, client_ts_ns: u64) -> LoginRejected {
         let mut m = LoginRejected::new_zeroed();
         m.msg_type = MessageType::LoginRejected as u8;
@@ -791,6 +799,56 @@ impl LoginRejected {
     pub fn reason(&self) -> Result<LoginRejectReason, UnknownCode> {
         LoginRejectReason::try_from(self.reason)
     }
+
+    /// A follower's refusal (`L`, [`LoginRejectReason::NotLeader`]),
+    /// echoing `client_ts_ns`, with the leader's node id and its address
+    /// for the gateway the login came to when the node knows them (`None`:
+    /// unknown, written as zeros).
+    pub fn not_leader(
+        client_ts_ns: u64,
+        leader_id: Option<u64>,
+        leader: Option<SocketAddr>,
+    ) -> LoginRejected {
+        let mut m = LoginRejected::refusing(LoginRejectReason::NotLeader, client_ts_ns);
+        m.set_leader_hint(leader_id, leader);
+        m
+    }
+
+    /// Writes the leader hint: `leader_id` (`None` or `Some(0)`: unknown)
+    /// and `leader` (an IPv4 address is written v4-mapped; `None`: all
+    /// zero, unknown).
+    pub fn set_leader_hint(&mut self, leader_id: Option<u64>, leader: Option<SocketAddr>) {
+        self.leader_id = U64::new(leader_id.unwrap_or(0));
+        let (ip, port) = match leader {
+            Some(SocketAddr::V4(a)) => (a.ip().to_ipv6_mapped().octets(), a.port()),
+            Some(SocketAddr::V6(a)) => (a.ip().octets(), a.port()),
+            None => ([0; 16], 0),
+        };
+        self.leader_addr = ip;
+        self.leader_port = U16::new(port);
+    }
+
+    /// The leader's node id, if the refusal names one (0 on the wire:
+    /// unknown).
+    #[inline]
+    pub fn leader_id(&self) -> Option<u64> {
+        Some(self.leader_id.get()).filter(|&id| id != 0)
+    }
+
+    /// The leader's address for the gateway that refused the login, if the
+    /// refusal carries one: `None` when address and port are all zero; a
+    /// v4-mapped address comes back as IPv4.
+    pub fn leader_hint(&self) -> Option<SocketAddr> {
+        let port = self.leader_port.get();
+        if port == 0 && self.leader_addr == [0; 16] {
+            return None;
+        }
+        let v6 = Ipv6Addr::from(self.leader_addr);
+        Some(match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+            None => SocketAddr::new(IpAddr::V6(v6), port),
+        })
+    }
 }
 
 impl Inbound<'_> {
@@ -949,7 +1007,42 @@ mod tests {
         assert!(MessageType::try_from(0xEE).is_err());
     }
 
+    #[test]
+    fn not_leader_refusals_carry_the_hint_and_others_none() {
+        let v4: SocketAddr = "10.1.2.3:9001".parse().unwrap();
+        let r = LoginRejected::not_leader(9, Some(3), Some(v4));
+        assert_eq!(r.reason(), Ok(LoginRejectReason::NotLeader));
+        assert_eq!(r.reason, b'L');
+        assert_eq!((r.leader_id(), r.leader_hint()), (Some(3), Some(v4)));
+        assert_eq!(r.client_ts_ns.get(), 9);
+        // The address travels v4-mapped.
+        assert_eq!(&r.leader_addr[..12], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(r.leader_port.get(), 9001);
+        let v6: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
+        let r = LoginRejected::not_leader(0, None, Some(v6));
+        assert_eq!((r.leader_id(), r.leader_hint()), (None, Some(v6)));
+        let r = LoginRejected::not_leader(0, Some(0), None);
+        assert_eq!((r.leader_id(), r.leader_hint()), (None, None));
+        assert!(r.leader_addr.iter().all(|&b| b == 0) && r.leader_port.get() == 0);
+        let a = LoginRejected::refusing(LoginRejectReason::NotAuthorized, 1);
+        assert_eq!((a.leader_id(), a.leader_hint()), (None, None));
+    }
+
     proptest! {
+        #[test]
+        fn leader_hint_round_trips(ip in any::<[u8; 16]>(), port in 1u16.., id in any::<u64>()) {
+            let addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port);
+            let r = LoginRejected::not_leader(1, Some(id), Some(addr));
+            let back = r.leader_hint().expect("a port makes a hint");
+            // A v4-mapped address comes back as the IPv4 one it maps.
+            let want = match Ipv6Addr::from(ip).to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+                None => addr,
+            };
+            prop_assert_eq!(back, want);
+            prop_assert_eq!(r.leader_id(), (id != 0).then_some(id));
+        }
+
         #[test]
         fn parse_inbound_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let r = parse_inbound(&bytes);

@@ -44,6 +44,19 @@ pub mod kind {
     pub const LOGOUT_REQUEST: u8 = b'O';
 }
 
+/// Login Rejected reason codes (the packet's one payload byte).
+pub mod reject_reason {
+    /// Not authorised: unknown session or wrong password.
+    pub const NOT_AUTHORISED: u8 = b'A';
+    /// Session not available: live on another connection, held by another
+    /// gateway, or the requested replay is gone.
+    pub const SESSION_UNAVAILABLE: u8 = b'S';
+    /// Not the leader: this cluster node does not serve clients now; the
+    /// client tries the next node address it knows (SoupBinTCP has no room
+    /// for a leader address).
+    pub const NOT_LEADER: u8 = b'L';
+}
+
 /// A parsed packet borrowing from the input buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoupPacket<'a> {
@@ -67,7 +80,8 @@ pub enum SoupPacket<'a> {
         /// Sequence number of the next sequenced packet.
         sequence: u64,
     },
-    /// `J`: 'A' not authorised, 'S' session not available.
+    /// `J`: 'A' not authorised, 'S' session not available, 'L' not the
+    /// leader (see [`reject_reason`]).
     LoginRejected(u8),
     /// `S`.
     SequencedData(&'a [u8]),
@@ -265,6 +279,12 @@ pub fn write_login_accepted(out: &mut [u8; 33], session: &[u8; 10], sequence: u6
     write_packet(out, kind::LOGIN_ACCEPTED, &p).unwrap_or(0)
 }
 
+/// Writes a Login Rejected with `reason` (see [`reject_reason`]); returns
+/// its length (2 + 1 + 1).
+pub fn write_login_rejected(out: &mut [u8; 4], reason: u8) -> usize {
+    write_packet(out, kind::LOGIN_REJECTED, &[reason]).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +319,19 @@ mod tests {
                 sequence: 1
             }
         );
+    }
+
+    #[test]
+    fn login_rejected_round_trips_every_reason() {
+        for r in [
+            reject_reason::NOT_AUTHORISED,
+            reject_reason::SESSION_UNAVAILABLE,
+            reject_reason::NOT_LEADER,
+        ] {
+            let mut b = [0u8; 4];
+            assert_eq!(write_login_rejected(&mut b, r), 4);
+            assert_eq!(parse_packet(&b), Ok(Some((SoupPacket::LoginRejected(r), 4))));
+        }
     }
 
     #[test]

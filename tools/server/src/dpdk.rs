@@ -37,7 +37,7 @@ pub fn dpdk_gateways(
             p,
             g,
             std::sync::Arc::clone(&directory),
-            opts,
+            opts.clone(),
         )));
         rings.push(s);
     }

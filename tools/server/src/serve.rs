@@ -144,7 +144,7 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         let (g, s) = ring_pair(cfg.ring_capacity)?;
         let id = next_id(udp.len() - 1)?;
         add(
-            Box::new(UdpGateway::new(id, port, g, Arc::clone(&directory), opts)),
+            Box::new(UdpGateway::new(id, port, g, Arc::clone(&directory), opts.clone())),
             s,
         );
     }
@@ -155,7 +155,7 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         let (g, s) = ring_pair(cfg.ring_capacity)?;
         let id = next_id(udp.len() + tcp.len() - 1)?;
         add(
-            Box::new(TcpGateway::new(id, port, g, Arc::clone(&directory), opts)),
+            Box::new(TcpGateway::new(id, port, g, Arc::clone(&directory), opts.clone())),
             s,
         );
     }

@@ -130,6 +130,9 @@ wire_code! {
         NotAuthorized = b'A',
         /// `S`: the session is live elsewhere or held by another gateway.
         SessionUnavailable = b'S',
+        /// `L`: this node does not serve clients now (a cluster follower);
+        /// the refusal names the leader when the node knows it.
+        NotLeader = b'L',
     }
 }
 
@@ -227,6 +230,10 @@ mod tests {
             Ok(LoginRejectReason::NotAuthorized)
         );
         assert!(LoginRejectReason::try_from(b'B').is_err());
+        assert_eq!(
+            LoginRejectReason::try_from(b'L'),
+            Ok(LoginRejectReason::NotLeader)
+        );
     }
 
     #[test]
