@@ -13,15 +13,19 @@
 //! * [`ReplicatedLog`]: raft-rs's `RawNode` behind a poll-driven interface
 //!   for the sequencer's busy loop (no threads, no async runtime), with an
 //!   outbox for the network layer and [`LeadershipEvent`]s for logging.
-//! * [`LogStore`]: the durable log behind a trait, so the journal can
-//!   become the Raft log; [`MemLogStore`] keeps it in memory.
+//! * [`LogStore`]: the durable log behind a trait; [`MemLogStore`] keeps
+//!   it in memory (tests, simulation).
+//! * [`JournalLogStore`]: the journal *is* the Raft log: each entry's
+//!   records live in the node's journal (no second copy), with a small
+//!   CRC'd entry index and the [`HardStateFile`] beside it; recovery
+//!   reconciles index and journal after a crash.
 //! * [`HardStateFile`]: term, vote, commit and membership in one atomically
 //!   replaced, CRC32C-checked file.
 //! * [`NodeTransport`]: raft messages between nodes over kernel TCP,
 //!   polled from the same loop.
 //!
-//! Not yet here: the journal as a [`LogStore`], snapshots, and the
-//! sequencer and gateway integration.
+//! Not yet here: snapshots (log compaction; [`JournalLogStore`] refuses
+//! one with a typed error), and the sequencer and gateway integration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,6 +33,7 @@
 pub mod config;
 pub mod events;
 pub mod hard_state_file;
+pub mod journal_store;
 pub mod log;
 pub mod store;
 pub mod transport;
@@ -36,6 +41,7 @@ pub mod transport;
 pub use config::{AckLevel, ClusterConfig, ConfigError, MemberConfig};
 pub use events::{ChangeReason, LeadershipEvent, Role};
 pub use hard_state_file::{HardStateFile, HardStateFileError};
+pub use journal_store::{BadEntryReason, JournalLogStore, JournalStoreError, StoreRecovery};
 pub use log::{Apply, CommittedEntry, LogError, PeerProgress, ProposeError, Proposed, ReplicatedLog};
 /// raft-rs's message types, re-exported so callers need not depend on it.
 pub use raft::eraftpb::{ConfState, Entry, HardState, Message};

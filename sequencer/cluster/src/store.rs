@@ -39,6 +39,10 @@ pub enum StoreError {
         /// Index already covered.
         stored: u64,
     },
+    /// The journal-backed store failed or refused the operation (bad entry
+    /// data, corruption, an unsupported operation).
+    #[error(transparent)]
+    Journal(#[from] crate::journal_store::JournalStoreError),
 }
 
 /// The durable Raft log of one node: raft-rs reads it through [`Storage`],

@@ -5,7 +5,10 @@
 //!   (a memcpy + CRC32C into the mapping: no syscall, no allocation), rolls
 //!   to a new segment when one is full (the next segment is created ahead of
 //!   time by a helper thread), and makes records durable on request with a
-//!   [`FlushPolicy`].
+//!   [`FlushPolicy`]. For a replicated log it can also discard a suffix
+//!   ([`JournalWriter::truncate_from`]: an uncommitted tail overwritten by
+//!   a new leader) and read back what it wrote
+//!   ([`JournalWriter::copy_encoded`], older segments mapped on demand).
 //! * [`Journal::open`] verifies a journal directory, truncates a torn tail,
 //!   refuses to start on corruption anywhere else (typed error naming file
 //!   and byte offset), and returns a [`Recovered`]: the next sequence, the
@@ -25,7 +28,11 @@
 //! always has a complete header. A segment holds `(size − 64) / 144` record
 //! slots; since the slot count is fixed, the next segment's name is known in
 //! advance and it can be created before it is needed. Segments are full
-//! except the last one; records are never rewritten.
+//! except the last one; records are never rewritten, only discarded from
+//! the end by [`JournalWriter::truncate_from`] (later segments removed,
+//! discarded slots zeroed back to front, page by page, each page synced
+//! before the previous one is touched, so every intermediate state is a
+//! valid, shorter or longer, journal).
 //!
 //! # Segment header (64 bytes at offset 0, little-endian, [`header_field`])
 //!
@@ -124,6 +131,7 @@
 
 mod format;
 mod map;
+mod readback;
 mod recovery;
 mod segment;
 mod writer;
@@ -279,6 +287,28 @@ pub enum JournalError {
     /// Invalid settings or use.
     #[error("journal: {0}")]
     Config(String),
+    /// [`JournalWriter::truncate_from`] below the first sequence the
+    /// journal holds: those records are gone already (nothing is changed).
+    #[error("cannot truncate from global sequence {seq}: the journal starts at {first}")]
+    TruncateBelowFirst {
+        /// The sequence asked for.
+        seq: u64,
+        /// The first sequence held.
+        first: u64,
+    },
+    /// A read of records the journal does not hold
+    /// ([`JournalWriter::copy_encoded`]).
+    #[error("records {first}..{end} are not all in the journal (it holds {held_first}..{next})")]
+    OutOfRange {
+        /// First sequence asked for.
+        first: u64,
+        /// One past the last sequence asked for.
+        end: u64,
+        /// First sequence held.
+        held_first: u64,
+        /// One past the last sequence held.
+        next: u64,
+    },
 }
 
 impl JournalError {
@@ -292,7 +322,9 @@ impl JournalError {
             | JournalError::BadSegmentName { path } => Some(path),
             JournalError::NonConsecutive { .. }
             | JournalError::SequenceExhausted { .. }
-            | JournalError::Config(_) => None,
+            | JournalError::Config(_)
+            | JournalError::TruncateBelowFirst { .. }
+            | JournalError::OutOfRange { .. } => None,
         }
     }
 

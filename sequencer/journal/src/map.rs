@@ -6,7 +6,9 @@
 //! * A segment file is created at its final size (preallocated) *before* it
 //!   is mapped, and nothing in this crate ever shrinks or truncates a file
 //!   that is mapped, so no access through a mapping can fall past the end of
-//!   the file (which would raise SIGBUS).
+//!   the file (which would raise SIGBUS). Discarding a suffix
+//!   (`JournalWriter::truncate_from`) zeroes slots and unlinks whole later
+//!   segment files, which leaves any existing mapping of them valid.
 //! * One process owns a journal directory for writing (the sequencer).
 //!   Readers (`peregrine replay`, recovery) map read-only and treat the bytes
 //!   as untrusted plain data: every `u8` value is valid, every decode is

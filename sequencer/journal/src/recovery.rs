@@ -507,14 +507,18 @@ impl Recovered {
             ));
         }
         let Recovered {
-            dir, segs, next_seq, ..
+            dir,
+            segs,
+            first_seq,
+            next_seq,
+            ..
         } = self;
         match segs.into_iter().last() {
             None => JournalWriter::create(dir, cfg, next_seq),
             Some(Seg { info, header, map }) => {
                 drop(map);
                 let cur = open_for_write(info.path, header, cfg.populate)?;
-                JournalWriter::resume(dir, cfg, cur, next_seq)
+                JournalWriter::resume(dir, cfg, cur, first_seq, next_seq)
             }
         }
     }

@@ -2,7 +2,8 @@
 //! to the next one when full, and makes written records durable on request.
 
 use super::format::{encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
-use super::segment::{create_segment, io_err, open_for_write, ActiveSegment, Prealloc};
+use super::readback::{copy_from_file, copy_slots, list_segments, read_header};
+use super::segment::{create_segment, io_err, open_for_write, sync_dir, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
 use crate::Sequenced;
 use std::fs::{self, File};
@@ -169,6 +170,8 @@ pub struct JournalWriter {
     dir: PathBuf,
     cfg: WriterConfig,
     cur: ActiveSegment,
+    /// First global sequence the journal holds (or will hold, when empty).
+    first_seq: u64,
     /// Next global sequence to append.
     next_seq: u64,
     /// Highest sequence known durable (0 = none).
@@ -189,6 +192,7 @@ impl JournalWriter {
         dir: PathBuf,
         cfg: WriterConfig,
         cur: ActiveSegment,
+        first_seq: u64,
         next_seq: u64,
     ) -> Result<JournalWriter, JournalError> {
         // What recovery read may so far live only in the page cache (the
@@ -204,6 +208,7 @@ impl JournalWriter {
             dir,
             cfg,
             cur,
+            first_seq,
             next_seq,
             durable_seq: next_seq - 1,
             dirty_from,
@@ -223,7 +228,7 @@ impl JournalWriter {
         first_seq: u64,
     ) -> Result<JournalWriter, JournalError> {
         let cur = make_segment(&dir, first_seq, &cfg)?;
-        let mut w = JournalWriter::resume(dir, cfg, cur, first_seq)?;
+        let mut w = JournalWriter::resume(dir, cfg, cur, first_seq, first_seq)?;
         w.stats.segments_created += 1;
         Ok(w)
     }
@@ -298,6 +303,13 @@ impl JournalWriter {
         self.flush(FlushPolicy::Fdatasync)
     }
 
+    /// First global sequence the journal holds (when it is empty: the one
+    /// the first append will get).
+    #[inline]
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
     /// The next global sequence [`append`](Self::append) accepts.
     #[inline]
     pub fn next_seq(&self) -> u64 {
@@ -351,6 +363,160 @@ impl JournalWriter {
         };
         self.ready = Some(make_segment(&self.dir, first, &self.cfg)?);
         self.stats.segments_created += 1;
+        Ok(())
+    }
+
+    /// Discards every record with global sequence `>= seq` (a replicated
+    /// log overwriting a suffix that was never committed) and makes that
+    /// durable before returning, whatever flush policy the caller uses:
+    /// later segments are removed (newest first, the directory fsynced
+    /// after each), then the discarded slots of the segment holding `seq`
+    /// are zeroed from the end backwards, one page at a time, each page
+    /// `msync`ed before the one before it is touched. So a crash at any
+    /// point (process or power) leaves a journal that [`Journal::open`]
+    /// accepts, ending somewhere between `seq - 1` and the old end; once
+    /// this returns it ends at exactly `seq - 1`, and the next
+    /// [`append`](Self::append) takes `seq`.
+    ///
+    /// `seq >= next_seq()` discards nothing (`Ok`). `seq` below
+    /// [`first_seq`](Self::first_seq) is refused with
+    /// [`JournalError::TruncateBelowFirst`] and changes nothing.
+    /// [`durable_seq`](Self::durable_seq) drops to at most `seq - 1`.
+    /// A slow path (file removal, one sync per page): for rare use.
+    ///
+    /// [`Journal::open`]: super::Journal::open
+    pub fn truncate_from(&mut self, seq: u64) -> Result<(), JournalError> {
+        if seq < self.first_seq {
+            return Err(JournalError::TruncateBelowFirst {
+                seq,
+                first: self.first_seq,
+            });
+        }
+        if seq >= self.next_seq {
+            return Ok(());
+        }
+        let stepped_back = seq < self.cur.first_seq;
+        if stepped_back {
+            self.step_back_to(seq)?;
+        }
+        let start = slot_offset(seq - self.cur.first_seq) as usize;
+        let mut end = self.write_offset();
+        const PAGE: usize = 4096;
+        while end > start {
+            let from = ((end - 1) / PAGE * PAGE).max(start);
+            self.cur.map[from..end].fill(0);
+            self.cur
+                .map
+                .flush_range(from, end - from)
+                .map_err(|e| io_err(&self.cur.path, e))?;
+            self.stats.syncs += 1;
+            end = from;
+        }
+        self.next_seq = seq;
+        self.durable_seq = self.durable_seq.min(seq - 1);
+        self.dirty_from = self.dirty_from.min(start);
+        if stepped_back {
+            self.request_next();
+        }
+        Ok(())
+    }
+
+    /// Makes the segment holding `seq` (older than the current one)
+    /// current again: the prepared next segment is discarded, every later
+    /// segment is removed, newest first with a directory fsync after each.
+    /// On return `next_seq` is the end of that (full) segment.
+    #[cold]
+    fn step_back_to(&mut self, seq: u64) -> Result<(), JournalError> {
+        if let Some(seg) = self.ready.take() {
+            discard(seg);
+        }
+        if let Some(pre) = &mut self.pre {
+            if pre.in_flight.take().is_some() {
+                if let Ok(p) = pre.done.recv() {
+                    self.stats.segments_created += 1;
+                    if let Ok(seg) = p.result {
+                        discard(seg);
+                    }
+                }
+            }
+        }
+        let segs = list_segments(&self.dir)?;
+        let Some(k) = segs.iter().rposition(|(first, _)| *first <= seq) else {
+            return Err(JournalError::Config(format!(
+                "no segment file in {} holds global sequence {seq}",
+                self.dir.display()
+            )));
+        };
+        let (first, path) = segs[k].clone();
+        let header = read_header(&path, first)?;
+        let seg = open_for_write(path, header, self.cfg.populate)?;
+        let end = first + seg.capacity;
+        // The old current segment is unmapped here, before its file goes.
+        drop(std::mem::replace(&mut self.cur, seg));
+        for (_, later) in segs[k + 1..].iter().rev() {
+            fs::remove_file(later).map_err(|e| io_err(later, e))?;
+            sync_dir(&self.dir)?;
+        }
+        self.next_seq = end;
+        self.dirty_from = self.write_offset();
+        Ok(())
+    }
+
+    /// Appends to `dst` the encoded records (each [`RECORD_LEN`] bytes,
+    /// exactly as stored, CRC included) with global sequences
+    /// `first_seq..first_seq + count`, for the writer's owner to read back
+    /// what it wrote (a replicated log rebuilding old entries for a lagging
+    /// follower). Records of the current segment are copied from its
+    /// mapping; older ones from their segment files, mapped read-only for
+    /// the call (slow, allocation and syscalls: not for the hot path).
+    /// Every record copied is CRC-checked and must carry its sequence, else
+    /// [`JournalError::CorruptRecord`]. A range not wholly inside
+    /// `first_seq()..next_seq()` is [`JournalError::OutOfRange`]; on any
+    /// error `dst` may hold part of the range.
+    pub fn copy_encoded(&self, first_seq: u64, count: u64, dst: &mut Vec<u8>) -> Result<(), JournalError> {
+        let out_of_range = || JournalError::OutOfRange {
+            first: first_seq,
+            end: first_seq.saturating_add(count),
+            held_first: self.first_seq,
+            next: self.next_seq,
+        };
+        let end = first_seq.checked_add(count).ok_or_else(out_of_range)?;
+        if first_seq < self.first_seq || end > self.next_seq {
+            return Err(out_of_range());
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        dst.reserve(count as usize * RECORD_LEN);
+        let cur_first = self.cur.first_seq;
+        let mut seq = first_seq;
+        if seq < cur_first {
+            let segs = list_segments(&self.dir)?;
+            for (i, (seg_first, path)) in segs.iter().enumerate() {
+                let seg_end = segs
+                    .get(i + 1)
+                    .map_or(cur_first, |(next, _)| *next)
+                    .min(cur_first);
+                if seq >= seg_end || *seg_first > seq {
+                    continue;
+                }
+                let upto = seg_end.min(end);
+                copy_from_file(path, *seg_first, seq..upto, dst)?;
+                seq = upto;
+                if seq >= end || seq >= cur_first {
+                    break;
+                }
+            }
+            if seq < cur_first.min(end) {
+                return Err(JournalError::Config(format!(
+                    "no segment file in {} holds global sequence {seq}",
+                    self.dir.display()
+                )));
+            }
+        }
+        if seq < end {
+            copy_slots(&self.cur.path, &self.cur.map, cur_first, seq..end, dst)?;
+        }
         Ok(())
     }
 
