@@ -83,6 +83,8 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> C
     ClientConfig {
         transport: b.transport,
         server,
+        more_servers: Vec::new(),
+        failover: None,
         sessions: b.sessions,
         mode: b.mode,
         batch: b.batch,

@@ -9,6 +9,7 @@ use peregrine_wire::message::{
     Ack, Echo, ExecReport, Liquidity, LoginAccepted, LoginRejected, MessageType, Reject, RejectReason, Side,
     MESSAGE_LEN,
 };
+use std::net::SocketAddr;
 use zerocopy::FromBytes;
 
 /// Why the server refused a login (the SoupBinTCP reject reason byte, which
@@ -19,18 +20,47 @@ pub enum LoginRejection {
     NotAuthorised,
     /// `S`: session not available (logged in elsewhere).
     SessionUnavailable,
+    /// `L`: the node is not the cluster's leader and serves no clients;
+    /// UDP refusals name the leader when the node knows it (SoupBinTCP's
+    /// carry no hint: both `None`).
+    NotLeader {
+        /// The leader's node id.
+        leader_id: Option<u64>,
+        /// The leader's address for the same gateway.
+        leader: Option<SocketAddr>,
+    },
     /// Any other byte.
     Other(u8),
 }
 
 impl LoginRejection {
-    /// The reason for the wire's reason byte.
+    /// The reason for the wire's reason byte (no leader hint).
     pub fn from_code(code: u8) -> LoginRejection {
         match code {
             b'A' => LoginRejection::NotAuthorised,
             b'S' => LoginRejection::SessionUnavailable,
+            b'L' => LoginRejection::NotLeader {
+                leader_id: None,
+                leader: None,
+            },
             c => LoginRejection::Other(c),
         }
+    }
+
+    /// The reason a UDP LoginRejected carries, with its leader hint.
+    pub fn of(r: &LoginRejected) -> LoginRejection {
+        match LoginRejection::from_code(r.reason) {
+            LoginRejection::NotLeader { .. } => LoginRejection::NotLeader {
+                leader_id: r.leader_id(),
+                leader: r.leader_hint(),
+            },
+            other => other,
+        }
+    }
+
+    /// True for `L`: try another node.
+    pub fn is_not_leader(&self) -> bool {
+        matches!(self, LoginRejection::NotLeader { .. })
     }
 }
 
@@ -42,6 +72,16 @@ impl std::fmt::Display for LoginRejection {
             }
             LoginRejection::SessionUnavailable => {
                 f.write_str("S (session not available: logged in elsewhere)")
+            }
+            LoginRejection::NotLeader { leader_id, leader } => {
+                f.write_str("L (not the cluster's leader")?;
+                if let Some(id) = leader_id {
+                    write!(f, "; leader is node {id}")?;
+                }
+                if let Some(a) = leader {
+                    write!(f, " at {a}")?;
+                }
+                f.write_str(")")
             }
             LoginRejection::Other(_) => f.write_str("unknown reason"),
         }
@@ -253,7 +293,7 @@ pub fn decode_block(session: usize, block: &[u8], echo_seq: u64) -> Option<Event
             let r = LoginRejected::ref_from_bytes(block).ok()?;
             Event::LoginRejected {
                 session,
-                reason: LoginRejection::from_code(r.reason),
+                reason: LoginRejection::of(r),
             }
         }
         MessageType::Login | MessageType::Logout => return None,

@@ -57,6 +57,7 @@
 
 pub mod error;
 pub mod event;
+pub mod failover;
 pub mod link;
 pub mod names;
 pub mod outbound;
@@ -68,6 +69,7 @@ pub mod udp;
 
 pub use error::ClientError;
 pub use event::{decode_block, Event, ExecutionReport, LoginRejection};
+pub use failover::{FailoverOptions, FailoverStats};
 pub use link::{Direction, Link, NoLink};
 pub use names::{session_index, session_name};
 pub use outbound::{OrderKind, Outbound, Side, TimeInForce};

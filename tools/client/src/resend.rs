@@ -50,6 +50,11 @@ impl ResendQueue {
         self.kept.len()
     }
 
+    /// The client sequence of the oldest message kept.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.kept.front().map(|o| o.seq)
+    }
+
     /// True when every message sent has been answered.
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty()
@@ -140,6 +145,35 @@ impl ResendQueue {
         n
     }
 
+    /// Resends the kept messages from `seq` on, in order, whatever
+    /// datagrams they travelled in (a resume on a new node: none of them
+    /// was sequenced there): hands each to `push` until it returns false
+    /// (its packet is full) and marks them sent at `now_ns`. Returns how
+    /// many were pushed; 0 when `seq` is not kept.
+    pub fn resend_span(
+        &mut self,
+        seq: u64,
+        now_ns: u64,
+        mut push: impl FnMut(&[u8; MESSAGE_LEN]) -> bool,
+    ) -> usize {
+        let Some(front) = self.kept.front().map(|o| o.seq) else {
+            return 0;
+        };
+        let Some(at) = seq.checked_sub(front).map(|i| i as usize) else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Some(o) = self.kept.get_mut(at + n) {
+            if !push(&o.msg) {
+                break;
+            }
+            o.sent_ns = now_ns;
+            o.resent = true;
+            n += 1;
+        }
+        n
+    }
+
     /// True when message `seq` is kept and unanswered.
     pub fn is_unanswered(&self, seq: u64) -> bool {
         let Some(front) = self.kept.front().map(|o| o.seq) else {
@@ -202,5 +236,22 @@ mod tests {
         assert!(q.is_empty(), "2 was answered before");
         q.report_missing(7);
         assert_eq!((q.take_missing(), q.take_missing()), (Some(7), None));
+    }
+
+    #[test]
+    fn a_span_resend_crosses_datagrams_until_the_packet_is_full() {
+        let mut q = ResendQueue::default();
+        for s in 1..=5 {
+            q.keep(s, &msg(s as u8), s * 10); // one datagram each
+        }
+        let mut out = Vec::new();
+        let n = q.resend_span(2, 99, |m| {
+            out.push(m[0]);
+            out.len() < 3
+        });
+        assert_eq!((n, out), (2, vec![2, 3, 4]), "the third did not fit");
+        assert_eq!(q.timed_out(99, 1000), None, "the oldest was not resent");
+        assert_eq!(q.resend_span(0, 99, |_| true), 0, "below the queue");
+        assert_eq!(q.resend_span(9, 99, |_| true), 0, "not kept");
     }
 }

@@ -13,8 +13,25 @@
 //! Sending only queues: [`UdpClient::send`] builds the datagram in place in
 //! the transmit batch, and [`UdpClient::flush`] hands the batch to the
 //! kernel in one call. [`UdpClient::poll`] never waits.
+//!
+//! # Failover
+//!
+//! The client is given every cluster node's address for its gateway. A
+//! login refused `L` moves to the hinted address (or the next one), and so
+//! does a login unanswered for [`FailoverOptions::login_timeout`]. With
+//! [`UdpClient::with_failover`], a logged-in client that hears nothing from
+//! its node for [`FailoverOptions::silence`] (its heartbeats stopped) logs
+//! every session in again on the next node, asking in the Login for the
+//! replies from the first one it has not received. The LoginAccepted's
+//! next client sequence `N` says what the new node has sequenced: messages
+//! below `N` are answered by the replayed replies, and the kept messages
+//! from `N` on (retransmission must be on to keep them) are resent at once
+//! with their original numbers. Nothing is resent that the cluster already
+//! sequenced, and the server's dedup would answer such a copy with its
+//! original reply anyway.
 
 use crate::event::{decode_block, Event};
+use crate::failover::{FailoverOptions, FailoverStats, Servers};
 use crate::link::{Direction, Link, NoLink};
 use crate::names::{secret_field, session_index, session_name};
 use crate::outbound::Outbound;
@@ -57,10 +74,30 @@ fn received(rx: &PacketBatch, i: usize, first: usize, count: usize) -> Option<(u
 /// ([`NoLink`]: nothing).
 pub struct UdpClient<L: Link = NoLink> {
     port: UdpPort,
-    /// Addresses of the server (cluster nodes), in order of preference.
-    servers: Vec<SocketAddr>,
-    /// The one in use.
-    server: SocketAddr,
+    /// Addresses of the server (cluster nodes), in order of preference,
+    /// and the one in use.
+    servers: Servers,
+    /// When to give up on a node.
+    failover: FailoverOptions,
+    /// Fail over when the node goes silent (else only logins move).
+    detect_silence: bool,
+    stats: FailoverStats,
+    /// When the node in use was last heard from, ns (0: not yet).
+    last_heard_ns: u64,
+    /// When the last answer to a message arrived, ns.
+    last_reply_ns: u64,
+    /// When something was last sent, ns (client heartbeats).
+    last_sent_ns: u64,
+    /// A failover in progress: when the old node's replies stopped.
+    gap_from: Option<u64>,
+    /// When logins to the address in use started, ns.
+    attempt_ns: u64,
+    /// Per session: logged in before, so a new login resumes (asks for the
+    /// replies it missed, resends what the node has not sequenced).
+    resume: Vec<bool>,
+    /// Per session: after a resuming login, resend the kept messages from
+    /// this client sequence on (done at the end of the poll).
+    resend_from: Vec<Option<u64>>,
     tx: PacketBatch,
     rx: PacketBatch,
     names: Vec<SessionName>,
@@ -101,8 +138,8 @@ impl UdpClient<NoLink> {
     /// for a failover (see the crate documentation). Fails when `servers`
     /// is empty or the socket cannot be set up.
     pub fn new(servers: &[SocketAddr], sessions: usize) -> Result<Self, ClientError> {
-        let server = *servers.first().ok_or(ClientError::NoServer)?;
-        let local: SocketAddr = if server.is_ipv4() {
+        let servers = Servers::new(servers)?;
+        let local: SocketAddr = if servers.current().is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -116,8 +153,17 @@ impl UdpClient<NoLink> {
         )?;
         Ok(UdpClient {
             port,
-            servers: servers.to_vec(),
-            server,
+            servers,
+            failover: FailoverOptions::default(),
+            detect_silence: false,
+            stats: FailoverStats::default(),
+            last_heard_ns: 0,
+            last_reply_ns: 0,
+            last_sent_ns: 0,
+            gap_from: None,
+            attempt_ns: 0,
+            resume: vec![false; sessions],
+            resend_from: vec![None; sessions],
             tx: PacketBatch::new(BATCH),
             rx: PacketBatch::new(BATCH),
             names: (0..sessions).map(session_name).collect(),
@@ -151,7 +197,16 @@ impl<L: Link> UdpClient<L> {
         UdpClient {
             port: self.port,
             servers: self.servers,
-            server: self.server,
+            failover: self.failover,
+            detect_silence: self.detect_silence,
+            stats: self.stats,
+            last_heard_ns: self.last_heard_ns,
+            last_reply_ns: self.last_reply_ns,
+            last_sent_ns: self.last_sent_ns,
+            gap_from: self.gap_from,
+            attempt_ns: self.attempt_ns,
+            resume: self.resume,
+            resend_from: self.resend_from,
             tx: self.tx,
             rx: self.rx,
             names: self.names,
@@ -197,6 +252,22 @@ impl<L: Link> UdpClient<L> {
         self
     }
 
+    /// Fails over by itself: when the node in use stays silent for
+    /// `opts.silence` (see the module documentation), and with
+    /// `opts.login_timeout` per address while looking for the leader. Turn
+    /// retransmission on too: the messages the new node never sequenced
+    /// are resent from the retransmission queues.
+    pub fn with_failover(mut self, opts: FailoverOptions) -> Self {
+        self.failover = opts;
+        self.detect_silence = true;
+        self
+    }
+
+    /// The failovers so far.
+    pub fn failover_stats(&self) -> FailoverStats {
+        self.stats
+    }
+
     /// Number of sessions.
     pub fn sessions(&self) -> usize {
         self.names.len()
@@ -204,12 +275,12 @@ impl<L: Link> UdpClient<L> {
 
     /// The server address in use.
     pub fn server(&self) -> SocketAddr {
-        self.server
+        self.servers.current()
     }
 
     /// The server addresses this client was given, in order of preference.
     pub fn servers(&self) -> &[SocketAddr] {
-        &self.servers
+        self.servers.list()
     }
 
     /// Session `s`'s name.
@@ -236,7 +307,9 @@ impl<L: Link> UdpClient<L> {
         self.secret = secret_field(secret)?;
         self.logging_in.iter_mut().for_each(|p| *p = true);
         self.next_login_ns = 0;
-        self.send_logins(now_ns())
+        let now = now_ns();
+        self.attempt_ns = now;
+        self.send_logins(now)
     }
 
     /// True while a session's login is unanswered.
@@ -247,7 +320,10 @@ impl<L: Link> UdpClient<L> {
     /// Logs every session in with `secret` and waits (polling) until each
     /// is accepted, one is refused ([`ClientError::LoginRejected`]) or
     /// `timeout` passes ([`ClientError::LoginTimeout`]). Other replies that
-    /// arrive meanwhile are dropped.
+    /// arrive meanwhile are dropped. Looks for the leader on the way: a
+    /// refusal `L` moves to the hinted (or next) address, and so does an
+    /// address that leaves the logins unanswered for the login timeout of
+    /// [`FailoverOptions`].
     pub fn login(&mut self, secret: &str, timeout: Duration) -> Result<(), ClientError> {
         self.start_login(secret)?;
         let deadline = now_ns() + timeout.as_nanos() as u64;
@@ -255,12 +331,15 @@ impl<L: Link> UdpClient<L> {
         while self.logging_in() {
             let now = now_ns();
             if now >= deadline {
-                return Err(ClientError::LoginTimeout(self.server));
+                return Err(ClientError::LoginTimeout(self.server()));
             }
+            self.login_progress(now);
             self.send_logins(now)?;
             self.poll(|e, _| {
                 if let Event::LoginRejected { session, reason } = e {
-                    refused.get_or_insert((session, reason));
+                    if !reason.is_not_leader() {
+                        refused.get_or_insert((session, reason));
+                    }
                 }
             })?;
             if let Some((s, reason)) = refused {
@@ -274,19 +353,55 @@ impl<L: Link> UdpClient<L> {
         Ok(())
     }
 
-    /// Sends the unanswered logins, if it is time.
+    /// Sends the unanswered logins, if it is time. A session that was
+    /// logged in before asks for the replies from the first one it has not
+    /// received.
     fn send_logins(&mut self, now: u64) -> Result<(), ClientError> {
         if now < self.next_login_ns || !self.logging_in() {
             return Ok(());
         }
-        let login = Login::new(self.secret, 0, now);
         for s in 0..self.names.len() {
             if self.logging_in[s] {
+                let from = if self.resume[s] { self.replies[s].next() } else { 0 };
+                let login = Login::new(self.secret, from, now);
                 self.push_control(s, login.as_bytes())?;
             }
         }
         self.next_login_ns = now + LOGIN_RETRY_NS;
         self.flush()
+    }
+
+    /// While logging in: an address that left the logins unanswered for
+    /// the login timeout is given up for the next.
+    fn login_progress(&mut self, now: u64) {
+        let timeout = self.failover.login_timeout.as_nanos() as u64;
+        if self.logging_in() && now.saturating_sub(self.attempt_ns) >= timeout {
+            self.servers.next();
+            self.switched(now, true);
+        }
+    }
+
+    /// The address in use changed: logins start again there (at once, or
+    /// after a short pause when no node is known to serve).
+    fn switched(&mut self, now: u64, at_once: bool) {
+        self.stats.address_switches += 1;
+        self.attempt_ns = now;
+        self.next_login_ns = if at_once { 0 } else { now + LOGIN_RETRY_NS / 4 };
+    }
+
+    /// The node in use went silent (or refused a login mid-run): logs every
+    /// session in again on the next address.
+    fn start_failover(&mut self, now: u64) {
+        self.stats.failovers += 1;
+        self.gap_from.get_or_insert(if self.last_reply_ns != 0 {
+            self.last_reply_ns
+        } else {
+            now
+        });
+        self.logging_in.iter_mut().for_each(|p| *p = true);
+        self.last_heard_ns = now;
+        self.servers.next();
+        self.switched(now, true);
     }
 
     /// Queues a datagram of session `s` with the single block `block` and
@@ -304,7 +419,7 @@ impl<L: Link> UdpClient<L> {
         };
         b.push(block);
         let n = b.finish();
-        self.tx.commit(Peer::Addr(self.server), n);
+        self.tx.commit(Peer::Addr(self.servers.current()), n);
         Ok(())
     }
 
@@ -323,7 +438,12 @@ impl<L: Link> UdpClient<L> {
     /// leaves room for applications that answer one message with several
     /// replies). New messages should then wait; sending anyway risks them
     /// falling out of the server's reorder window after a loss.
+    /// Also false while the session is logging in (again, after a
+    /// failover).
     pub fn ready(&self, s: usize) -> bool {
+        if self.logging_in.get(s).copied().unwrap_or(false) {
+            return false;
+        }
         !self.retransmit || self.queues.get(s).is_none_or(|q| q.len() < self.max_unanswered)
     }
 
@@ -386,7 +506,7 @@ impl<L: Link> UdpClient<L> {
             k += 1;
         }
         let len = b.finish();
-        self.tx.commit(Peer::Addr(self.server), len);
+        self.tx.commit(Peer::Addr(self.servers.current()), len);
         self.next_seq[s] += k as u64;
         Ok(first)
     }
@@ -397,6 +517,7 @@ impl<L: Link> UdpClient<L> {
         if self.tx.is_empty() && !self.link.holds(Direction::Up) {
             return Ok(());
         }
+        self.last_sent_ns = now_ns();
         match &mut self.link_batches {
             Some((out, _)) => {
                 self.link.pass(Direction::Up, &self.tx, out, now_ns());
@@ -439,10 +560,18 @@ impl<L: Link> UdpClient<L> {
             return Ok(0);
         }
         let now = now_ns();
+        // With more than one node, only the node in use is listened to: a
+        // late answer from one left behind must not move a session.
+        let only = (self.detect_silence || self.servers.list().len() > 1)
+            .then(|| Peer::Addr(self.servers.current()));
         for i in 0..n {
+            if only.is_some_and(|from| self.rx.get(i).0 != from) {
+                continue;
+            }
             let Some((s, p)) = received(&self.rx, i, self.first_session, self.names.len()) else {
                 continue;
             };
+            self.last_heard_ns = now;
             let first = p.sequence();
             if p.is_end_of_session() {
                 f(Event::EndOfSession { session: s }, now);
@@ -467,15 +596,54 @@ impl<L: Link> UdpClient<L> {
                     } if self.logging_in[s] => {
                         // Only the answer to a login in progress: a late or
                         // duplicated one must not rewind a running session.
-                        self.next_seq[s] = next_client_seq;
                         // Keep a quarter of the window in reserve: an
                         // application may send several replies per
                         // message, and the reply log must still hold the
                         // oldest unanswered one's.
                         let w = window as usize;
                         self.max_unanswered = (w - w / 4).max(1);
-                        self.replies[s] = ReplyTrack::new(next_reply_seq);
+                        if self.resume[s] {
+                            // A failover: replies up to `next_reply_seq`
+                            // exist (a lost replay is asked for again).
+                            // Messages below `next_client_seq` were
+                            // sequenced, their replies come with the
+                            // replay; the kept ones from it on were not and
+                            // are resent at the end of the poll.
+                            self.replies[s].arrived(next_reply_seq, next_reply_seq, now);
+                            if !self.retransmit
+                                || self.queues[s].is_empty()
+                                || next_client_seq >= self.next_seq[s]
+                            {
+                                // Nothing kept to resend: continue where
+                                // the node is.
+                                self.next_seq[s] = next_client_seq;
+                            } else {
+                                self.resend_from[s] = Some(next_client_seq);
+                            }
+                        } else {
+                            self.next_seq[s] = next_client_seq;
+                            self.replies[s] = ReplyTrack::new(next_reply_seq);
+                        }
+                        self.resume[s] = true;
                         self.logging_in[s] = false;
+                        0
+                    }
+                    Event::LoginRejected { reason, .. } if self.logging_in[s] && reason.is_not_leader() => {
+                        self.stats.refused_not_leader += 1;
+                        let hint = match reason {
+                            crate::LoginRejection::NotLeader { leader, .. } => leader,
+                            _ => None,
+                        };
+                        let to = self.servers.after_not_leader(hint);
+                        // Straight to a named leader; after a bare `L`
+                        // (an election), a short pause per address.
+                        self.stats.address_switches += 1;
+                        self.attempt_ns = now;
+                        self.next_login_ns = if hint == Some(to) {
+                            0
+                        } else {
+                            now + LOGIN_RETRY_NS / 4
+                        };
                         0
                     }
                     Event::NotTaken {
@@ -497,10 +665,21 @@ impl<L: Link> UdpClient<L> {
                     | Event::LoginRejected { .. }
                     | Event::EndOfSession { .. } => 0,
                 };
+                if answered != 0 {
+                    self.last_reply_ns = now;
+                    if let Some(from) = self.gap_from.take() {
+                        self.stats.completed(from, now);
+                    }
+                }
                 if self.retransmit && answered != 0 && self.queues[s].answered(answered) {
                     self.rto.reset();
                 }
                 f(e, now);
+            }
+            if only.is_some_and(|from| from != Peer::Addr(self.servers.current())) {
+                // A refusal moved the client: the rest of the burst is
+                // from the node left behind.
+                break;
             }
         }
         if swapped {
@@ -508,6 +687,7 @@ impl<L: Link> UdpClient<L> {
                 std::mem::swap(&mut self.rx, delivered);
             }
         }
+        self.resend_after_resume(now)?;
         Ok(n)
     }
 
@@ -517,6 +697,9 @@ impl<L: Link> UdpClient<L> {
     /// message of any session whose timer ran out. Call it after every
     /// [`UdpClient::poll`]. Returns the number of messages resent.
     pub fn tick(&mut self, now_ns: u64) -> Result<usize, ClientError> {
+        if self.detect_silence {
+            self.watch_node(now_ns)?;
+        }
         self.send_logins(now_ns)?;
         self.request_missing(now_ns)?;
         if !self.retransmit {
@@ -526,6 +709,10 @@ impl<L: Link> UdpClient<L> {
         let mut timed_out = false;
         let mut resent = 0;
         for s in 0..self.queues.len() {
+            if self.logging_in[s] {
+                // Not logged in on the node in use yet: the resume resends.
+                continue;
+            }
             if let Some(k) = self.queues[s].take_missing() {
                 resent += self.resend_run(s, k, now_ns)?;
             }
@@ -569,8 +756,70 @@ impl<L: Link> UdpClient<L> {
         };
         let n = self.queues[s].resend_run(seq, now_ns, |m| b.push(m));
         let len = b.finish();
-        self.tx.commit(Peer::Addr(self.server), len);
+        self.tx.commit(Peer::Addr(self.servers.current()), len);
         Ok(n)
+    }
+
+    /// Failover watch, at `now`: a login unanswered too long moves to the
+    /// next address; a logged-in client whose node has been silent for
+    /// the silence timeout fails over; one with nothing to send keeps its
+    /// sessions live with heartbeats.
+    fn watch_node(&mut self, now: u64) -> Result<(), ClientError> {
+        let silence = self.failover.silence.as_nanos() as u64;
+        if self.logging_in() {
+            self.login_progress(now);
+        } else if self.last_heard_ns != 0 && now.saturating_sub(self.last_heard_ns) >= silence {
+            self.start_failover(now);
+        } else if now.saturating_sub(self.last_sent_ns) >= silence / 3 {
+            for s in 0..self.names.len() {
+                let mut h = [0u8; HEADER_LEN];
+                write_header_only(&mut h, &self.names[s], self.next_seq[s], 0);
+                if self.tx.is_full() {
+                    self.flush()?;
+                }
+                self.tx.push(Peer::Addr(self.servers.current()), &h);
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Resends, for each session that resumed on a new node, its kept
+    /// messages from the node's next client sequence on, with their
+    /// original numbers, packed in full datagrams.
+    fn resend_after_resume(&mut self, now: u64) -> Result<(), ClientError> {
+        let mut resent = 0;
+        for s in 0..self.resend_from.len() {
+            let Some(mut seq) = self.resend_from[s].take() else {
+                continue;
+            };
+            while seq < self.next_seq[s] {
+                if self.tx.is_full() {
+                    self.flush()?;
+                }
+                let name = self.names[s];
+                let Some(slot) = self.tx.next_slot() else {
+                    break;
+                };
+                let Some(mut b) = MoldBuilder::new(slot, &name, seq) else {
+                    break;
+                };
+                let n = self.queues[s].resend_span(seq, now, |m| b.push(m));
+                if n == 0 {
+                    break;
+                }
+                let len = b.finish();
+                self.tx.commit(Peer::Addr(self.servers.current()), len);
+                seq += n as u64;
+                resent += n;
+            }
+        }
+        if resent > 0 {
+            self.resent += resent as u64;
+            self.stats.resent += resent as u64;
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Asks for the replies of any session whose reply gap has lasted.
@@ -584,7 +833,7 @@ impl<L: Link> UdpClient<L> {
             if self.tx.is_full() {
                 self.flush()?;
             }
-            self.tx.push(Peer::Addr(self.server), &h);
+            self.tx.push(Peer::Addr(self.servers.current()), &h);
         }
         self.flush()
     }
@@ -592,7 +841,7 @@ impl<L: Link> UdpClient<L> {
     /// Sends a raw datagram to the server (tests of malformed input).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.flush()?;
-        self.tx.push(Peer::Addr(self.server), bytes);
+        self.tx.push(Peer::Addr(self.servers.current()), bytes);
         self.flush()
     }
 }

@@ -78,8 +78,16 @@ impl Mode {
 pub struct ClientConfig {
     /// Transport.
     pub transport: TransportKind,
-    /// Server address.
+    /// Server address (in a cluster: the first node to try).
     pub server: SocketAddr,
+    /// The other cluster nodes' addresses for the same gateway, tried after
+    /// `server` when looking for the leader (empty: a single server).
+    pub more_servers: Vec<SocketAddr>,
+    /// Fail over by itself when the node in use fails (UDP: goes silent;
+    /// TCP: closes the connection), resuming exactly once (see
+    /// `peregrine_client::failover`). UDP turns retransmission on (20 ms)
+    /// when `retransmit` is not set: the resend needs the kept messages.
+    pub failover: Option<peregrine_client::FailoverOptions>,
     /// Sessions (UDP: names on one socket; TCP: one connection each).
     pub sessions: usize,
     /// Mode.
@@ -124,6 +132,8 @@ impl ClientConfig {
         ClientConfig {
             transport,
             server,
+            more_servers: Vec::new(),
+            failover: None,
             sessions: 1,
             mode: Mode::PingPong,
             batch: 1,
@@ -157,6 +167,8 @@ pub struct ClientResult {
     pub offered_rate: f64,
     /// Messages resent after the retransmission timeout.
     pub retransmitted: u64,
+    /// The failovers the client went through.
+    pub failover: peregrine_client::FailoverStats,
 }
 
 impl ClientResult {
@@ -178,13 +190,24 @@ impl ClientResult {
 /// Connects and runs the configured simulator on the calling thread.
 pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
     peregrine_server::pinning::pin_current(cfg.core)?;
+    let servers: Vec<SocketAddr> = std::iter::once(cfg.server)
+        .chain(cfg.more_servers.iter().copied())
+        .collect();
     match cfg.transport {
         TransportKind::Udp => {
-            let mut t = peregrine_client::UdpClient::new(&[cfg.server], cfg.sessions)?
+            let mut t = peregrine_client::UdpClient::new(&servers, cfg.sessions)?
                 .with_first_session(cfg.first_session)
                 .with_link(cfg.faults.map(|f| faults::LossyLink::new(f, 0x1055)));
-            if let Some(rto) = cfg.retransmit {
+            let rto = match (cfg.retransmit, cfg.failover) {
+                (Some(rto), _) => Some(rto),
+                (None, Some(_)) => Some(Duration::from_millis(20)),
+                (None, None) => None,
+            };
+            if let Some(rto) = rto {
                 t = t.with_retransmission(rto);
+            }
+            if let Some(f) = cfg.failover {
+                t = t.with_failover(f);
             }
             if !cfg.raw_peer {
                 t.login(&cfg.secret, Duration::from_secs(5))?;
@@ -200,12 +223,15 @@ pub fn run(cfg: &ClientConfig) -> anyhow::Result<ClientResult> {
         }
         TransportKind::Tcp => {
             let mut t = peregrine_client::TcpClient::connect(
-                &[cfg.server],
+                &servers,
                 cfg.sessions,
                 cfg.first_session,
                 cfg.raw_peer,
                 &cfg.secret,
             )?;
+            if let Some(f) = cfg.failover {
+                t = t.with_failover(f);
+            }
             run_with(&mut t, cfg)
         }
     }
@@ -373,5 +399,6 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
         window_secs,
         offered_rate,
         retransmitted: t.retransmitted(),
+        failover: t.failover_stats(),
     })
 }

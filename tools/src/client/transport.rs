@@ -6,7 +6,7 @@
 use super::faults::LossyLink;
 use super::flow::Flow;
 use super::recorder::{Reply, ReplyKind};
-use peregrine_client::{ClientError, Event, TcpClient, UdpClient};
+use peregrine_client::{ClientError, Event, FailoverStats, TcpClient, UdpClient};
 
 /// The simulator's UDP client: its sessions, optionally behind a lossy link.
 pub type SimUdpClient = UdpClient<Option<LossyLink>>;
@@ -37,6 +37,10 @@ pub trait ClientTransport {
     /// still counts from their intended send time.
     fn ready(&self, _s: usize) -> bool {
         true
+    }
+    /// The failovers so far (none for a transport that does not fail over).
+    fn failover_stats(&self) -> FailoverStats {
+        FailoverStats::default()
     }
 }
 
@@ -131,6 +135,10 @@ impl ClientTransport for SimUdpClient {
     fn ready(&self, s: usize) -> bool {
         UdpClient::ready(self, s)
     }
+
+    fn failover_stats(&self) -> FailoverStats {
+        UdpClient::failover_stats(self)
+    }
 }
 
 impl ClientTransport for TcpClient {
@@ -151,5 +159,13 @@ impl ClientTransport for TcpClient {
             }
         })?;
         Ok(got)
+    }
+
+    fn ready(&self, s: usize) -> bool {
+        TcpClient::ready(self, s)
+    }
+
+    fn failover_stats(&self) -> FailoverStats {
+        TcpClient::failover_stats(self)
     }
 }

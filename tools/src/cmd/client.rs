@@ -10,12 +10,23 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct ClientArgs {
-    /// Server UDP address.
-    #[arg(long, conflicts_with = "tcp", required_unless_present = "tcp")]
-    udp: Option<SocketAddr>,
-    /// Server TCP address.
+    /// Server UDP address; in a cluster, every node's address for this
+    /// gateway, comma separated (the client finds the leader and fails over).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["tcp", "server"])]
+    udp: Vec<SocketAddr>,
+    /// Server TCP address(es), as for --udp.
+    #[arg(long, value_delimiter = ',', conflicts_with = "server")]
+    tcp: Vec<SocketAddr>,
+    /// Node addresses a,b,c of a cluster (or one server), over --transport.
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["udp", "tcp"])]
+    server: Vec<SocketAddr>,
+    /// Transport for --server: udp or tcp.
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
+    transport: String,
+    /// Fail over when the node in use fails (on by default with more than
+    /// one address): UDP gives a node up after this much silence, ms.
     #[arg(long)]
-    tcp: Option<SocketAddr>,
+    failover_silence_ms: Option<u64>,
     /// Core to pin the client to.
     #[arg(long)]
     core: Option<usize>,
@@ -39,11 +50,22 @@ pub struct ClientArgs {
 }
 
 pub fn run(a: ClientArgs) -> anyhow::Result<()> {
-    let (transport, server) = match (a.udp, a.tcp) {
-        (Some(u), _) => (TransportKind::Udp, u),
-        (None, Some(t)) => (TransportKind::Tcp, t),
-        _ => anyhow::bail!("give --udp ADDR or --tcp ADDR"),
+    let (transport, servers) = match (a.udp.is_empty(), a.tcp.is_empty(), a.transport.as_str()) {
+        (false, _, _) => (TransportKind::Udp, a.udp.clone()),
+        (true, false, _) => (TransportKind::Tcp, a.tcp.clone()),
+        (true, true, "tcp") => (TransportKind::Tcp, a.server.clone()),
+        (true, true, _) => (TransportKind::Udp, a.server.clone()),
     };
+    let (&server, more) = servers
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("give --server ADDR[,ADDR...], --udp ADDR or --tcp ADDR"))?;
+    let failover = (servers.len() > 1 || a.failover_silence_ms.is_some()).then(|| {
+        let mut f = peregrine_client::FailoverOptions::default();
+        if let Some(ms) = a.failover_silence_ms {
+            f.silence = Duration::from_millis(ms.max(1));
+        }
+        f
+    });
     let l = &a.load;
     let cfg = ClientConfig {
         sessions: l.sessions,
@@ -58,6 +80,8 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
         retransmit: a.retransmit_ms.map(Duration::from_millis),
         secret: l.secret.clone().unwrap_or_default(),
         first_session: l.first_session,
+        more_servers: more.to_vec(),
+        failover,
         ..ClientConfig::new(transport, server)
     };
     let r = client::run(&cfg)?;
@@ -74,6 +98,9 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
         "reports": r.recorder.reports,
         "throughput_msgs_per_s": r.throughput().round(),
         "rtt_ns": rtt_json(h),
+        "failovers": r.failover.failovers,
+        "failover_gap_ns_max": r.failover.max_gap_ns,
+        "resent_after_failover": r.failover.resent,
     });
     println!(
         "sent {} acked {} rejected {} lost {} duplicates {} reports {} throughput {:.0} msg/s",
@@ -96,6 +123,19 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
         h.mean() / 1e3,
         h.len()
     );
+    if r.failover.failovers > 0 || r.failover.refused_not_leader > 0 {
+        let f = &r.failover;
+        println!(
+            "failovers {} (completed {}), refused not-leader {}, address switches {}, resent {}, gap ms last {:.1} max {:.1}",
+            f.failovers,
+            f.completed,
+            f.refused_not_leader,
+            f.address_switches,
+            f.resent,
+            f.last_gap_ns as f64 / 1e6,
+            f.max_gap_ns as f64 / 1e6
+        );
+    }
     if let Some(p) = &l.json {
         std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")?;
     }
