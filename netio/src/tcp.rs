@@ -146,6 +146,35 @@ impl TcpPort {
         Ok(port)
     }
 
+    /// Blocks until a connection or the listener has something to read, or
+    /// `timeout` passes (rounded up to whole milliseconds, at most about 24
+    /// days); true when something is ready. Consumes nothing: the next
+    /// `recv` handles it. For a loop that has nothing else to do (a cluster
+    /// follower waiting for its leader) and should neither spin nor sleep
+    /// past the next message.
+    pub fn wait_readable(&self, timeout: std::time::Duration) -> Result<bool, NetError> {
+        if !self.closed_pending.is_empty() || !self.opened_pending.is_empty() {
+            return Ok(true);
+        }
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` is one valid, writable epoll_event and we pass
+        // maxevents 1; the epoll descriptor is owned by `self`. Level
+        // triggering reports the same readiness again to `recv`.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EINTR) => Ok(true),
+                _ => Err(NetError::Syscall {
+                    call: "epoll_wait",
+                    source: err,
+                }),
+            };
+        }
+        Ok(n > 0)
+    }
+
     /// Number of open connections.
     pub fn open_connections(&self) -> usize {
         self.conns.iter().filter(|c| c.stream.is_some()).count()

@@ -4,7 +4,7 @@
 use crate::baseline;
 use crate::client::flow::FlowKind;
 use crate::client::{self, ClientConfig, ClientResult, Mode, TransportKind};
-use crate::report::{hgrm, BenchOutcome};
+use crate::report::{hgrm, Baseline, BenchOutcome};
 use anyhow::Context;
 use peregrine_netio::UdpOptions;
 use peregrine_server::config::{AppKind, ServeConfig};
@@ -51,6 +51,12 @@ pub struct BenchConfig {
     /// both directions through a relay in front of the server (and of the
     /// baseline echo), 0 = no relay.
     pub loss: f64,
+    /// Nodes of an in-process cluster to measure (3 or 5), 0 for a single
+    /// server. With a cluster the same-run baseline is the same server as
+    /// a single node (journaled the same way), not the raw echo.
+    pub cluster: usize,
+    /// The cluster's acknowledgement level.
+    pub ack: peregrine_cluster::AckLevel,
     /// The client sessions' secret; with an in-process server whose config
     /// has no `[[sessions]]`, sessions PG00000000.. are configured with this
     /// secret (generated when absent).
@@ -115,6 +121,9 @@ fn run_client_thread(cfg: ClientConfig) -> anyhow::Result<ClientResult> {
 /// writes the requested files. Returns the JSON summary.
 pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
     check_loss(b)?;
+    if b.cluster > 0 {
+        return run_cluster(b);
+    }
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
     let baseline = if b.no_baseline {
         None
@@ -200,7 +209,19 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         },
         peregrine: &result,
         baseline: baseline.as_ref(),
+        baseline_kind: Baseline::RawEcho,
+        cluster: 0,
     };
+    report(b, &outcome, &result, baseline.as_ref())
+}
+
+/// Prints the table, writes the requested files, returns the JSON.
+fn report(
+    b: &BenchConfig,
+    outcome: &BenchOutcome<'_>,
+    result: &ClientResult,
+    baseline: Option<&ClientResult>,
+) -> anyhow::Result<serde_json::Value> {
     println!("{}", outcome.table());
     let json = outcome.json();
     if let Some(p) = &b.json {
@@ -209,10 +230,110 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
     }
     if let Some(p) = &b.hgrm {
         std::fs::write(p, hgrm(&result.recorder.hist)).with_context(|| format!("writing {}", p.display()))?;
-        if let Some(bl) = &baseline {
+        if let Some(bl) = baseline {
             let bp = p.with_extension("baseline.hgrm");
             std::fs::write(&bp, hgrm(&bl.recorder.hist))?;
         }
     }
     Ok(json)
+}
+
+/// The server configuration of an in-process run: listen addresses filled
+/// in by the caller, the app the flow needs, pinned to the server core,
+/// sessions PG00000000.. with `secret` when the config names none.
+fn in_process_config(b: &BenchConfig, secret: &mut String) -> ServeConfig {
+    let mut cfg = b.server.clone();
+    if b.flow == FlowKind::Orders {
+        cfg.app = AppKind::Match;
+    }
+    if let Some(c) = b.server_core {
+        cfg.cores = vec![c];
+    }
+    if cfg.sessions.is_empty() {
+        if secret.is_empty() {
+            *secret = generated_secret();
+        }
+        cfg.sessions = vec![peregrine_server::config::SessionSpec::block(
+            "PG",
+            b.sessions.max(1),
+            secret,
+        )];
+    }
+    cfg
+}
+
+/// `bench --cluster N`: the same server as a single node (journaled in
+/// async mode, like every cluster node's journal by default), then an
+/// N-node cluster on this machine with the client talking to its leader.
+/// Every node's loop is pinned to the server core: the leader spins there,
+/// followers wait on their peers' sockets and wake only to replicate.
+fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        b.connect.is_none(),
+        "--cluster starts its own nodes; drop --connect"
+    );
+    anyhow::ensure!(b.loss == 0.0, "--cluster runs without fault injection");
+    let mut secret = b.secret.clone().unwrap_or_default();
+    let cfg = in_process_config(b, &mut secret);
+    let lo: SocketAddr = "127.0.0.1:0".parse()?;
+    let work = std::env::temp_dir().join(format!("peregrine-bench-single-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let baseline = if b.no_baseline {
+        None
+    } else {
+        let mut single = cfg.clone();
+        match b.transport {
+            TransportKind::Udp => single.udp = vec![lo],
+            TransportKind::Tcp => single.tcp = vec![lo],
+        }
+        if single.journal.is_none() {
+            single.journal = Some(work.clone());
+        }
+        let h = server::start(&single)?;
+        let addr = match b.transport {
+            TransportKind::Udp => h.udp[0],
+            TransportKind::Tcp => h.tcp[0],
+        };
+        eprintln!(
+            "baseline: one node, {} on {addr} for {:?}",
+            b.transport.name(),
+            b.duration
+        );
+        let r = run_client_thread(client_cfg(b, addr, false, &secret)).context("single-node run")?;
+        h.stop()?;
+        let _ = std::fs::remove_dir_all(&work);
+        Some(r)
+    };
+    let cluster = crate::local_cluster::LocalCluster::start("bench", b.cluster, &cfg, b.ack)?;
+    let leader = cluster.leader(Duration::from_secs(10))?;
+    let addr = match b.transport {
+        TransportKind::Udp => cluster.udp(leader),
+        TransportKind::Tcp => cluster.tcp(leader),
+    };
+    eprintln!(
+        "cluster: {} nodes, ack {:?}, leader node {} ({} on {addr}) for {:?}",
+        b.cluster,
+        b.ack,
+        leader + 1,
+        b.transport.name(),
+        b.duration
+    );
+    let result = run_client_thread(client_cfg(b, addr, false, &secret)).context("cluster run")?;
+    if let Some(s) = cluster.status(leader) {
+        eprint!("{}", s.to_text());
+    }
+    drop(cluster);
+    let outcome = BenchOutcome {
+        transport: b.transport.name(),
+        mode: b.mode.name(),
+        flow: match b.flow {
+            FlowKind::Echo => "echo",
+            FlowKind::Orders => "orders",
+        },
+        peregrine: &result,
+        baseline: baseline.as_ref(),
+        baseline_kind: Baseline::SingleNode,
+        cluster: b.cluster,
+    };
+    report(b, &outcome, &result, baseline.as_ref())
 }

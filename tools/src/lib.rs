@@ -7,6 +7,8 @@
 //! - [`faults`]: the fault model (drop, duplicate, reorder) shared by the
 //!   relay and the simulator's lossy link.
 //! - [`exporter`]: the counters over HTTP for Prometheus.
+//! - [`local_cluster`]: in-process cluster nodes on loopback (the cluster
+//!   bench and tests).
 //! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`bench`]: the harness tying them together.
@@ -20,5 +22,6 @@ pub mod client;
 pub mod dpdk_ring;
 pub mod exporter;
 pub mod faults;
+pub mod local_cluster;
 pub mod relay;
 pub mod report;

@@ -1,4 +1,4 @@
-//! `peregrine`: serve, client, bench, replay, stat, relay, doctor, exporter (one file each
+//! `peregrine`: serve, client, bench, replay, stat, relay, doctor, exporter, cluster (one file each
 //! under `cmd/`).
 
 #![forbid(unsafe_code)]
@@ -36,6 +36,8 @@ enum Cmd {
     Doctor(cmd::doctor::DoctorArgs),
     /// Serve a running server's counters to Prometheus over HTTP.
     Exporter(cmd::exporter::ExporterArgs),
+    /// A replicated cluster's state (`cluster status`).
+    Cluster(cmd::cluster::ClusterArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Relay(a) => cmd::relay::run(a),
         Cmd::Doctor(a) => cmd::doctor::run(a),
         Cmd::Exporter(a) => cmd::exporter::run(a),
+        Cmd::Cluster(a) => cmd::cluster::run(a),
     }
 }

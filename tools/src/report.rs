@@ -46,8 +46,23 @@ pub struct BenchOutcome<'a> {
     pub flow: &'a str,
     /// Peregrine's run.
     pub peregrine: &'a ClientResult,
-    /// The raw echo's run, if any.
+    /// The baseline's run, if any.
     pub baseline: Option<&'a ClientResult>,
+    /// What the baseline is: [`Baseline::RawEcho`] (the same sockets and
+    /// polling with no gateway or sequencer) or [`Baseline::SingleNode`]
+    /// (a cluster bench: the same server as one node, no replication).
+    pub baseline_kind: Baseline,
+    /// Nodes in the measured cluster (0: a single server).
+    pub cluster: usize,
+}
+
+/// What a bench's same-run baseline is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// A raw echo on the same sockets and polling.
+    RawEcho,
+    /// The same server as a single node.
+    SingleNode,
 }
 
 impl BenchOutcome<'_> {
@@ -69,7 +84,14 @@ impl BenchOutcome<'_> {
             "rtt_ns": rtt_json(&p.recorder.hist),
             "samples": p.recorder.hist.len(),
         });
+        if self.cluster > 0 {
+            v["cluster"] = json!(self.cluster);
+        }
         if let Some(b) = self.baseline {
+            v["baseline_kind"] = json!(match self.baseline_kind {
+                Baseline::RawEcho => "raw-echo",
+                Baseline::SingleNode => "single-node",
+            });
             v["baseline_rtt_ns"] = rtt_json(&b.recorder.hist);
             v["baseline_lost"] = json!(b.lost());
             v["baseline_throughput_msgs_per_s"] = json!(b.throughput().round());
@@ -113,9 +135,13 @@ impl BenchOutcome<'_> {
             );
             let _ = writeln!(s, "{line}");
         };
-        row("peregrine", &p.recorder.hist);
+        let (name, base) = match (self.cluster, self.baseline_kind) {
+            (0, Baseline::RawEcho) => ("peregrine".to_string(), "baseline"),
+            (n, _) => (format!("{n} nodes"), "1 node"),
+        };
+        row(&name, &p.recorder.hist);
         if let Some(b) = self.baseline {
-            row("baseline", &b.recorder.hist);
+            row(base, &b.recorder.hist);
             let mut line = format!("{:<10}", "ratio");
             for (_, pc) in PERCENTILES {
                 let (a, bb) = if pc >= 100.0 {
@@ -144,13 +170,21 @@ impl BenchOutcome<'_> {
             p.throughput()
         );
         if let Some(b) = self.baseline {
+            let what = match self.baseline_kind {
+                Baseline::RawEcho => "baseline (raw echo, same sockets and polling, no gateway/sequencer)",
+                Baseline::SingleNode => "baseline (the same server as a single node, no replication)",
+            };
             let _ = writeln!(
                 s,
-                "baseline (raw echo, same sockets and polling, no gateway/sequencer): sent {} lost {} throughput {:.0} msg/s  -> peregrine/baseline throughput {:.2}",
+                "{what}: sent {} lost {} throughput {:.0} msg/s  -> measured/baseline throughput {:.2}",
                 b.sent,
                 b.lost(),
                 b.throughput(),
-                if b.throughput() > 0.0 { p.throughput() / b.throughput() } else { f64::NAN }
+                if b.throughput() > 0.0 {
+                    p.throughput() / b.throughput()
+                } else {
+                    f64::NAN
+                }
             );
         }
         s

@@ -218,6 +218,15 @@ impl NodeTransport {
         self.flush_all();
     }
 
+    /// Blocks until a peer's message (or connection) arrives or `timeout`
+    /// passes (whole milliseconds); true when something is ready for
+    /// [`poll`](Self::poll). A follower with nothing else to do waits here
+    /// instead of spinning, and still sees the leader's next append within
+    /// microseconds.
+    pub fn wait(&self, timeout: std::time::Duration) -> Result<bool, TransportError> {
+        Ok(self.port.wait_readable(timeout)?)
+    }
+
     /// Makes progress on everything: connects links that are down and due,
     /// writes buffered output, and reads every inbound connection, handing
     /// each complete received frame to `f` in arrival order per

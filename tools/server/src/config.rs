@@ -110,6 +110,11 @@ pub struct ServeConfig {
     /// UDP: a gap still open this many microseconds after it was reported
     /// (a SequenceGap reject) is reported again.
     pub gap_report_repeat_us: u64,
+    /// Run as one node of a replicated cluster (`[cluster]` table: this
+    /// node's id, every member with its Raft and client addresses, timing,
+    /// the ack level). Needs `journal`: the journal is the node's Raft log.
+    /// Listen addresses default to this member's `udp`/`tcp`.
+    pub cluster: Option<peregrine_cluster::ClusterConfig>,
     /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
     #[cfg(feature = "dpdk")]
     pub dpdk: Option<peregrine_netio::dpdk::DpdkConfig>,
@@ -149,6 +154,7 @@ impl Default for ServeConfig {
             login_policy: "reject".into(),
             busy_after_us: 5_000,
             gap_report_repeat_us: 2_000,
+            cluster: None,
             dpdk: None,
         }
     }
@@ -328,7 +334,25 @@ impl ServeConfig {
         }
         self.idle()?;
         self.journal_mode()?;
-        if self.udp.is_empty() && self.tcp.is_empty() && self.dpdk.is_none() {
+        if let Some(c) = &self.cluster {
+            c.validate()
+                .map_err(|e| ConfigError::Invalid("[cluster]", e.to_string()))?;
+            if self.journal.is_none() {
+                return Err(ConfigError::Invalid(
+                    "[cluster]",
+                    "a cluster node needs `journal`: its journal is its Raft log".into(),
+                ));
+            }
+            if self.dpdk.is_some() {
+                return Err(ConfigError::Invalid(
+                    "[cluster]",
+                    "cluster nodes serve clients over kernel UDP/TCP (or Onload) only; remove [dpdk]".into(),
+                ));
+            }
+        }
+        let member = self.cluster.as_ref().and_then(|c| c.this_member());
+        let member_listens = member.is_some_and(|m| !m.udp.is_empty() || !m.tcp.is_empty());
+        if self.udp.is_empty() && self.tcp.is_empty() && self.dpdk.is_none() && !member_listens {
             return Err(ConfigError::Invalid(
                 "listen addresses",
                 "give at least one --udp or --tcp, or a [dpdk] section".into(),

@@ -66,6 +66,15 @@ pub enum ServeError {
     #[cfg(feature = "dpdk")]
     #[error("DPDK: {0}")]
     Dpdk(#[from] peregrine_netio::dpdk::DpdkError),
+    /// The cluster node's Raft log (its journal) could not be opened.
+    #[error("cluster log store: {0}")]
+    ClusterStore(#[from] peregrine_cluster::StoreError),
+    /// Raft refused the node's state or configuration.
+    #[error("cluster: {0}")]
+    ClusterLog(#[from] peregrine_cluster::LogError),
+    /// The node transport could not listen on the Raft address.
+    #[error("cluster transport: {0}")]
+    ClusterTransport(#[from] peregrine_cluster::TransportError),
     /// The server thread could not be started.
     #[error("starting the server thread: {0}")]
     Spawn(#[source] std::io::Error),

@@ -18,6 +18,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+pub mod cluster_node;
+mod cluster_serve;
+pub mod cluster_status;
 pub mod config;
 pub mod counters_file;
 pub mod doctor;
@@ -31,5 +34,6 @@ pub mod metrics;
 pub mod pinning;
 pub mod runtime;
 pub mod serve;
+pub mod stage;
 
 pub use error::ServeError;

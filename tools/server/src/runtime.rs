@@ -13,6 +13,7 @@
 use crate::counters_file::{CounterBlock, CountersFile};
 use crate::idle::{IdleKind, IdleStrategy, Idler};
 use crate::pinning::{check_cores, pin_current, PinError};
+use crate::stage::{sequencer_names, SequencerStage, StageStop, LOOP_NAMES};
 use peregrine_gateway::GatewayCounters;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
@@ -84,8 +85,9 @@ pub struct ServerReport {
     pub idle_loops: u64,
     /// The next global sequence number (last assigned + 1).
     pub next_seq: u64,
-    /// Why the sequencer stopped early (journal failure), if it did.
-    pub failure: Option<String>,
+    /// Why the sequencer stopped early (journal failure, a cluster leader
+    /// stepping down), if it did.
+    pub failure: Option<StageStop>,
     /// Highest sequence number known durable in the journal (0: none/async).
     pub journal_durable_seq: u64,
 }
@@ -106,13 +108,29 @@ pub fn run<A: Application + Send + 'static>(
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(ServerReport, A), RunError> {
-    check_cores(&config.cores)?;
     let mut seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH);
     if let Some(j) = journal {
         seq = seq.with_journal(j);
     }
+    run_stage(gateways, seq, config, stop)
+}
+
+/// Runs gateways and a sequencing stage (a single node's sequencer or a
+/// cluster node) until `stop` is set or the stage stops by itself, then
+/// returns counters and the application. See [`run`].
+pub fn run_stage<St: SequencerStage>(
+    gateways: Vec<Box<dyn GatewayLoop>>,
+    seq: St,
+    config: &RuntimeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(ServerReport, St::App), RunError> {
+    check_cores(&config.cores)?;
     let blocks = match &config.counters_file {
-        Some(path) => CountersFile::create(path, &counters_layout(&gateways))?.blocks(),
+        Some(path) => {
+            let mut layout = counters_layout(&gateways);
+            layout.extend(seq.extra_layout());
+            CountersFile::create(path, &layout)?.blocks()
+        }
         None => Vec::new(),
     };
     match config.layout {
@@ -165,24 +183,8 @@ impl PublishTimer {
     }
 }
 
-const LOOP_NAMES: [&str; 6] = [
-    "busy_loops",
-    "idle_loops",
-    "next_seq",
-    "journal_bytes",
-    "journal_durable_seq",
-    "journal_lag",
-];
-
 fn counters_layout(gateways: &[Box<dyn GatewayLoop>]) -> Vec<(String, Vec<&'static str>)> {
-    let mut layout = vec![(
-        "sequencer".to_string(),
-        SequencerCounters::NAMES
-            .iter()
-            .chain(LOOP_NAMES.iter())
-            .copied()
-            .collect(),
-    )];
+    let mut layout = vec![("sequencer".to_string(), sequencer_names())];
     for g in gateways {
         layout.push((
             g.describe(),
@@ -194,6 +196,16 @@ fn counters_layout(gateways: &[Box<dyn GatewayLoop>]) -> Vec<(String, Vec<&'stat
         ));
     }
     layout
+}
+
+/// Publishes the stage's blocks: the sequencer's (`blocks[0]`) and its
+/// extra ones (`blocks[extra_from..]`).
+#[inline]
+fn publish_stage<St: SequencerStage>(blocks: &[CounterBlock], extra_from: usize, stage: &St, idle: &Idler) {
+    publish_sequencer(blocks.first(), stage.sequencer(), idle);
+    if let Some(extra) = blocks.get(extra_from..) {
+        stage.publish_extra(extra);
+    }
 }
 
 #[inline]
@@ -229,28 +241,29 @@ fn publish_gateway(block: Option<&CounterBlock>, g: &dyn GatewayLoop) {
 }
 
 /// Most messages the sequencer takes from one input ring per poll.
-const SEQUENCER_BATCH: usize = 1024;
+pub(crate) const SEQUENCER_BATCH: usize = 1024;
 /// Polls spent draining replies after the stop flag is seen.
 const DRAIN_POLLS: usize = 10_000;
 
-fn run_shared<A: Application + Send + 'static>(
+fn run_shared<St: SequencerStage>(
     mut gateways: Vec<Box<dyn GatewayLoop>>,
-    mut seq: Sequencer<A>,
+    mut seq: St,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
-) -> Result<(ServerReport, A), RunError> {
+) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
     let handle = std::thread::Builder::new()
         .name("peregrine-shared".into())
-        .spawn(move || -> Result<(ServerReport, A), RunError> {
+        .spawn(move || -> Result<(ServerReport, St::App), RunError> {
             pin_current(core)?;
             let mut idle = Idler::new(kind);
             let mut timer = PublishTimer::new();
             let mut work = 0;
-            let publish = |seq: &Sequencer<A>, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
-                publish_sequencer(blocks.first(), seq, idle);
+            let extra_from = 1 + gateways.len();
+            let publish = |seq: &St, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
+                publish_stage(&blocks, extra_from, seq, idle);
                 for (i, g) in gws.iter().enumerate() {
                     publish_gateway(blocks.get(1 + i), g.as_ref());
                 }
@@ -268,10 +281,12 @@ fn run_shared<A: Application + Send + 'static>(
                 for g in gateways.iter_mut() {
                     work += g.poll_tx();
                 }
-                if sequenced == 0 && seq.failed().is_some() {
+                if sequenced == 0 && seq.stopped().is_some() {
                     break;
                 }
-                idle.idle(work);
+                if work != 0 || !seq.park() {
+                    idle.idle(work);
+                }
             }
             // Send what was already sequenced so no ack is left behind.
             for _ in 0..DRAIN_POLLS {
@@ -293,51 +308,61 @@ fn run_shared<A: Application + Send + 'static>(
         .map_err(|_| RunError::Thread("peregrine-shared panicked".into()))?
 }
 
-fn run_dedicated<A: Application + Send + 'static>(
+fn run_dedicated<St: SequencerStage>(
     gateways: Vec<Box<dyn GatewayLoop>>,
-    mut seq: Sequencer<A>,
+    mut seq: St,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
-) -> Result<(ServerReport, A), RunError> {
+) -> Result<(ServerReport, St::App), RunError> {
     let kind = config.idle;
-    let mut blocks = blocks.into_iter();
-    let seq_block = blocks.next();
+    let n_gateways = gateways.len();
+    let mut seq_blocks: Vec<CounterBlock> = Vec::new();
+    let mut gw_blocks: Vec<Option<CounterBlock>> = Vec::new();
+    for (i, b) in blocks.into_iter().enumerate() {
+        if i == 0 || i > n_gateways {
+            seq_blocks.push(b);
+        } else {
+            gw_blocks.push(Some(b));
+        }
+    }
+    gw_blocks.resize_with(n_gateways, || None);
     let seq_core = config.cores.first().copied();
     let seq_stop = Arc::clone(&stop);
     let seq_handle = std::thread::Builder::new()
         .name("peregrine-seq".into())
-        .spawn(move || -> Result<(Sequencer<A>, u64, u64), RunError> {
+        .spawn(move || -> Result<(St, u64, u64), RunError> {
             pin_current(seq_core)?;
             let mut idle = Idler::new(kind);
             let mut timer = PublishTimer::new();
             let mut n = 0;
             while !seq_stop.load(Ordering::Relaxed) {
                 if timer.due(n) {
-                    publish_sequencer(seq_block.as_ref(), &seq, &idle);
+                    publish_stage(&seq_blocks, 1, &seq, &idle);
                 }
                 n = seq.poll();
-                if n == 0 && seq.failed().is_some() {
+                if n == 0 && seq.stopped().is_some() {
                     // Stop everyone: nothing more can be sequenced.
                     seq_stop.store(true, Ordering::Relaxed);
                     break;
                 }
-                idle.idle(n);
+                if n != 0 || !seq.park() {
+                    idle.idle(n);
+                }
             }
             for _ in 0..DRAIN_POLLS {
                 if seq.poll() == 0 && seq.held_back() == 0 {
                     break;
                 }
             }
-            publish_sequencer(seq_block.as_ref(), &seq, &idle);
+            publish_stage(&seq_blocks, 1, &seq, &idle);
             Ok((seq, idle.busy_loops(), idle.idle_loops()))
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;
     let mut gw_handles = Vec::new();
-    for (i, mut g) in gateways.into_iter().enumerate() {
+    for ((i, mut g), block) in gateways.into_iter().enumerate().zip(gw_blocks) {
         let core = config.cores.get(i + 1).copied();
         let stop = Arc::clone(&stop);
-        let block = blocks.next();
         let h = std::thread::Builder::new()
             .name(format!("peregrine-gw{i}"))
             .spawn(move || -> Result<(Box<dyn GatewayLoop>, u64, u64), RunError> {
@@ -386,12 +411,13 @@ fn run_dedicated<A: Application + Send + 'static>(
     Ok((report, seq.into_app()))
 }
 
-fn report<A: Application>(
-    seq: &Sequencer<A>,
+fn report<St: SequencerStage>(
+    stage: &St,
     gateways: &[Box<dyn GatewayLoop>],
     busy: u64,
     idle: u64,
 ) -> ServerReport {
+    let seq = stage.sequencer();
     ServerReport {
         sequencer: seq.counters(),
         gateways: gateways
@@ -401,7 +427,7 @@ fn report<A: Application>(
         busy_loops: busy,
         idle_loops: idle,
         next_seq: seq.next_seq(),
-        failure: seq.failed().map(str::to_owned),
-        journal_durable_seq: seq.journal().map_or(0, |j| j.durable_seq()),
+        failure: stage.stopped(),
+        journal_durable_seq: stage.durable_seq(),
     }
 }

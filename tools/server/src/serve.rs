@@ -8,7 +8,7 @@ use crate::runtime::{run, RuntimeConfig, ServerReport};
 use peregrine_gateway::directory::SessionDirectory;
 use peregrine_gateway::restore::SessionRestore;
 use peregrine_gateway::GatewayOptions;
-use peregrine_gateway::{ring_pair, GatewayLoop, TcpGateway, UdpGateway};
+use peregrine_gateway::{ring_pair, GatewayLoop, SequencerRings, TcpGateway, UdpGateway};
 use peregrine_journal::{Journal, WriterConfig};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
 use peregrine_sequencer::{replay_journal_with, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
@@ -47,8 +47,8 @@ pub struct ServerHandle {
     pub recovery: Option<String>,
     /// The first global sequence number this run assigns.
     pub first_seq: u64,
-    stop: Arc<AtomicBool>,
-    join: Option<JoinHandle<Result<(ServerReport, ServerApp), ServeError>>>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) join: Option<JoinHandle<Result<(ServerReport, ServerApp), ServeError>>>,
 }
 
 impl ServerHandle {
@@ -82,17 +82,9 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds every listener, then runs the server on its own threads.
-pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
-    cfg.validate()?;
-    crate::pinning::check_cores(&cfg.cores)?;
-    let runtime = RuntimeConfig {
-        layout: cfg.layout()?,
-        cores: cfg.cores.clone(),
-        idle: cfg.idle()?,
-        counters_file: cfg.counters_file.clone(),
-    };
-    let opts = GatewayOptions {
+/// The gateway options a configuration asks for.
+pub(crate) fn gateway_options(cfg: &ServeConfig) -> Result<GatewayOptions, ServeError> {
+    Ok(GatewayOptions {
         rx_burst: cfg.rx_burst,
         heartbeat_interval: std::time::Duration::from_millis(cfg.heartbeat_interval_ms.max(1)),
         idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms.max(1)),
@@ -106,8 +98,28 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         busy_after: std::time::Duration::from_micros(cfg.busy_after_us),
         gap_report_repeat: std::time::Duration::from_micros(cfg.gap_report_repeat_us),
         ..GatewayOptions::default()
-    };
-    let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
+    })
+}
+
+/// Gateways bound to their ports, with the sequencer ends of their rings.
+pub(crate) struct BoundGateways {
+    pub(crate) gateways: Vec<Box<dyn GatewayLoop>>,
+    pub(crate) rings: Vec<SequencerRings>,
+    pub(crate) udp: Vec<SocketAddr>,
+    pub(crate) tcp: Vec<SocketAddr>,
+    pub(crate) dpdk: Vec<String>,
+}
+
+/// Binds one gateway per UDP and TCP address (and the DPDK queues), in
+/// gateway-id order: UDP listeners first, then TCP, then DPDK queues (the
+/// journal records gateway ids, so the order must stay stable).
+pub(crate) fn bind_gateways(
+    cfg: &ServeConfig,
+    udp_addrs: &[SocketAddr],
+    tcp_addrs: &[SocketAddr],
+    directory: &Arc<SessionDirectory>,
+    opts: GatewayOptions,
+) -> Result<BoundGateways, ServeError> {
     let udp_opts = UdpOptions {
         recv_buffer: cfg.recv_buffer,
         send_buffer: cfg.send_buffer,
@@ -118,15 +130,12 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         socket_buffer: 0,
         ..TcpOptions::default()
     };
-    let mut gateways: Vec<Box<dyn GatewayLoop>> = Vec::new();
-    let mut seq_rings = Vec::new();
-    #[allow(unused_mut)]
-    let mut dpdk: Vec<String> = Vec::new();
-    // Gateway ids are positions: UDP listeners first, then TCP, then DPDK
-    // queues (the journal records them, so the order must stay stable).
-    let mut add = |gateway: Box<dyn GatewayLoop>, rings| {
-        gateways.push(gateway);
-        seq_rings.push(rings);
+    let mut b = BoundGateways {
+        gateways: Vec::new(),
+        rings: Vec::new(),
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        dpdk: Vec::new(),
     };
     let next_id =
         |n: usize| u16::try_from(n).map_err(|_| ConfigError::Invalid("udp/tcp", "too many gateways".into()));
@@ -137,42 +146,53 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
             source,
         }
     };
-    let mut udp = Vec::new();
-    for addr in &cfg.udp {
+    for addr in udp_addrs {
         let port = UdpPort::bind(*addr, udp_opts).map_err(bind("UDP", *addr))?;
-        udp.push(peregrine_netio::Port::local_addr(&port));
+        b.udp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        let id = next_id(udp.len() - 1)?;
-        add(
-            Box::new(UdpGateway::new(id, port, g, Arc::clone(&directory), opts.clone())),
-            s,
-        );
+        let id = next_id(b.gateways.len())?;
+        b.gateways.push(Box::new(UdpGateway::new(
+            id,
+            port,
+            g,
+            Arc::clone(directory),
+            opts.clone(),
+        )));
+        b.rings.push(s);
     }
-    let mut tcp = Vec::new();
-    for addr in &cfg.tcp {
+    for addr in tcp_addrs {
         let port = TcpPort::bind(*addr, tcp_opts).map_err(bind("TCP", *addr))?;
-        tcp.push(peregrine_netio::Port::local_addr(&port));
+        b.tcp.push(peregrine_netio::Port::local_addr(&port));
         let (g, s) = ring_pair(cfg.ring_capacity)?;
-        let id = next_id(udp.len() + tcp.len() - 1)?;
-        add(
-            Box::new(TcpGateway::new(id, port, g, Arc::clone(&directory), opts.clone())),
-            s,
-        );
+        let id = next_id(b.gateways.len())?;
+        b.gateways.push(Box::new(TcpGateway::new(
+            id,
+            port,
+            g,
+            Arc::clone(directory),
+            opts.clone(),
+        )));
+        b.rings.push(s);
     }
     #[cfg(feature = "dpdk")]
     if let Some(d) = &cfg.dpdk {
         let ((gws, rings), described) = crate::dpdk::dpdk_gateways(
             d,
-            next_id(udp.len() + tcp.len())?,
+            next_id(b.gateways.len())?,
             cfg.ring_capacity,
-            Arc::clone(&directory),
+            Arc::clone(directory),
             opts,
         )?;
-        dpdk.extend(described);
-        gateways.extend(gws);
-        seq_rings.extend(rings);
+        b.dpdk.extend(described);
+        b.gateways.extend(gws);
+        b.rings.extend(rings);
     }
-    let app = match cfg.app {
+    Ok(b)
+}
+
+/// The application a configuration asks for, fresh.
+pub(crate) fn build_app(cfg: &ServeConfig) -> Result<ServerApp, ServeError> {
+    Ok(match cfg.app {
         AppKind::Echo => ServerApp::Echo(EchoApp::new()),
         AppKind::Match => {
             let ecfg = cfg
@@ -181,8 +201,39 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
                 .unwrap_or_else(peregrine_engine::EngineConfig::sample);
             ServerApp::Match(Box::new(MatchApp::new(&ecfg)?))
         }
-    };
-    let mut app = app;
+    })
+}
+
+/// The runtime settings of a configuration.
+pub(crate) fn runtime_config(cfg: &ServeConfig) -> Result<RuntimeConfig, ServeError> {
+    Ok(RuntimeConfig {
+        layout: cfg.layout()?,
+        cores: cfg.cores.clone(),
+        idle: cfg.idle()?,
+        counters_file: cfg.counters_file.clone(),
+    })
+}
+
+/// Binds every listener, then runs the server on its own threads. With a
+/// `[cluster]` section the server is one node of a replicated cluster (see
+/// [`crate::cluster_serve`]).
+pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
+    cfg.validate()?;
+    crate::pinning::check_cores(&cfg.cores)?;
+    if let Some(cluster) = &cfg.cluster {
+        return crate::cluster_serve::start(cfg, cluster);
+    }
+    let runtime = runtime_config(cfg)?;
+    let opts = gateway_options(cfg)?;
+    let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
+    let BoundGateways {
+        mut gateways,
+        rings: seq_rings,
+        udp,
+        tcp,
+        dpdk,
+    } = bind_gateways(cfg, &cfg.udp, &cfg.tcp, &directory, opts)?;
+    let mut app = build_app(cfg)?;
     let (first_seq, journal, recovery) = match (&cfg.journal, cfg.journal_mode()?) {
         (Some(dir), Some(mode)) => {
             let journal_err = |source| ServeError::Journal {
@@ -199,29 +250,13 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
             if let Some(t) = rec.tail() {
                 note.push_str(&format!("; torn tail: {t:?}"));
             }
-            let restore = std::cell::RefCell::new(SessionRestore::new(&directory, &mut gateways));
-            let replayed = replay_journal_with(
+            note.push_str(&restore_from(
                 &mut app,
+                &directory,
+                &mut gateways,
                 rec.records(),
-                |r| restore.borrow_mut().input(r.origin, r.client_seq),
-                |to, m| restore.borrow_mut().reply(to, m),
-            );
-            let (_, replies) = restore
-                .into_inner()
-                .finish()
-                .map_err(|source| ServeError::Restore {
-                    dir: dir.clone(),
-                    source,
-                })?;
-            note.push_str(&format!(
-                "; {replayed} replayed through the application; sessions restored with {replies} replies"
-            ));
-            if let ServerApp::Match(m) = &app {
-                note.push_str(&format!(
-                    "; engine state hash after replay {:016x}",
-                    m.engine().state_hash()
-                ));
-            }
+                dir,
+            )?);
             let next = rec.next_seq();
             let writer = rec
                 .into_writer(WriterConfig {
@@ -252,6 +287,40 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         stop,
         join: Some(join),
     })
+}
+
+/// Replays journaled `records` through `app` and rebuilds the gateways'
+/// sessions from them; returns a note for the start-up log.
+pub(crate) fn restore_from(
+    app: &mut ServerApp,
+    directory: &SessionDirectory,
+    gateways: &mut [Box<dyn GatewayLoop>],
+    records: impl Iterator<Item = peregrine_journal::SequencedRecord>,
+    dir: &std::path::Path,
+) -> Result<String, ServeError> {
+    let restore = std::cell::RefCell::new(SessionRestore::new(directory, gateways));
+    let replayed = replay_journal_with(
+        app,
+        records,
+        |r| restore.borrow_mut().input(r.origin, r.client_seq),
+        |to, m| restore.borrow_mut().reply(to, m),
+    );
+    let (_, replies) = restore
+        .into_inner()
+        .finish()
+        .map_err(|source| ServeError::Restore {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    let mut note =
+        format!("; {replayed} replayed through the application; sessions restored with {replies} replies");
+    if let ServerApp::Match(m) = &*app {
+        note.push_str(&format!(
+            "; engine state hash after replay {:016x}",
+            m.engine().state_hash()
+        ));
+    }
+    Ok(note)
 }
 
 /// Human-readable counters, printed at shutdown.

@@ -36,6 +36,14 @@ pub struct BenchArgs {
     /// Server config file (in-process server); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Measure an in-process cluster of this many nodes (3 or 5) against
+    /// the same server as a single node, instead of one server against the
+    /// raw echo.
+    #[arg(long, default_value_t = 0)]
+    cluster: usize,
+    /// The cluster's acknowledgement level: replicated | local.
+    #[arg(long, default_value = "replicated")]
+    ack: String,
     /// Fault injection (UDP): drop, duplicate and reorder this fraction of
     /// datagrams each way through a relay, e.g. 0.05.
     #[arg(long, default_value_t = 0.0)]
@@ -78,6 +86,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         json: l.json.clone(),
         hgrm: l.hgrm.clone(),
         loss: a.loss,
+        cluster: a.cluster,
+        ack: match a.ack.as_str() {
+            "replicated" => peregrine_cluster::AckLevel::Replicated,
+            "local" => peregrine_cluster::AckLevel::Local,
+            o => anyhow::bail!("unknown ack level {o:?} (replicated, local)"),
+        },
         secret: l.secret.clone(),
     };
     bench::run(&cfg)?;
@@ -117,6 +131,8 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         json: None,
         hgrm: None,
         loss: 0.0,
+        cluster: 0,
+        ack: peregrine_cluster::AckLevel::Replicated,
         secret: None,
     })?;
     let kernel_tp = kernel["throughput_msgs_per_s"].as_f64().unwrap_or(0.0);

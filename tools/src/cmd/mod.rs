@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod doctor;
 pub mod exporter;
 pub mod load;

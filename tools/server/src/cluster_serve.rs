@@ -1,0 +1,200 @@
+//! Starting and supervising one node of a replicated cluster.
+//!
+//! A node runs in *incarnations*. Each one is built from the node's durable
+//! state alone: the journal (which is the Raft log) is reconciled, every
+//! committed record is replayed through a fresh application and into the
+//! gateways' sessions, and Raft resumes from the hard state. Then the
+//! incarnation runs until it is stopped or, having led, loses leadership:
+//! a deposed leader may have applied and answered (with `ack = "local"`)
+//! records that the new leader overwrites, so rather than unwinding its
+//! application in place it ends, and the supervisor builds the next
+//! incarnation, which rejoins as a follower. Clients see a closed
+//! connection or silence and fail over to the new leader.
+
+use crate::cluster_node::{ClusterNode, ServingSignal};
+use crate::config::{ConfigError, ServeConfig};
+use crate::error::ServeError;
+use crate::runtime::{run_stage, ServerReport, SEQUENCER_BATCH};
+use crate::serve::{
+    bind_gateways, build_app, gateway_options, restore_from, runtime_config, ServerApp, ServerHandle,
+};
+use crate::stage::StageStop;
+use peregrine_cluster::{AckLevel, ClusterConfig, JournalLogStore, NodeTransport, ReplicatedLog};
+use peregrine_gateway::directory::SessionDirectory;
+use peregrine_gateway::Leadership;
+use peregrine_journal::{FlushPolicy, Journal, WriterConfig};
+use peregrine_sequencer::{JournalMode, ReplyRelease, Sequencer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Everything an incarnation is built from, fixed for the node's life.
+struct NodeSetup {
+    cfg: ServeConfig,
+    cluster: ClusterConfig,
+    dir: PathBuf,
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    flush: FlushPolicy,
+    leadership: Arc<Leadership>,
+}
+
+/// A built incarnation, ready to run.
+struct Incarnation {
+    node: ClusterNode<ServerApp, JournalLogStore>,
+    gateways: Vec<Box<dyn peregrine_gateway::GatewayLoop>>,
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    note: String,
+    first_seq: u64,
+}
+
+impl NodeSetup {
+    fn new(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<NodeSetup, ServeError> {
+        let me = cluster.this_member().ok_or_else(|| {
+            ConfigError::Invalid(
+                "[cluster]",
+                format!("node_id {} is not a member", cluster.node_id),
+            )
+        })?;
+        let pick = |given: &[SocketAddr], member: &[SocketAddr]| {
+            if given.is_empty() {
+                member.to_vec()
+            } else {
+                given.to_vec()
+            }
+        };
+        let dir = cfg
+            .journal
+            .clone()
+            .ok_or_else(|| ConfigError::Invalid("[cluster]", "needs `journal`".into()))?;
+        let flush = match cfg.journal_mode()? {
+            Some(JournalMode::Durable(p)) => p,
+            _ => FlushPolicy::None,
+        };
+        // Every member's client addresses in gateway-id order: UDP, then TCP.
+        let hints = cluster
+            .members
+            .iter()
+            .map(|m| (m.id, m.udp.iter().chain(m.tcp.iter()).copied().collect()))
+            .collect();
+        Ok(NodeSetup {
+            cfg: cfg.clone(),
+            cluster: cluster.clone(),
+            dir,
+            udp: pick(&cfg.udp, &me.udp),
+            tcp: pick(&cfg.tcp, &me.tcp),
+            flush,
+            leadership: Arc::new(Leadership::new(hints)),
+        })
+    }
+
+    /// Builds an incarnation from the durable state in the journal
+    /// directory, binding the gateways to `udp`/`tcp`.
+    fn build(&self, udp: &[SocketAddr], tcp: &[SocketAddr]) -> Result<Incarnation, ServeError> {
+        let cfg = &self.cfg;
+        let mut opts = gateway_options(cfg)?;
+        opts.leadership = Some(Arc::clone(&self.leadership));
+        self.leadership.set(false, None);
+        let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
+        let mut bound = bind_gateways(cfg, udp, tcp, &directory, opts)?;
+        let mut app = build_app(cfg)?;
+        let (store, _) = JournalLogStore::open(
+            &self.dir,
+            &self.cluster.voter_ids(),
+            WriterConfig {
+                segment_size: cfg.journal_segment_size,
+                ..WriterConfig::default()
+            },
+            self.flush,
+        )?;
+        let committed_seq = store.committed_seq();
+        let commit_index = store.hard_state().commit;
+        let mut note = format!(
+            "cluster node {} journal {}: log committed through index {commit_index} (sequence {committed_seq}), \
+             records held through sequence {}",
+            self.cluster.node_id,
+            self.dir.display(),
+            store.next_seq().saturating_sub(1)
+        );
+        if committed_seq > 0 {
+            let journal_dir = store.journal_dir().to_path_buf();
+            let rec = Journal::open_read_only(&journal_dir).map_err(|source| ServeError::Journal {
+                dir: journal_dir.clone(),
+                source,
+            })?;
+            note.push_str(&restore_from(
+                &mut app,
+                &directory,
+                &mut bound.gateways,
+                rec.range(..=committed_seq),
+                &self.dir,
+            )?);
+        }
+        let log = ReplicatedLog::new(&self.cluster, store, commit_index)?;
+        let transport = NodeTransport::bind(&self.cluster)?;
+        let release = match self.cluster.ack {
+            AckLevel::Replicated => ReplyRelease::OnCommit,
+            AckLevel::Local => ReplyRelease::OnSequence,
+        };
+        let first_seq = committed_seq + 1;
+        let seq = Sequencer::new(bound.rings, app, first_seq, SEQUENCER_BATCH)
+            .with_replication(release, cfg.ring_capacity);
+        let leadership = Arc::clone(&self.leadership);
+        let signal: ServingSignal = Box::new(move |serving, leader| leadership.set(serving, leader));
+        Ok(Incarnation {
+            node: ClusterNode::new(seq, log, transport, signal),
+            gateways: bound.gateways,
+            udp: bound.udp,
+            tcp: bound.tcp,
+            note,
+            first_seq,
+        })
+    }
+}
+
+/// Starts a cluster node: the first incarnation is built here (so a bad
+/// configuration, a busy port or an unreadable journal fails the call), the
+/// rest by the supervisor thread after each step-down.
+pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<ServerHandle, ServeError> {
+    let setup = NodeSetup::new(cfg, cluster)?;
+    let runtime = runtime_config(cfg)?;
+    let first = setup.build(&setup.udp, &setup.tcp)?;
+    let (udp, tcp, first_seq) = (first.udp.clone(), first.tcp.clone(), first.first_seq);
+    let recovery = Some(first.note.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let (udp2, tcp2) = (udp.clone(), tcp.clone());
+    let join = std::thread::Builder::new()
+        .name("peregrine-node".into())
+        .spawn(move || -> Result<(ServerReport, ServerApp), ServeError> {
+            let mut inc = first;
+            let mut incarnations = 1u64;
+            loop {
+                let (report, app) = run_stage(inc.gateways, inc.node, &runtime, Arc::clone(&stop2))?;
+                match &report.failure {
+                    Some(StageStop::SteppedDown(why)) if !stop2.load(Ordering::Relaxed) => {
+                        tracing::warn!(reason = %why, incarnation = incarnations, "leader stepped down: rebuilding from the journal as a follower");
+                        drop(app);
+                        // The ports were released with the gateways: bind
+                        // the same resolved addresses again.
+                        inc = setup.build(&udp2, &tcp2)?;
+                        tracing::info!("{}", inc.note);
+                        incarnations += 1;
+                    }
+                    _ => return Ok((report, app)),
+                }
+            }
+        })
+        .map_err(ServeError::Spawn)?;
+    Ok(ServerHandle {
+        recovery,
+        first_seq,
+        udp,
+        tcp,
+        dpdk: Vec::new(),
+        stop,
+        join: Some(join),
+    })
+}

@@ -1,0 +1,123 @@
+//! A three-node cluster on loopback, each node a real server with its own
+//! journal, Raft over real TCP, clients over real UDP: election, replicated
+//! acknowledgement, follower refusal, failover with sessions intact, and a
+//! restarted node catching up.
+
+mod common;
+
+use common::*;
+use peregrine_cluster::AckLevel;
+use peregrine_journal::Journal;
+use peregrine_server::config::ServeConfig;
+use peregrine_tools::local_cluster::LocalCluster;
+use peregrine_wire::message::{LoginRejectReason, LoginRejected, MessageType};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zerocopy::FromBytes;
+
+fn cluster(name: &str, ack: AckLevel) -> LocalCluster {
+    let base = ServeConfig {
+        idle: "backoff".into(),
+        ..server_config(0, 0)
+    };
+    LocalCluster::start(name, 3, &base, ack).expect("cluster starts")
+}
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// Sends client messages `range` of `session` and returns their acks as
+/// (client sequence, global sequence), in arrival order.
+fn send_and_ack(
+    s: &std::net::UdpSocket,
+    to: SocketAddr,
+    session: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, u64)> {
+    let msgs: Vec<_> = range.clone().map(|c| echo(c, c)).collect();
+    for (k, chunk) in msgs.chunks(10).enumerate() {
+        let blocks: Vec<&[u8]> = chunk.iter().map(|m| &m[..]).collect();
+        s.send_to(&mold(session, *range.start() + 10 * k as u64, &blocks), to)
+            .unwrap();
+    }
+    recv_blocks(s, msgs.len(), Duration::from_secs(5))
+        .iter()
+        .filter_map(|(_, m)| as_ack(m))
+        .map(|a| (a.client_seq.get(), a.global_seq.get()))
+        .collect()
+}
+
+fn journal_records(dir: &Path) -> Vec<(u64, u64)> {
+    Journal::open_read_only(dir)
+        .unwrap()
+        .records()
+        .map(|r| (r.global_seq, r.client_seq))
+        .collect()
+}
+
+#[test]
+fn elects_replicates_refuses_on_followers_and_fails_over_with_sessions_intact() {
+    let mut c = cluster("failover", AckLevel::Replicated);
+    let leader = c.leader(WITHIN).unwrap();
+    let follower = (leader + 1) % 3;
+
+    // A follower refuses the login and names the leader.
+    let s = udp_client();
+    let m = udp_login_with(&s, c.udp(follower), "GOOD", SECRET);
+    assert_eq!(m[0], MessageType::LoginRejected as u8);
+    let r = LoginRejected::read_from_bytes(&m).unwrap();
+    assert_eq!(r.reason(), Ok(LoginRejectReason::NotLeader));
+    assert_eq!(r.leader_hint(), Some(c.udp(leader)));
+
+    // The leader sequences and acknowledges once replicated.
+    assert_eq!(udp_login(&s, c.udp(leader), "GOOD"), (1, 1));
+    let acks = send_and_ack(&s, c.udp(leader), "GOOD", 1..=50);
+    assert_eq!(acks, (1..=50).map(|k| (k, k)).collect::<Vec<_>>());
+    c.converge(51, WITHIN).unwrap();
+
+    // The leader goes away; another takes over.
+    let t0 = Instant::now();
+    c.stop_node(leader);
+    let second = c.leader(WITHIN).unwrap();
+    assert_ne!(second, leader);
+    let failover = t0.elapsed();
+    assert!(failover < Duration::from_secs(3), "failover took {failover:?}");
+
+    // The session resumes where the old leader left it: nothing is
+    // sequenced twice and the global sequence continues without a gap.
+    let s2 = udp_client();
+    assert_eq!(udp_login(&s2, c.udp(second), "GOOD"), (51, 51));
+    s2.send_to(&mold("GOOD", 50, &[&echo(50, 50)]), c.udp(second))
+        .unwrap();
+    let again: Vec<(u64, u64)> = recv_blocks(&s2, 1, Duration::from_secs(5))
+        .iter()
+        .filter_map(|(_, m)| as_ack(m))
+        .map(|a| (a.client_seq.get(), a.global_seq.get()))
+        .collect();
+    assert_eq!(again, [(50, 50)], "a retransmission gets its original ack");
+    let acks = send_and_ack(&s2, c.udp(second), "GOOD", 51..=60);
+    assert_eq!(acks, (51..=60).map(|k| (k, k)).collect::<Vec<_>>());
+
+    // The stopped node restarts from its journal and catches up.
+    c.start_node(leader).unwrap();
+    c.converge(61, WITHIN).unwrap();
+    let dirs: Vec<PathBuf> = (0..3).map(|i| c.journal_dir(i)).collect();
+    for i in 0..3 {
+        c.stop_node(i);
+    }
+    let expect: Vec<(u64, u64)> = (1..=60).map(|k| (k, k)).collect();
+    for d in &dirs {
+        assert_eq!(journal_records(d), expect, "journal of {}", d.display());
+    }
+}
+
+#[test]
+fn local_acks_leave_before_replication_and_still_replicate() {
+    let c = cluster("local", AckLevel::Local);
+    let leader = c.leader(WITHIN).unwrap();
+    let s = udp_client();
+    assert_eq!(udp_login(&s, c.udp(leader), "GOOD"), (1, 1));
+    let acks = send_and_ack(&s, c.udp(leader), "GOOD", 1..=20);
+    assert_eq!(acks, (1..=20).map(|k| (k, k)).collect::<Vec<_>>());
+    c.converge(21, WITHIN).unwrap();
+}
