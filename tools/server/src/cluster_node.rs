@@ -393,9 +393,19 @@ where
     /// A follower with nothing to do waits on its peers' sockets for up to
     /// a millisecond (Raft ticks are 10 ms by default), so followers cost
     /// no CPU and still take the leader's appends within microseconds. A
-    /// leader never parks: it polls its clients.
+    /// leader never blocks (it polls its clients); while replies wait for
+    /// their commit it does not idle either (returns at once, skipping the
+    /// idle strategy), so a `backoff` leader never sleeps through the
+    /// acknowledgement it is waiting for.
     fn park(&mut self) -> bool {
-        if self.serving || self.stopped.is_some() {
+        if self.stopped.is_some() {
+            return false;
+        }
+        if self.serving {
+            if self.seq.held_for_commit() > 0 {
+                std::hint::spin_loop();
+                return true;
+            }
             return false;
         }
         self.transport.wait(std::time::Duration::from_millis(1)).is_ok()
