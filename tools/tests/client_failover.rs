@@ -197,7 +197,6 @@ fn fast_failover() -> FailoverOptions {
     FailoverOptions {
         silence: Duration::from_millis(300),
         login_timeout: Duration::from_millis(250),
-        replay_quiet: Duration::from_millis(150),
     }
 }
 

@@ -59,9 +59,8 @@
 //!   messages from the LoginAccepted's next client sequence on, with their
 //!   original numbers; over TCP, where the next client sequence is
 //!   implicit, the messages the replayed replies leave unanswered (the
-//!   client holds new messages back until the replay has arrived: every
-//!   kept message answered, or [`FailoverOptions::replay_quiet`] without a
-//!   reply);
+//!   client learns where the replay ends from a first login that asks for
+//!   none, and holds new messages back until it has arrived);
 //! - so every message is answered exactly once: none sequenced twice, none
 //!   lost. A message the old node sequenced but had not replicated is not
 //!   in the new node's log; it is resent and sequenced there, once.
