@@ -197,7 +197,6 @@ fn fast_failover() -> FailoverOptions {
     FailoverOptions {
         silence: Duration::from_millis(300),
         login_timeout: Duration::from_millis(250),
-        replay_quiet: Duration::from_millis(150),
     }
 }
 
@@ -275,6 +274,9 @@ fn assert_exactly_once(r: &ClientResult, next_seq: u64) {
 fn udp_client_fails_over_by_itself_exactly_once() {
     let (r, next) = fail_over_mid_stream(TransportKind::Udp, "udp");
     assert_exactly_once(&r, next);
+    // Messages sent while A was silent reached no node: B had not
+    // sequenced them, and they were resent to it.
+    assert!(r.failover.resent > 0, "{:?}", r.failover);
 }
 
 #[test]

@@ -32,12 +32,6 @@ pub struct FailoverOptions {
     /// A login unanswered this long at one address moves to the next (TCP:
     /// also the connect timeout).
     pub login_timeout: Duration,
-    /// TCP: after logging in on a new node, the replayed replies are taken
-    /// as complete once the connection has been quiet this long (or every
-    /// unanswered message has been answered); the messages still
-    /// unanswered then are the ones the node never sequenced, and are
-    /// resent.
-    pub replay_quiet: Duration,
 }
 
 impl Default for FailoverOptions {
@@ -45,7 +39,6 @@ impl Default for FailoverOptions {
         FailoverOptions {
             silence: Duration::from_secs(3),
             login_timeout: Duration::from_secs(1),
-            replay_quiet: Duration::from_millis(100),
         }
     }
 }

@@ -34,18 +34,41 @@
 //! TCP connection each: an application uses one, the load simulator
 //! thousands.
 //!
-//! # Failover (not implemented yet; the shape allows it)
+//! # Failover
 //!
-//! A [`UdpClient`] is built from a list of server addresses and talks to
-//! the first. A failover will move to the next address when the current one
-//! stays silent, log every session in again asking for replies from the
-//! next reply sequence it has not seen ([`reply_track::ReplyTrack::next`]),
-//! continue at the client sequence the new node reports in LoginAccepted,
-//! and resend the messages still unanswered with their original client
-//! sequence numbers (the cluster recognises those already sequenced and
-//! answers them with the original replies). The session state needed for
-//! that (next client sequence, reply position, unanswered messages) is
-//! kept per session independently of the socket for this reason.
+//! In a Peregrine cluster only the leader serves clients. A client is built
+//! from every node's address for its gateway (`UdpClient::new(&[a, b, c],
+//! ..)`, `TcpClient::connect(&[a, b, c], ..)`) and finds the leader at
+//! login: a node that is not the leader refuses with `L`
+//! ([`LoginRejection::NotLeader`]; over UDP naming the leader's address,
+//! which the client goes to straight away), and a refusal without a hint,
+//! a refused connection or a login unanswered within
+//! [`FailoverOptions::login_timeout`] moves to the next address.
+//!
+//! With failover on ([`UdpClient::with_failover`] together with
+//! [`UdpClient::with_retransmission`]; [`TcpClient::with_failover`]) the
+//! client also moves by itself when its node fails: over UDP when it has
+//! heard nothing (no reply, no heartbeat) for [`FailoverOptions::silence`],
+//! over TCP when a connection closes or fails. Every session logs in again
+//! on the node that now serves and resumes exactly where the cluster is
+//! (the new leader rebuilt every session from the replicated log):
+//! - it asks for the replies it has not received, from its reply position
+//!   ([`reply_track::ReplyTrack::next`]; UDP: the Login's `reply_seq`, TCP:
+//!   the Login Request's requested sequence number);
+//! - it resends only what the new node never sequenced: over UDP the kept
+//!   messages from the LoginAccepted's next client sequence on, with their
+//!   original numbers; over TCP, where the next client sequence is
+//!   implicit, the messages the replayed replies leave unanswered (the
+//!   client learns where the replay ends from a first login that asks for
+//!   none, and holds new messages back until it has arrived);
+//! - so every message is answered exactly once: none sequenced twice, none
+//!   lost. A message the old node sequenced but had not replicated is not
+//!   in the new node's log; it is resent and sequenced there, once.
+//!
+//! [`FailoverStats`] counts failovers, refusals `L`, address switches,
+//! messages resent after a failover and the time from the last reply of
+//! the old node to the first reply of the new one. The wire side of all
+//! this is the "Cluster" section of `docs/PROTOCOL.md`.
 //!
 //! # Sequenced feeds
 //!

@@ -14,14 +14,17 @@
 //! also kept until it is answered, and a session whose connection closes
 //! (or fails) logs in again on the next node that serves, asking for the
 //! replies from its reply position (the Login Request's requested
-//! sequence). The node replays them straight after its Login Accepted; they
-//! answer the messages it had sequenced. SoupBinTCP numbers messages
-//! implicitly and does not say which client sequence the node expects
-//! next, so the client holds its messages back until the replay is over:
-//! until every kept message is answered, or the connection has been quiet
-//! for [`FailoverOptions::replay_quiet`]. The messages still unanswered
-//! then are the ones the node never sequenced, and they are written again,
-//! in order, ahead of anything new. Reconnecting blocks the calling
+//! sequence). SoupBinTCP numbers messages implicitly and does not say which
+//! client sequence the node expects next, so the client learns what the
+//! node has from its replies: it first logs in asking for no replay, which
+//! makes the Login Accepted carry the node's next reply sequence `end`;
+//! when replies are missing it logs out and in again asking for them, and
+//! the node replays them up to `end`. Those replies answer every message
+//! the node had sequenced; the client holds new messages back until the
+//! replay has reached `end` (or every kept message is answered). The
+//! messages still unanswered then are the ones the node never sequenced,
+//! and they are written again, in order, ahead of anything new.
+//! Reconnecting blocks the calling
 //! [`TcpClient::poll`] or [`TcpClient::flush`] (up to the login timeout per
 //! address); it happens only when a node fails.
 
@@ -89,13 +92,16 @@ pub struct TcpClient {
     gap_from: Option<u64>,
     /// Number in the first session's name.
     first: usize,
+    /// The node the last failover left.
+    failed_from: Option<SocketAddr>,
 }
 
 /// How one login attempt ended.
 enum Attempt {
-    /// Logged in; the next Sequenced Data sequence, and bytes read past
-    /// the Login Accepted (the start of a replay).
-    Accepted(TcpStream, u64, Vec<u8>),
+    /// Logged in; the next Sequenced Data sequence, bytes read past the
+    /// Login Accepted (the start of a replay), and where the replay ends
+    /// (the node's next reply sequence at login; `None`: no replay).
+    Accepted(TcpStream, u64, Vec<u8>, Option<u64>),
     /// Refused `L`: try another node.
     NotLeader,
     /// Refused for good (`A`, `S`).
@@ -130,6 +136,7 @@ impl TcpClient {
             last_reply_ns: 0,
             gap_from: None,
             first,
+            failed_from: None,
         };
         for s in 0..sessions {
             c.conns.push(Conn {
@@ -187,8 +194,10 @@ impl TcpClient {
     }
 
     /// Logs session `s` (named PG`number`) in on the first node that
-    /// serves, starting at the address in use, for up to `wait`.
-    fn open(&mut self, s: usize, number: usize, wait: Duration) -> Result<(), ClientError> {
+    /// serves, starting at the address in use, for up to `wait`, resuming
+    /// at its reply position when it has one. Returns where the replay of
+    /// the replies it missed ends (`None`: nothing missed).
+    fn open(&mut self, s: usize, number: usize, wait: Duration) -> Result<Option<u64>, ClientError> {
         let name = session_name(number);
         let deadline = Instant::now() + wait;
         let per_try = self.failover.login_timeout;
@@ -198,14 +207,16 @@ impl TcpClient {
             let requested = self.conns[s].next_reply;
             let attempt = if self.raw {
                 match TcpStream::connect_timeout(&addr, per_try) {
-                    Ok(stream) => Attempt::Accepted(stream, 0, Vec::new()),
+                    Ok(stream) => Attempt::Accepted(stream, 0, Vec::new(), None),
                     Err(_) => Attempt::Failed,
                 }
+            } else if requested == 0 {
+                login(addr, &name, &self.secret, 0, per_try)
             } else {
-                login(addr, &name, &self.secret, requested, per_try)
+                resume(addr, &name, &self.secret, requested, per_try)
             };
             match attempt {
-                Attempt::Accepted(stream, next_reply, rest) => {
+                Attempt::Accepted(stream, next_reply, rest, replay_end) => {
                     stream.set_nodelay(true)?;
                     stream.set_nonblocking(true)?;
                     let c = &mut self.conns[s];
@@ -215,7 +226,7 @@ impl TcpClient {
                     let n = rest.len().min(c.inbuf.len());
                     c.inbuf[..n].copy_from_slice(&rest[..n]);
                     c.in_len = n;
-                    return Ok(());
+                    return Ok(replay_end);
                 }
                 Attempt::Refused(reason) => {
                     return Err(ClientError::LoginRejected {
@@ -249,7 +260,10 @@ impl TcpClient {
             return Err(e);
         }
         let now = now_ns();
-        if self.gap_from.is_none() {
+        if self.failed_from != Some(self.conns[s].addr) {
+            // The first session to lose this node: one failover for all
+            // the sessions that follow it.
+            self.failed_from = Some(self.conns[s].addr);
             self.stats.failovers += 1;
             self.gap_from = Some(if self.last_reply_ns != 0 {
                 self.last_reply_ns
@@ -268,22 +282,23 @@ impl TcpClient {
             self.stats.address_switches += 1;
         }
         let wait = CONNECT_WAIT.max(self.failover.login_timeout * 3 * self.servers.list().len() as u32);
-        self.open(s, self.first + s, wait)?;
-        self.conns[s].replaying = Some(now_ns());
+        let replay_end = self.open(s, self.first + s, wait)?;
+        self.conns[s].replaying = Some(replay_end.unwrap_or(0));
+        self.end_replay(s, now_ns());
         Ok(())
     }
 
-    /// Ends session `s`'s replay wait when it is over at `now`: every kept
-    /// message answered, or the connection quiet for the replay timeout.
-    /// The kept messages still unanswered were never sequenced by this
-    /// node: they are written again, in order, ahead of anything new.
+    /// Ends session `s`'s replay wait once it is over: every kept message
+    /// answered, or the replay arrived up to where it ends. The kept
+    /// messages still unanswered then were never sequenced by this node:
+    /// they are written again, in order, ahead of anything new (sent at
+    /// `now`).
     fn end_replay(&mut self, s: usize, now: u64) {
-        let quiet = self.failover.replay_quiet.as_nanos() as u64;
         let c = &mut self.conns[s];
-        let Some(heard) = c.replaying else {
+        let Some(end) = c.replaying else {
             return;
         };
-        if !c.kept.is_empty() && now.saturating_sub(heard) < quiet {
+        if !c.kept.is_empty() && c.next_reply < end {
             return;
         }
         c.replaying = None;
@@ -402,10 +417,6 @@ impl TcpClient {
                     };
                     at += used;
                     let Some(e) = e else { continue };
-                    if c.replaying.is_some() {
-                        // A reply (not a heartbeat): the replay goes on.
-                        c.replaying = Some(now);
-                    }
                     let answered = match e {
                         Event::Ack { client_seq, .. }
                         | Event::Reject { client_seq, .. }
@@ -495,6 +506,43 @@ fn write_out(c: &mut Conn) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// Logs `name` in on `addr` to resume at reply sequence `from`: first
+/// asking for no replay, which makes the node say its next reply sequence
+/// `end`; when replies from `from` on are missing there (`from < end`),
+/// logs out, waits for the node to close the connection, and logs in again
+/// asking for them. The replay then ends at `end`: the replies to every
+/// message the node had sequenced are below it (SoupBinTCP does not say
+/// which client sequence the node expects next; this tells which messages
+/// it has).
+fn resume(addr: SocketAddr, name: &[u8; 10], secret: &str, from: u64, timeout: Duration) -> Attempt {
+    let (mut stream, end, rest) = match login(addr, name, secret, 0, timeout) {
+        Attempt::Accepted(stream, end, rest, _) => (stream, end, rest),
+        other => return other,
+    };
+    if from >= end {
+        return Attempt::Accepted(stream, end, rest, None);
+    }
+    let mut frame = [0u8; 3];
+    let n = write_packet(&mut frame, kind::LOGOUT_REQUEST, &[]).unwrap_or(0);
+    if stream.write_all(&frame[..n]).is_err() {
+        return Attempt::Failed;
+    }
+    // The session is free again once the node has closed this connection.
+    let until = Instant::now() + timeout;
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) if Instant::now() < until => continue,
+            Ok(_) | Err(_) => return Attempt::Failed,
+        }
+    }
+    match login(addr, name, secret, from, timeout) {
+        Attempt::Accepted(stream, next, rest, _) => Attempt::Accepted(stream, next, rest, Some(end)),
+        other => other,
+    }
+}
+
 /// Connects to `addr` and logs `name` in with `secret`, asking for replies
 /// from `requested` (0: from now on), waiting up to `timeout` for the
 /// connection and again for the answer.
@@ -523,7 +571,7 @@ fn login(addr: SocketAddr, name: &[u8; 10], secret: &str, requested: u64, timeou
         have += r;
         match parse_packet(&buf[..have]) {
             Ok(Some((SoupPacket::LoginAccepted { sequence, .. }, used))) => {
-                return Attempt::Accepted(stream, sequence, buf[used..have].to_vec());
+                return Attempt::Accepted(stream, sequence, buf[used..have].to_vec(), None);
             }
             Ok(Some((SoupPacket::LoginRejected(reject_reason::NOT_LEADER), _))) => return Attempt::NotLeader,
             Ok(Some((SoupPacket::LoginRejected(r), _))) => {

@@ -133,10 +133,11 @@ pub struct UdpClient<L: Link = NoLink> {
 }
 
 impl UdpClient<NoLink> {
-    /// Binds an ephemeral socket (any address of the server's family) for
-    /// `sessions` sessions talking to `servers[0]`. The other addresses are
-    /// for a failover (see the crate documentation). Fails when `servers`
-    /// is empty or the socket cannot be set up.
+    /// Binds an ephemeral socket (any address of the first server's
+    /// family) for `sessions` sessions talking to `servers[0]` first: the
+    /// addresses of every cluster node's gateway, in order of preference
+    /// (see the module documentation for how the client moves among them).
+    /// Fails when `servers` is empty or the socket cannot be set up.
     pub fn new(servers: &[SocketAddr], sessions: usize) -> Result<Self, ClientError> {
         let servers = Servers::new(servers)?;
         let local: SocketAddr = if servers.current().is_ipv4() {
@@ -618,7 +619,10 @@ impl<L: Link> UdpClient<L> {
                                 // the node is.
                                 self.next_seq[s] = next_client_seq;
                             } else {
-                                self.resend_from[s] = Some(next_client_seq);
+                                // From the oldest kept at the earliest:
+                                // below it everything was answered.
+                                let front = self.queues[s].first_seq().unwrap_or(next_client_seq);
+                                self.resend_from[s] = Some(next_client_seq.max(front));
                             }
                         } else {
                             self.next_seq[s] = next_client_seq;

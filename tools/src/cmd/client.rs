@@ -2,6 +2,7 @@
 
 use super::load::LoadArgs;
 use clap::Args;
+use peregrine_client::FailoverOptions;
 use peregrine_tools::client::{self, ClientConfig, TransportKind};
 use peregrine_tools::report::{hgrm, rtt_json};
 use std::net::SocketAddr;
@@ -49,23 +50,34 @@ pub struct ClientArgs {
     load: LoadArgs,
 }
 
-pub fn run(a: ClientArgs) -> anyhow::Result<()> {
+/// The transport, the node addresses in order (at least one), and how to
+/// fail over: on by default with more than one address.
+fn nodes(a: &ClientArgs) -> anyhow::Result<(TransportKind, Vec<SocketAddr>, Option<FailoverOptions>)> {
     let (transport, servers) = match (a.udp.is_empty(), a.tcp.is_empty(), a.transport.as_str()) {
         (false, _, _) => (TransportKind::Udp, a.udp.clone()),
         (true, false, _) => (TransportKind::Tcp, a.tcp.clone()),
         (true, true, "tcp") => (TransportKind::Tcp, a.server.clone()),
         (true, true, _) => (TransportKind::Udp, a.server.clone()),
     };
-    let (&server, more) = servers
-        .split_first()
-        .ok_or_else(|| anyhow::anyhow!("give --server ADDR[,ADDR...], --udp ADDR or --tcp ADDR"))?;
+    anyhow::ensure!(
+        !servers.is_empty(),
+        "give --server ADDR[,ADDR...], --udp ADDR or --tcp ADDR"
+    );
     let failover = (servers.len() > 1 || a.failover_silence_ms.is_some()).then(|| {
-        let mut f = peregrine_client::FailoverOptions::default();
+        let mut f = FailoverOptions::default();
         if let Some(ms) = a.failover_silence_ms {
             f.silence = Duration::from_millis(ms.max(1));
         }
         f
     });
+    Ok((transport, servers, failover))
+}
+
+pub fn run(a: ClientArgs) -> anyhow::Result<()> {
+    let (transport, servers, failover) = nodes(&a)?;
+    let (&server, more) = servers
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("give --server ADDR[,ADDR...], --udp ADDR or --tcp ADDR"))?;
     let l = &a.load;
     let cfg = ClientConfig {
         sessions: l.sessions,
@@ -181,4 +193,53 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClientArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied())).map(|c| c.client)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn server_lists_pick_the_transport_and_turn_failover_on() {
+        let a = parse(&["--server", "127.0.0.1:1,127.0.0.1:2", "--transport", "tcp"]).unwrap();
+        let (t, servers, failover) = nodes(&a).unwrap();
+        assert_eq!(t, TransportKind::Tcp);
+        assert_eq!(servers, vec![addr("127.0.0.1:1"), addr("127.0.0.1:2")]);
+        assert_eq!(failover, Some(FailoverOptions::default()));
+
+        let a = parse(&["--server", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"]).unwrap();
+        let (t, servers, _) = nodes(&a).unwrap();
+        assert_eq!((t, servers.len()), (TransportKind::Udp, 3), "UDP by default");
+
+        let a = parse(&["--udp", "127.0.0.1:1,127.0.0.1:2", "--failover-silence-ms", "250"]).unwrap();
+        let (t, _, failover) = nodes(&a).unwrap();
+        assert_eq!(t, TransportKind::Udp);
+        assert_eq!(failover.map(|f| f.silence), Some(Duration::from_millis(250)));
+
+        // One address: a single server, no failover unless asked for.
+        let a = parse(&["--tcp", "127.0.0.1:1"]).unwrap();
+        assert_eq!(
+            nodes(&a).unwrap(),
+            (TransportKind::Tcp, vec![addr("127.0.0.1:1")], None)
+        );
+
+        assert!(parse(&[]).is_err(), "an address is required");
+        assert!(parse(&["--udp", "127.0.0.1:1", "--server", "127.0.0.1:2"]).is_err());
+        assert!(parse(&["--udp", "127.0.0.1:1", "--tcp", "127.0.0.1:2"]).is_err());
+    }
 }
