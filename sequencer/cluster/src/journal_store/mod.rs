@@ -103,9 +103,20 @@ pub struct JournalLogStore {
     rows: Vec<Row>,
     hard_state_file: HardStateFile,
     hard_state: HardState,
+    /// The commit index last written to the hard-state file (term and vote
+    /// there always equal `hard_state`'s).
+    stored_commit: u64,
     conf_state: ConfState,
     flush: FlushPolicy,
     cache: EntryCache,
+}
+
+impl Drop for JournalLogStore {
+    /// A clean stop records the latest commit index, so the next start
+    /// replays everything committed before taking part in Raft again.
+    fn drop(&mut self) {
+        let _ = self.persist_commit();
+    }
 }
 
 impl std::fmt::Debug for JournalLogStore {
@@ -222,6 +233,7 @@ impl JournalLogStore {
             index,
             first_index,
             rows,
+            stored_commit: hard_state.commit,
             hard_state_file,
             hard_state,
             conf_state,
@@ -293,7 +305,18 @@ impl JournalLogStore {
         &self.writer
     }
 
-    /// The stored hard state.
+    /// Writes the in-memory commit index to the hard-state file if it
+    /// moved since the last write (synced; milliseconds: not for the
+    /// polling loop's every round).
+    pub fn persist_commit(&mut self) -> Result<(), StoreError> {
+        if self.hard_state.commit != self.stored_commit {
+            self.hard_state_file.store(&self.hard_state, &self.conf_state)?;
+            self.stored_commit = self.hard_state.commit;
+        }
+        Ok(())
+    }
+
+    /// The hard state (the commit index may be ahead of the file's).
     pub fn hard_state(&self) -> &HardState {
         &self.hard_state
     }
@@ -497,21 +520,29 @@ impl LogStore for JournalLogStore {
         Ok(())
     }
 
+    /// Term and vote are written (synced, atomically replaced) before this
+    /// returns: Raft's safety rests on them. A change of the commit index
+    /// alone is kept in memory (see [`set_commit`](LogStore::set_commit)).
     fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError> {
-        if *hard_state != self.hard_state {
+        if hard_state.term != self.hard_state.term || hard_state.vote != self.hard_state.vote {
             self.hard_state_file.store(hard_state, &self.conf_state)?;
-            self.hard_state = hard_state.clone();
+            self.stored_commit = hard_state.commit;
         }
+        self.hard_state = hard_state.clone();
         Ok(())
     }
 
+    /// The commit index moves with every committed entry; writing and
+    /// syncing the hard-state file each time would stall the polling loop
+    /// for milliseconds per entry (and delay heartbeats into spurious
+    /// elections). Raft does not need it durable: after a restart a node
+    /// learns the commit index from the leader again. So it is kept in
+    /// memory here and written with the next term or vote change, by
+    /// [`JournalLogStore::persist_commit`], or when the store is dropped;
+    /// after a crash the node starts from an older commit index, replays
+    /// less at start, and applies the rest as Raft recommits it.
     fn set_commit(&mut self, commit: u64) -> Result<(), StoreError> {
-        if commit != self.hard_state.commit {
-            let mut hs = self.hard_state.clone();
-            hs.commit = commit;
-            self.hard_state_file.store(&hs, &self.conf_state)?;
-            self.hard_state = hs;
-        }
+        self.hard_state.commit = commit;
         Ok(())
     }
 
