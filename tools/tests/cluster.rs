@@ -121,3 +121,29 @@ fn local_acks_leave_before_replication_and_still_replicate() {
     assert_eq!(acks, (1..=20).map(|k| (k, k)).collect::<Vec<_>>());
     c.converge(21, WITHIN).unwrap();
 }
+
+#[test]
+fn a_node_replaced_by_an_empty_one_catches_up_from_the_leader() {
+    let mut c = cluster("replace", AckLevel::Replicated);
+    let leader = c.leader(WITHIN).unwrap();
+    let s = udp_client();
+    assert_eq!(udp_login(&s, c.udp(leader), "GOOD"), (1, 1));
+    assert_eq!(send_and_ack(&s, c.udp(leader), "GOOD", 1..=30).len(), 30);
+    c.converge(31, WITHIN).unwrap();
+    // A follower's machine is lost: a new, empty node takes its id.
+    let lost = (leader + 1) % 3;
+    c.stop_node(lost);
+    let data = c.configs[lost].journal.clone().unwrap();
+    std::fs::remove_dir_all(&data).unwrap();
+    assert_eq!(send_and_ack(&s, c.udp(leader), "GOOD", 31..=40).len(), 10);
+    c.start_node(lost).unwrap();
+    c.converge(41, WITHIN).unwrap();
+    let expect: Vec<(u64, u64)> = (1..=40).map(|k| (k, k)).collect();
+    let dir = c.journal_dir(lost);
+    let leader_dir = c.journal_dir(leader);
+    for i in 0..3 {
+        c.stop_node(i);
+    }
+    assert_eq!(journal_records(&dir), expect, "the replacement holds the whole log");
+    assert_eq!(journal_records(&leader_dir), expect);
+}

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// A second login to a live session: reject | takeover.
     #[arg(long)]
     login_policy: Option<String>,
+    /// Cluster: this node's id (overrides `[cluster] node_id`), so every
+    /// node can share one config file.
+    #[arg(long)]
+    node_id: Option<u64>,
 }
 
 /// Parses a `--sessions` value.
@@ -125,6 +129,12 @@ impl ServeArgs {
         take!(journal_mode, journal_flush, login_policy);
         for s in &self.session_specs {
             c.sessions.push(session_spec(s)?);
+        }
+        if let Some(id) = self.node_id {
+            match c.cluster.as_mut() {
+                Some(cl) => cl.node_id = id,
+                None => anyhow::bail!("--node-id needs a [cluster] section in the --config file"),
+            }
         }
         if self.dpdk && c.dpdk.is_none() {
             anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
