@@ -451,6 +451,46 @@ fn torn_tails_recover_to_a_consistent_log() {
     ));
 }
 
+#[test]
+fn a_journal_without_an_index_is_refused_untouched() {
+    let t = TempDir::new("standalone");
+    let jdir = t.path().join("journal");
+    let mut w = Journal::open(&jdir).unwrap().into_writer(writer_cfg()).unwrap();
+    for seq in 1..=4 {
+        w.append(&rec(seq, 0)).unwrap();
+    }
+    drop(w);
+    assert!(matches!(
+        JournalLogStore::open(t.path(), &[1, 2, 3], writer_cfg(), FlushPolicy::None),
+        Err(StoreError::Journal(JournalStoreError::Mismatch(_)))
+    ));
+    assert_eq!(journal_bytes(&jdir), batch(1, 4, 0));
+    assert!(!t.path().join("entries.idx").exists());
+}
+
+#[test]
+fn for_each_record_replays_ranges_and_the_store_can_move_threads() {
+    fn send<T: Send>(_: &T) {}
+    let t = TempDir::new("replay");
+    let mut s = open(t.path());
+    fill(&mut s, 8, 1); // records 1..=28
+    send(&s);
+    let mut seen = Vec::new();
+    s.for_each_record(3..20, |r| seen.push(*r)).unwrap();
+    assert_eq!(seen, (3..20).map(|q| rec(q, 0)).collect::<Vec<_>>());
+    let mut n = 0;
+    s.for_each_record(5..5, |_| n += 1).unwrap();
+    assert_eq!(n, 0);
+    assert!(s.for_each_record(20..30, |_| {}).is_err());
+    let s = std::thread::spawn(move || {
+        s.for_each_record(1..29, |_| {}).unwrap();
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(s.next_seq(), 29);
+}
+
 // ---- a 3-node cluster of journal-backed logs ----
 
 fn members() -> Vec<MemberConfig> {
@@ -490,9 +530,13 @@ impl Node {
         let (store, rec) =
             JournalLogStore::open(&self.dir, &[1, 2, 3], writer_cfg(), FlushPolicy::Msync).unwrap();
         self.applied.clear();
+        let applied = &mut self.applied;
         store
-            .journal()
-            .copy_encoded(1, rec.committed_seq, &mut self.applied)
+            .for_each_record(1..rec.committed_seq + 1, |r| {
+                let mut b = [0u8; RECORD_LEN];
+                encode(&r.as_sequenced(), &mut b);
+                applied.extend_from_slice(&b);
+            })
             .unwrap();
         let config = ClusterConfig::new(id, members());
         self.log = Some(ReplicatedLog::new(&config, store, rec.commit).unwrap());

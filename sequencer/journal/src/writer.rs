@@ -1,7 +1,7 @@
 //! [`JournalWriter`]: appends records into the mapped current segment, rolls
 //! to the next one when full, and makes written records durable on request.
 
-use super::format::{encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
+use super::format::{decode_record, encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
 use super::readback::{copy_from_file, copy_slots, list_segments, read_header};
 use super::segment::{create_segment, io_err, open_for_write, sync_dir, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
@@ -265,6 +265,49 @@ impl JournalWriter {
         }
         let off = slot_offset(idx) as usize;
         encode(m, &mut self.cur.map[off..off + RECORD_LEN]);
+        // Cannot overflow: global_seq < u64::MAX (checked above).
+        self.next_seq = global_seq + 1;
+        Ok(())
+    }
+
+    /// Appends one record given in its stored form (exactly [`RECORD_LEN`]
+    /// bytes as [`encode`](crate::encode) writes them, e.g. received from a
+    /// replication leader), copied verbatim. It must decode (CRC, kind),
+    /// else [`JournalError::InvalidRecord`]; its sequence must be
+    /// [`next_seq`](Self::next_seq), else [`JournalError::NonConsecutive`];
+    /// and not `u64::MAX`, else [`JournalError::SequenceExhausted`]. On any
+    /// error nothing is written.
+    pub fn append_encoded(&mut self, record: &[u8]) -> Result<(), JournalError> {
+        let invalid = |reason: String| JournalError::InvalidRecord {
+            expected_seq: self.next_seq,
+            reason,
+        };
+        if record.len() != RECORD_LEN {
+            return Err(invalid(format!(
+                "{} bytes, a record is {RECORD_LEN}",
+                record.len()
+            )));
+        }
+        let global_seq = match decode_record(record) {
+            Ok(r) => r.global_seq,
+            Err(e) => return Err(invalid(format!("does not decode: {e:?}"))),
+        };
+        if global_seq != self.next_seq {
+            return Err(JournalError::NonConsecutive {
+                expected: self.next_seq,
+                got: global_seq,
+            });
+        }
+        if global_seq == u64::MAX {
+            return Err(JournalError::SequenceExhausted { seq: global_seq });
+        }
+        let mut idx = self.next_seq - self.cur.first_seq;
+        if idx >= self.cur.capacity {
+            self.roll()?;
+            idx = 0;
+        }
+        let off = slot_offset(idx) as usize;
+        self.cur.map[off..off + RECORD_LEN].copy_from_slice(record);
         // Cannot overflow: global_seq < u64::MAX (checked above).
         self.next_seq = global_seq + 1;
         Ok(())

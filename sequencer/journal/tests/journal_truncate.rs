@@ -1,5 +1,6 @@
-//! Discarding a suffix (`JournalWriter::truncate_from`) and reading records
-//! back through the writer (`JournalWriter::copy_encoded`): within a
+//! Discarding a suffix (`JournalWriter::truncate_from`), reading records
+//! back through the writer (`JournalWriter::copy_encoded`) and appending
+//! records in their stored form (`JournalWriter::append_encoded`): within a
 //! segment, across segment boundaries, followed by appends and reopens, and
 //! against a simple model.
 #![forbid(unsafe_code)]
@@ -267,6 +268,48 @@ fn copy_encoded_reads_current_and_rolled_segments() {
     }
     w.copy_encoded(7, 1, &mut Vec::new()).unwrap();
     w.copy_encoded(9, 9, &mut Vec::new()).unwrap();
+}
+
+#[test]
+fn append_encoded_copies_valid_records_verbatim_and_refuses_others() {
+    let t = TempDir::new("encoded");
+    let mut w = open_writer(t.path(), Precreate::Manual);
+    for s in 1..=12 {
+        w.append_encoded(&encoded(&rec(s, 4))).unwrap();
+    }
+    let mut got = Vec::new();
+    w.copy_encoded(1, 12, &mut got).unwrap();
+    assert_eq!(
+        got,
+        (1..=12).flat_map(|s| encoded(&rec(s, 4))).collect::<Vec<u8>>()
+    );
+
+    let good = encoded(&rec(13, 4));
+    assert!(matches!(
+        w.append_encoded(&good[..RECORD_LEN - 1]),
+        Err(JournalError::InvalidRecord { expected_seq: 13, .. })
+    ));
+    let mut flipped = good;
+    flipped[60] ^= 4;
+    assert!(matches!(
+        w.append_encoded(&flipped),
+        Err(JournalError::InvalidRecord { expected_seq: 13, .. })
+    ));
+    assert!(matches!(
+        w.append_encoded(&[0u8; RECORD_LEN]),
+        Err(JournalError::InvalidRecord { .. })
+    ));
+    assert!(matches!(
+        w.append_encoded(&encoded(&rec(14, 4))),
+        Err(JournalError::NonConsecutive {
+            expected: 13,
+            got: 14
+        })
+    ));
+    assert_eq!(w.next_seq(), 13);
+    w.append_encoded(&good).unwrap();
+    drop(w);
+    assert_eq!(on_disk(t.path()), (1..=13).map(|s| rec(s, 4)).collect::<Vec<_>>());
 }
 
 #[derive(Clone, Debug)]

@@ -60,7 +60,7 @@ use crate::store::{LogStore, StoreError};
 use cache::EntryCache;
 use index::{IndexFile, Row};
 use peregrine_journal::{
-    decode_record, FlushPolicy, Journal, JournalWriter, TailReport, WriterConfig, RECORD_LEN,
+    decode_record, FlushPolicy, Journal, JournalWriter, SequencedRecord, TailReport, WriterConfig, RECORD_LEN,
 };
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
@@ -149,10 +149,24 @@ impl JournalLogStore {
                 source,
             })
         })?;
+        let index_path = dir.join(INDEX_FILE);
+        let index_existed = index_path.exists();
         let recovered = Journal::open(dir.join(JOURNAL_DIR)).map_err(store_err)?;
+        if !index_existed && !recovered.is_empty() {
+            // The store creates its index before it writes any record: a
+            // journal without one was written by something else (a
+            // single-node sequencer). Refuse rather than truncate it away.
+            return Err(store_err(JournalStoreError::Mismatch(format!(
+                "{} holds records {}..{} but there is no entry index {}: not a log store directory",
+                recovered.dir().display(),
+                recovered.first_seq(),
+                recovered.next_seq(),
+                index_path.display()
+            ))));
+        }
         let journal_tail = recovered.tail().cloned();
         let mut writer = recovered.into_writer(writer_cfg).map_err(store_err)?;
-        let loaded = IndexFile::open(&dir.join(INDEX_FILE)).map_err(store_err)?;
+        let loaded = IndexFile::open(&index_path).map_err(store_err)?;
         let mut index = loaded.file;
         let mut rows = loaded.rows;
 
@@ -291,6 +305,33 @@ impl JournalLogStore {
     /// through [`LogStore::append`] only.
     pub fn journal(&self) -> &JournalWriter {
         &self.writer
+    }
+
+    /// Calls `f` with every record whose global sequence is in `seqs`, in
+    /// order, read from the journal in chunks (for the server's replay at
+    /// start: `seqs = 1..committed_seq() + 1`). Sequences the journal does
+    /// not hold are an error ([`peregrine_journal::JournalError::OutOfRange`]).
+    pub fn for_each_record(
+        &self,
+        seqs: std::ops::Range<u64>,
+        mut f: impl FnMut(&SequencedRecord),
+    ) -> Result<(), StoreError> {
+        const CHUNK: u64 = 4096;
+        let mut buf = Vec::with_capacity(CHUNK as usize * RECORD_LEN);
+        let mut seq = seqs.start;
+        while seq < seqs.end {
+            let n = (seqs.end - seq).min(CHUNK);
+            buf.clear();
+            self.writer.copy_encoded(seq, n, &mut buf).map_err(store_err)?;
+            for slot in buf.chunks_exact(RECORD_LEN) {
+                // `copy_encoded` checked every record it copied.
+                if let Ok(r) = decode_record(slot) {
+                    f(&r);
+                }
+            }
+            seq += n;
+        }
+        Ok(())
     }
 
     /// The stored hard state.
@@ -456,7 +497,7 @@ impl LogStore for JournalLogStore {
         }
         let start_seq = match self.row(first.index) {
             Some(r) => r.first_seq,
-            None => self.writer.next_seq(),
+            None => self.rows.last().map_or(self.writer.first_seq(), Row::end_seq),
         };
         let counts = validate::check_entries(entries, start_seq).map_err(store_err)?;
 
@@ -465,20 +506,18 @@ impl LogStore for JournalLogStore {
             self.index.truncate(keep).map_err(store_err)?;
             self.rows.truncate(keep as usize);
             self.cache.truncate_from(first.index);
+        }
+        // The overwritten entries' records (or records a failed append left
+        // behind) go before new ones are written.
+        if self.writer.next_seq() > start_seq {
             self.writer.truncate_from(start_seq).map_err(store_err)?;
         }
         let mut new_rows = Vec::with_capacity(entries.len());
         let mut seq = start_seq;
         for (e, &count) in entries.iter().zip(&counts) {
             for slot in e.data.chunks_exact(RECORD_LEN) {
-                // Checked by `check_entries`: every slot decodes.
-                let r = decode_record(slot).map_err(|problem| {
-                    store_err(JournalStoreError::BadEntry {
-                        index: e.index,
-                        reason: BadEntryReason::BadRecord { record: 0, problem },
-                    })
-                })?;
-                self.writer.append(&r).map_err(store_err)?;
+                // Stored verbatim (checked again by the writer).
+                self.writer.append_encoded(slot).map_err(store_err)?;
             }
             new_rows.push(Row {
                 index: e.index,
