@@ -506,15 +506,18 @@ fn members() -> Vec<MemberConfig> {
 
 struct Node {
     dir: PathBuf,
+    /// Recent-entry cache budget (0: every read is rebuilt from the journal).
+    cache_limit: usize,
     log: Option<ReplicatedLog<JournalLogStore>>,
     /// The application's view: every applied record, encoded.
     applied: Vec<u8>,
 }
 
 impl Node {
-    fn start(id: u64, dir: PathBuf) -> Node {
+    fn start(id: u64, dir: PathBuf, cache_limit: usize) -> Node {
         let mut n = Node {
             dir,
+            cache_limit,
             log: None,
             applied: Vec::new(),
         };
@@ -527,8 +530,9 @@ impl Node {
     fn restart(&mut self, id: u64) {
         // The old process is gone before the new one opens the directory.
         self.log = None;
-        let (store, rec) =
+        let (mut store, rec) =
             JournalLogStore::open(&self.dir, &[1, 2, 3], writer_cfg(), FlushPolicy::Msync).unwrap();
+        store.set_cache_limit(self.cache_limit);
         self.applied.clear();
         let applied = &mut self.applied;
         store
@@ -607,9 +611,18 @@ fn propose(nodes: &mut [Node], l: usize, n: u64, tag: u8) -> u64 {
 
 #[test]
 fn three_journal_nodes_commit_survive_restarts_and_converge() {
+    three_nodes(peregrine_cluster::journal_store::DEFAULT_CACHE_BYTES);
+}
+
+#[test]
+fn three_journal_nodes_converge_with_every_read_rebuilt_from_the_journal() {
+    three_nodes(0);
+}
+
+fn three_nodes(cache_limit: usize) {
     let t = TempDir::new("cluster");
     let mut nodes: Vec<Node> = (1..=3u64)
-        .map(|id| Node::start(id, t.path().join(format!("node{id}"))))
+        .map(|id| Node::start(id, t.path().join(format!("node{id}")), cache_limit))
         .collect();
     let l = elect(&mut nodes, None);
     for k in 0..6 {

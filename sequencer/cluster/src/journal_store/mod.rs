@@ -106,6 +106,8 @@ pub struct JournalLogStore {
     conf_state: ConfState,
     flush: FlushPolicy,
     cache: EntryCache,
+    /// Record counts of the entries being appended (reused).
+    counts: Vec<u32>,
 }
 
 impl std::fmt::Debug for JournalLogStore {
@@ -241,6 +243,7 @@ impl JournalLogStore {
             conf_state,
             flush,
             cache: EntryCache::new(DEFAULT_CACHE_BYTES),
+            counts: Vec::new(),
         };
         let report = StoreRecovery {
             journal_tail,
@@ -499,7 +502,7 @@ impl LogStore for JournalLogStore {
             Some(r) => r.first_seq,
             None => self.rows.last().map_or(self.writer.first_seq(), Row::end_seq),
         };
-        let counts = validate::check_entries(entries, start_seq).map_err(store_err)?;
+        validate::check_entries(entries, start_seq, &mut self.counts).map_err(store_err)?;
 
         if overwrites {
             let keep = first.index - self.first_index;
@@ -512,14 +515,17 @@ impl LogStore for JournalLogStore {
         if self.writer.next_seq() > start_seq {
             self.writer.truncate_from(start_seq).map_err(store_err)?;
         }
-        let mut new_rows = Vec::with_capacity(entries.len());
-        let mut seq = start_seq;
-        for (e, &count) in entries.iter().zip(&counts) {
+        for e in entries {
             for slot in e.data.chunks_exact(RECORD_LEN) {
                 // Stored verbatim (checked again by the writer).
                 self.writer.append_encoded(slot).map_err(store_err)?;
             }
-            new_rows.push(Row {
+        }
+        self.writer.flush(self.flush).map_err(store_err)?;
+        let old_len = self.rows.len();
+        let mut seq = start_seq;
+        for (e, &count) in entries.iter().zip(&self.counts) {
+            self.rows.push(Row {
                 index: e.index,
                 term: e.term,
                 first_seq: seq,
@@ -527,11 +533,13 @@ impl LogStore for JournalLogStore {
             });
             seq += u64::from(count);
         }
-        self.writer.flush(self.flush).map_err(store_err)?;
-        self.index
-            .append(&new_rows, self.flush != FlushPolicy::None)
-            .map_err(store_err)?;
-        self.rows.extend_from_slice(&new_rows);
+        if let Err(e) = self
+            .index
+            .append(&self.rows[old_len..], self.flush != FlushPolicy::None)
+        {
+            self.rows.truncate(old_len);
+            return Err(store_err(e));
+        }
         self.cache.extend(entries);
         Ok(())
     }
