@@ -464,12 +464,45 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Makes the segment holding `seq` (older than the current one)
-    /// current again: the prepared next segment is discarded, every later
-    /// segment is removed, newest first with a directory fsync after each.
-    /// On return `next_seq` is the end of that (full) segment.
-    #[cold]
-    fn step_back_to(&mut self, seq: u64) -> Result<(), JournalError> {
+    /// Discards every record and continues at `next_seq` (a replicated log
+    /// installing a snapshot that covers everything up to `next_seq - 1`):
+    /// every segment is removed, newest first with a directory fsync after
+    /// each (a crash leaves a shorter valid journal, or none), then a fresh
+    /// segment starting at `next_seq` is created (durably, like any
+    /// segment). Afterwards [`first_seq`](Self::first_seq) and
+    /// [`next_seq`](Self::next_seq) are `next_seq`, and [`Journal::open`]
+    /// of the directory finds an empty journal starting there. `next_seq`
+    /// must be in `1..u64::MAX`, else [`JournalError::Config`] and nothing
+    /// changes.
+    ///
+    /// [`Journal::open`]: super::Journal::open
+    pub fn reset_to(&mut self, next_seq: u64) -> Result<(), JournalError> {
+        if next_seq == 0 || next_seq == u64::MAX {
+            return Err(JournalError::Config(format!(
+                "cannot restart the journal at global sequence {next_seq}"
+            )));
+        }
+        self.drop_prepared();
+        for (_, path) in list_segments(&self.dir)?.iter().rev() {
+            fs::remove_file(path).map_err(|e| io_err(path, e))?;
+            sync_dir(&self.dir)?;
+        }
+        let seg = make_segment(&self.dir, next_seq, &self.cfg)?;
+        self.stats.segments_created += 1;
+        // The old current segment (already unlinked) is unmapped here.
+        drop(std::mem::replace(&mut self.cur, seg));
+        self.retired.clear();
+        self.first_seq = next_seq;
+        self.next_seq = next_seq;
+        self.durable_seq = next_seq - 1;
+        self.dirty_from = HEADER_LEN;
+        self.request_next();
+        Ok(())
+    }
+
+    /// Removes the prepared next segment, waiting for one being made in
+    /// the background.
+    fn drop_prepared(&mut self) {
         if let Some(seg) = self.ready.take() {
             discard(seg);
         }
@@ -483,6 +516,15 @@ impl JournalWriter {
                 }
             }
         }
+    }
+
+    /// Makes the segment holding `seq` (older than the current one)
+    /// current again: the prepared next segment is discarded, every later
+    /// segment is removed, newest first with a directory fsync after each.
+    /// On return `next_seq` is the end of that (full) segment.
+    #[cold]
+    fn step_back_to(&mut self, seq: u64) -> Result<(), JournalError> {
+        self.drop_prepared();
         let segs = list_segments(&self.dir)?;
         let Some(k) = segs.iter().rposition(|(first, _)| *first <= seq) else {
             return Err(JournalError::Config(format!(

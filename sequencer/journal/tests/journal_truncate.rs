@@ -312,6 +312,58 @@ fn append_encoded_copies_valid_records_verbatim_and_refuses_others() {
     assert_eq!(on_disk(t.path()), (1..=13).map(|s| rec(s, 4)).collect::<Vec<_>>());
 }
 
+#[test]
+fn reset_to_restarts_the_journal_at_a_later_sequence() {
+    for precreate in [Precreate::Manual, Precreate::Background] {
+        let t = TempDir::new("reset");
+        let mut w = open_writer(t.path(), precreate);
+        for s in 1..=12 {
+            w.append(&rec(s, 0)).unwrap();
+        }
+        assert!(matches!(w.reset_to(0), Err(JournalError::Config(_))));
+        w.reset_to(100).unwrap();
+        assert_eq!((w.first_seq(), w.next_seq(), w.written_seq()), (100, 100, 99));
+        assert_eq!(w.current_segment(), t.path().join(segment_name(100)));
+        assert!(matches!(
+            w.copy_encoded(12, 1, &mut Vec::new()),
+            Err(JournalError::OutOfRange { held_first: 100, .. })
+        ));
+        drop(w);
+        assert_eq!(segment_files(t.path()).first(), Some(&segment_name(100)));
+        let j = Journal::open(t.path()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!((j.first_seq(), j.next_seq()), (100, 100));
+        let mut w = j.into_writer(cfg(precreate)).unwrap();
+        for s in 100..=107 {
+            w.append(&rec(s, 1)).unwrap();
+        }
+        let mut got = Vec::new();
+        w.copy_encoded(100, 8, &mut got).unwrap();
+        assert_eq!(
+            got,
+            (100..=107).flat_map(|s| encoded(&rec(s, 1))).collect::<Vec<u8>>()
+        );
+        assert!(matches!(
+            w.truncate_from(99),
+            Err(JournalError::TruncateBelowFirst { seq: 99, first: 100 })
+        ));
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(j.first_seq(), 100);
+        assert_eq!(
+            j.records().collect::<Vec<_>>(),
+            (100..=107).map(|s| rec(s, 1)).collect::<Vec<_>>()
+        );
+        // Truncating everything keeps the start.
+        let mut w = j.into_writer(cfg(precreate)).unwrap();
+        w.truncate_from(100).unwrap();
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!((j.first_seq(), j.next_seq()), (100, 100), "{precreate:?}");
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(u8),
