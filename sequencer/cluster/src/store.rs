@@ -40,7 +40,7 @@ pub enum StoreError {
         stored: u64,
     },
     /// The journal-backed store failed or refused the operation (bad entry
-    /// data, corruption, an unsupported operation).
+    /// data or snapshot, corruption, a journal error).
     #[error(transparent)]
     Journal(#[from] crate::journal_store::JournalStoreError),
 }

@@ -5,8 +5,8 @@
 //! killed and reopened while it commits.
 
 use peregrine_cluster::{
-    BadEntryReason, ClusterConfig, CommittedEntry, Entry, HardState, JournalLogStore, JournalStoreError,
-    LogStore, MemberConfig, ReplicatedLog, StoreError,
+    decode_snapshot_data, encode_snapshot_data, BadEntryReason, ClusterConfig, CommittedEntry, Entry,
+    HardState, JournalLogStore, JournalStoreError, LogStore, MemberConfig, ReplicatedLog, StoreError,
 };
 use peregrine_journal::{
     encode, FlushPolicy, Journal, Prealloc, Precreate, SequencedRecord, WriterConfig, HEADER_LEN, RECORD_LEN,
@@ -358,7 +358,7 @@ fn bad_entry_data_is_a_typed_error_and_writes_nothing() {
 }
 
 #[test]
-fn committed_entries_are_never_discarded_and_snapshots_are_refused() {
+fn committed_entries_are_never_discarded() {
     let t = TempDir::new("committed");
     let mut s = open(t.path());
     fill(&mut s, 4, 1);
@@ -371,11 +371,172 @@ fn committed_entries_are_never_discarded_and_snapshots_are_refused() {
         }))
     ));
     s.append(&[entry(4, 2, vec![])]).unwrap();
+    // No snapshot taken yet: none to hand out.
+    assert!(s.snapshot(0, 2).is_err());
+}
+
+fn snapshot(index: u64, term: u64, last_seq: u64, app: &[u8]) -> Snapshot {
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = index;
+    snap.mut_metadata().term = term;
+    snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    snap.data = encode_snapshot_data(last_seq, app).into();
+    snap
+}
+
+/// Copies the files of store directory `from` into `to` (a crash image).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_taken_at_a_committed_index_compacts_the_log_not_the_journal() {
+    let t = TempDir::new("take");
+    let mut s = open(t.path());
+    fill(&mut s, 6, 1);
+    fill(&mut s, 9, 2); // records 1..=36; entry 5 ends at seq 10
+    s.set_commit(7).unwrap();
+    let after = read(&s, 6, 10);
+    assert!(matches!(
+        s.create_snapshot(8, b"x"),
+        Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
+    ));
+    s.create_snapshot(5, b"app state").unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (6, 9));
+        assert_eq!(s.term(5).unwrap(), 1);
+        assert!(s.term(4).is_err());
+        assert!(s.entries(5, 7, None, ctx()).is_err(), "compacted");
+        assert_eq!(read(s, 6, 10), after);
+        assert_eq!((s.committed_seq(), s.next_seq()), (21, 37));
+        let (meta, last_seq, app) = s.snapshot_state().unwrap();
+        assert_eq!(
+            (meta.index, meta.term, last_seq, app),
+            (5, 1, 10, &b"app state"[..])
+        );
+        let snap = s.snapshot(0, 2).unwrap();
+        assert_eq!(decode_snapshot_data(&snap.data), Some((10, &b"app state"[..])));
+        assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
+        // The journal keeps the committed history.
+        let j = Journal::open_read_only(s.journal_dir()).unwrap();
+        assert_eq!((j.first_seq(), j.next_seq()), (1, 37));
+    };
+    check(&s);
+    assert!(matches!(
+        s.create_snapshot(4, b"old"),
+        Err(StoreError::StaleSnapshot {
+            snapshot: 4,
+            stored: 5
+        })
+    ));
+    drop(s);
+    let mut s = open(t.path());
+    check(&s);
+    // A later snapshot, then appends continue.
+    s.create_snapshot(7, b"later").unwrap();
+    assert_eq!(s.first_index().unwrap(), 8);
+    s.append(&[entry(10, 2, batch(37, 2, 0))]).unwrap();
+    drop(s);
+    let s = open(t.path());
+    assert_eq!(
+        (s.first_index().unwrap(), s.last_index().unwrap(), s.next_seq()),
+        (8, 10, 39)
+    );
+    assert_eq!(s.snapshot_state().unwrap().2, b"later");
+}
+
+#[test]
+fn a_snapshot_beyond_the_log_restarts_the_journal_after_it() {
+    let t = TempDir::new("install");
+    let mut s = open(t.path());
+    fill(&mut s, 4, 1); // records 1..=6
+    s.set_commit(2).unwrap();
+    let before = t.path().with_extension("before");
+    copy_dir(t.path(), &before);
+    let _cleanup = TempDir(before.clone());
+
     assert!(matches!(
         s.apply_snapshot(&Snapshot::default()),
-        Err(StoreError::Journal(JournalStoreError::SnapshotsUnsupported))
+        Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
     ));
-    assert!(s.snapshot(1, 2).is_err());
+    // From a leader: index 6, term 3, covering sequences up to 50.
+    let snap = snapshot(6, 3, 50, b"leader state");
+    s.apply_snapshot(&snap).unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (7, 6));
+        assert_eq!(s.term(6).unwrap(), 3);
+        assert_eq!((s.committed_seq(), s.next_seq()), (50, 51));
+        assert_eq!(s.hard_state().commit, 6);
+        assert!(s.hard_state().term >= 3);
+        let j = Journal::open_read_only(s.journal_dir()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!(
+            (j.first_seq(), j.next_seq()),
+            (51, 51),
+            "the old records are gone"
+        );
+    };
+    check(&s);
+    assert!(matches!(
+        s.apply_snapshot(&snapshot(5, 3, 40, b"")),
+        Err(StoreError::StaleSnapshot {
+            snapshot: 5,
+            stored: 6
+        })
+    ));
+    drop(s);
+    let mut s = open(t.path());
+    check(&s);
+    s.append(&[entry(7, 3, batch(51, 3, 0))]).unwrap();
+    assert_eq!(read(&s, 7, 8)[0].2, batch(51, 3, 0));
+    drop(s);
+    let s = open(t.path());
+    assert_eq!((s.last_index().unwrap(), s.next_seq()), (7, 54));
+    assert_eq!(journal_bytes(s.journal_dir()), batch(51, 3, 0));
+    drop(s);
+
+    // A crash right after the snapshot file was written: open finishes the
+    // install (old rows dropped, journal restarted).
+    std::fs::copy(t.path().join("snapshot"), before.join("snapshot")).unwrap();
+    let (s, rec) = JournalLogStore::open(&before, &[1, 2, 3], writer_cfg(), FlushPolicy::Fdatasync).unwrap();
+    assert_eq!(rec.index_rows_dropped, 4);
+    check(&s);
+}
+
+#[test]
+fn a_matching_snapshot_keeps_the_log_after_it_even_across_a_crash() {
+    let t = TempDir::new("matching");
+    let mut s = open(t.path());
+    fill(&mut s, 6, 2); // entry 4 ends at seq 6
+    s.set_commit(3).unwrap();
+    let before = t.path().with_extension("before");
+    copy_dir(t.path(), &before);
+    let _cleanup = TempDir(before.clone());
+    let after = read(&s, 5, 7);
+    s.apply_snapshot(&snapshot(4, 2, 6, b"s")).unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (5, 6));
+        assert_eq!(read(s, 5, 7), after);
+        assert_eq!(
+            (s.hard_state().commit, s.committed_seq(), s.next_seq()),
+            (4, 6, 16)
+        );
+    };
+    check(&s);
+    drop(s);
+    check(&open(t.path()));
+    std::fs::copy(t.path().join("snapshot"), before.join("snapshot")).unwrap();
+    let (s, rec) = JournalLogStore::open(&before, &[1, 2, 3], writer_cfg(), FlushPolicy::Fdatasync).unwrap();
+    assert_eq!((rec.index_rows_dropped, rec.journal_records_dropped), (4, 0));
+    check(&s);
 }
 
 #[test]

@@ -198,6 +198,32 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Replaces the whole file with a header and `rows` (after a snapshot
+    /// dropped the rows before it): written under a temporary name,
+    /// fsynced, renamed over the file, directory fsynced.
+    pub fn rewrite(&mut self, rows: &[Row]) -> Result<(), JournalStoreError> {
+        let tmp = self.path.with_extension("idx.tmp");
+        let io = |e| io_err(&tmp, e);
+        let mut bytes = Vec::with_capacity((rows.len() + 1) * ROW_LEN);
+        bytes.extend_from_slice(&header());
+        for r in rows {
+            bytes.extend_from_slice(&r.encode());
+        }
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        sync_parent(&self.path)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| io_err(&self.path, e))?;
+        self.rows = rows.len() as u64;
+        Ok(())
+    }
+
     /// Keeps the first `rows` rows and discards the rest, durably
     /// (truncate + fsync) whatever the flush policy: a discarded row must
     /// never come back.
