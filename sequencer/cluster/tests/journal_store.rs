@@ -405,10 +405,12 @@ fn a_snapshot_taken_at_a_committed_index_compacts_the_log_not_the_journal() {
     fill(&mut s, 9, 2); // records 1..=36; entry 5 ends at seq 10
     s.set_commit(7).unwrap();
     let after = read(&s, 6, 10);
-    assert!(matches!(
-        s.create_snapshot(8, b"x"),
-        Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
-    ));
+    for bad in [0, 8] {
+        assert!(matches!(
+            s.create_snapshot(bad, b"x"),
+            Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
+        ));
+    }
     s.create_snapshot(5, b"app state").unwrap();
     let check = |s: &JournalLogStore| {
         assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (6, 9));
@@ -463,10 +465,16 @@ fn a_snapshot_beyond_the_log_restarts_the_journal_after_it() {
     copy_dir(t.path(), &before);
     let _cleanup = TempDir(before.clone());
 
-    assert!(matches!(
-        s.apply_snapshot(&Snapshot::default()),
-        Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
-    ));
+    for bad in [Snapshot::default(), snapshot(0, 0, 0, b""), {
+        let mut short = snapshot(6, 3, 50, b"");
+        short.data = vec![1, 2, 3].into();
+        short
+    }] {
+        assert!(matches!(
+            s.apply_snapshot(&bad),
+            Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
+        ));
+    }
     // From a leader: index 6, term 3, covering sequences up to 50.
     let snap = snapshot(6, 3, 50, b"leader state");
     s.apply_snapshot(&snap).unwrap();

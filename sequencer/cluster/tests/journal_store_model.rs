@@ -166,6 +166,9 @@ proptest! {
                 Op::TakeSnapshot(k) => {
                     let snap_index = model.first_index().unwrap() - 1;
                     let index = (snap_index + u64::from(k)).min(model.hard_state().commit);
+                    if index == 0 {
+                        continue; // nothing committed yet
+                    }
                     let last_seq = base + seqs_before(&model, index + 1) - 1;
                     store.create_snapshot(index, b"app").unwrap();
                     model.apply_snapshot(&snapshot(index, model.term(index).unwrap(), last_seq)).unwrap();
@@ -173,6 +176,9 @@ proptest! {
                 }
                 Op::InstallSnapshot { ahead, new_term } => {
                     let index = model.hard_state().commit + u64::from(ahead);
+                    if index == 0 {
+                        continue; // raft never sends an empty snapshot
+                    }
                     let held = model.term(index).ok();
                     let (snap_term, last_seq) = match held {
                         Some(t) if !new_term => (t, base + seqs_before(&model, index + 1) - 1),

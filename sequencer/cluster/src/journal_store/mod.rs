@@ -346,9 +346,12 @@ impl JournalLogStore {
     }
 
     /// Last global sequence of the entries at or below the stored commit
-    /// index (0 when nothing is committed). At start the server replays
-    /// journal records up to it into the application and passes the commit
-    /// index as `applied` to [`ReplicatedLog::new`](crate::ReplicatedLog::new).
+    /// index (0 when nothing is committed). At start the server restores
+    /// the application from [`snapshot_state`](Self::snapshot_state) if
+    /// there is one, replays journal records from the first one after it
+    /// (else from 1) up to this sequence ([`for_each_record`](Self::for_each_record)),
+    /// and passes the commit index as `applied` to
+    /// [`ReplicatedLog::new`](crate::ReplicatedLog::new).
     pub fn committed_seq(&self) -> u64 {
         let commit = self.hard_state.commit.min(self.last());
         match self.row(commit) {
@@ -403,9 +406,9 @@ impl JournalLogStore {
                 stored,
             });
         }
-        if index > self.hard_state.commit {
+        if index == 0 || index > self.hard_state.commit {
             return Err(store_err(JournalStoreError::BadSnapshot(format!(
-                "index {index} is not committed (commit {})",
+                "index {index} is not a committed entry (commit {})",
                 self.hard_state.commit
             ))));
         }
@@ -734,6 +737,11 @@ impl LogStore for JournalLogStore {
                 snapshot: meta.index,
                 stored,
             });
+        }
+        if meta.index == 0 {
+            return Err(store_err(JournalStoreError::BadSnapshot(
+                "index 0 (an empty snapshot)".into(),
+            )));
         }
         let Some((last_seq, _)) = decode_snapshot_data(&snapshot.data) else {
             return Err(store_err(JournalStoreError::BadSnapshot(
