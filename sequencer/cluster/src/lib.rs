@@ -26,9 +26,8 @@
 //!   polled from the same loop.
 //!
 //! Not yet here: handing an installed snapshot to the application through
-//! [`ReplicatedLog`] (and deciding when to take one), removing the
-//! journal's prefix a snapshot covers, and the sequencer and gateway
-//! integration.
+//! [`ReplicatedLog`] (and deciding when to take one), and the sequencer
+//! and gateway integration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

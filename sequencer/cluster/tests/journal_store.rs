@@ -398,7 +398,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn a_snapshot_taken_at_a_committed_index_compacts_the_log_not_the_journal() {
+fn a_snapshot_taken_at_a_committed_index_compacts_the_log_and_old_segments() {
     let t = TempDir::new("take");
     let mut s = open(t.path());
     fill(&mut s, 6, 1);
@@ -427,9 +427,9 @@ fn a_snapshot_taken_at_a_committed_index_compacts_the_log_not_the_journal() {
         let snap = s.snapshot(0, 2).unwrap();
         assert_eq!(decode_snapshot_data(&snap.data), Some((10, &b"app state"[..])));
         assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
-        // The journal keeps the committed history.
+        // Segments 1..=5 and 6..=10 held only snapshotted records.
         let j = Journal::open_read_only(s.journal_dir()).unwrap();
-        assert_eq!((j.first_seq(), j.next_seq()), (1, 37));
+        assert_eq!((j.first_seq(), j.next_seq()), (11, 37));
     };
     check(&s);
     assert!(matches!(

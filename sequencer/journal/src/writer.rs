@@ -500,6 +500,35 @@ impl JournalWriter {
         Ok(())
     }
 
+    /// Removes the segments all of whose records come before `seq` (a
+    /// replicated log whose snapshot covers them), oldest first, the
+    /// directory fsynced after each, so a crash leaves a journal starting
+    /// at a later segment, never a gap. The current segment is never
+    /// removed, so [`first_seq`](Self::first_seq) becomes the first
+    /// sequence of the oldest segment kept (at most `seq`, unless `seq` is
+    /// past the current segment's start). Returns how many segments went.
+    pub fn discard_before(&mut self, seq: u64) -> Result<u64, JournalError> {
+        if seq <= self.first_seq {
+            return Ok(0);
+        }
+        let segs = list_segments(&self.dir)?;
+        let mut removed = 0;
+        for pair in segs.windows(2) {
+            let ((first, path), (next_first, _)) = (&pair[0], &pair[1]);
+            if *first < self.first_seq {
+                continue;
+            }
+            if *next_first > seq || *first >= self.cur.first_seq {
+                break;
+            }
+            fs::remove_file(path).map_err(|e| io_err(path, e))?;
+            sync_dir(&self.dir)?;
+            self.first_seq = *next_first;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Removes the prepared next segment, waiting for one being made in
     /// the background.
     fn drop_prepared(&mut self) {

@@ -364,6 +364,51 @@ fn reset_to_restarts_the_journal_at_a_later_sequence() {
     }
 }
 
+#[test]
+fn discard_before_removes_whole_old_segments_only() {
+    for precreate in [Precreate::Manual, Precreate::Background] {
+        let t = TempDir::new("discard");
+        let mut w = open_writer(t.path(), precreate);
+        for s in 1..=17 {
+            w.append(&rec(s, 0)).unwrap();
+        }
+        assert_eq!(w.discard_before(1).unwrap(), 0);
+        // Segments 1..=5 and 6..=10 hold only sequences below 12; 11..=15
+        // holds 11, so it stays.
+        assert_eq!(w.discard_before(12).unwrap(), 2);
+        assert_eq!(w.first_seq(), 11);
+        assert!(matches!(
+            w.copy_encoded(10, 2, &mut Vec::new()),
+            Err(JournalError::OutOfRange { held_first: 11, .. })
+        ));
+        let mut got = Vec::new();
+        w.copy_encoded(11, 7, &mut got).unwrap();
+        assert_eq!(
+            got,
+            (11..=17).flat_map(|s| encoded(&rec(s, 0))).collect::<Vec<u8>>()
+        );
+        assert!(matches!(
+            w.truncate_from(10),
+            Err(JournalError::TruncateBelowFirst { seq: 10, first: 11 })
+        ));
+        // Never the current segment.
+        assert_eq!(w.discard_before(1_000).unwrap(), 1);
+        assert_eq!(w.first_seq(), 16);
+        w.append(&rec(18, 0)).unwrap();
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(
+            (j.first_seq(), j.next_seq(), j.tail()),
+            (16, 19, None),
+            "{precreate:?}"
+        );
+        assert_eq!(
+            j.records().collect::<Vec<_>>(),
+            (16..=18).map(|s| rec(s, 0)).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(u8),

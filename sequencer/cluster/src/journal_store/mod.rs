@@ -54,12 +54,12 @@
 //! application's opaque bytes ([`encode_snapshot_data`]). Taking one
 //! ([`JournalLogStore::create_snapshot`], at a committed index) or
 //! installing one that the log contains (same index, term and last
-//! sequence) drops the index rows up to it and keeps the journal. Installing
+//! sequence) drops the index rows up to it and the journal segments wholly
+//! before it (the one holding its last record stays). Installing
 //! one the log does not contain (a lagging follower) drops the whole log
 //! and restarts the journal right after the snapshot's last sequence
 //! ([`peregrine_journal::JournalWriter::reset_to`]). The snapshot file is
-//! written first; `open` finishes an install a crash interrupted. The
-//! journal's prefix before a snapshot is not removed yet.
+//! written first; `open` finishes an install a crash interrupted.
 //!
 //! [`crate::ReplicatedLog`] does not yet hand an installed snapshot to the
 //! application: until it does, a node that installs one must restore its
@@ -393,9 +393,9 @@ impl JournalLogStore {
     /// Takes a snapshot at committed `index` holding the application's
     /// state `app` (opaque bytes reflecting every entry up to `index`):
     /// stored durably, after which the log starts at `index + 1` and
-    /// [`Storage::snapshot`] hands it to peers that need it. The journal
-    /// keeps its records (the committed history up to the snapshot stays
-    /// readable). `index` must be committed and not before the current
+    /// [`Storage::snapshot`] hands it to peers that need it. Journal
+    /// segments holding only records before the snapshot's are removed;
+    /// the rest stays readable. `index` must be committed and not before the current
     /// snapshot ([`JournalStoreError::BadSnapshot`],
     /// [`StoreError::StaleSnapshot`]).
     pub fn create_snapshot(&mut self, index: u64, app: &[u8]) -> Result<(), StoreError> {
@@ -471,6 +471,11 @@ impl JournalLogStore {
         hs.commit = hs.commit.max(meta.index);
         self.hard_state_file.store(&hs, &self.conf_state)?;
         self.hard_state = hs;
+        if !reset {
+            // Journal segments wholly covered by the snapshot go (a crash
+            // before this only leaves them a little longer).
+            self.writer.discard_before(base).map_err(store_err)?;
+        }
         Ok(())
     }
 
