@@ -481,7 +481,8 @@ impl JournalLogStore {
 
     /// Calls `f` with every record whose global sequence is in `seqs`, in
     /// order, read from the journal in chunks (for the server's replay at
-    /// start: `seqs = 1..committed_seq() + 1`). Sequences the journal does
+    /// start: `seqs = first..committed_seq() + 1`, `first` being 1, or the
+    /// snapshot's last sequence + 1 after one). Sequences the journal does
     /// not hold are an error ([`peregrine_journal::JournalError::OutOfRange`]).
     pub fn for_each_record(
         &self,
