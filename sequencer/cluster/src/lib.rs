@@ -18,14 +18,16 @@
 //! * [`JournalLogStore`]: the journal *is* the Raft log: each entry's
 //!   records live in the node's journal (no second copy), with a small
 //!   CRC'd entry index and the [`HardStateFile`] beside it; recovery
-//!   reconciles index and journal after a crash.
+//!   reconciles index and journal after a crash. It stores snapshots
+//!   (taken at a committed index, or installed from a leader).
 //! * [`HardStateFile`]: term, vote, commit and membership in one atomically
 //!   replaced, CRC32C-checked file.
 //! * [`NodeTransport`]: raft messages between nodes over kernel TCP,
 //!   polled from the same loop.
 //!
-//! Not yet here: snapshots (log compaction; [`JournalLogStore`] refuses
-//! one with a typed error), and the sequencer and gateway integration.
+//! Not yet here: handing an installed snapshot to the application through
+//! [`ReplicatedLog`] (and deciding when to take one), and the sequencer
+//! and gateway integration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -41,7 +43,10 @@ pub mod transport;
 pub use config::{AckLevel, ClusterConfig, ConfigError, MemberConfig};
 pub use events::{ChangeReason, LeadershipEvent, Role};
 pub use hard_state_file::{HardStateFile, HardStateFileError};
-pub use journal_store::{BadEntryReason, JournalLogStore, JournalStoreError, StoreRecovery};
+pub use journal_store::{
+    decode_snapshot_data, encode_snapshot_data, BadEntryReason, JournalLogStore, JournalStoreError,
+    StoreRecovery,
+};
 pub use log::{Apply, CommittedEntry, LogError, PeerProgress, ProposeError, Proposed, ReplicatedLog};
 /// raft-rs's message types, re-exported so callers need not depend on it.
 pub use raft::eraftpb::{ConfState, Entry, HardState, Message};

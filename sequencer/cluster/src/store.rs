@@ -4,9 +4,9 @@
 //! raft-rs reads the log through its `Storage` trait (`&self` methods) and
 //! leaves writing to the application; [`LogStore`] adds the writes that
 //! [`crate::ReplicatedLog::poll`] performs, in the order Raft requires. It
-//! is a trait so the journal can become the log later (a Raft entry is a
-//! batch of sequenced records, and the journal already stores those) without
-//! the replication logic changing. Every write must be durable when it
+//! is a trait so the journal can be the log ([`crate::JournalLogStore`]: a
+//! Raft entry is a batch of sequenced records, and the journal already
+//! stores those) without the replication logic changing. Every write must be durable when it
 //! returns: Raft tells peers an entry is persisted right after.
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
@@ -40,7 +40,7 @@ pub enum StoreError {
         stored: u64,
     },
     /// The journal-backed store failed or refused the operation (bad entry
-    /// data, corruption, an unsupported operation).
+    /// data or snapshot, corruption, a journal error).
     #[error(transparent)]
     Journal(#[from] crate::journal_store::JournalStoreError),
 }

@@ -5,8 +5,8 @@
 //! killed and reopened while it commits.
 
 use peregrine_cluster::{
-    BadEntryReason, ClusterConfig, CommittedEntry, Entry, HardState, JournalLogStore, JournalStoreError,
-    LogStore, MemberConfig, ReplicatedLog, StoreError,
+    decode_snapshot_data, encode_snapshot_data, BadEntryReason, ClusterConfig, CommittedEntry, Entry,
+    HardState, JournalLogStore, JournalStoreError, LogStore, MemberConfig, ReplicatedLog, StoreError,
 };
 use peregrine_journal::{
     encode, FlushPolicy, Journal, Prealloc, Precreate, SequencedRecord, WriterConfig, HEADER_LEN, RECORD_LEN,
@@ -358,7 +358,7 @@ fn bad_entry_data_is_a_typed_error_and_writes_nothing() {
 }
 
 #[test]
-fn committed_entries_are_never_discarded_and_snapshots_are_refused() {
+fn committed_entries_are_never_discarded() {
     let t = TempDir::new("committed");
     let mut s = open(t.path());
     fill(&mut s, 4, 1);
@@ -371,11 +371,180 @@ fn committed_entries_are_never_discarded_and_snapshots_are_refused() {
         }))
     ));
     s.append(&[entry(4, 2, vec![])]).unwrap();
+    // No snapshot taken yet: none to hand out.
+    assert!(s.snapshot(0, 2).is_err());
+}
+
+fn snapshot(index: u64, term: u64, last_seq: u64, app: &[u8]) -> Snapshot {
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = index;
+    snap.mut_metadata().term = term;
+    snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    snap.data = encode_snapshot_data(last_seq, app).into();
+    snap
+}
+
+/// Copies the files of store directory `from` into `to` (a crash image).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_taken_at_a_committed_index_compacts_the_log_and_old_segments() {
+    let t = TempDir::new("take");
+    let mut s = open(t.path());
+    fill(&mut s, 6, 1);
+    fill(&mut s, 9, 2); // records 1..=36; entry 5 ends at seq 10
+    s.set_commit(7).unwrap();
+    let after = read(&s, 6, 10);
+    for bad in [0, 8] {
+        assert!(matches!(
+            s.create_snapshot(bad, b"x"),
+            Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
+        ));
+    }
+    s.create_snapshot(5, b"app state").unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (6, 9));
+        assert_eq!(s.term(5).unwrap(), 1);
+        assert!(s.term(4).is_err());
+        assert!(s.entries(5, 7, None, ctx()).is_err(), "compacted");
+        assert_eq!(read(s, 6, 10), after);
+        assert_eq!((s.committed_seq(), s.next_seq()), (21, 37));
+        let (meta, last_seq, app) = s.snapshot_state().unwrap();
+        assert_eq!(
+            (meta.index, meta.term, last_seq, app),
+            (5, 1, 10, &b"app state"[..])
+        );
+        let snap = s.snapshot(0, 2).unwrap();
+        assert_eq!(decode_snapshot_data(&snap.data), Some((10, &b"app state"[..])));
+        assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
+        // Segments 1..=5 and 6..=10 held only snapshotted records.
+        let j = Journal::open_read_only(s.journal_dir()).unwrap();
+        assert_eq!((j.first_seq(), j.next_seq()), (11, 37));
+    };
+    check(&s);
     assert!(matches!(
-        s.apply_snapshot(&Snapshot::default()),
-        Err(StoreError::Journal(JournalStoreError::SnapshotsUnsupported))
+        s.create_snapshot(4, b"old"),
+        Err(StoreError::StaleSnapshot {
+            snapshot: 4,
+            stored: 5
+        })
     ));
-    assert!(s.snapshot(1, 2).is_err());
+    drop(s);
+    let mut s = open(t.path());
+    check(&s);
+    // A later snapshot, then appends continue.
+    s.create_snapshot(7, b"later").unwrap();
+    assert_eq!(s.first_index().unwrap(), 8);
+    s.append(&[entry(10, 2, batch(37, 2, 0))]).unwrap();
+    drop(s);
+    let s = open(t.path());
+    assert_eq!(
+        (s.first_index().unwrap(), s.last_index().unwrap(), s.next_seq()),
+        (8, 10, 39)
+    );
+    assert_eq!(s.snapshot_state().unwrap().2, b"later");
+}
+
+#[test]
+fn a_snapshot_beyond_the_log_restarts_the_journal_after_it() {
+    let t = TempDir::new("install");
+    let mut s = open(t.path());
+    fill(&mut s, 4, 1); // records 1..=6
+    s.set_commit(2).unwrap();
+    let before = t.path().with_extension("before");
+    copy_dir(t.path(), &before);
+    let _cleanup = TempDir(before.clone());
+
+    for bad in [Snapshot::default(), snapshot(0, 0, 0, b""), {
+        let mut short = snapshot(6, 3, 50, b"");
+        short.data = vec![1, 2, 3].into();
+        short
+    }] {
+        assert!(matches!(
+            s.apply_snapshot(&bad),
+            Err(StoreError::Journal(JournalStoreError::BadSnapshot(_)))
+        ));
+    }
+    // From a leader: index 6, term 3, covering sequences up to 50.
+    let snap = snapshot(6, 3, 50, b"leader state");
+    s.apply_snapshot(&snap).unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (7, 6));
+        assert_eq!(s.term(6).unwrap(), 3);
+        assert_eq!((s.committed_seq(), s.next_seq()), (50, 51));
+        assert_eq!(s.hard_state().commit, 6);
+        assert!(s.hard_state().term >= 3);
+        let j = Journal::open_read_only(s.journal_dir()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!(
+            (j.first_seq(), j.next_seq()),
+            (51, 51),
+            "the old records are gone"
+        );
+    };
+    check(&s);
+    assert!(matches!(
+        s.apply_snapshot(&snapshot(5, 3, 40, b"")),
+        Err(StoreError::StaleSnapshot {
+            snapshot: 5,
+            stored: 6
+        })
+    ));
+    drop(s);
+    let mut s = open(t.path());
+    check(&s);
+    s.append(&[entry(7, 3, batch(51, 3, 0))]).unwrap();
+    assert_eq!(read(&s, 7, 8)[0].2, batch(51, 3, 0));
+    drop(s);
+    let s = open(t.path());
+    assert_eq!((s.last_index().unwrap(), s.next_seq()), (7, 54));
+    assert_eq!(journal_bytes(s.journal_dir()), batch(51, 3, 0));
+    drop(s);
+
+    // A crash right after the snapshot file was written: open finishes the
+    // install (old rows dropped, journal restarted).
+    std::fs::copy(t.path().join("snapshot"), before.join("snapshot")).unwrap();
+    let (s, rec) = JournalLogStore::open(&before, &[1, 2, 3], writer_cfg(), FlushPolicy::Fdatasync).unwrap();
+    assert_eq!(rec.index_rows_dropped, 4);
+    check(&s);
+}
+
+#[test]
+fn a_matching_snapshot_keeps_the_log_after_it_even_across_a_crash() {
+    let t = TempDir::new("matching");
+    let mut s = open(t.path());
+    fill(&mut s, 6, 2); // entry 4 ends at seq 6
+    s.set_commit(3).unwrap();
+    let before = t.path().with_extension("before");
+    copy_dir(t.path(), &before);
+    let _cleanup = TempDir(before.clone());
+    let after = read(&s, 5, 7);
+    s.apply_snapshot(&snapshot(4, 2, 6, b"s")).unwrap();
+    let check = |s: &JournalLogStore| {
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (5, 6));
+        assert_eq!(read(s, 5, 7), after);
+        assert_eq!(
+            (s.hard_state().commit, s.committed_seq(), s.next_seq()),
+            (4, 6, 16)
+        );
+    };
+    check(&s);
+    drop(s);
+    check(&open(t.path()));
+    std::fs::copy(t.path().join("snapshot"), before.join("snapshot")).unwrap();
+    let (s, rec) = JournalLogStore::open(&before, &[1, 2, 3], writer_cfg(), FlushPolicy::Fdatasync).unwrap();
+    assert_eq!((rec.index_rows_dropped, rec.journal_records_dropped), (4, 0));
+    check(&s);
 }
 
 #[test]
@@ -451,6 +620,46 @@ fn torn_tails_recover_to_a_consistent_log() {
     ));
 }
 
+#[test]
+fn a_journal_without_an_index_is_refused_untouched() {
+    let t = TempDir::new("standalone");
+    let jdir = t.path().join("journal");
+    let mut w = Journal::open(&jdir).unwrap().into_writer(writer_cfg()).unwrap();
+    for seq in 1..=4 {
+        w.append(&rec(seq, 0)).unwrap();
+    }
+    drop(w);
+    assert!(matches!(
+        JournalLogStore::open(t.path(), &[1, 2, 3], writer_cfg(), FlushPolicy::None),
+        Err(StoreError::Journal(JournalStoreError::Mismatch(_)))
+    ));
+    assert_eq!(journal_bytes(&jdir), batch(1, 4, 0));
+    assert!(!t.path().join("entries.idx").exists());
+}
+
+#[test]
+fn for_each_record_replays_ranges_and_the_store_can_move_threads() {
+    fn send<T: Send>(_: &T) {}
+    let t = TempDir::new("replay");
+    let mut s = open(t.path());
+    fill(&mut s, 8, 1); // records 1..=28
+    send(&s);
+    let mut seen = Vec::new();
+    s.for_each_record(3..20, |r| seen.push(*r)).unwrap();
+    assert_eq!(seen, (3..20).map(|q| rec(q, 0)).collect::<Vec<_>>());
+    let mut n = 0;
+    s.for_each_record(5..5, |_| n += 1).unwrap();
+    assert_eq!(n, 0);
+    assert!(s.for_each_record(20..30, |_| {}).is_err());
+    let s = std::thread::spawn(move || {
+        s.for_each_record(1..29, |_| {}).unwrap();
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(s.next_seq(), 29);
+}
+
 // ---- a 3-node cluster of journal-backed logs ----
 
 fn members() -> Vec<MemberConfig> {
@@ -466,15 +675,18 @@ fn members() -> Vec<MemberConfig> {
 
 struct Node {
     dir: PathBuf,
+    /// Recent-entry cache budget (0: every read is rebuilt from the journal).
+    cache_limit: usize,
     log: Option<ReplicatedLog<JournalLogStore>>,
     /// The application's view: every applied record, encoded.
     applied: Vec<u8>,
 }
 
 impl Node {
-    fn start(id: u64, dir: PathBuf) -> Node {
+    fn start(id: u64, dir: PathBuf, cache_limit: usize) -> Node {
         let mut n = Node {
             dir,
+            cache_limit,
             log: None,
             applied: Vec::new(),
         };
@@ -487,12 +699,17 @@ impl Node {
     fn restart(&mut self, id: u64) {
         // The old process is gone before the new one opens the directory.
         self.log = None;
-        let (store, rec) =
+        let (mut store, rec) =
             JournalLogStore::open(&self.dir, &[1, 2, 3], writer_cfg(), FlushPolicy::Msync).unwrap();
+        store.set_cache_limit(self.cache_limit);
         self.applied.clear();
+        let applied = &mut self.applied;
         store
-            .journal()
-            .copy_encoded(1, rec.committed_seq, &mut self.applied)
+            .for_each_record(1..rec.committed_seq + 1, |r| {
+                let mut b = [0u8; RECORD_LEN];
+                encode(&r.as_sequenced(), &mut b);
+                applied.extend_from_slice(&b);
+            })
             .unwrap();
         let config = ClusterConfig::new(id, members());
         self.log = Some(ReplicatedLog::new(&config, store, rec.commit).unwrap());
@@ -563,9 +780,18 @@ fn propose(nodes: &mut [Node], l: usize, n: u64, tag: u8) -> u64 {
 
 #[test]
 fn three_journal_nodes_commit_survive_restarts_and_converge() {
+    three_nodes(peregrine_cluster::journal_store::DEFAULT_CACHE_BYTES);
+}
+
+#[test]
+fn three_journal_nodes_converge_with_every_read_rebuilt_from_the_journal() {
+    three_nodes(0);
+}
+
+fn three_nodes(cache_limit: usize) {
     let t = TempDir::new("cluster");
     let mut nodes: Vec<Node> = (1..=3u64)
-        .map(|id| Node::start(id, t.path().join(format!("node{id}"))))
+        .map(|id| Node::start(id, t.path().join(format!("node{id}")), cache_limit))
         .collect();
     let l = elect(&mut nodes, None);
     for k in 0..6 {

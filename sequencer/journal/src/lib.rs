@@ -287,6 +287,15 @@ pub enum JournalError {
     /// Invalid settings or use.
     #[error("journal: {0}")]
     Config(String),
+    /// [`JournalWriter::append_encoded`] of bytes that are not a valid
+    /// record (wrong length, CRC, kind). Nothing is written.
+    #[error("invalid encoded record for global sequence {expected_seq}: {reason}")]
+    InvalidRecord {
+        /// The sequence the journal expected next.
+        expected_seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// [`JournalWriter::truncate_from`] below the first sequence the
     /// journal holds: those records are gone already (nothing is changed).
     #[error("cannot truncate from global sequence {seq}: the journal starts at {first}")]
@@ -323,6 +332,7 @@ impl JournalError {
             JournalError::NonConsecutive { .. }
             | JournalError::SequenceExhausted { .. }
             | JournalError::Config(_)
+            | JournalError::InvalidRecord { .. }
             | JournalError::TruncateBelowFirst { .. }
             | JournalError::OutOfRange { .. } => None,
         }

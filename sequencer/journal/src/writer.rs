@@ -1,7 +1,7 @@
 //! [`JournalWriter`]: appends records into the mapped current segment, rolls
 //! to the next one when full, and makes written records durable on request.
 
-use super::format::{encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
+use super::format::{decode_record, encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
 use super::readback::{copy_from_file, copy_slots, list_segments, read_header};
 use super::segment::{create_segment, io_err, open_for_write, sync_dir, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
@@ -270,6 +270,49 @@ impl JournalWriter {
         Ok(())
     }
 
+    /// Appends one record given in its stored form (exactly [`RECORD_LEN`]
+    /// bytes as [`encode`](crate::encode) writes them, e.g. received from a
+    /// replication leader), copied verbatim. It must decode (CRC, kind),
+    /// else [`JournalError::InvalidRecord`]; its sequence must be
+    /// [`next_seq`](Self::next_seq), else [`JournalError::NonConsecutive`];
+    /// and not `u64::MAX`, else [`JournalError::SequenceExhausted`]. On any
+    /// error nothing is written.
+    pub fn append_encoded(&mut self, record: &[u8]) -> Result<(), JournalError> {
+        let invalid = |reason: String| JournalError::InvalidRecord {
+            expected_seq: self.next_seq,
+            reason,
+        };
+        if record.len() != RECORD_LEN {
+            return Err(invalid(format!(
+                "{} bytes, a record is {RECORD_LEN}",
+                record.len()
+            )));
+        }
+        let global_seq = match decode_record(record) {
+            Ok(r) => r.global_seq,
+            Err(e) => return Err(invalid(format!("does not decode: {e:?}"))),
+        };
+        if global_seq != self.next_seq {
+            return Err(JournalError::NonConsecutive {
+                expected: self.next_seq,
+                got: global_seq,
+            });
+        }
+        if global_seq == u64::MAX {
+            return Err(JournalError::SequenceExhausted { seq: global_seq });
+        }
+        let mut idx = self.next_seq - self.cur.first_seq;
+        if idx >= self.cur.capacity {
+            self.roll()?;
+            idx = 0;
+        }
+        let off = slot_offset(idx) as usize;
+        self.cur.map[off..off + RECORD_LEN].copy_from_slice(record);
+        // Cannot overflow: global_seq < u64::MAX (checked above).
+        self.next_seq = global_seq + 1;
+        Ok(())
+    }
+
     /// Makes every appended record durable according to `policy` and, for
     /// `Msync`/`Fdatasync`, advances [`durable_seq`](Self::durable_seq) to
     /// [`written_seq`](Self::written_seq). Free when nothing is pending.
@@ -421,12 +464,74 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Makes the segment holding `seq` (older than the current one)
-    /// current again: the prepared next segment is discarded, every later
-    /// segment is removed, newest first with a directory fsync after each.
-    /// On return `next_seq` is the end of that (full) segment.
-    #[cold]
-    fn step_back_to(&mut self, seq: u64) -> Result<(), JournalError> {
+    /// Discards every record and continues at `next_seq` (a replicated log
+    /// installing a snapshot that covers everything up to `next_seq - 1`):
+    /// every segment is removed, newest first with a directory fsync after
+    /// each (a crash leaves a shorter valid journal, or none), then a fresh
+    /// segment starting at `next_seq` is created (durably, like any
+    /// segment). Afterwards [`first_seq`](Self::first_seq) and
+    /// [`next_seq`](Self::next_seq) are `next_seq`, and [`Journal::open`]
+    /// of the directory finds an empty journal starting there. `next_seq`
+    /// must be in `1..u64::MAX`, else [`JournalError::Config`] and nothing
+    /// changes.
+    ///
+    /// [`Journal::open`]: super::Journal::open
+    pub fn reset_to(&mut self, next_seq: u64) -> Result<(), JournalError> {
+        if next_seq == 0 || next_seq == u64::MAX {
+            return Err(JournalError::Config(format!(
+                "cannot restart the journal at global sequence {next_seq}"
+            )));
+        }
+        self.drop_prepared();
+        for (_, path) in list_segments(&self.dir)?.iter().rev() {
+            fs::remove_file(path).map_err(|e| io_err(path, e))?;
+            sync_dir(&self.dir)?;
+        }
+        let seg = make_segment(&self.dir, next_seq, &self.cfg)?;
+        self.stats.segments_created += 1;
+        // The old current segment (already unlinked) is unmapped here.
+        drop(std::mem::replace(&mut self.cur, seg));
+        self.retired.clear();
+        self.first_seq = next_seq;
+        self.next_seq = next_seq;
+        self.durable_seq = next_seq - 1;
+        self.dirty_from = HEADER_LEN;
+        self.request_next();
+        Ok(())
+    }
+
+    /// Removes the segments all of whose records come before `seq` (a
+    /// replicated log whose snapshot covers them), oldest first, the
+    /// directory fsynced after each, so a crash leaves a journal starting
+    /// at a later segment, never a gap. The current segment is never
+    /// removed, so [`first_seq`](Self::first_seq) becomes the first
+    /// sequence of the oldest segment kept (at most `seq`, unless `seq` is
+    /// past the current segment's start). Returns how many segments went.
+    pub fn discard_before(&mut self, seq: u64) -> Result<u64, JournalError> {
+        if seq <= self.first_seq {
+            return Ok(0);
+        }
+        let segs = list_segments(&self.dir)?;
+        let mut removed = 0;
+        for pair in segs.windows(2) {
+            let ((first, path), (next_first, _)) = (&pair[0], &pair[1]);
+            if *first < self.first_seq {
+                continue;
+            }
+            if *next_first > seq || *first >= self.cur.first_seq {
+                break;
+            }
+            fs::remove_file(path).map_err(|e| io_err(path, e))?;
+            sync_dir(&self.dir)?;
+            self.first_seq = *next_first;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the prepared next segment, waiting for one being made in
+    /// the background.
+    fn drop_prepared(&mut self) {
         if let Some(seg) = self.ready.take() {
             discard(seg);
         }
@@ -440,6 +545,15 @@ impl JournalWriter {
                 }
             }
         }
+    }
+
+    /// Makes the segment holding `seq` (older than the current one)
+    /// current again: the prepared next segment is discarded, every later
+    /// segment is removed, newest first with a directory fsync after each.
+    /// On return `next_seq` is the end of that (full) segment.
+    #[cold]
+    fn step_back_to(&mut self, seq: u64) -> Result<(), JournalError> {
+        self.drop_prepared();
         let segs = list_segments(&self.dir)?;
         let Some(k) = segs.iter().rposition(|(first, _)| *first <= seq) else {
             return Err(JournalError::Config(format!(

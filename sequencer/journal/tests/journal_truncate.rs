@@ -1,5 +1,6 @@
-//! Discarding a suffix (`JournalWriter::truncate_from`) and reading records
-//! back through the writer (`JournalWriter::copy_encoded`): within a
+//! Discarding a suffix (`JournalWriter::truncate_from`), reading records
+//! back through the writer (`JournalWriter::copy_encoded`) and appending
+//! records in their stored form (`JournalWriter::append_encoded`): within a
 //! segment, across segment boundaries, followed by appends and reopens, and
 //! against a simple model.
 #![forbid(unsafe_code)]
@@ -267,6 +268,145 @@ fn copy_encoded_reads_current_and_rolled_segments() {
     }
     w.copy_encoded(7, 1, &mut Vec::new()).unwrap();
     w.copy_encoded(9, 9, &mut Vec::new()).unwrap();
+}
+
+#[test]
+fn append_encoded_copies_valid_records_verbatim_and_refuses_others() {
+    let t = TempDir::new("encoded");
+    let mut w = open_writer(t.path(), Precreate::Manual);
+    for s in 1..=12 {
+        w.append_encoded(&encoded(&rec(s, 4))).unwrap();
+    }
+    let mut got = Vec::new();
+    w.copy_encoded(1, 12, &mut got).unwrap();
+    assert_eq!(
+        got,
+        (1..=12).flat_map(|s| encoded(&rec(s, 4))).collect::<Vec<u8>>()
+    );
+
+    let good = encoded(&rec(13, 4));
+    assert!(matches!(
+        w.append_encoded(&good[..RECORD_LEN - 1]),
+        Err(JournalError::InvalidRecord { expected_seq: 13, .. })
+    ));
+    let mut flipped = good;
+    flipped[60] ^= 4;
+    assert!(matches!(
+        w.append_encoded(&flipped),
+        Err(JournalError::InvalidRecord { expected_seq: 13, .. })
+    ));
+    assert!(matches!(
+        w.append_encoded(&[0u8; RECORD_LEN]),
+        Err(JournalError::InvalidRecord { .. })
+    ));
+    assert!(matches!(
+        w.append_encoded(&encoded(&rec(14, 4))),
+        Err(JournalError::NonConsecutive {
+            expected: 13,
+            got: 14
+        })
+    ));
+    assert_eq!(w.next_seq(), 13);
+    w.append_encoded(&good).unwrap();
+    drop(w);
+    assert_eq!(on_disk(t.path()), (1..=13).map(|s| rec(s, 4)).collect::<Vec<_>>());
+}
+
+#[test]
+fn reset_to_restarts_the_journal_at_a_later_sequence() {
+    for precreate in [Precreate::Manual, Precreate::Background] {
+        let t = TempDir::new("reset");
+        let mut w = open_writer(t.path(), precreate);
+        for s in 1..=12 {
+            w.append(&rec(s, 0)).unwrap();
+        }
+        assert!(matches!(w.reset_to(0), Err(JournalError::Config(_))));
+        w.reset_to(100).unwrap();
+        assert_eq!((w.first_seq(), w.next_seq(), w.written_seq()), (100, 100, 99));
+        assert_eq!(w.current_segment(), t.path().join(segment_name(100)));
+        assert!(matches!(
+            w.copy_encoded(12, 1, &mut Vec::new()),
+            Err(JournalError::OutOfRange { held_first: 100, .. })
+        ));
+        drop(w);
+        assert_eq!(segment_files(t.path()).first(), Some(&segment_name(100)));
+        let j = Journal::open(t.path()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!((j.first_seq(), j.next_seq()), (100, 100));
+        let mut w = j.into_writer(cfg(precreate)).unwrap();
+        for s in 100..=107 {
+            w.append(&rec(s, 1)).unwrap();
+        }
+        let mut got = Vec::new();
+        w.copy_encoded(100, 8, &mut got).unwrap();
+        assert_eq!(
+            got,
+            (100..=107).flat_map(|s| encoded(&rec(s, 1))).collect::<Vec<u8>>()
+        );
+        assert!(matches!(
+            w.truncate_from(99),
+            Err(JournalError::TruncateBelowFirst { seq: 99, first: 100 })
+        ));
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(j.first_seq(), 100);
+        assert_eq!(
+            j.records().collect::<Vec<_>>(),
+            (100..=107).map(|s| rec(s, 1)).collect::<Vec<_>>()
+        );
+        // Truncating everything keeps the start.
+        let mut w = j.into_writer(cfg(precreate)).unwrap();
+        w.truncate_from(100).unwrap();
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert!(j.is_empty());
+        assert_eq!((j.first_seq(), j.next_seq()), (100, 100), "{precreate:?}");
+    }
+}
+
+#[test]
+fn discard_before_removes_whole_old_segments_only() {
+    for precreate in [Precreate::Manual, Precreate::Background] {
+        let t = TempDir::new("discard");
+        let mut w = open_writer(t.path(), precreate);
+        for s in 1..=17 {
+            w.append(&rec(s, 0)).unwrap();
+        }
+        assert_eq!(w.discard_before(1).unwrap(), 0);
+        // Segments 1..=5 and 6..=10 hold only sequences below 12; 11..=15
+        // holds 11, so it stays.
+        assert_eq!(w.discard_before(12).unwrap(), 2);
+        assert_eq!(w.first_seq(), 11);
+        assert!(matches!(
+            w.copy_encoded(10, 2, &mut Vec::new()),
+            Err(JournalError::OutOfRange { held_first: 11, .. })
+        ));
+        let mut got = Vec::new();
+        w.copy_encoded(11, 7, &mut got).unwrap();
+        assert_eq!(
+            got,
+            (11..=17).flat_map(|s| encoded(&rec(s, 0))).collect::<Vec<u8>>()
+        );
+        assert!(matches!(
+            w.truncate_from(10),
+            Err(JournalError::TruncateBelowFirst { seq: 10, first: 11 })
+        ));
+        // Never the current segment.
+        assert_eq!(w.discard_before(1_000).unwrap(), 1);
+        assert_eq!(w.first_seq(), 16);
+        w.append(&rec(18, 0)).unwrap();
+        drop(w);
+        let j = Journal::open(t.path()).unwrap();
+        assert_eq!(
+            (j.first_seq(), j.next_seq(), j.tail()),
+            (16, 19, None),
+            "{precreate:?}"
+        );
+        assert_eq!(
+            j.records().collect::<Vec<_>>(),
+            (16..=18).map(|s| rec(s, 0)).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[derive(Clone, Debug)]

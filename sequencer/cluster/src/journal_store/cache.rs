@@ -70,6 +70,12 @@ impl EntryCache {
         self.evict();
     }
 
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
     /// Changes the budget (bytes), evicting at once if needed.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;

@@ -80,10 +80,19 @@ pub enum JournalStoreError {
         /// What is wrong with it.
         reason: BadEntryReason,
     },
-    /// Snapshots are not supported by this store yet (the log is never
-    /// compacted, so a leader never needs to send one).
-    #[error("snapshots are not supported by the journal log store yet")]
-    SnapshotsUnsupported,
+    /// The snapshot file is damaged.
+    #[error("snapshot {}: {reason}", path.display())]
+    CorruptSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A snapshot that cannot be installed or taken (its data lacks the
+    /// leading last-sequence field, or the index is not committed).
+    /// Nothing was changed.
+    #[error("bad snapshot: {0}")]
+    BadSnapshot(String),
 }
 
 /// Why an entry's data was refused (see [`JournalStoreError::BadEntry`]).

@@ -102,6 +102,8 @@ pub struct IndexFile {
     file: File,
     /// Rows in the file.
     rows: u64,
+    /// Encoding buffer, reused by every append.
+    buf: Vec<u8>,
 }
 
 /// What [`IndexFile::open`] found.
@@ -163,6 +165,7 @@ impl IndexFile {
             path: path.to_path_buf(),
             file,
             rows: total_rows,
+            buf: Vec::new(),
         };
         if torn_rows > 0 || (bytes.len() - ROW_LEN) % ROW_LEN != 0 {
             index.truncate(rows.len() as u64)?;
@@ -180,18 +183,44 @@ impl IndexFile {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(rows.len() * ROW_LEN);
+        self.buf.clear();
         for r in rows {
-            buf.extend_from_slice(&r.encode());
+            self.buf.extend_from_slice(&r.encode());
         }
         let at = ROW_LEN as u64 * (self.rows + 1);
         self.file
-            .write_all_at(&buf, at)
+            .write_all_at(&self.buf, at)
             .map_err(|e| io_err(&self.path, e))?;
         if sync {
             self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
         }
         self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Replaces the whole file with a header and `rows` (after a snapshot
+    /// dropped the rows before it): written under a temporary name,
+    /// fsynced, renamed over the file, directory fsynced.
+    pub fn rewrite(&mut self, rows: &[Row]) -> Result<(), JournalStoreError> {
+        let tmp = self.path.with_extension("idx.tmp");
+        let io = |e| io_err(&tmp, e);
+        let mut bytes = Vec::with_capacity((rows.len() + 1) * ROW_LEN);
+        bytes.extend_from_slice(&header());
+        for r in rows {
+            bytes.extend_from_slice(&r.encode());
+        }
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        sync_parent(&self.path)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| io_err(&self.path, e))?;
+        self.rows = rows.len() as u64;
         Ok(())
     }
 

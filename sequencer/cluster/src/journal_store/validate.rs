@@ -9,10 +9,14 @@ use peregrine_journal::{decode_record, RECORD_LEN};
 use raft::eraftpb::{Entry, EntryType};
 
 /// Checks `entries` (consecutive indexes from `entries[0].index`) whose
-/// records must start at global sequence `first_seq`. Returns each entry's
-/// record count.
-pub fn check_entries(entries: &[Entry], first_seq: u64) -> Result<Vec<u32>, JournalStoreError> {
-    let mut counts = Vec::with_capacity(entries.len());
+/// records must start at global sequence `first_seq`. Leaves each entry's
+/// record count in `counts` (cleared first; reused to avoid allocating).
+pub fn check_entries(
+    entries: &[Entry],
+    first_seq: u64,
+    counts: &mut Vec<u32>,
+) -> Result<(), JournalStoreError> {
+    counts.clear();
     let mut expected_seq = first_seq;
     let mut expected_index = entries.first().map_or(0, |e| e.index);
     for e in entries {
@@ -65,5 +69,5 @@ pub fn check_entries(entries: &[Entry], first_seq: u64) -> Result<Vec<u32>, Jour
         counts.push(count);
         expected_index = expected_index.wrapping_add(1);
     }
-    Ok(counts)
+    Ok(())
 }
