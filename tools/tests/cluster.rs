@@ -144,6 +144,10 @@ fn a_node_replaced_by_an_empty_one_catches_up_from_the_leader() {
     for i in 0..3 {
         c.stop_node(i);
     }
-    assert_eq!(journal_records(&dir), expect, "the replacement holds the whole log");
+    assert_eq!(
+        journal_records(&dir),
+        expect,
+        "the replacement holds the whole log"
+    );
     assert_eq!(journal_records(&leader_dir), expect);
 }

@@ -21,7 +21,7 @@
 use crate::config::ClusterConfig;
 use crate::events::{LeadershipEvent, Role};
 use crate::store::{LogStore, StoreError};
-use raft::eraftpb::{Entry, EntryType, Message};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType};
 use raft::RawNode;
 
 /// An error from the replicated log.
@@ -118,6 +118,7 @@ pub struct ReplicatedLog<S: LogStore> {
     /// Index of the entry that opened this node's current leadership (the
     /// empty entry a new leader appends); 0 when not leading.
     term_start: u64,
+    log_loss_repairs: u64,
 }
 
 impl<S: LogStore> std::fmt::Debug for ReplicatedLog<S> {
@@ -175,6 +176,7 @@ impl<S: LogStore> ReplicatedLog<S> {
             leader: None,
             applied,
             term_start: 0,
+            log_loss_repairs: 0,
         })
     }
 
@@ -231,9 +233,48 @@ impl<S: LogStore> ReplicatedLog<S> {
     /// Delivers a message received from a peer. Messages from an older
     /// term, duplicates and reordered ones are handled by Raft; an error
     /// means the message was not for this node or came from a non-member.
-    pub fn step(&mut self, message: Message) -> Result<(), LogError> {
+    ///
+    /// Two repairs happen first, for a node that lost its log (its machine
+    /// replaced by an empty one under the same id, the documented way to
+    /// replace a member while membership is static): such a follower is
+    /// never told to commit beyond the log it has (raft-rs would abort on
+    /// it; it commits those entries once it holds them), and a leader that
+    /// sees a follower reject an append below what it believed that
+    /// follower held forgets that belief and probes it from scratch (else
+    /// raft-rs would ignore the rejection as stale and never send the
+    /// follower its log again). Lowering a peer's match index can only
+    /// delay commitment, never advance it, so neither repair weakens Raft.
+    pub fn step(&mut self, mut message: Message) -> Result<(), LogError> {
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat => {
+                let last = self.node.raft.raft_log.last_index();
+                if message.commit > last {
+                    message.commit = last;
+                    self.log_loss_repairs += 1;
+                }
+            }
+            MessageType::MsgAppendResponse
+                if message.reject && self.node.raft.state == raft::StateRole::Leader =>
+            {
+                if let Some(pr) = self.node.raft.mut_prs().get_mut(message.from) {
+                    if message.reject_hint < pr.matched {
+                        pr.matched = 0;
+                        pr.next_idx = message.reject_hint + 1;
+                        pr.become_probe();
+                        self.log_loss_repairs += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
         self.node.step(message)?;
         Ok(())
+    }
+
+    /// How often [`step`](Self::step) repaired around a peer that lost
+    /// its log.
+    pub fn log_loss_repairs(&self) -> u64 {
+        self.log_loss_repairs
     }
 
     /// Handles everything Raft has ready, in raft-rs's order: queue

@@ -58,6 +58,9 @@ peregrine_sequencer::counter_set! {
         elections_won,
         /// Raft messages refused by `step` (not for this node, unknown peer).
         step_errors,
+        /// Repairs around a peer that lost its log (a member replaced by an
+        /// empty node under the same id).
+        log_loss_repairs,
         /// Messages sent to peers.
         msgs_sent,
         /// Bytes written to peers.
@@ -198,6 +201,7 @@ impl<A: Application, S: LogStore> ClusterNode<A, S> {
         c.commit_index = self.log.commit_index();
         c.applied_index = self.log.applied_index();
         c.last_index = self.log.last_index();
+        c.log_loss_repairs = self.log.log_loss_repairs();
         let t = self.transport.counters();
         c.msgs_sent = t.msgs_sent;
         c.bytes_sent = t.bytes_sent;

@@ -458,11 +458,17 @@ mod tests {
 
     #[test]
     fn the_cluster_example_is_valid_and_needs_a_journal() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/peregrine-cluster.example.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/peregrine-cluster.example.toml"
+        );
         let mut c = ServeConfig::from_file(std::path::Path::new(path)).unwrap();
         let cluster = c.cluster.clone().expect("[cluster] section");
         assert_eq!((cluster.node_id, cluster.members.len()), (1, 3));
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid("[cluster]", _))), "no journal given");
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid("[cluster]", _))),
+            "no journal given"
+        );
         c.journal = Some("/tmp/node1".into());
         c.validate().unwrap();
         c.cluster.as_mut().unwrap().node_id = 4;
