@@ -225,6 +225,12 @@ impl ClusterConfig {
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
+            // A new commit index reaches followers with the next append or
+            // heartbeat instead of an extra message round per commit: one
+            // wake-up less per entry on every follower, at the price of
+            // followers applying a little later (a new leader applies
+            // everything committed before it serves anyway).
+            skip_bcast_commit: true,
             ..raft::Config::default()
         }
     }
@@ -364,7 +370,7 @@ mod tests {
             (r.id, r.election_tick, r.heartbeat_tick, r.applied),
             (1, 10, 2, 7)
         );
-        assert!(r.pre_vote && r.check_quorum);
+        assert!(r.pre_vote && r.check_quorum && r.skip_bcast_commit);
         r.validate().unwrap();
     }
 }

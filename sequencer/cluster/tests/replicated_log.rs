@@ -121,8 +121,10 @@ fn elects_a_leader_replicates_and_applies_in_order() {
                 round(&mut nodes, false, None);
             }
         }
+        // Ticking: followers learn the final commit index from the next
+        // heartbeat (the leader does not broadcast each commit).
         for _ in 0..6 {
-            round(&mut nodes, false, None);
+            round(&mut nodes, true, None);
         }
         let last = proposed.last().unwrap().0;
         for node in &nodes {
@@ -199,8 +201,9 @@ fn a_restarted_node_replays_its_committed_log() {
     let mut nodes = cluster(3);
     let l = elect(&mut nodes, None);
     let p = nodes[l].log.propose(b"durable").unwrap();
+    // With ticks, so the follower hears the commit in a heartbeat.
     for _ in 0..4 {
-        round(&mut nodes, false, None);
+        round(&mut nodes, true, None);
     }
     let f = (l + 1) % 3;
     let id = nodes[f].log.id();
