@@ -25,9 +25,9 @@
 //! * [`NodeTransport`]: raft messages between nodes over kernel TCP,
 //!   polled from the same loop.
 //!
-//! Not yet here: handing an installed snapshot to the application through
-//! [`ReplicatedLog`] (and deciding when to take one), and the sequencer
-//! and gateway integration.
+//! The server (`peregrine_server::cluster_node`) drives these from the
+//! sequencer's loop. Not yet here: handing an installed snapshot to the
+//! application through [`ReplicatedLog`] (and deciding when to take one).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
