@@ -6,6 +6,8 @@
 #   2. DPDK on virtual devices (net_ring, unprivileged): the DpdkPort tests
 #      and frames -> gateway -> sequencer -> acks;
 #   2b. the crash test (scripts/crash-test.sh, CRASH_ROUNDS rounds, 5 here);
+#   2c. the cluster failover test (scripts/failover-test.sh; QUICK: 2 leader
+#       kills, 1 leader stop, 1 follower kill; FAILOVER_FULL=1 for 10/3/3);
 #   3. as root: the network-namespace rig, Peregrine on a veth end through
 #      net_af_packet and net_af_xdp, the client simulator in the other
 #      namespace (scripts/dpdk-netns-test.sh).
@@ -24,6 +26,9 @@ cargo test --workspace --exclude dpdk-sys
 
 log "crash test: SIGKILL under load in durable mode, restart, verify the journal (${CRASH_ROUNDS:-5} rounds)"
 ROUNDS=${CRASH_ROUNDS:-5} bash scripts/crash-test.sh
+
+log "failover test: a 3-node cluster under load, leaders killed and stopped, followers killed"
+if [[ ${FAILOVER_FULL:-0} == 1 ]]; then bash scripts/failover-test.sh; else QUICK=1 bash scripts/failover-test.sh; fi
 
 have_dpdk() { pkg-config --exists libdpdk 2>/dev/null; }
 if ! have_dpdk && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
