@@ -48,6 +48,7 @@ mod order_index;
 mod order_pool;
 mod replace;
 mod report;
+mod snapshot;
 mod state_hash;
 
 pub use command::{Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce};
@@ -58,4 +59,5 @@ pub use config::{
 pub use engine::{Engine, OrderView};
 pub use invariants::InvariantViolation;
 pub use report::{CountingSink, Liquidity, RejectReason, Report, ReportKind, ReportSink};
+pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use state_hash::{StateHasher, SIDE_END};

@@ -75,6 +75,12 @@ impl OrderPool {
         self.live
     }
 
+    /// Number of orders the pool holds at most.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Whether no slot is free.
     #[inline]
     pub fn is_full(&self) -> bool {

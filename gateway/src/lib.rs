@@ -25,6 +25,7 @@ pub mod replies;
 pub mod restore;
 pub mod session;
 pub mod session_core;
+pub mod snapshot;
 pub mod tcp;
 pub mod udp;
 

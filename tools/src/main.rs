@@ -1,4 +1,4 @@
-//! `peregrine`: serve, client, bench, replay, stat, relay, doctor, exporter, cluster (one file each
+//! `peregrine`: serve, client, bench, replay, snapshot, stat, relay, doctor, exporter, cluster (one file each
 //! under `cmd/`).
 
 #![forbid(unsafe_code)]
@@ -28,6 +28,8 @@ enum Cmd {
     Bench(cmd::bench::BenchArgs),
     /// Print, filter and verify a journal (a directory or one segment file).
     Replay(cmd::replay::ReplayArgs),
+    /// Replay a journal into a state snapshot file (`--inspect`: show one).
+    Snapshot(cmd::snapshot::SnapshotArgs),
     /// Live counters of a running server, from its shared-memory file.
     Stat(cmd::stat::StatArgs),
     /// A lossy UDP relay (fault injection) between clients and a server.
@@ -55,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Client(a) => cmd::client::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
         Cmd::Replay(a) => cmd::replay::run(a),
+        Cmd::Snapshot(a) => cmd::snapshot::run(a),
         Cmd::Stat(a) => cmd::stat::run(a),
         Cmd::Relay(a) => cmd::relay::run(a),
         Cmd::Doctor(a) => cmd::doctor::run(a),

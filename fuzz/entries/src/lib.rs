@@ -1,6 +1,6 @@
 //! Fuzz entry points for Peregrine's parsers and session layer (every
-//! parser is total: framing, message decoding and the session layer), and
-//! for journal recovery.
+//! parser is total: framing, message decoding and the session layer), for
+//! journal recovery, and for restoring an engine snapshot.
 //!
 //! Each `pub fn TARGET(data: &[u8])` takes arbitrary bytes and panics only
 //! when an invariant breaks. The same functions are called from two places:
@@ -14,6 +14,7 @@
 //! peregrine-fuzz-entries --example gen_corpus`).
 #![forbid(unsafe_code)]
 
+mod engine_restore;
 mod journal_recovery;
 mod message;
 mod moldudp64;
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("netio_wire", netio_wire),
     ("session", session),
     ("journal_recovery", journal_recovery),
+    ("engine_restore", engine_restore),
 ];
 
 /// MoldUDP64: `MoldPacket::new_checked`, `blocks()`, `MoldBuilder`,
@@ -85,6 +87,15 @@ pub fn session(data: &[u8]) {
 /// and the writer resumes gap-free.
 pub fn journal_recovery(data: &[u8]) {
     journal_recovery::run(data)
+}
+
+/// Engine snapshots: `Engine::restore` on raw bytes, and on real
+/// snapshots (of books built by a command script) damaged by xor masks and
+/// truncation. Checks: no panic; whatever restores passes the engine's
+/// invariants, re-encodes to the same bytes and keeps trading; an engine's
+/// own snapshot always restores to the same state hash.
+pub fn engine_restore(data: &[u8]) {
+    engine_restore::run(data)
 }
 
 /// Reads bytes off the front of a fuzz input; past the end it yields zeros,

@@ -43,7 +43,45 @@ pub fn all() -> Vec<Seed> {
     for (name, bytes) in journal_recovery() {
         v.push(("journal_recovery", name, bytes));
     }
+    for (name, bytes) in engine_restore() {
+        v.push(("engine_restore", name, bytes));
+    }
     v
+}
+
+/// Engine snapshots: raw (mode 0) snapshots of an empty and a busy book,
+/// and command scripts (mode 1) with and without damage.
+fn engine_restore() -> Named {
+    let config = crate::engine_restore::config();
+    let script: Vec<u8> = (0u8..60)
+        .flat_map(|i| [i.wrapping_mul(37), i, i / 2, i.wrapping_mul(11), i % 5])
+        .collect();
+    let mut busy = peregrine_engine::Engine::new(&config).expect("valid config");
+    let mut sink: Vec<(u32, peregrine_engine::Report)> = Vec::new();
+    let mut b = crate::Bytes::new(&script);
+    for _ in 0..60 {
+        busy.apply(&crate::engine_restore::command(&mut b), &mut sink);
+    }
+    let raw = |engine: &peregrine_engine::Engine| {
+        let mut v = vec![0u8];
+        v.extend(engine.snapshot());
+        v
+    };
+    let empty = peregrine_engine::Engine::new(&config).expect("valid config");
+    let scripted = |damage: &[u8]| {
+        let mut v = vec![1u8, 60];
+        v.extend(&script);
+        v.extend(damage);
+        v
+    };
+    vec![
+        ("empty-input".into(), Vec::new()),
+        ("raw-empty-book".into(), raw(&empty)),
+        ("raw-busy-book".into(), raw(&busy)),
+        ("script-undamaged".into(), scripted(&[0, 0, 0])),
+        ("script-flip-count".into(), scripted(&[1, 68, 0, 0x80, 0, 0])),
+        ("script-truncated".into(), scripted(&[0, 100, 0])),
+    ]
 }
 
 type Named = Vec<(String, Vec<u8>)>;

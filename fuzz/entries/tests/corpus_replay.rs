@@ -108,7 +108,8 @@ target_tests!(
     message,
     netio_wire,
     session,
-    journal_recovery
+    journal_recovery,
+    engine_restore
 );
 
 /// Every target has a cargo-fuzz binary and a corpus directory, and every

@@ -14,6 +14,8 @@
 //! - [`pinning`]: the one place threads are pinned to cores.
 //! - [`doctor`]: checks a host against what a configuration needs.
 //! - [`metrics`]: the counters in Prometheus/OpenMetrics text.
+//! - [`snapshot`]: application and session state at a global sequence
+//!   number, as a checksummed file, and the replay that builds it.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod pinning;
 pub mod runtime;
 pub mod serve;
+pub mod snapshot;
 pub mod stage;
 
 pub use error::ServeError;

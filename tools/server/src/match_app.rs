@@ -48,6 +48,21 @@ impl MatchApp {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// The application's state as bytes: the engine snapshot (the echo
+    /// part is stateless). See [`Engine::snapshot`].
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.engine.snapshot()
+    }
+
+    /// The application holding the state `bytes` (from
+    /// [`MatchApp::snapshot`] under the same engine config) describe.
+    pub fn restore(cfg: &EngineConfig, bytes: &[u8]) -> Result<Self, peregrine_engine::SnapshotError> {
+        Ok(MatchApp {
+            engine: Engine::restore(cfg, bytes)?,
+            echo: EchoApp::new(),
+        })
+    }
 }
 
 struct WireSink<'s, 'o> {

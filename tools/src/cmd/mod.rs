@@ -9,6 +9,7 @@ pub mod load;
 pub mod relay;
 pub mod replay;
 pub mod serve;
+pub mod snapshot;
 pub mod stat;
 
 /// Where `serve` puts its counters and `stat` reads them unless told otherwise.
