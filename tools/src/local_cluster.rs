@@ -91,7 +91,9 @@ impl LocalCluster {
     /// Stops node `i` (as a crash looks to the others: it just goes away).
     pub fn stop_node(&mut self, i: usize) {
         if let Some(h) = self.nodes[i].take() {
-            let _ = h.stop();
+            if let Err(e) = h.stop() {
+                eprintln!("node {} had stopped: {e}", i + 1);
+            }
         }
     }
 

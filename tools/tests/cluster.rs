@@ -47,6 +47,24 @@ fn send_and_ack(
         .collect()
 }
 
+/// Logs `session` in at whichever node leads, following refusals as a
+/// client does (leadership can still move right after an election on a
+/// loaded machine); returns the leader's position and the login's
+/// (next client sequence, next reply sequence).
+fn login_at_leader(c: &LocalCluster, s: &std::net::UdpSocket, session: &str) -> (usize, (u64, u64)) {
+    let until = Instant::now() + WITHIN;
+    loop {
+        let l = c.leader(WITHIN).unwrap();
+        let m = udp_login_with(s, c.udp(l), session, SECRET);
+        if m[0] == MessageType::LoginAccepted as u8 {
+            let a = peregrine_wire::message::LoginAccepted::read_from_bytes(&m).unwrap();
+            return (l, (a.next_client_seq.get(), a.next_reply_seq.get()));
+        }
+        assert!(Instant::now() < until, "no leader accepted the login");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn journal_records(dir: &Path) -> Vec<(u64, u64)> {
     Journal::open_read_only(dir)
         .unwrap()
@@ -86,7 +104,8 @@ fn elects_replicates_refuses_on_followers_and_fails_over_with_sessions_intact() 
     // The session resumes where the old leader left it: nothing is
     // sequenced twice and the global sequence continues without a gap.
     let s2 = udp_client();
-    assert_eq!(udp_login(&s2, c.udp(second), "GOOD"), (51, 51));
+    let (second, resumed) = login_at_leader(&c, &s2, "GOOD");
+    assert_eq!(resumed, (51, 51));
     s2.send_to(&mold("GOOD", 50, &[&echo(50, 50)]), c.udp(second))
         .unwrap();
     let again: Vec<(u64, u64)> = recv_blocks(&s2, 1, Duration::from_secs(5))
@@ -150,4 +169,57 @@ fn a_node_replaced_by_an_empty_one_catches_up_from_the_leader() {
         "the replacement holds the whole log"
     );
     assert_eq!(journal_records(&leader_dir), expect);
+}
+
+#[test]
+fn a_node_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    let base = ServeConfig {
+        idle: "backoff".into(),
+        cluster: Some({
+            let mut c = peregrine_cluster::ClusterConfig::new(1, Vec::new());
+            c.snapshot_records = 10;
+            c
+        }),
+        ..server_config(0, 0)
+    };
+    let mut c = LocalCluster::start("snapshot", 3, &base, AckLevel::Replicated).unwrap();
+    let leader = c.leader(WITHIN).unwrap();
+    let s = udp_client();
+    assert_eq!(udp_login(&s, c.udp(leader), "GOOD"), (1, 1));
+    assert_eq!(send_and_ack(&s, c.udp(leader), "GOOD", 1..=30).len(), 30);
+    c.converge(31, WITHIN).unwrap();
+    let behind = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    c.stop_node(behind);
+    assert_eq!(send_and_ack(&s, c.udp(leader), "GOOD", 31..=60).len(), 30);
+    c.converge(61, WITHIN).unwrap();
+    // Both running nodes restart, and each compacts its log into a
+    // snapshot on the way: the stopped node's next entry is gone.
+    c.stop_node(other);
+    c.start_node(other).unwrap();
+    c.stop_node(leader);
+    c.start_node(leader).unwrap();
+    c.start_node(behind).unwrap();
+    let s2 = udp_client();
+    let (now, resumed) = login_at_leader(&c, &s2, "GOOD");
+    assert_eq!(resumed, (61, 61));
+    assert_eq!(
+        send_and_ack(&s2, c.udp(now), "GOOD", 61..=70),
+        (61..=70).map(|k| (k, k)).collect::<Vec<_>>()
+    );
+    c.converge(71, WITHIN).unwrap();
+    // The node that was behind holds the snapshot's state and the log
+    // after it; the session state came with the snapshot: as leader it
+    // would resume this session at 71.
+    let dir = c.journal_dir(behind);
+    for i in 0..3 {
+        c.stop_node(i);
+    }
+    let tail: Vec<(u64, u64)> = journal_records(&dir);
+    assert_eq!(tail.last(), Some(&(70, 70)));
+    assert!(
+        tail.first().unwrap().0 > 30,
+        "the log before the snapshot was not sent: {:?}",
+        tail.first()
+    );
 }

@@ -90,6 +90,20 @@ pub struct ClusterConfig {
     /// When clients are acknowledged.
     #[serde(default)]
     pub ack: AckLevel,
+    /// A node that starts with at least this many committed records after
+    /// its last snapshot takes a new one (engine and session state at its
+    /// commit index) and compacts its log: the journal segments before it
+    /// go, and a peer too far behind is sent the snapshot instead of the
+    /// whole log. 0 never snapshots.
+    #[serde(default = "default_snapshot_records")]
+    pub snapshot_records: u64,
+}
+
+/// Default [`ClusterConfig::snapshot_records`].
+pub const DEFAULT_SNAPSHOT_RECORDS: u64 = 10_000_000;
+
+fn default_snapshot_records() -> u64 {
+    DEFAULT_SNAPSHOT_RECORDS
 }
 
 fn default_election_ticks() -> usize {
@@ -147,6 +161,7 @@ impl ClusterConfig {
             heartbeat_ticks: DEFAULT_HEARTBEAT_TICKS,
             tick: DEFAULT_TICK,
             ack: AckLevel::default(),
+            snapshot_records: DEFAULT_SNAPSHOT_RECORDS,
         }
     }
 

@@ -119,6 +119,7 @@ pub struct ReplicatedLog<S: LogStore> {
     /// empty entry a new leader appends); 0 when not leading.
     term_start: u64,
     log_loss_repairs: u64,
+    snapshots_installed: u64,
 }
 
 impl<S: LogStore> std::fmt::Debug for ReplicatedLog<S> {
@@ -177,6 +178,7 @@ impl<S: LogStore> ReplicatedLog<S> {
             applied,
             term_start: 0,
             log_loss_repairs: 0,
+            snapshots_installed: 0,
         })
     }
 
@@ -271,6 +273,22 @@ impl<S: LogStore> ReplicatedLog<S> {
         Ok(())
     }
 
+    /// Snapshots received from a leader and installed in the store by
+    /// [`poll`](Self::poll) (the log before them replaced). The state
+    /// machine must then be rebuilt from the store's snapshot: entries
+    /// after it are applied through [`Apply`] as usual, the snapshot's
+    /// content is not.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+    }
+
+    /// The store, mutably, between polls (taking a snapshot, persisting
+    /// the commit index): never for appends, which go through
+    /// [`poll`](Self::poll).
+    pub fn store_mut(&mut self) -> &mut S {
+        self.node.mut_store()
+    }
+
     /// How often [`step`](Self::step) repaired around a peer that lost
     /// its log.
     pub fn log_loss_repairs(&self) -> u64 {
@@ -300,6 +318,8 @@ impl<S: LogStore> ReplicatedLog<S> {
         }
         if !ready.snapshot().is_empty() {
             self.node.mut_store().apply_snapshot(ready.snapshot())?;
+            self.applied = self.applied.max(ready.snapshot().get_metadata().index);
+            self.snapshots_installed += 1;
         }
         let committed = ready.take_committed_entries();
         self.apply_entries(&committed, apply);

@@ -368,6 +368,18 @@ where
             self.stop(StageStop::Failed(e));
             return work;
         }
+        if self.log.snapshots_installed() > 0 {
+            // The leader waits for this node's answer to the snapshot
+            // before sending it anything after it: answer first.
+            self.transport.send(self.log.drain_outbox());
+            let why = format!(
+                "from leader {:?} at index {}",
+                self.log.leader_id(),
+                self.log.applied_index()
+            );
+            self.stop(StageStop::SnapshotInstalled(why));
+            return work;
+        }
         self.follow_role();
         if self.serving {
             let commit = self.log.commit_index();

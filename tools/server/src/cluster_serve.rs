@@ -18,9 +18,11 @@ use crate::runtime::{run_stage, ServerReport, SEQUENCER_BATCH};
 use crate::serve::{
     bind_gateways, build_app, gateway_options, restore_from, runtime_config, ServerApp, ServerHandle,
 };
+use crate::snapshot::{restore_state, StateSnapshot, StateSnapshotError};
 use crate::stage::StageStop;
 use peregrine_cluster::{AckLevel, ClusterConfig, JournalLogStore, NodeTransport, ReplicatedLog};
 use peregrine_gateway::directory::SessionDirectory;
+use peregrine_gateway::snapshot::SessionsSnapshot;
 use peregrine_gateway::Leadership;
 use peregrine_journal::{FlushPolicy, Journal, WriterConfig};
 use peregrine_sequencer::{JournalMode, ReplyRelease, Sequencer};
@@ -100,7 +102,7 @@ impl NodeSetup {
         let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
         let mut bound = bind_gateways(cfg, udp, tcp, &directory, opts)?;
         let mut app = build_app(cfg)?;
-        let (store, _) = JournalLogStore::open(
+        let (mut store, _) = JournalLogStore::open(
             &self.dir,
             &self.cluster.voter_ids(),
             WriterConfig {
@@ -111,6 +113,7 @@ impl NodeSetup {
         )?;
         let committed_seq = store.committed_seq();
         let commit_index = store.hard_state().commit;
+        let journal_dir = store.journal_dir().to_path_buf();
         let mut note = format!(
             "cluster node {} journal {}: log committed through index {commit_index} (sequence {committed_seq}), \
              records held through sequence {}",
@@ -118,8 +121,36 @@ impl NodeSetup {
             self.dir.display(),
             store.next_seq().saturating_sub(1)
         );
-        if committed_seq > 0 {
-            let journal_dir = store.journal_dir().to_path_buf();
+        // The configuration with this node's gateways, as snapshots name them.
+        let layout = ServeConfig {
+            udp: udp.to_vec(),
+            tcp: tcp.to_vec(),
+            ..cfg.clone()
+        };
+        // From the snapshot, if the store holds one: the application and the
+        // sessions as of its last sequence; the journal replays the rest.
+        let mut replay_from = 1;
+        if let Some((meta, last_seq, bytes)) = store.snapshot_state() {
+            let snap = StateSnapshot::decode(bytes)?;
+            let (restored, sessions) = restore_state(&layout, &snap)?;
+            app = restored;
+            for (g, s) in sessions.iter().enumerate() {
+                if let Some(table) = bound.gateways.get_mut(g).and_then(|gw| gw.sessions_mut()) {
+                    s.restore_into(g as u16, table, &directory).map_err(|source| {
+                        StateSnapshotError::Sessions {
+                            gateway: g as u16,
+                            source,
+                        }
+                    })?;
+                }
+            }
+            replay_from = last_seq + 1;
+            note.push_str(&format!(
+                "; state from the snapshot at index {} (sequence {last_seq})",
+                meta.index
+            ));
+        }
+        if committed_seq >= replay_from {
             let rec = Journal::open_read_only(&journal_dir).map_err(|source| ServeError::Journal {
                 dir: journal_dir.clone(),
                 source,
@@ -128,9 +159,37 @@ impl NodeSetup {
                 &mut app,
                 &directory,
                 &mut bound.gateways,
-                rec.range(..=committed_seq),
+                rec.range(replay_from..=committed_seq),
                 &self.dir,
             )?);
+        }
+        // Compaction: a long log since the last snapshot becomes a snapshot
+        // of the state just rebuilt (it reflects exactly the entries up to
+        // the commit index).
+        let every = self.cluster.snapshot_records;
+        if every > 0 && commit_index > 0 && committed_seq + 1 >= replay_from + every {
+            let snap = StateSnapshot {
+                last_seq: committed_seq,
+                app_kind: cfg.app,
+                app: match &app {
+                    ServerApp::Echo(_) => Vec::new(),
+                    ServerApp::Match(m) => m.snapshot(),
+                },
+                gateways: bound
+                    .gateways
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(g, gw)| {
+                        gw.sessions_mut()
+                            .map(|t| SessionsSnapshot::capture(g as u16, t).encode())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            };
+            store.create_snapshot(commit_index, &snap.encode())?;
+            note.push_str(&format!(
+                "; took a snapshot at index {commit_index} (sequence {committed_seq}) and compacted the log"
+            ));
         }
         let log = ReplicatedLog::new(&self.cluster, store, commit_index)?;
         let transport = NodeTransport::bind(&self.cluster)?;
@@ -174,8 +233,10 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
             loop {
                 let (report, app) = run_stage(inc.gateways, inc.node, &runtime, Arc::clone(&stop2))?;
                 match &report.failure {
-                    Some(StageStop::SteppedDown(why)) if !stop2.load(Ordering::Relaxed) => {
-                        tracing::warn!(reason = %why, incarnation = incarnations, "leader stepped down: rebuilding from the journal as a follower");
+                    Some(why @ (StageStop::SteppedDown(_) | StageStop::SnapshotInstalled(_)))
+                        if !stop2.load(Ordering::Relaxed) =>
+                    {
+                        tracing::warn!(reason = %why, incarnation = incarnations, "rebuilding from the journal as a follower");
                         drop(app);
                         // The ports were released with the gateways: bind
                         // the same resolved addresses again.

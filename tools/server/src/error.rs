@@ -72,6 +72,9 @@ pub enum ServeError {
     /// Raft refused the node's state or configuration.
     #[error("cluster: {0}")]
     ClusterLog(#[from] peregrine_cluster::LogError),
+    /// A cluster node's state snapshot could not be read or restored.
+    #[error("state snapshot: {0}")]
+    Snapshot(#[from] crate::snapshot::StateSnapshotError),
     /// The node transport could not listen on the Raft address.
     #[error("cluster transport: {0}")]
     ClusterTransport(#[from] peregrine_cluster::TransportError),

@@ -30,6 +30,9 @@ pub enum StageStop {
     /// not commit may be overwritten, so the node starts again from its
     /// durable log as a follower.
     SteppedDown(String),
+    /// A cluster follower installed a snapshot from its leader (it was too
+    /// far behind for the log): the node starts again from that snapshot.
+    SnapshotInstalled(String),
 }
 
 impl std::fmt::Display for StageStop {
@@ -37,6 +40,7 @@ impl std::fmt::Display for StageStop {
         match self {
             StageStop::Failed(s) => f.write_str(s),
             StageStop::SteppedDown(s) => write!(f, "stepped down: {s}"),
+            StageStop::SnapshotInstalled(s) => write!(f, "installed a snapshot: {s}"),
         }
     }
 }
