@@ -49,7 +49,24 @@ pub struct ReplySink<'a> {
     pub(crate) mode: SinkMode<'a>,
 }
 
-impl ReplySink<'_> {
+impl<'a> ReplySink<'a> {
+    /// A sink over the sequencer's output rings and overflow queues, with
+    /// every count at zero.
+    pub(crate) fn new(
+        outputs: &'a mut [Producer<OutboundSlot>],
+        overflow: &'a mut [VecDeque<OutboundSlot>],
+        mode: SinkMode<'a>,
+    ) -> Self {
+        ReplySink {
+            outputs,
+            overflow,
+            sent: 0,
+            overflowed: 0,
+            misrouted: 0,
+            mode,
+        }
+    }
+
     /// Queues `msg` for session `to`. Replies to one session keep their
     /// order. A reply for a gateway that does not exist is counted and
     /// dropped (a bug in the application, not a runtime condition).

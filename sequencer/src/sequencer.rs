@@ -267,14 +267,7 @@ impl<A: Application> Sequencer<A> {
             }
             None => (None, SinkMode::Send),
         };
-        let mut sink = ReplySink {
-            outputs: &mut self.outputs,
-            overflow: &mut self.overflow,
-            sent: 0,
-            overflowed: 0,
-            misrouted: 0,
-            mode,
-        };
+        let mut sink = ReplySink::new(&mut self.outputs, &mut self.overflow, mode);
         for k in 0..n {
             let i = (self.next_input + k) % n;
             let input = &mut self.inputs[i];
@@ -376,14 +369,7 @@ pub fn replay_journal_with<A: Application>(
 ) -> u64 {
     let mut outputs: [Producer<OutboundSlot>; 0] = [];
     let mut overflow: [VecDeque<OutboundSlot>; 0] = [];
-    let mut sink = ReplySink {
-        outputs: &mut outputs,
-        overflow: &mut overflow,
-        sent: 0,
-        overflowed: 0,
-        misrouted: 0,
-        mode: SinkMode::Replay(&mut on_reply),
-    };
+    let mut sink = ReplySink::new(&mut outputs, &mut overflow, SinkMode::Replay(&mut on_reply));
     let mut n = 0;
     for r in records {
         on_record(&r);

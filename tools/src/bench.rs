@@ -200,6 +200,16 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         eprint!("{}", server::format_report(&report));
     }
 
+    report(b, &result, baseline.as_ref(), Baseline::RawEcho)
+}
+
+/// Prints the table, writes the requested files, returns the JSON.
+fn report(
+    b: &BenchConfig,
+    result: &ClientResult,
+    baseline: Option<&ClientResult>,
+    baseline_kind: Baseline,
+) -> anyhow::Result<serde_json::Value> {
     let outcome = BenchOutcome {
         transport: b.transport.name(),
         mode: b.mode.name(),
@@ -207,21 +217,11 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
             FlowKind::Echo => "echo",
             FlowKind::Orders => "orders",
         },
-        peregrine: &result,
-        baseline: baseline.as_ref(),
-        baseline_kind: Baseline::RawEcho,
-        cluster: 0,
+        peregrine: result,
+        baseline,
+        baseline_kind,
+        cluster: b.cluster,
     };
-    report(b, &outcome, &result, baseline.as_ref())
-}
-
-/// Prints the table, writes the requested files, returns the JSON.
-fn report(
-    b: &BenchConfig,
-    outcome: &BenchOutcome<'_>,
-    result: &ClientResult,
-    baseline: Option<&ClientResult>,
-) -> anyhow::Result<serde_json::Value> {
     println!("{}", outcome.table());
     let json = outcome.json();
     if let Some(p) = &b.json {
@@ -323,17 +323,5 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         eprint!("{}", s.to_text());
     }
     drop(cluster);
-    let outcome = BenchOutcome {
-        transport: b.transport.name(),
-        mode: b.mode.name(),
-        flow: match b.flow {
-            FlowKind::Echo => "echo",
-            FlowKind::Orders => "orders",
-        },
-        peregrine: &result,
-        baseline: baseline.as_ref(),
-        baseline_kind: Baseline::SingleNode,
-        cluster: b.cluster,
-    };
-    report(b, &outcome, &result, baseline.as_ref())
+    report(b, &result, baseline.as_ref(), Baseline::SingleNode)
 }

@@ -181,14 +181,7 @@ impl<A: Application> Sequencer<A> {
             return 0;
         };
         let mut released = 0;
-        let mut sink = ReplySink {
-            outputs: &mut self.outputs,
-            overflow: &mut self.overflow,
-            sent: 0,
-            overflowed: 0,
-            misrouted: 0,
-            mode: SinkMode::Send,
-        };
+        let mut sink = ReplySink::new(&mut self.outputs, &mut self.overflow, SinkMode::Send);
         while let Some(g) = r.gates.front().copied() {
             if g.index > commit {
                 break;
@@ -229,14 +222,7 @@ impl<A: Application> Sequencer<A> {
         if entry.len() % RECORD_LEN != 0 {
             return Err(ApplyError::Length(entry.len()));
         }
-        let mut sink = ReplySink {
-            outputs: &mut self.outputs,
-            overflow: &mut self.overflow,
-            sent: 0,
-            overflowed: 0,
-            misrouted: 0,
-            mode: SinkMode::Restore,
-        };
+        let mut sink = ReplySink::new(&mut self.outputs, &mut self.overflow, SinkMode::Restore);
         let mut applied = 0;
         let mut result = Ok(());
         for (position, chunk) in entry.chunks_exact(RECORD_LEN).enumerate() {
