@@ -12,8 +12,10 @@
 //! Naming: the sequencer's counters become `peregrine_sequencer_<name>`,
 //! every gateway's `peregrine_gateway_<name>` with labels `gateway` (its
 //! id), `transport` and `addr`; port counters (`port_*`) keep their prefix
-//! under the gateway family. Monotonic counts are counters (`_total`), the
-//! few levels (next sequence, durable sequence, journal lag) gauges. Both
+//! under the gateway family; a cluster node's are `peregrine_cluster_<name>`.
+//! Monotonic counts are counters (`_total`), levels (next sequence, durable
+//! sequence, journal lag; a node's role, term, log indexes, commit latency
+//! percentiles, peers' match indexes) gauges. Both
 //! the classic Prometheus text format (0.0.4) and OpenMetrics 1.0 are
 //! rendered from the same families; the exporter picks by the scraper's
 //! `Accept` header.
@@ -31,7 +33,32 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 const RENAMED: &[(&str, &str)] = &[("port_rx_not_for_us", "port_rx_not_ours")];
 
 /// Counter names that are levels, not counts.
-const GAUGES: &[&str] = &["next_seq", "journal_durable_seq", "journal_lag"];
+const GAUGES: &[&str] = &[
+    "next_seq",
+    "journal_durable_seq",
+    "journal_lag",
+    // The `cluster` block's levels.
+    "role",
+    "serving",
+    "term",
+    "leader_id",
+    "node_id",
+    "commit_index",
+    "applied_index",
+    "last_index",
+    "commit_p50_ns",
+    "commit_p99_ns",
+    "commit_p999_ns",
+    "commit_max_ns",
+    "peer1_id",
+    "peer1_match",
+    "peer2_id",
+    "peer2_match",
+    "peer3_id",
+    "peer3_match",
+    "peer4_id",
+    "peer4_match",
+];
 
 /// One metric family: name (without `_total`), kind, help, samples.
 struct Family {
@@ -78,6 +105,8 @@ fn families(snap: &CountersSnapshot) -> Vec<Family> {
     for (title, counters) in &snap.blocks {
         let (prefix, labels) = if title == "sequencer" {
             ("peregrine_sequencer", String::new())
+        } else if title == "cluster" {
+            ("peregrine_cluster", String::new())
         } else if let Some(l) = gateway_labels(title) {
             ("peregrine_gateway", l)
         } else {
@@ -217,6 +246,32 @@ mod tests {
                 ),
             ],
         }
+    }
+
+    #[test]
+    fn a_cluster_nodes_levels_are_gauges_and_its_counts_counters() {
+        let mut sn = snap();
+        sn.blocks.push((
+            "cluster".into(),
+            vec![
+                ("term".into(), 4),
+                ("role".into(), 3),
+                ("elections_won".into(), 2),
+            ],
+        ));
+        let t = render_text(&sn, &[]);
+        assert!(
+            t.contains("# TYPE peregrine_cluster_term gauge\nperegrine_cluster_term 4\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# TYPE peregrine_cluster_role gauge\nperegrine_cluster_role 3\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# TYPE peregrine_cluster_elections_won_total counter\nperegrine_cluster_elections_won_total 2\n"),
+            "{t}"
+        );
     }
 
     #[test]
