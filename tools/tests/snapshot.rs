@@ -201,3 +201,79 @@ fn damaged_snapshot_files_are_typed_errors() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The server config `run_server` uses, as a TOML file for the binary.
+fn config_file(cfg: &ServeConfig, path: &std::path::Path) {
+    let mut toml = String::from("udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\napp = \"match\"\n");
+    toml.push_str(&format!(
+        "journal = {:?}\n",
+        cfg.journal.as_ref().unwrap().display().to_string()
+    ));
+    for name in NAMES {
+        toml.push_str(&format!("[[sessions]]\nname = {name:?}\nsecret = {SECRET:?}\n"));
+    }
+    toml.push_str(&format!(
+        "[[sessions]]\nprefix = \"PG\"\ncount = 16\nsecret = {SECRET:?}\n"
+    ));
+    std::fs::write(path, toml).unwrap();
+}
+
+#[test]
+fn the_snapshot_command_writes_what_the_library_builds() {
+    let dir = temp_dir("command");
+    let (cfg, server_hash, last) = run_server(&dir);
+    let journal = cfg.journal.clone().unwrap();
+    let config = dir.join("server.toml");
+    config_file(&cfg, &config);
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_peregrine"))
+            .arg("snapshot")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mid = last / 2;
+    let mid_path = dir.join("mid.snap");
+    let mid_text = run(&[
+        "--journal".as_ref(),
+        journal.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--at".as_ref(),
+        mid.to_string().as_ref(),
+        "--out".as_ref(),
+        mid_path.as_os_str(),
+    ]);
+    assert!(mid_text.contains(&format!("last sequence {mid}")), "{mid_text}");
+    assert_eq!(
+        std::fs::read(&mid_path).unwrap(),
+        snapshot_journal(&cfg, &journal, Some(mid)).unwrap().encode()
+    );
+    let end_path = dir.join("end.snap");
+    let end_text = run(&[
+        "--journal".as_ref(),
+        journal.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        end_path.as_os_str(),
+    ]);
+    assert!(end_text.contains(&format!("last sequence {last}")), "{end_text}");
+    assert!(
+        end_text.contains(&format!("engine state hash {server_hash:016x}")),
+        "{end_text}"
+    );
+    let inspect = run(&[
+        "--inspect".as_ref(),
+        end_path.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert!(
+        inspect.contains(&format!("engine state hash {server_hash:016x}")),
+        "{inspect}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
