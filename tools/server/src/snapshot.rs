@@ -341,13 +341,24 @@ impl StateSnapshot {
 }
 
 /// Number of gateways a configuration runs, in the id order `serve`
-/// assigns: UDP listeners, then TCP, then DPDK queues.
+/// assigns: UDP listeners, then TCP, then DPDK queues. A cluster node
+/// without its own listen addresses listens on its member's.
 pub fn gateway_count(cfg: &ServeConfig) -> usize {
     #[cfg(feature = "dpdk")]
     let dpdk = cfg.dpdk.as_ref().map_or(0, |d| usize::from(d.rx_queues));
     #[cfg(not(feature = "dpdk"))]
     let dpdk = 0;
-    cfg.udp.len() + cfg.tcp.len() + dpdk
+    let member = cfg.cluster.as_ref().and_then(|c| c.this_member());
+    let pick = |given: usize, of_member: Option<usize>| {
+        if given == 0 {
+            of_member.unwrap_or(0)
+        } else {
+            given
+        }
+    };
+    let udp = pick(cfg.udp.len(), member.map(|m| m.udp.len()));
+    let tcp = pick(cfg.tcp.len(), member.map(|m| m.tcp.len()));
+    udp + tcp + dpdk
 }
 
 /// The configured application, fresh.
