@@ -47,6 +47,9 @@ pub struct ReplySink<'a> {
     pub(crate) overflowed: u64,
     pub(crate) misrouted: u64,
     pub(crate) mode: SinkMode<'a>,
+    /// Gateway receive timestamp (ns) of the message being handled, stamped
+    /// on every reply as [`OutboundSlot::rx_ns`]; 0 outside a message.
+    pub(crate) current_rx_ns: u64,
 }
 
 impl ReplySink<'_> {
@@ -56,12 +59,16 @@ impl ReplySink<'_> {
     #[inline]
     pub fn send(&mut self, to: SessionRef, msg: &[u8; MESSAGE_LEN]) {
         self.sent += 1;
+        let reply = OutboundSlot {
+            rx_ns: self.current_rx_ns,
+            ..OutboundSlot::reply(to, msg)
+        };
         match &mut self.mode {
-            SinkMode::Send => self.push(OutboundSlot::reply(to, msg)),
-            SinkMode::Hold(q) => q.push_back(OutboundSlot::reply(to, msg)),
+            SinkMode::Send => self.push(reply),
+            SinkMode::Hold(q) => q.push_back(reply),
             SinkMode::Restore => self.push(OutboundSlot {
                 kind: OutboundKind::RestoreReply,
-                ..OutboundSlot::reply(to, msg)
+                ..reply
             }),
             SinkMode::Replay(r) => r(to, msg),
         }

@@ -274,6 +274,7 @@ impl<A: Application> Sequencer<A> {
             overflowed: 0,
             misrouted: 0,
             mode,
+            current_rx_ns: 0,
         };
         for k in 0..n {
             let i = (self.next_input + k) % n;
@@ -311,6 +312,7 @@ impl<A: Application> Sequencer<A> {
                     b.push(&m);
                 }
                 self.next_seq += 1;
+                sink.current_rx_ns = m.gateway_rx_ns;
                 self.app.on_message(&m, &mut sink);
                 done += 1;
             }
@@ -383,6 +385,7 @@ pub fn replay_journal_with<A: Application>(
         overflowed: 0,
         misrouted: 0,
         mode: SinkMode::Replay(&mut on_reply),
+        current_rx_ns: 0,
     };
     let mut n = 0;
     for r in records {
@@ -458,6 +461,23 @@ mod tests {
         // Round-robin with batch 4: the first 8 sequence numbers alternate
         // gateways in blocks of 4.
         assert_eq!(seq.counters().sequenced, 20);
+    }
+
+    #[test]
+    fn replies_carry_the_receive_timestamp_of_the_message_they_answer() {
+        let (mut ins, mut outs, mut seq) = setup(1, 64, 64, 16);
+        for c in 1..=5u64 {
+            let mut s = echo_slot(0, 1, c);
+            s.gateway_rx_ns = 1_000 + c;
+            assert!(ins[0].stage(s));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        let mut got = Vec::new();
+        while let Some(r) = outs[0].pop() {
+            got.push((Ack::read_from_bytes(&r.msg).unwrap().client_seq.get(), r.rx_ns));
+        }
+        assert_eq!(got, (1..=5u64).map(|c| (c, 1_000 + c)).collect::<Vec<_>>());
     }
 
     fn journal_in(name: &str) -> (std::path::PathBuf, peregrine_journal::JournalWriter) {

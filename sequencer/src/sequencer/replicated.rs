@@ -188,6 +188,7 @@ impl<A: Application> Sequencer<A> {
             overflowed: 0,
             misrouted: 0,
             mode: SinkMode::Send,
+            current_rx_ns: 0,
         };
         while let Some(g) = r.gates.front().copied() {
             if g.index > commit {
@@ -236,6 +237,7 @@ impl<A: Application> Sequencer<A> {
             overflowed: 0,
             misrouted: 0,
             mode: SinkMode::Restore,
+            current_rx_ns: 0,
         };
         let mut applied = 0;
         let mut result = Ok(());
@@ -262,6 +264,7 @@ impl<A: Application> Sequencer<A> {
                 to: r.origin,
                 kind: OutboundKind::RestoreInput,
                 client_seq: r.client_seq,
+                rx_ns: 0,
             });
             self.app.on_message(&r.as_sequenced(), &mut sink);
             self.next_seq += 1;
