@@ -1,0 +1,109 @@
+//! Live reply latency: a running server's gateways measure each reply's
+//! receive-to-transmit time and publish the histograms in the counters
+//! file, where another reader finds exactly the replies it was sent.
+#![forbid(unsafe_code)]
+
+mod common;
+
+use common::*;
+use peregrine_server::config::ServeConfig;
+use peregrine_server::counters_file::{read_counters, read_latency};
+use std::time::{Duration, Instant};
+
+#[test]
+fn each_reply_sent_is_one_latency_sample_in_the_counters_file() {
+    latency_of_echoes("shared", "PG00000007");
+}
+
+#[test]
+fn each_gateway_thread_publishes_its_own_latency_in_the_dedicated_layout() {
+    latency_of_echoes("dedicated", "PG00000008");
+}
+
+fn latency_of_echoes(layout: &str, session: &str) {
+    const N: u64 = 200;
+    let path = std::env::temp_dir().join(format!(
+        "peregrine-live-latency-{layout}-{}.stats",
+        std::process::id()
+    ));
+    let cfg = ServeConfig {
+        layout: layout.into(),
+        sessions: common::test_sessions(),
+        udp: vec![lo()],
+        idle: "yield".into(),
+        counters_file: Some(path.clone()),
+        ..ServeConfig::default()
+    };
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
+    let s = udp_client();
+    udp_login(&s, srv.udp[0], session);
+    for k in 0..N / 4 {
+        let c = 1 + 4 * k;
+        s.send_to(
+            &mold(
+                session,
+                c,
+                &[&echo(c, 1), &echo(c + 1, 2), &echo(c + 2, 3), &echo(c + 3, 4)],
+            ),
+            srv.udp[0],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        recv_blocks(&s, N as usize, Duration::from_secs(5)).len(),
+        N as usize
+    );
+    let sent = || -> Option<u64> {
+        let snap = read_counters(&path).ok()?;
+        let (_, c) = snap.blocks.iter().find(|(t, _)| t.starts_with("udp gateway 0"))?;
+        c.iter().find(|(n, _)| n == "tx_replies").map(|p| p.1)
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let lat = loop {
+        let l = read_latency(&path).unwrap();
+        if l.first().is_some_and(|l| l.since_start.count == N) && sent() == Some(N) {
+            break l;
+        }
+        assert!(
+            Instant::now() < until,
+            "latency count never reached {N}: {:?}, tx_replies {:?}",
+            l.first().map(|l| l.since_start.count),
+            sent()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(lat.len(), 1, "one latency block per gateway");
+    let g = &lat[0];
+    assert!(g.title.starts_with("udp gateway 0"), "{}", g.title);
+    let h = &g.since_start;
+    assert_eq!(h.buckets.iter().sum::<u64>(), N, "every sample in a bucket");
+    assert_eq!(h.out_of_range, 0);
+    let (p50, p99, p999) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999));
+    assert!(p50 > 0, "p50 {p50}");
+    assert!(h.max_ns < 1_000_000_000, "max {} ns", h.max_ns);
+    assert!(
+        p50 <= p99 && p99 <= p999 && p999 <= h.max_ns,
+        "{p50} {p99} {p999} {}",
+        h.max_ns
+    );
+    assert!(h.sum_ns >= N * p50 / 2 && h.sum_ns <= N * h.max_ns);
+    assert!(
+        g.interval_ns > 0 && g.interval_ns < 10_000_000_000,
+        "interval {}",
+        g.interval_ns
+    );
+    assert!(g.interval.count <= N);
+    // Nothing more is sent: a later interval is empty, since start is not.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = read_latency(&path).unwrap();
+        if l[0].interval.count == 0 {
+            assert_eq!(l[0].since_start.count, N);
+            break;
+        }
+        assert!(Instant::now() < until, "the interval view never emptied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(srv);
+    let _ = std::fs::remove_file(&path);
+}
