@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use peregrine_server::config::ServeConfig;
 use peregrine_server::counters_file::{read_counters, read_latency};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -104,6 +105,57 @@ fn latency_of_echoes(layout: &str, session: &str) {
         assert!(Instant::now() < until, "the interval view never emptied");
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop(srv);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn stat_shows_percentiles_per_gateway_in_text_and_json() {
+    let path = std::env::temp_dir().join(format!(
+        "peregrine-live-latency-stat-{}.stats",
+        std::process::id()
+    ));
+    let cfg = ServeConfig {
+        counters_file: Some(path.clone()),
+        ..server_config(1, 0)
+    };
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
+    let s = udp_client();
+    udp_login(&s, srv.udp[0], "PG00000009");
+    s.send_to(
+        &mold("PG00000009", 1, &[&echo(1, 1), &echo(2, 2), &echo(3, 3)]),
+        srv.udp[0],
+    )
+    .unwrap();
+    assert_eq!(recv_blocks(&s, 3, Duration::from_secs(5)).len(), 3);
+    let until = Instant::now() + Duration::from_secs(5);
+    while read_latency(&path).unwrap().first().map(|l| l.since_start.count) != Some(3) {
+        assert!(Instant::now() < until, "latency never published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stat = |json: bool| -> String {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_peregrine"));
+        c.args(["stat", "--once", "--file"]).arg(&path);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().expect("peregrine runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = stat(false);
+    assert!(text.contains("reply latency"), "{text}");
+    assert!(text.contains("p99.9") && text.contains("since start"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(stat(true).trim()).unwrap();
+    let l = &v["latency"][0];
+    assert!(l["title"].as_str().unwrap().starts_with("udp gateway 0"), "{v}");
+    let since = &l["since_start"];
+    assert_eq!(since["count"], 3, "{v}");
+    let q = |k: &str| since[k].as_u64().unwrap();
+    assert!(q("p50_ns") > 0 && q("p50_ns") <= q("p99_ns") && q("p99_ns") <= q("p999_ns"));
+    assert!(q("p999_ns") <= q("max_ns") && q("max_ns") < 1_000_000_000, "{v}");
+    assert!(l["last_interval"]["count"].as_u64().unwrap() <= 3);
+    assert!(l["interval_ns"].as_u64().unwrap() > 0);
     drop(srv);
     let _ = std::fs::remove_file(&path);
 }
