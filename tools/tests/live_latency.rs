@@ -8,7 +8,9 @@ mod common;
 use common::*;
 use peregrine_server::config::ServeConfig;
 use peregrine_server::counters_file::{read_counters, read_latency};
-use std::process::Command;
+use peregrine_tools::exporter::Exporter;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -156,6 +158,93 @@ fn stat_shows_percentiles_per_gateway_in_text_and_json() {
     assert!(q("p999_ns") <= q("max_ns") && q("max_ns") < 1_000_000_000, "{v}");
     assert!(l["last_interval"]["count"].as_u64().unwrap() <= 3);
     assert!(l["interval_ns"].as_u64().unwrap() > 0);
+    drop(srv);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// `promtool check metrics` on `text`: Some((ok, what it said)) when
+/// promtool ran.
+fn promtool(text: &str) -> Option<(bool, String)> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Some((out.status.success(), said))
+}
+
+#[test]
+fn the_exporter_shows_latency_as_a_prometheus_histogram_that_promtool_accepts() {
+    let path = std::env::temp_dir().join(format!("peregrine-live-latency-exp-{}.stats", std::process::id()));
+    let cfg = ServeConfig {
+        counters_file: Some(path.clone()),
+        ..server_config(1, 1)
+    };
+    let srv = peregrine_server::serve::start(&cfg).unwrap();
+    let s = udp_client();
+    udp_login(&s, srv.udp[0], "PG00000010");
+    s.send_to(
+        &mold(
+            "PG00000010",
+            1,
+            &[&echo(1, 1), &echo(2, 2), &echo(3, 3), &echo(4, 4)],
+        ),
+        srv.udp[0],
+    )
+    .unwrap();
+    assert_eq!(recv_blocks(&s, 4, Duration::from_secs(5)).len(), 4);
+    let exporter = Exporter {
+        counters_file: path.clone(),
+        config: vec![],
+    };
+    let udp = format!("gateway=\"0\",transport=\"udp\",addr=\"{}\"", srv.udp[0]);
+    let count = format!("peregrine_gateway_reply_latency_seconds_count{{{udp}}} 4\n");
+    let until = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let (_, body) = exporter.render(false).unwrap();
+        if body.contains(&count) {
+            break body;
+        }
+        assert!(Instant::now() < until, "no latency count of 4:\n{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        body.matches("# TYPE peregrine_gateway_reply_latency_seconds histogram")
+            .count(),
+        1
+    );
+    assert!(
+        body.contains(&format!(
+            "peregrine_gateway_reply_latency_seconds_bucket{{{udp},le=\"+Inf\"}} 4\n"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "peregrine_gateway_reply_latency_seconds_bucket{{{udp},le=\"1\"}} 4\n"
+        )),
+        "all four below 1 s: {body}"
+    );
+    assert!(
+        body.contains("peregrine_gateway_reply_latency_seconds_count{gateway=\"1\",transport=\"tcp\""),
+        "every gateway has its histogram: {body}"
+    );
+    let (_, om) = exporter.render(true).unwrap();
+    assert!(
+        om.contains("# TYPE peregrine_gateway_reply_latency_seconds histogram\n"),
+        "{om}"
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    match promtool(&body) {
+        Some((ok, said)) => assert!(ok, "promtool check metrics refused:\n{said}\n{body}"),
+        None if std::env::var_os("CI").is_some() => panic!("promtool is not installed"),
+        None => eprintln!("promtool not installed: exposition not linted"),
+    }
     drop(srv);
     let _ = std::fs::remove_file(&path);
 }
