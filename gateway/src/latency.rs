@@ -97,6 +97,34 @@ impl Default for LatencyBuckets {
 }
 
 impl LatencyBuckets {
+    /// Fills `self` from HdrHistogram `h` (ns) with its sum and out-of-range
+    /// count. Walks the recorded values only; no allocation.
+    pub fn fill_from(&mut self, h: &Histogram<u64>, sum_ns: u64, out_of_range: u64) {
+        fill_one(h, sum_ns, out_of_range, self);
+    }
+
+    /// Sets `self` to what was recorded after `earlier` up to `later` (two
+    /// snapshots of one since-start histogram). The maximum is the upper
+    /// bound of the highest bucket that grew, at most `later`'s maximum.
+    pub fn set_difference(&mut self, later: &LatencyBuckets, earlier: &LatencyBuckets) {
+        self.count = later.count.saturating_sub(earlier.count);
+        self.sum_ns = later.sum_ns.saturating_sub(earlier.sum_ns);
+        self.out_of_range = later.out_of_range.saturating_sub(earlier.out_of_range);
+        self.max_ns = 0;
+        for (i, ((d, l), e)) in self
+            .buckets
+            .iter_mut()
+            .zip(&later.buckets)
+            .zip(&earlier.buckets)
+            .enumerate()
+        {
+            *d = l.saturating_sub(*e);
+            if *d > 0 {
+                self.max_ns = bucket_high(i).min(later.max_ns);
+            }
+        }
+    }
+
     /// The value at quantile `q` (0..=1), ns: the upper bound of the bucket
     /// holding it, never above the maximum. 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
@@ -288,6 +316,29 @@ mod tests {
                 prop_assert!(got <= exact + exact / 16 + exact / 500 + 1, "q {} exact {} got {}", q, exact, got);
             }
         }
+    }
+
+    #[test]
+    fn a_difference_of_snapshots_is_what_was_recorded_between_them() {
+        let mut r = ReplyLatency::new();
+        r.record(100);
+        let (mut a, mut b, mut i) = (
+            LatencyBuckets::default(),
+            LatencyBuckets::default(),
+            LatencyBuckets::default(),
+        );
+        r.fill(&mut a, &mut i);
+        r.record(5_000);
+        r.record(7);
+        r.fill(&mut b, &mut i);
+        let mut d = LatencyBuckets::default();
+        d.set_difference(&b, &a);
+        assert_eq!((d.count, d.sum_ns), (2, 5_007));
+        assert_eq!(d.buckets.iter().sum::<u64>(), 2);
+        assert_eq!((d.buckets[7], d.buckets[bucket_of(5_000)]), (1, 1));
+        assert!(d.max_ns >= 5_000 && d.max_ns <= b.max_ns);
+        d.set_difference(&b, &b);
+        assert_eq!((d.count, d.max_ns, d.buckets.iter().sum::<u64>()), (0, 0, 0));
     }
 
     #[test]

@@ -64,19 +64,31 @@ fn latency_of_echoes(layout: &str, session: &str) {
     let until = Instant::now() + Duration::from_secs(5);
     let lat = loop {
         let l = read_latency(&path).unwrap();
-        if l.first().is_some_and(|l| l.since_start.count == N) && sent() == Some(N) {
+        if l.iter().all(|l| l.since_start.count == N) && sent() == Some(N) {
             break l;
         }
         assert!(
             Instant::now() < until,
-            "latency count never reached {N}: {:?}, tx_replies {:?}",
-            l.first().map(|l| l.since_start.count),
+            "latency counts never reached {N}: {:?}, tx_replies {:?}",
+            l.iter().map(|l| l.since_start.count).collect::<Vec<_>>(),
             sent()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(lat.len(), 1, "one latency block per gateway");
+    assert_eq!(
+        lat.len(),
+        2,
+        "one latency block per gateway, one for the sequencer"
+    );
     let g = &lat[0];
+    let q = &lat[1];
+    assert_eq!(q.title, "sequencer");
+    assert_eq!(
+        q.since_start.buckets.iter().sum::<u64>(),
+        N,
+        "one readiness sample per reply"
+    );
+    assert!(q.since_start.max_ns < 1_000_000_000 && q.since_start.quantile(0.5) > 0);
     assert!(g.title.starts_with("udp gateway 0"), "{}", g.title);
     let h = &g.since_start;
     assert_eq!(h.buckets.iter().sum::<u64>(), N, "every sample in a bucket");
@@ -100,8 +112,8 @@ fn latency_of_echoes(layout: &str, session: &str) {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         let l = read_latency(&path).unwrap();
-        if l[0].interval.count == 0 {
-            assert_eq!(l[0].since_start.count, N);
+        if l.iter().all(|l| l.interval.count == 0) {
+            assert!(l.iter().all(|l| l.since_start.count == N));
             break;
         }
         assert!(Instant::now() < until, "the interval view never emptied");
@@ -147,6 +159,7 @@ fn stat_shows_percentiles_per_gateway_in_text_and_json() {
     };
     let text = stat(false);
     assert!(text.contains("reply latency"), "{text}");
+    assert!(text.contains(" sequencer\n"), "the sequencer's row: {text}");
     assert!(text.contains("p99.9") && text.contains("since start"), "{text}");
     let v: serde_json::Value = serde_json::from_str(stat(true).trim()).unwrap();
     let l = &v["latency"][0];
@@ -233,6 +246,10 @@ fn the_exporter_shows_latency_as_a_prometheus_histogram_that_promtool_accepts() 
     assert!(
         body.contains("peregrine_gateway_reply_latency_seconds_count{gateway=\"1\",transport=\"tcp\""),
         "every gateway has its histogram: {body}"
+    );
+    assert!(
+        body.contains("# TYPE peregrine_sequencer_reply_ready_latency_seconds histogram\n"),
+        "{body}"
     );
     let (_, om) = exporter.render(true).unwrap();
     assert!(

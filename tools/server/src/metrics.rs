@@ -25,10 +25,13 @@
 //! over the `rate` of the buckets. The bounds ([`LATENCY_BOUNDS_NS`], 1 us
 //! to 1 s) are fixed; a bound counts the file's fine buckets that lie
 //! wholly at or below it, so a value within 6.25% below a bound may be
-//! counted in the next one up (quantiles err high, never low).
+//! counted in the next one up (quantiles err high, never low). The
+//! sequencer's readiness latency (sequencing to replies handed to the
+//! gateways) is `peregrine_sequencer_reply_ready_latency_seconds`, same
+//! buckets.
 
 use crate::counters_file::{CountersSnapshot, LatencySnapshot};
-use peregrine_gateway::latency::bucket_high;
+use peregrine_gateway::latency::{bucket_high, LatencyBuckets};
 use std::fmt::Write;
 
 /// `Content-Type` of [`render_text`].
@@ -149,38 +152,64 @@ pub const LATENCY_BOUNDS_NS: [(u64, &str); 19] = [
 ];
 
 const LATENCY_FAMILY: &str = "peregrine_gateway_reply_latency_seconds";
+const READY_FAMILY: &str = "peregrine_sequencer_reply_ready_latency_seconds";
 
-/// The gateways' latency histograms as one Prometheus histogram family
-/// (the same lines in both formats).
+/// The latency histograms as Prometheus histogram families (the same lines
+/// in both formats): the gateways' under [`LATENCY_FAMILY`] with their
+/// labels, the sequencer's (block titled `sequencer`) under
+/// [`READY_FAMILY`].
 fn latency_family(out: &mut String, latency: &[LatencySnapshot]) {
-    if latency.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {LATENCY_FAMILY} Time from a client message's receive to the transmit of its reply, per gateway, since start."
-    );
-    let _ = writeln!(out, "# TYPE {LATENCY_FAMILY} histogram");
-    for l in latency {
-        let labels = gateway_labels(&l.title).unwrap_or_else(|| format!("block=\"{}\"", escape(&l.title)));
-        let h = &l.since_start;
-        let total: u64 = h.buckets.iter().sum();
-        let (mut i, mut below) = (0usize, 0u64);
-        for (bound, le) in LATENCY_BOUNDS_NS {
-            while i < h.buckets.len() && bucket_high(i) <= bound {
-                below += h.buckets[i];
-                i += 1;
-            }
-            let _ = writeln!(out, "{LATENCY_FAMILY}_bucket{{{labels},le=\"{le}\"}} {below}");
+    let (seq, gws): (Vec<&LatencySnapshot>, Vec<&LatencySnapshot>) =
+        latency.iter().partition(|l| l.title == "sequencer");
+    let families = [
+        (
+            LATENCY_FAMILY,
+            "Time from a client message's receive to the transmit of its reply, per gateway, since start.",
+            gws,
+        ),
+        (
+            READY_FAMILY,
+            "Time from a message's sequencing to its replies being handed to their gateways, since start.",
+            seq,
+        ),
+    ];
+    for (family, help, members) in families {
+        if members.is_empty() {
+            continue;
         }
-        let _ = writeln!(out, "{LATENCY_FAMILY}_bucket{{{labels},le=\"+Inf\"}} {total}");
-        let _ = writeln!(
-            out,
-            "{LATENCY_FAMILY}_sum{{{labels}}} {}.{:09}",
-            h.sum_ns / 1_000_000_000,
-            h.sum_ns % 1_000_000_000
-        );
-        let _ = writeln!(out, "{LATENCY_FAMILY}_count{{{labels}}} {total}");
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} histogram");
+        for l in members {
+            let labels = if family == READY_FAMILY {
+                String::new()
+            } else {
+                gateway_labels(&l.title).unwrap_or_else(|| format!("block=\"{}\"", escape(&l.title)))
+            };
+            histogram(out, family, &labels, &l.since_start);
+        }
+    }
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` lines.
+fn histogram(out: &mut String, family: &str, labels: &str, h: &LatencyBuckets) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let total: u64 = h.buckets.iter().sum();
+    let (mut i, mut below) = (0usize, 0u64);
+    for (bound, le) in LATENCY_BOUNDS_NS {
+        while i < h.buckets.len() && bucket_high(i) <= bound {
+            below += h.buckets[i];
+            i += 1;
+        }
+        let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"{le}\"}} {below}");
+    }
+    let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+    let sum = format!("{}.{:09}", h.sum_ns / 1_000_000_000, h.sum_ns % 1_000_000_000);
+    if labels.is_empty() {
+        let _ = writeln!(out, "{family}_sum {sum}");
+        let _ = writeln!(out, "{family}_count {total}");
+    } else {
+        let _ = writeln!(out, "{family}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{family}_count{{{labels}}} {total}");
     }
 }
 
@@ -370,10 +399,27 @@ mod tests {
             interval: Box::default(),
         };
         let labels = "gateway=\"0\",transport=\"udp\",addr=\"127.0.0.1:9000\"";
+        let seq = LatencySnapshot {
+            title: "sequencer".into(),
+            ..l.clone()
+        };
+        let both = [l.clone(), seq];
         for t in [
-            render_text(&snap(), std::slice::from_ref(&l), &[]),
-            render_openmetrics(&snap(), std::slice::from_ref(&l), &[]),
+            render_text(&snap(), &both, &[]),
+            render_openmetrics(&snap(), &both, &[]),
         ] {
+            assert!(
+                t.contains("# TYPE peregrine_sequencer_reply_ready_latency_seconds histogram\n"),
+                "{t}"
+            );
+            assert!(
+                t.contains("peregrine_sequencer_reply_ready_latency_seconds_bucket{le=\"5e-05\"} 4\n"),
+                "{t}"
+            );
+            assert!(
+                t.contains("peregrine_sequencer_reply_ready_latency_seconds_count 5\n"),
+                "{t}"
+            );
             assert_eq!(
                 t.matches("# TYPE peregrine_gateway_reply_latency_seconds histogram\n")
                     .count(),

@@ -18,7 +18,7 @@ use peregrine_gateway::GatewayCounters;
 use peregrine_gateway::LatencyBuckets;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
-use peregrine_sequencer::{Application, AttachedJournal, Sequencer, SequencerCounters};
+use peregrine_sequencer::{Application, AttachedJournal, ReadyLatency, Sequencer, SequencerCounters};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -126,24 +126,77 @@ pub fn run_stage<St: SequencerStage>(
     stop: Arc<AtomicBool>,
 ) -> Result<(ServerReport, St::App), RunError> {
     check_cores(&config.cores)?;
-    let (blocks, latency) = match &config.counters_file {
+    let (blocks, latency, seq_latency) = match &config.counters_file {
         Some(path) => {
             let mut layout = counters_layout(&gateways);
             layout.extend(seq.extra_layout());
-            let titles: Vec<String> = gateways.iter().map(|g| g.describe()).collect();
+            let mut titles: Vec<String> = gateways.iter().map(|g| g.describe()).collect();
+            titles.push(SEQUENCER_LATENCY_TITLE.to_string());
             let file = CountersFile::create_with_latency(path, &layout, &titles)?;
-            let latency = file
-                .latency_blocks()
-                .into_iter()
-                .map(LatencyPublisher::new)
-                .collect();
-            (file.blocks(), latency)
+            let mut latency: Vec<LatencyBlock> = file.latency_blocks();
+            let seq_latency = latency.pop().map(ReadyPublisher::new);
+            (
+                file.blocks(),
+                latency.into_iter().map(LatencyPublisher::new).collect(),
+                seq_latency,
+            )
         }
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new(), None),
     };
     match config.layout {
-        Layout::Shared => run_shared(gateways, seq, config, stop, blocks, latency),
-        Layout::Dedicated => run_dedicated(gateways, seq, config, stop, blocks, latency),
+        Layout::Shared => run_shared(gateways, seq, config, stop, blocks, latency, seq_latency),
+        Layout::Dedicated => run_dedicated(gateways, seq, config, stop, blocks, latency, seq_latency),
+    }
+}
+
+/// Title of the sequencer's latency block: sequencing to reply ready.
+pub const SEQUENCER_LATENCY_TITLE: &str = "sequencer";
+
+/// Publishes the sequencer's readiness latency (see
+/// [`peregrine_sequencer::ReadyLatency`]) every [`LATENCY_INTERVAL_NS`].
+/// The sequencer keeps only a since-start histogram (the runtime sees it
+/// through a shared reference), so the interval view is the difference
+/// between this publication's since-start buckets and the previous one's.
+struct ReadyPublisher {
+    block: LatencyBlock,
+    since_start: Box<LatencyBuckets>,
+    previous: Box<LatencyBuckets>,
+    interval: Box<LatencyBuckets>,
+    previous_ns: u64,
+    next_ns: u64,
+}
+
+impl ReadyPublisher {
+    fn new(block: LatencyBlock) -> Self {
+        ReadyPublisher {
+            block,
+            since_start: Box::default(),
+            previous: Box::default(),
+            interval: Box::default(),
+            previous_ns: 0,
+            next_ns: 0,
+        }
+    }
+
+    /// Publishes when the interval is over (or always, when `force`).
+    fn maybe_publish(&mut self, lat: &ReadyLatency, force: bool) {
+        let now = peregrine_netio::clock::now_ns();
+        if !force && now < self.next_ns {
+            return;
+        }
+        self.next_ns = now + LATENCY_INTERVAL_NS;
+        self.since_start
+            .fill_from(lat.histogram(), lat.sum_ns(), lat.out_of_range());
+        self.interval.set_difference(&self.since_start, &self.previous);
+        let interval_ns = if self.previous_ns == 0 {
+            0
+        } else {
+            now - self.previous_ns
+        };
+        self.block
+            .publish(&self.since_start, &self.interval, interval_ns, now);
+        std::mem::swap(&mut self.previous, &mut self.since_start);
+        self.previous_ns = now;
     }
 }
 
@@ -311,6 +364,7 @@ fn run_shared<St: SequencerStage>(
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
     mut latency: Vec<LatencyPublisher>,
+    mut seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
@@ -333,6 +387,9 @@ fn run_shared<St: SequencerStage>(
                     publish(&seq, &gateways, &idle);
                     for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
                         l.maybe_publish(g.as_mut(), false);
+                    }
+                    if let Some(l) = seq_latency.as_mut() {
+                        l.maybe_publish(seq.sequencer().ready_latency(), false);
                     }
                 }
                 work = 0;
@@ -365,6 +422,9 @@ fn run_shared<St: SequencerStage>(
             for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
                 l.maybe_publish(g.as_mut(), true);
             }
+            if let Some(l) = seq_latency.as_mut() {
+                l.maybe_publish(seq.sequencer().ready_latency(), true);
+            }
             let report = report(&seq, &gateways, idle.busy_loops(), idle.idle_loops());
             Ok((report, seq.into_app()))
         })
@@ -381,6 +441,7 @@ fn run_dedicated<St: SequencerStage>(
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
     latency: Vec<LatencyPublisher>,
+    mut seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let kind = config.idle;
     let n_gateways = gateways.len();
@@ -408,6 +469,9 @@ fn run_dedicated<St: SequencerStage>(
             while !seq_stop.load(Ordering::Relaxed) {
                 if timer.due(n) {
                     publish_stage(&seq_blocks, 1, &seq, &idle);
+                    if let Some(l) = seq_latency.as_mut() {
+                        l.maybe_publish(seq.sequencer().ready_latency(), false);
+                    }
                 }
                 n = seq.poll();
                 if n == 0 && seq.stopped().is_some() {
@@ -425,6 +489,9 @@ fn run_dedicated<St: SequencerStage>(
                 }
             }
             publish_stage(&seq_blocks, 1, &seq, &idle);
+            if let Some(l) = seq_latency.as_mut() {
+                l.maybe_publish(seq.sequencer().ready_latency(), true);
+            }
             Ok((seq, idle.busy_loops(), idle.idle_loops()))
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;

@@ -9,8 +9,9 @@
 //! JSON object per refresh instead (one per line), for scripts.
 //!
 //! Below the counters it shows each gateway's reply latency (receive to
-//! transmit): p50, p99, p99.9 and max over the server's last publishing
-//! interval (100 ms) and since start. Percentiles come from fixed
+//! transmit) and the sequencer's (sequencing to reply ready): p50, p99,
+//! p99.9 and max over the server's last publishing interval (100 ms) and
+//! since start. Percentiles come from fixed
 //! log-linear buckets: each is the upper bound of its bucket, at most
 //! 6.25% above the exact value. A file written by a server without
 //! latency publishing simply shows none.
@@ -107,7 +108,10 @@ fn latency_text(out: &mut String, latency: &[LatencySnapshot]) {
     if latency.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\nreply latency, receive to transmit (us)");
+    let _ = writeln!(
+        out,
+        "\nreply latency (us): gateways from receive to transmit, the sequencer from sequencing to reply ready"
+    );
     let _ = writeln!(
         out,
         "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
