@@ -19,13 +19,46 @@
 //!     12     4  number of blocks
 //!     16     8  writer's process id
 //!     24     8  file creation time, ns since the Unix epoch
-//!     32     -  blocks, each 64-byte aligned:
+//!     32     8  offset of the latency section (0: none)
+//!     40     4  number of latency blocks
+//!     44    20  zero
+//!     64     -  blocks, each 64-byte aligned:
 //!               64   title (UTF-8, zero padded)
 //!                8   number of counters n
 //!               32n  counter names (UTF-8, zero padded)
 //!                8n  values (u64, written with relaxed atomic stores),
 //!                    starting 8-byte aligned
+//!      -     -  latency section: one block per gateway and one for the
+//!               sequencer (title `sequencer`), each 64-byte aligned:
+//!               64   title (the gateway's description, or `sequencer`)
+//!                8   bucket count B (`peregrine_gateway::latency::BUCKET_COUNT`)
+//!                8   sub-bucket bits (`peregrine_gateway::latency::SUB_BITS`)
+//!                8   sequence (seqlock, below)
+//!                8   zero
+//!              2 x   buffer: 8 published at (ns, the writer's monotonic
+//!                    clock), 8 interval length (ns), then two views (since
+//!                    start, last interval), each 8 count, 8 sum (ns),
+//!                    8 max (ns), 8 out of range, 8B bucket counts
 //! ```
+//!
+//! Latency histograms are stored in the gateway crate's fixed log-linear
+//! bucket layout (`peregrine_gateway::latency`), not the HdrHistogram
+//! encoding: a few hundred plain counters that a reader turns into
+//! quantiles (bucket upper bounds, at most 6.25% above the exact value) or
+//! Prometheus buckets without knowing the HdrHistogram format.
+//!
+//! A histogram is many words, so relaxed per-word stores are not enough: a
+//! reader could mix two publications. Each latency block is therefore a
+//! seqlock over two buffers. The writer makes the sequence odd, writes the
+//! buffer readers are not pointed at, and makes it even again; buffer
+//! `(sequence / 2) % 2` is the last complete one, also while the sequence
+//! is odd. A reader loads the sequence, copies that buffer, and keeps the
+//! copy only if the writer has not since begun to overwrite it (the
+//! sequence moved by at most one publication); otherwise it retries.
+//!
+//! Compatibility: the latency section lives in header bytes that format
+//! version 1 left zero, so the version stays 1. Older readers ignore the
+//! section; this reader finds none in an older file (counters only).
 #![allow(unsafe_code)]
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -150,7 +183,8 @@ impl CountersFile {
     }
 
     /// As [`create`](Self::create), plus one latency block per title in
-    /// `latency` (one per gateway), empty until first published.
+    /// `latency` (the server gives one per gateway and one for the
+    /// sequencer), empty until first published.
     pub fn create_with_latency(
         path: &Path,
         layout: &[(String, Vec<&'static str>)],
@@ -374,8 +408,9 @@ fn load(map: &Mmap, at: usize) -> u64 {
     unsafe { &*(map.as_ptr().add(at) as *const AtomicU64) }.load(Ordering::Relaxed)
 }
 
-/// Reads the latency histograms of the file at `path`, one per gateway
-/// (none in a file written before latency was published). A block whose
+/// Reads the latency histograms of the file at `path`, one per block (the
+/// gateways', then the sequencer's; none in a file written before latency
+/// was published). A block whose
 /// writer kept overwriting it for every one of many attempts is left out.
 pub fn read_latency(path: &Path) -> Result<Vec<LatencySnapshot>, CountersFileError> {
     let bad = || CountersFileError::Format(path.to_path_buf());
