@@ -6,6 +6,7 @@
 //! follow from those, so every transport reports the same way.
 
 use crate::counters::GatewayCounters;
+use crate::latency::ReplyLatency;
 use crate::session::SessionTable;
 use crate::session_core::SessionCore;
 use peregrine_netio::{Port, PortCounters};
@@ -45,6 +46,11 @@ pub trait GatewayLoop: Send {
             self.core().gateway(),
             self.port().local_addr()
         )
+    }
+    /// The gateway's reply latency recorder (the publisher reads it and
+    /// resets its interval); `None` for a gateway that records none.
+    fn latency_mut(&mut self) -> Option<&mut ReplyLatency> {
+        None
     }
     /// The gateway's session table, for recovery before the loop runs.
     fn sessions_mut(&mut self) -> Option<&mut SessionTable> {

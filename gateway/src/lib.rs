@@ -9,6 +9,8 @@
 //! - [`session_core::SessionCore`]: the session layer both share, as a
 //!   state machine without I/O; [`options::GatewayOptions`] their sizing.
 //! - [`GatewayLoop`]: the polling surface the server's thread layouts drive.
+//! - [`latency::ReplyLatency`]: each gateway's live receive-to-transmit
+//!   reply latency (HdrHistograms, since start and per interval).
 //! - [`Leadership`]: whether the node serves clients (only a cluster's
 //!   leader does); followers refuse logins with a hint naming the leader.
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ pub mod directory;
 pub mod fxhash;
 mod gateway_core;
 mod gateway_loop;
+pub mod latency;
 pub mod leadership;
 pub mod options;
 pub mod replies;
@@ -31,6 +34,7 @@ pub mod udp;
 
 pub use counters::GatewayCounters;
 pub use gateway_loop::GatewayLoop;
+pub use latency::{LatencyBuckets, ReplyLatency};
 pub use leadership::Leadership;
 pub use options::GatewayOptions;
 pub use session_core::SessionCore;

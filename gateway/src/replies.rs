@@ -8,9 +8,10 @@
 
 use crate::counters::GatewayCounters;
 use crate::directory::SessionDirectory;
+use crate::latency::ReplyLatency;
 use crate::restore::apply_notice;
 use crate::session::SessionTable;
-use peregrine_netio::{PacketBatch, Peer, Port, SLOT_BYTES};
+use peregrine_netio::{clock, PacketBatch, Peer, Port, SLOT_BYTES};
 use peregrine_ring::Consumer;
 use peregrine_sequencer::slot::{OutboundKind, OutboundSlot};
 use peregrine_wire::message::MESSAGE_LEN;
@@ -197,6 +198,12 @@ pub struct ReplyPath {
     heartbeat_ns: u64,
     /// A session whose client was silent longer than this gets none, ns.
     live_ns: u64,
+    /// Receive timestamps of the replies staged in the current drain, to
+    /// record once they are sent (capacity `reply_burst`, never grown).
+    pending_rx: Vec<u64>,
+    /// Receive-to-transmit latency of every reply sent that answers a
+    /// message.
+    latency: ReplyLatency,
 }
 
 impl ReplyPath {
@@ -221,7 +228,19 @@ impl ReplyPath {
             reply_burst: reply_burst.max(1),
             heartbeat_ns,
             live_ns,
+            pending_rx: Vec::with_capacity(reply_burst.max(1)),
+            latency: ReplyLatency::new(),
         }
+    }
+
+    /// Receive-to-transmit latency of the replies sent so far.
+    pub fn latency(&self) -> &ReplyLatency {
+        &self.latency
+    }
+
+    /// The latency recorder, mutably (the publisher resets its interval).
+    pub fn latency_mut(&mut self) -> &mut ReplyLatency {
+        &mut self.latency
     }
 
     /// Updates the coarse clock stamped on sessions as they are sent to
@@ -338,8 +357,10 @@ impl ReplyPath {
     /// One transmit round: drains up to `reply_burst` replies, packs every
     /// session's replies, sends. Session-state notices (a cluster
     /// follower's, see [`OutboundKind`]) are applied to `sessions` through
-    /// `directory` as gateway `gateway` instead of being sent. Returns the
-    /// slots drained.
+    /// `directory` as gateway `gateway` instead of being sent. Each reply
+    /// sent that answers a message (non-zero [`OutboundSlot::rx_ns`]) has
+    /// its latency recorded against one clock reading taken after the
+    /// burst's last send. Returns the slots drained.
     pub fn drain(
         &mut self,
         sessions: &mut SessionTable,
@@ -349,6 +370,7 @@ impl ReplyPath {
         counters: &mut GatewayCounters,
     ) -> usize {
         let avail = self.from_sequencer.available().min(self.reply_burst);
+        self.pending_rx.clear();
         for j in 0..avail {
             let Some(slot) = self.from_sequencer.peek(j) else {
                 break;
@@ -357,13 +379,22 @@ impl ReplyPath {
                 apply_notice(sessions, directory, gateway, slot, counters);
                 continue;
             }
-            let (to, msg) = (slot.to, slot.msg);
+            let (to, msg, rx_ns) = (slot.to, slot.msg, slot.rx_ns);
+            let unroutable = counters.replies_unroutable;
             while self
                 .batcher
                 .stage(sessions, to.index, &msg, &mut self.tx, counters)
                 .is_err()
             {
                 self.send(port);
+            }
+            // Only replies that will leave are measured; the capacity check
+            // keeps the push from ever allocating.
+            if rx_ns != 0
+                && counters.replies_unroutable == unroutable
+                && self.pending_rx.len() < self.pending_rx.capacity()
+            {
+                self.pending_rx.push(rx_ns);
             }
         }
         self.from_sequencer.advance(avail);
@@ -372,6 +403,12 @@ impl ReplyPath {
             self.send(port);
         }
         self.send(port);
+        if !self.pending_rx.is_empty() {
+            let now = clock::now_ns();
+            for &rx in &self.pending_rx {
+                self.latency.record(now.saturating_sub(rx));
+            }
+        }
         avail
     }
 }

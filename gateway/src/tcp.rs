@@ -462,6 +462,10 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
         avail
     }
 
+    fn latency_mut(&mut self) -> Option<&mut crate::latency::ReplyLatency> {
+        Some(self.core.gw.replies.latency_mut())
+    }
+
     fn core(&self) -> &SessionCore {
         &self.core.gw.core
     }

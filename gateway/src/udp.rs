@@ -477,4 +477,8 @@ impl<P: DatagramPort + Send> GatewayLoop for UdpGateway<P> {
     fn transport(&self) -> &'static str {
         "udp"
     }
+
+    fn latency_mut(&mut self) -> Option<&mut crate::latency::ReplyLatency> {
+        Some(self.mold.gw.replies.latency_mut())
+    }
 }

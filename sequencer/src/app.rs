@@ -1,6 +1,7 @@
 //! The contract between the sequencer and the application it feeds.
 
 use crate::slot::{OutboundKind, OutboundSlot};
+use hdrhistogram::Histogram;
 use peregrine_journal::Sequenced;
 use peregrine_ring::Producer;
 use peregrine_wire::message::MESSAGE_LEN;
@@ -47,6 +48,9 @@ pub struct ReplySink<'a> {
     pub(crate) overflowed: u64,
     pub(crate) misrouted: u64,
     pub(crate) mode: SinkMode<'a>,
+    /// Gateway receive timestamp (ns) of the message being handled, stamped
+    /// on every reply as [`OutboundSlot::rx_ns`]; 0 outside a message.
+    pub(crate) current_rx_ns: u64,
 }
 
 impl<'a> ReplySink<'a> {
@@ -64,6 +68,7 @@ impl<'a> ReplySink<'a> {
             overflowed: 0,
             misrouted: 0,
             mode,
+            current_rx_ns: 0,
         }
     }
 
@@ -73,12 +78,16 @@ impl<'a> ReplySink<'a> {
     #[inline]
     pub fn send(&mut self, to: SessionRef, msg: &[u8; MESSAGE_LEN]) {
         self.sent += 1;
+        let reply = OutboundSlot {
+            rx_ns: self.current_rx_ns,
+            ..OutboundSlot::reply(to, msg)
+        };
         match &mut self.mode {
-            SinkMode::Send => self.push(OutboundSlot::reply(to, msg)),
-            SinkMode::Hold(q) => q.push_back(OutboundSlot::reply(to, msg)),
+            SinkMode::Send => self.push(reply),
+            SinkMode::Hold(q) => q.push_back(reply),
             SinkMode::Restore => self.push(OutboundSlot {
                 kind: OutboundKind::RestoreReply,
-                ..OutboundSlot::reply(to, msg)
+                ..reply
             }),
             SinkMode::Replay(r) => r(to, msg),
         }
@@ -97,5 +106,72 @@ impl<'a> ReplySink<'a> {
             over.push_back(slot);
             self.overflowed += 1;
         }
+    }
+}
+
+/// The sequencer's reply readiness latency: per reply, the time from the
+/// sequencing of the message it answers (`sequencer_ns`) to the reply
+/// becoming visible to its gateway, ns. An HdrHistogram allocated at
+/// start-up (1 ns to 60 s, 3 significant digits); recording never
+/// allocates, and a value above the range is counted in
+/// [`out_of_range`](Self::out_of_range) and recorded as the highest.
+pub struct ReadyLatency {
+    histogram: Histogram<u64>,
+    sum_ns: u64,
+    out_of_range: u64,
+}
+
+impl std::fmt::Debug for ReadyLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyLatency")
+            .field("count", &self.histogram.len())
+            .finish()
+    }
+}
+
+impl Default for ReadyLatency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReadyLatency {
+    /// Highest recordable value, ns (60 s).
+    pub const HIGHEST_NS: u64 = 60_000_000_000;
+
+    /// Allocates the histogram (a few hundred KiB), once.
+    pub fn new() -> Self {
+        ReadyLatency {
+            histogram: Histogram::new_with_bounds(1, Self::HIGHEST_NS, 3)
+                .expect("constant histogram bounds are valid"),
+            sum_ns: 0,
+            out_of_range: 0,
+        }
+    }
+
+    /// Records `n` replies that became ready `ns` after their sequencing.
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        let v = ns.max(1);
+        if v > Self::HIGHEST_NS {
+            self.out_of_range += n;
+        }
+        self.histogram.saturating_record_n(v, n);
+        self.sum_ns = self.sum_ns.saturating_add(v.saturating_mul(n));
+    }
+
+    /// The histogram since start, ns.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
+    /// Sum of the values recorded, ns (saturating).
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns
+    }
+
+    /// Values above [`HIGHEST_NS`](Self::HIGHEST_NS).
+    pub fn out_of_range(&self) -> u64 {
+        self.out_of_range
     }
 }

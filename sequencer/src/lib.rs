@@ -19,7 +19,7 @@ pub mod echo;
 pub mod sequencer;
 pub mod slot;
 
-pub use app::{Application, ReplySink};
+pub use app::{Application, ReadyLatency, ReplySink};
 pub use echo::EchoApp;
 pub use peregrine_journal::Sequenced;
 pub use sequencer::{

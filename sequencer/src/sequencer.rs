@@ -8,7 +8,7 @@
 //! no gateway starves another. The clock is read once per poll, input slots
 //! are released and output slots published once per ring per poll.
 
-use crate::app::{Application, ReplySink, SinkMode};
+use crate::app::{Application, ReadyLatency, ReplySink, SinkMode};
 use crate::slot::{InboundSlot, OutboundSlot, SessionRef};
 use peregrine_journal::Sequenced;
 use peregrine_journal::{FlushPolicy, JournalWriter};
@@ -139,6 +139,7 @@ pub struct Sequencer<A> {
     journal: Option<AttachedJournal>,
     replication: Option<ReplicationTap>,
     failed: Option<String>,
+    ready_latency: ReadyLatency,
 }
 
 impl<A: Application> Sequencer<A> {
@@ -173,6 +174,7 @@ impl<A: Application> Sequencer<A> {
             journal: None,
             replication: None,
             failed: None,
+            ready_latency: ReadyLatency::new(),
         }
     }
 
@@ -217,6 +219,13 @@ impl<A: Application> Sequencer<A> {
     /// Counters so far.
     pub fn counters(&self) -> SequencerCounters {
         self.counters
+    }
+
+    /// Time from sequencing to a reply being visible to its gateway, for
+    /// the replies [`poll`](Self::poll) sends directly (a cluster leader's
+    /// replies held for commit are not measured).
+    pub fn ready_latency(&self) -> &ReadyLatency {
+        &self.ready_latency
     }
 
     /// Replies waiting for room in output rings.
@@ -304,6 +313,7 @@ impl<A: Application> Sequencer<A> {
                     b.push(&m);
                 }
                 self.next_seq += 1;
+                sink.current_rx_ns = m.gateway_rx_ns;
                 self.app.on_message(&m, &mut sink);
                 done += 1;
             }
@@ -335,6 +345,13 @@ impl<A: Application> Sequencer<A> {
         }
         for out in sink.outputs.iter_mut() {
             out.publish();
+        }
+        let ready = sink.sent.saturating_sub(sink.misrouted);
+        if ready > 0 && matches!(sink.mode, SinkMode::Send) {
+            // One clock reading per poll: every reply of the poll shares
+            // its sequencing time `now`.
+            let ready_ns = peregrine_netio::clock::now_ns();
+            self.ready_latency.record_n(ready_ns.saturating_sub(now), ready);
         }
         self.counters.sequenced += work as u64;
         self.counters.replies += sink.sent;
@@ -444,6 +461,37 @@ mod tests {
         // Round-robin with batch 4: the first 8 sequence numbers alternate
         // gateways in blocks of 4.
         assert_eq!(seq.counters().sequenced, 20);
+    }
+
+    #[test]
+    fn replies_carry_the_receive_timestamp_of_the_message_they_answer() {
+        let (mut ins, mut outs, mut seq) = setup(1, 64, 64, 16);
+        for c in 1..=5u64 {
+            let mut s = echo_slot(0, 1, c);
+            s.gateway_rx_ns = 1_000 + c;
+            assert!(ins[0].stage(s));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        let mut got = Vec::new();
+        while let Some(r) = outs[0].pop() {
+            got.push((Ack::read_from_bytes(&r.msg).unwrap().client_seq.get(), r.rx_ns));
+        }
+        assert_eq!(got, (1..=5u64).map(|c| (c, 1_000 + c)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn each_reply_sent_is_one_readiness_sample() {
+        let (mut ins, mut outs, mut seq) = setup(1, 64, 64, 16);
+        for c in 1..=7u64 {
+            assert!(ins[0].stage(echo_slot(0, 1, c)));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        assert_eq!(std::iter::from_fn(|| outs[0].pop()).count(), 7);
+        let h = seq.ready_latency().histogram();
+        assert_eq!(h.len(), 7);
+        assert!(h.max() < 1_000_000_000 && h.min() >= 1);
     }
 
     fn journal_in(name: &str) -> (std::path::PathBuf, peregrine_journal::JournalWriter) {

@@ -60,6 +60,11 @@ pub struct OutboundSlot {
     pub kind: OutboundKind,
     /// [`OutboundKind::RestoreInput`]: the client sequence applied.
     pub client_seq: u64,
+    /// Gateway receive timestamp (ns, the gateway's clock) of the message
+    /// this reply answers, copied from [`InboundSlot::gateway_rx_ns`] by the
+    /// sequencer; 0 when the reply answers no message (the gateway then
+    /// records no latency for it).
+    pub rx_ns: u64,
 }
 
 impl OutboundSlot {
@@ -71,6 +76,7 @@ impl OutboundSlot {
             to,
             kind: OutboundKind::Reply,
             client_seq: 0,
+            rx_ns: 0,
         }
     }
 }
@@ -82,6 +88,7 @@ impl Default for OutboundSlot {
             to: SessionRef::default(),
             kind: OutboundKind::Reply,
             client_seq: 0,
+            rx_ns: 0,
         }
     }
 }

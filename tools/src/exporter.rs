@@ -7,7 +7,7 @@
 //! requests over 8 KiB or slower than 2 s dropped. It never touches the
 //! server's cores: pin it elsewhere or leave it to the scheduler.
 
-use peregrine_server::counters_file::read_counters;
+use peregrine_server::counters_file::{read_counters, read_latency};
 use peregrine_server::metrics::{
     render_openmetrics, render_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
@@ -102,10 +102,15 @@ impl Exporter {
         openmetrics: bool,
     ) -> Result<(&'static str, String), peregrine_server::counters_file::CountersFileError> {
         let snap = read_counters(Path::new(&self.counters_file))?;
+        // Latency is an addition: a file without it shows counters only.
+        let latency = read_latency(Path::new(&self.counters_file)).unwrap_or_default();
         Ok(if openmetrics {
-            (OPENMETRICS_CONTENT_TYPE, render_openmetrics(&snap, &self.config))
+            (
+                OPENMETRICS_CONTENT_TYPE,
+                render_openmetrics(&snap, &latency, &self.config),
+            )
         } else {
-            (TEXT_CONTENT_TYPE, render_text(&snap, &self.config))
+            (TEXT_CONTENT_TYPE, render_text(&snap, &latency, &self.config))
         })
     }
 }

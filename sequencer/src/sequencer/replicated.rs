@@ -248,6 +248,7 @@ impl<A: Application> Sequencer<A> {
                 to: r.origin,
                 kind: OutboundKind::RestoreInput,
                 client_seq: r.client_seq,
+                rx_ns: 0,
             });
             self.app.on_message(&r.as_sequenced(), &mut sink);
             self.next_seq += 1;

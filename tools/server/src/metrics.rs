@@ -19,8 +19,21 @@
 //! the classic Prometheus text format (0.0.4) and OpenMetrics 1.0 are
 //! rendered from the same families; the exporter picks by the scraper's
 //! `Accept` header.
+//!
+//! Reply latency: each gateway's since-start latency histogram becomes the
+//! Prometheus histogram `peregrine_gateway_reply_latency_seconds` (same
+//! gateway labels; cumulative `_bucket{le=...}`, `_sum`, `_count`), so a
+//! dashboard takes any quantile over any window with `histogram_quantile`
+//! over the `rate` of the buckets. The bounds ([`LATENCY_BOUNDS_NS`], 1 us
+//! to 1 s) are fixed; a bound counts the file's fine buckets that lie
+//! wholly at or below it, so a value within 6.25% below a bound may be
+//! counted in the next one up (quantiles err high, never low). The
+//! sequencer's readiness latency (sequencing to replies handed to the
+//! gateways) is `peregrine_sequencer_reply_ready_latency_seconds`, same
+//! buckets.
 
-use crate::counters_file::CountersSnapshot;
+use crate::counters_file::{CountersSnapshot, LatencySnapshot};
+use peregrine_gateway::latency::{bucket_high, LatencyBuckets};
 use std::fmt::Write;
 
 /// `Content-Type` of [`render_text`].
@@ -143,6 +156,92 @@ fn families(snap: &CountersSnapshot) -> Vec<Family> {
     fams
 }
 
+/// The `le` bounds of the latency histogram, ns, with their text in
+/// seconds.
+pub const LATENCY_BOUNDS_NS: [(u64, &str); 19] = [
+    (1_000, "1e-06"),
+    (2_000, "2e-06"),
+    (5_000, "5e-06"),
+    (10_000, "1e-05"),
+    (20_000, "2e-05"),
+    (50_000, "5e-05"),
+    (100_000, "0.0001"),
+    (250_000, "0.00025"),
+    (500_000, "0.0005"),
+    (1_000_000, "0.001"),
+    (2_500_000, "0.0025"),
+    (5_000_000, "0.005"),
+    (10_000_000, "0.01"),
+    (25_000_000, "0.025"),
+    (50_000_000, "0.05"),
+    (100_000_000, "0.1"),
+    (250_000_000, "0.25"),
+    (500_000_000, "0.5"),
+    (1_000_000_000, "1"),
+];
+
+const LATENCY_FAMILY: &str = "peregrine_gateway_reply_latency_seconds";
+const READY_FAMILY: &str = "peregrine_sequencer_reply_ready_latency_seconds";
+
+/// The latency histograms as Prometheus histogram families (the same lines
+/// in both formats): the gateways' under [`LATENCY_FAMILY`] with their
+/// labels, the sequencer's (block titled `sequencer`) under
+/// [`READY_FAMILY`].
+fn latency_family(out: &mut String, latency: &[LatencySnapshot]) {
+    let (seq, gws): (Vec<&LatencySnapshot>, Vec<&LatencySnapshot>) =
+        latency.iter().partition(|l| l.title == "sequencer");
+    let families = [
+        (
+            LATENCY_FAMILY,
+            "Time from a client message's receive to the transmit of its reply, per gateway, since start.",
+            gws,
+        ),
+        (
+            READY_FAMILY,
+            "Time from a message's sequencing to its replies being handed to their gateways, since start.",
+            seq,
+        ),
+    ];
+    for (family, help, members) in families {
+        if members.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} histogram");
+        for l in members {
+            let labels = if family == READY_FAMILY {
+                String::new()
+            } else {
+                gateway_labels(&l.title).unwrap_or_else(|| format!("block=\"{}\"", escape(&l.title)))
+            };
+            histogram(out, family, &labels, &l.since_start);
+        }
+    }
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` lines.
+fn histogram(out: &mut String, family: &str, labels: &str, h: &LatencyBuckets) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let total: u64 = h.buckets.iter().sum();
+    let (mut i, mut below) = (0usize, 0u64);
+    for (bound, le) in LATENCY_BOUNDS_NS {
+        while i < h.buckets.len() && bucket_high(i) <= bound {
+            below += h.buckets[i];
+            i += 1;
+        }
+        let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"{le}\"}} {below}");
+    }
+    let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+    let sum = format!("{}.{:09}", h.sum_ns / 1_000_000_000, h.sum_ns % 1_000_000_000);
+    if labels.is_empty() {
+        let _ = writeln!(out, "{family}_sum {sum}");
+        let _ = writeln!(out, "{family}_count {total}");
+    } else {
+        let _ = writeln!(out, "{family}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{family}_count{{{labels}}} {total}");
+    }
+}
+
 fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
     if labels.is_empty() {
         let _ = writeln!(out, "{name} {value}");
@@ -173,10 +272,15 @@ fn info(out: &mut String, config: &[(&str, String)], snap: &CountersSnapshot) {
     sample(out, "peregrine_server_pid", "", snap.pid);
 }
 
-/// The snapshot in the classic Prometheus text format (0.0.4), with build
-/// and (when given) configuration info. `config` pairs become labels of
+/// The snapshot and the gateways' `latency` histograms in the classic
+/// Prometheus text format (0.0.4), with build and (when given)
+/// configuration info. `config` pairs become labels of
 /// `peregrine_config_info`.
-pub fn render_text(snap: &CountersSnapshot, config: &[(&str, String)]) -> String {
+pub fn render_text(
+    snap: &CountersSnapshot,
+    latency: &[LatencySnapshot],
+    config: &[(&str, String)],
+) -> String {
     let mut out = String::new();
     info(&mut out, config, snap);
     for f in families(snap) {
@@ -195,12 +299,18 @@ pub fn render_text(snap: &CountersSnapshot, config: &[(&str, String)]) -> String
             sample(&mut out, &full, labels, *v);
         }
     }
+    latency_family(&mut out, latency);
     out
 }
 
-/// The snapshot in OpenMetrics 1.0 text (families named without `_total`,
-/// counter samples with it, `# EOF` at the end).
-pub fn render_openmetrics(snap: &CountersSnapshot, config: &[(&str, String)]) -> String {
+/// The snapshot and the gateways' `latency` histograms in OpenMetrics 1.0
+/// text (families named without `_total`, counter samples with it, `# EOF`
+/// at the end).
+pub fn render_openmetrics(
+    snap: &CountersSnapshot,
+    latency: &[LatencySnapshot],
+    config: &[(&str, String)],
+) -> String {
     let mut out = String::new();
     info(&mut out, config, snap);
     for f in families(snap) {
@@ -220,6 +330,7 @@ pub fn render_openmetrics(snap: &CountersSnapshot, config: &[(&str, String)]) ->
             sample(&mut out, &sample_name, labels, *v);
         }
     }
+    latency_family(&mut out, latency);
     out.push_str("# EOF\n");
     out
 }
@@ -259,7 +370,7 @@ mod tests {
                 ("elections_won".into(), 2),
             ],
         ));
-        let t = render_text(&sn, &[]);
+        let t = render_text(&sn, &[], &[]);
         assert!(
             t.contains("# TYPE peregrine_cluster_term gauge\nperegrine_cluster_term 4\n"),
             "{t}"
@@ -276,7 +387,7 @@ mod tests {
 
     #[test]
     fn counters_and_gauges_with_gateway_labels() {
-        let t = render_text(&snap(), &[("layout", "shared".into())]);
+        let t = render_text(&snap(), &[], &[("layout", "shared".into())]);
         assert!(
             t.contains(
                 "# TYPE peregrine_sequencer_sequenced_total counter\nperegrine_sequencer_sequenced_total 7\n"
@@ -300,7 +411,7 @@ mod tests {
 
     #[test]
     fn openmetrics_names_families_without_total_and_ends_with_eof() {
-        let t = render_openmetrics(&snap(), &[]);
+        let t = render_openmetrics(&snap(), &[], &[]);
         assert!(
             t.contains(
                 "# TYPE peregrine_sequencer_sequenced counter\nperegrine_sequencer_sequenced_total 7\n"
@@ -317,10 +428,83 @@ mod tests {
             pid: 1,
             blocks: vec![("odd \"block\"\n".into(), vec![("a-b".into(), 1)])],
         };
-        let t = render_text(&s, &[]);
+        let t = render_text(&s, &[], &[]);
         assert!(
             t.contains("peregrine_block_a_b_total{block=\"odd \\\"block\\\"\\n\"} 1"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn latency_is_a_cumulative_histogram_in_seconds_per_gateway() {
+        use peregrine_gateway::latency::{bucket_of, LatencyBuckets};
+        let mut h = LatencyBuckets::default();
+        // 3 replies at 1.5 us, 1 at 40 us, 1 at 2 s.
+        for (ns, n) in [(1_500u64, 3u64), (40_000, 1), (2_000_000_000, 1)] {
+            h.buckets[bucket_of(ns)] += n;
+            h.count += n;
+            h.sum_ns += ns * n;
+            h.max_ns = h.max_ns.max(ns);
+        }
+        let l = LatencySnapshot {
+            title: "udp gateway 0 on 127.0.0.1:9000".into(),
+            published_ns: 1,
+            interval_ns: 100_000_000,
+            since_start: Box::new(h),
+            interval: Box::default(),
+        };
+        let labels = "gateway=\"0\",transport=\"udp\",addr=\"127.0.0.1:9000\"";
+        let seq = LatencySnapshot {
+            title: "sequencer".into(),
+            ..l.clone()
+        };
+        let both = [l.clone(), seq];
+        for t in [
+            render_text(&snap(), &both, &[]),
+            render_openmetrics(&snap(), &both, &[]),
+        ] {
+            assert!(
+                t.contains("# TYPE peregrine_sequencer_reply_ready_latency_seconds histogram\n"),
+                "{t}"
+            );
+            assert!(
+                t.contains("peregrine_sequencer_reply_ready_latency_seconds_bucket{le=\"5e-05\"} 4\n"),
+                "{t}"
+            );
+            assert!(
+                t.contains("peregrine_sequencer_reply_ready_latency_seconds_count 5\n"),
+                "{t}"
+            );
+            assert_eq!(
+                t.matches("# TYPE peregrine_gateway_reply_latency_seconds histogram\n")
+                    .count(),
+                1,
+                "{t}"
+            );
+            for (le, n) in [
+                ("1e-06", 0),
+                ("2e-06", 3),
+                ("2e-05", 3),
+                ("5e-05", 4),
+                ("1", 4),
+                ("+Inf", 5),
+            ] {
+                let line =
+                    format!("peregrine_gateway_reply_latency_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n");
+                assert!(t.contains(&line), "{line} in {t}");
+            }
+            assert!(
+                t.contains(&format!(
+                    "peregrine_gateway_reply_latency_seconds_sum{{{labels}}} 2.000044500\n"
+                )),
+                "{t}"
+            );
+            assert!(
+                t.contains(&format!(
+                    "peregrine_gateway_reply_latency_seconds_count{{{labels}}} 5\n"
+                )),
+                "{t}"
+            );
+        }
     }
 }

@@ -10,14 +10,15 @@
 //! Every loop checks a shared stop flag (a relaxed load of a line nobody
 //! writes until shutdown) and hands its work count to the idle strategy.
 
-use crate::counters_file::{CounterBlock, CountersFile};
+use crate::counters_file::{CounterBlock, CountersFile, LatencyBlock};
 use crate::idle::{IdleKind, IdleStrategy, Idler};
 use crate::pinning::{check_cores, pin_current, PinError};
 use crate::stage::{sequencer_names, SequencerStage, StageStop, LOOP_NAMES};
 use peregrine_gateway::GatewayCounters;
+use peregrine_gateway::LatencyBuckets;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
-use peregrine_sequencer::{Application, AttachedJournal, Sequencer, SequencerCounters};
+use peregrine_sequencer::{Application, AttachedJournal, ReadyLatency, Sequencer, SequencerCounters};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -125,17 +126,128 @@ pub fn run_stage<St: SequencerStage>(
     stop: Arc<AtomicBool>,
 ) -> Result<(ServerReport, St::App), RunError> {
     check_cores(&config.cores)?;
-    let blocks = match &config.counters_file {
+    let (blocks, latency, seq_latency) = match &config.counters_file {
         Some(path) => {
             let mut layout = counters_layout(&gateways);
             layout.extend(seq.extra_layout());
-            CountersFile::create(path, &layout)?.blocks()
+            let mut titles: Vec<String> = gateways.iter().map(|g| g.describe()).collect();
+            titles.push(SEQUENCER_LATENCY_TITLE.to_string());
+            let file = CountersFile::create_with_latency(path, &layout, &titles)?;
+            let mut latency: Vec<LatencyBlock> = file.latency_blocks();
+            let seq_latency = latency.pop().map(ReadyPublisher::new);
+            (
+                file.blocks(),
+                latency.into_iter().map(LatencyPublisher::new).collect(),
+                seq_latency,
+            )
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new(), None),
     };
     match config.layout {
-        Layout::Shared => run_shared(gateways, seq, config, stop, blocks),
-        Layout::Dedicated => run_dedicated(gateways, seq, config, stop, blocks),
+        Layout::Shared => run_shared(gateways, seq, config, stop, blocks, latency, seq_latency),
+        Layout::Dedicated => run_dedicated(gateways, seq, config, stop, blocks, latency, seq_latency),
+    }
+}
+
+/// Title of the sequencer's latency block: sequencing to reply ready.
+pub const SEQUENCER_LATENCY_TITLE: &str = "sequencer";
+
+/// Publishes the sequencer's readiness latency (see
+/// [`peregrine_sequencer::ReadyLatency`]) every [`LATENCY_INTERVAL_NS`].
+/// The sequencer keeps only a since-start histogram (the runtime sees it
+/// through a shared reference), so the interval view is the difference
+/// between this publication's since-start buckets and the previous one's.
+struct ReadyPublisher {
+    block: LatencyBlock,
+    since_start: Box<LatencyBuckets>,
+    previous: Box<LatencyBuckets>,
+    interval: Box<LatencyBuckets>,
+    previous_ns: u64,
+    next_ns: u64,
+}
+
+impl ReadyPublisher {
+    fn new(block: LatencyBlock) -> Self {
+        ReadyPublisher {
+            block,
+            since_start: Box::default(),
+            previous: Box::default(),
+            interval: Box::default(),
+            previous_ns: 0,
+            next_ns: 0,
+        }
+    }
+
+    /// Publishes when the interval is over (or always, when `force`).
+    fn maybe_publish(&mut self, lat: &ReadyLatency, force: bool) {
+        let now = peregrine_netio::clock::now_ns();
+        if !force && now < self.next_ns {
+            return;
+        }
+        self.next_ns = now + LATENCY_INTERVAL_NS;
+        self.since_start
+            .fill_from(lat.histogram(), lat.sum_ns(), lat.out_of_range());
+        self.interval.set_difference(&self.since_start, &self.previous);
+        let interval_ns = if self.previous_ns == 0 {
+            0
+        } else {
+            now - self.previous_ns
+        };
+        self.block
+            .publish(&self.since_start, &self.interval, interval_ns, now);
+        std::mem::swap(&mut self.previous, &mut self.since_start);
+        self.previous_ns = now;
+    }
+}
+
+/// Interval between two publications of a gateway's latency histograms,
+/// ns: the length of the "last interval" view `peregrine stat` shows.
+/// Slower than the counters' cadence because a publication walks the
+/// histograms (microseconds, not nanoseconds).
+pub const LATENCY_INTERVAL_NS: u64 = 100_000_000;
+
+/// Copies one gateway's latency histograms into its block of the counters
+/// file every [`LATENCY_INTERVAL_NS`], then starts a new interval. Runs on
+/// the gateway's polling thread; its buffers are allocated here, once.
+struct LatencyPublisher {
+    block: LatencyBlock,
+    since_start: Box<LatencyBuckets>,
+    interval: Box<LatencyBuckets>,
+    next_ns: u64,
+}
+
+impl LatencyPublisher {
+    fn new(block: LatencyBlock) -> Self {
+        LatencyPublisher {
+            block,
+            since_start: Box::default(),
+            interval: Box::default(),
+            next_ns: 0,
+        }
+    }
+
+    /// Publishes when the interval is over (or always, when `force`).
+    /// Called when the loop's counters are due, so it reads the clock at
+    /// most once a millisecond.
+    fn maybe_publish(&mut self, g: &mut dyn GatewayLoop, force: bool) {
+        let now = peregrine_netio::clock::now_ns();
+        if !force && now < self.next_ns {
+            return;
+        }
+        let Some(lat) = g.latency_mut() else { return };
+        if self.next_ns == 0 && !force {
+            // First call: the first interval starts now.
+            lat.reset_interval(now);
+            self.next_ns = now + LATENCY_INTERVAL_NS;
+            return;
+        }
+        self.next_ns = now + LATENCY_INTERVAL_NS;
+        lat.fill(&mut self.since_start, &mut self.interval);
+        let start = lat.interval_start_ns();
+        let interval_ns = if start == 0 { 0 } else { now.saturating_sub(start) };
+        self.block
+            .publish(&self.since_start, &self.interval, interval_ns, now);
+        lat.reset_interval(now);
     }
 }
 
@@ -251,6 +363,8 @@ fn run_shared<St: SequencerStage>(
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
+    mut latency: Vec<LatencyPublisher>,
+    mut seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
@@ -271,6 +385,12 @@ fn run_shared<St: SequencerStage>(
             while !stop.load(Ordering::Relaxed) {
                 if timer.due(work) {
                     publish(&seq, &gateways, &idle);
+                    for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
+                        l.maybe_publish(g.as_mut(), false);
+                    }
+                    if let Some(l) = seq_latency.as_mut() {
+                        l.maybe_publish(seq.sequencer().ready_latency(), false);
+                    }
                 }
                 work = 0;
                 for g in gateways.iter_mut() {
@@ -299,6 +419,12 @@ fn run_shared<St: SequencerStage>(
                 }
             }
             publish(&seq, &gateways, &idle);
+            for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
+                l.maybe_publish(g.as_mut(), true);
+            }
+            if let Some(l) = seq_latency.as_mut() {
+                l.maybe_publish(seq.sequencer().ready_latency(), true);
+            }
             let report = report(&seq, &gateways, idle.busy_loops(), idle.idle_loops());
             Ok((report, seq.into_app()))
         })
@@ -314,6 +440,8 @@ fn run_dedicated<St: SequencerStage>(
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
+    latency: Vec<LatencyPublisher>,
+    mut seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let kind = config.idle;
     let n_gateways = gateways.len();
@@ -327,6 +455,8 @@ fn run_dedicated<St: SequencerStage>(
         }
     }
     gw_blocks.resize_with(n_gateways, || None);
+    let mut gw_latency: Vec<Option<LatencyPublisher>> = latency.into_iter().map(Some).collect();
+    gw_latency.resize_with(n_gateways, || None);
     let seq_core = config.cores.first().copied();
     let seq_stop = Arc::clone(&stop);
     let seq_handle = std::thread::Builder::new()
@@ -339,6 +469,9 @@ fn run_dedicated<St: SequencerStage>(
             while !seq_stop.load(Ordering::Relaxed) {
                 if timer.due(n) {
                     publish_stage(&seq_blocks, 1, &seq, &idle);
+                    if let Some(l) = seq_latency.as_mut() {
+                        l.maybe_publish(seq.sequencer().ready_latency(), false);
+                    }
                 }
                 n = seq.poll();
                 if n == 0 && seq.stopped().is_some() {
@@ -356,11 +489,15 @@ fn run_dedicated<St: SequencerStage>(
                 }
             }
             publish_stage(&seq_blocks, 1, &seq, &idle);
+            if let Some(l) = seq_latency.as_mut() {
+                l.maybe_publish(seq.sequencer().ready_latency(), true);
+            }
             Ok((seq, idle.busy_loops(), idle.idle_loops()))
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;
     let mut gw_handles = Vec::new();
-    for ((i, mut g), block) in gateways.into_iter().enumerate().zip(gw_blocks) {
+    for (((i, mut g), block), mut latency) in gateways.into_iter().enumerate().zip(gw_blocks).zip(gw_latency)
+    {
         let core = config.cores.get(i + 1).copied();
         let stop = Arc::clone(&stop);
         let h = std::thread::Builder::new()
@@ -373,6 +510,9 @@ fn run_dedicated<St: SequencerStage>(
                 while !stop.load(Ordering::Relaxed) {
                     if timer.due(work) {
                         publish_gateway(block.as_ref(), g.as_ref());
+                        if let Some(l) = latency.as_mut() {
+                            l.maybe_publish(g.as_mut(), false);
+                        }
                     }
                     work = g.poll_rx() + g.poll_tx();
                     idle.idle(work);
@@ -383,6 +523,9 @@ fn run_dedicated<St: SequencerStage>(
                     g.poll_tx();
                 }
                 publish_gateway(block.as_ref(), g.as_ref());
+                if let Some(l) = latency.as_mut() {
+                    l.maybe_publish(g.as_mut(), true);
+                }
                 Ok((g, idle.busy_loops(), idle.idle_loops()))
             })
             .map_err(|e| RunError::Thread(e.to_string()))?;
