@@ -337,10 +337,28 @@ impl<S: LogStore> ReplicatedLog<S> {
             self.node.mut_store().set_commit(commit)?;
         }
         self.outbox.extend(light.take_messages());
+        self.report_snapshots_sent();
         let committed = light.take_committed_entries();
         self.apply_entries(&committed, apply);
         self.node.advance_apply();
         Ok(true)
+    }
+
+    /// A leader keeps a peer it sent a snapshot to paused until told the
+    /// snapshot arrived; the transport cannot say, so every snapshot
+    /// queued is reported delivered at once. The peer is then probed with
+    /// the entries after it: if the snapshot was lost, it rejects them
+    /// and is sent the snapshot again, instead of staying paused forever.
+    fn report_snapshots_sent(&mut self) {
+        let to: Vec<u64> = self
+            .outbox
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+            .map(|m| m.to)
+            .collect();
+        for id in to {
+            self.node.report_snapshot(id, raft::SnapshotStatus::Finish);
+        }
     }
 
     fn apply_entries(&mut self, entries: &[Entry], apply: &mut impl Apply) {
