@@ -1,5 +1,6 @@
 //! [`NodeTransport`]: raft-rs messages between cluster nodes over kernel
-//! TCP, driven from the caller's poll loop (no threads, no async runtime).
+//! TCP, driven from the caller's poll loop (no async runtime; one idle
+//! connector thread per peer, see below).
 //!
 //! Why it is shaped so:
 //!
@@ -9,11 +10,14 @@
 //! * **Outbound** connections (one per peer) are plain
 //!   [`std::net::TcpStream`]s set non-blocking after connecting, because
 //!   netio's `TcpPort` only accepts and cannot dial out (and this crate does
-//!   not change netio). The connect itself is bounded by
-//!   [`CONNECT_TIMEOUT`] (std has no non-blocking connect without `unsafe`,
-//!   which this crate forbids); it only runs when a link is down, at most
-//!   once per peer per [`RECONNECT_BACKOFF`], and on a LAN or loopback a
-//!   dead peer refuses at once, so the loop is never held for long.
+//!   not change netio). std has no non-blocking connect without `unsafe`
+//!   (which this crate forbids), and a connect to a machine that is gone
+//!   waits for its timeout, so each peer has a small connector thread that
+//!   dials when asked (bounded by [`CONNECT_TIMEOUT`]) and hands the
+//!   connected stream back through a channel: the polling loop only ever
+//!   sends a request and checks for an answer, never waits. A request goes
+//!   out when a link is down, at most once per peer per
+//!   [`RECONNECT_BACKOFF`].
 //! * Each connection carries traffic one way: a node writes to its peers on
 //!   the connections it dialled and reads on the ones it accepted. No
 //!   handshake is needed, since every raft message names its sender.
@@ -36,6 +40,7 @@ use raft::eraftpb::Message;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Largest frame body accepted or sent, in bytes (64 MiB). A received
@@ -66,6 +71,9 @@ pub enum TransportError {
     /// The listener could not be set up or polled.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// A peer's connector thread could not be started.
+    #[error("starting a connector thread: {0}")]
+    Connector(#[source] std::io::Error),
 }
 
 /// What the transport has done, as plain integers owned by the polling
@@ -100,6 +108,12 @@ struct PeerLink {
     id: u64,
     addr: SocketAddr,
     stream: Option<TcpStream>,
+    /// Asks the peer's connector thread to dial.
+    dial: mpsc::Sender<()>,
+    /// The connector thread's answers.
+    dialled: mpsc::Receiver<io::Result<TcpStream>>,
+    /// A dial was requested and not yet answered.
+    dialling: bool,
     /// Encoded frames not yet taken by the socket.
     out: Vec<u8>,
     /// When the next connect may be tried.
@@ -111,8 +125,8 @@ struct PeerLink {
 }
 
 /// Carries raft-rs messages between this node and its peers over TCP. See
-/// the module docs for the design; all calls are non-blocking except a
-/// bounded outbound connect ([`CONNECT_TIMEOUT`]) while a link is down.
+/// the module docs for the design; no call blocks (outbound connects run
+/// on the peers' connector threads).
 pub struct NodeTransport {
     port: TcpPort,
     batch: PacketBatch,
@@ -158,16 +172,22 @@ impl NodeTransport {
             .members
             .iter()
             .filter(|m| m.id != config.node_id)
-            .map(|m| PeerLink {
-                id: m.id,
-                addr: m.raft,
-                stream: None,
-                out: Vec::new(),
-                next_attempt: now,
-                attempted: false,
-                next_check: now,
+            .map(|m| {
+                let (dial, dialled) = spawn_connector(m.id, m.raft)?;
+                Ok(PeerLink {
+                    id: m.id,
+                    addr: m.raft,
+                    stream: None,
+                    dial,
+                    dialled,
+                    dialling: false,
+                    out: Vec::new(),
+                    next_attempt: now,
+                    attempted: false,
+                    next_check: now,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, TransportError>>()?;
         Ok(NodeTransport {
             port,
             batch: PacketBatch::new(RX_BATCH),
@@ -235,7 +255,7 @@ impl NodeTransport {
     pub fn poll(&mut self, mut f: impl FnMut(Message)) -> Result<usize, TransportError> {
         let now = Instant::now();
         for peer in &mut self.peers {
-            if peer.stream.is_none() && now >= peer.next_attempt {
+            if peer.stream.is_none() {
                 connect(peer, now, &mut self.counters);
             } else if peer.stream.is_some() && now >= peer.next_check {
                 peer.next_check = now + LIVENESS_CHECK;
@@ -344,26 +364,66 @@ fn decode_frames(buf: &mut Vec<u8>, f: &mut impl FnMut(Message)) -> Result<usize
     result
 }
 
-/// Tries to connect `peer` (bounded by [`CONNECT_TIMEOUT`]).
+/// Starts peer `id`'s connector thread: each `()` received dials `addr`
+/// (bounded by [`CONNECT_TIMEOUT`]) and sends back the stream, already
+/// non-blocking with Nagle off, or the error. It ends when the transport
+/// (its channels) goes away.
+#[allow(clippy::type_complexity)]
+fn spawn_connector(
+    id: u64,
+    addr: SocketAddr,
+) -> Result<(mpsc::Sender<()>, mpsc::Receiver<io::Result<TcpStream>>), TransportError> {
+    let (dial, requests) = mpsc::channel::<()>();
+    let (answers, dialled) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("raft-dial-{id}"))
+        .spawn(move || {
+            while requests.recv().is_ok() {
+                let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).and_then(|s| {
+                    s.set_nonblocking(true)?;
+                    s.set_nodelay(true)?;
+                    Ok(s)
+                });
+                if answers.send(stream).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(TransportError::Connector)?;
+    Ok((dial, dialled))
+}
+
+/// Moves `peer`'s link along: asks its connector to dial when the link is
+/// down and due, and takes the answer when there is one. Never waits.
 fn connect(peer: &mut PeerLink, now: Instant, counters: &mut TransportCounters) {
+    if peer.dialling {
+        match peer.dialled.try_recv() {
+            Ok(Ok(s)) => {
+                peer.dialling = false;
+                peer.stream = Some(s);
+                peer.out.clear();
+            }
+            Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => {
+                peer.dialling = false;
+                counters.connect_failures += 1;
+                peer.next_attempt = now + RECONNECT_BACKOFF;
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        return;
+    }
+    if now < peer.next_attempt {
+        return;
+    }
     if peer.attempted {
         counters.reconnects += 1;
     }
     peer.attempted = true;
-    let stream = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).and_then(|s| {
-        s.set_nonblocking(true)?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    });
-    match stream {
-        Ok(s) => {
-            peer.stream = Some(s);
-            peer.out.clear();
-        }
-        Err(_) => {
-            counters.connect_failures += 1;
-            peer.next_attempt = now + RECONNECT_BACKOFF;
-        }
+    if peer.dial.send(()).is_ok() {
+        peer.dialling = true;
+    } else {
+        counters.connect_failures += 1;
+        peer.next_attempt = now + RECONNECT_BACKOFF;
     }
 }
 
@@ -474,7 +534,16 @@ mod tests {
             })
             .collect();
         let mut t = NodeTransport::with_port(port, &ClusterConfig::new(1, members)).unwrap();
-        assert_eq!(t.poll(|_| panic!("nothing was sent")).unwrap(), 0);
+        // Connects run on the connector threads: poll until both answered.
+        let failures_reach = |t: &mut NodeTransport, n: u64| {
+            let until = Instant::now() + Duration::from_secs(5);
+            while t.counters().connect_failures < n {
+                assert_eq!(t.poll(|_| panic!("nothing was sent")).unwrap(), 0);
+                assert!(Instant::now() < until, "connectors never answered");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        failures_reach(&mut t, 2);
         assert!(!t.is_connected(2) && !t.is_connected(3));
         t.send([msg(2, b"a"), msg(3, b"b"), msg(9, b"c")].into_iter());
         let c = t.counters();
@@ -484,6 +553,8 @@ mod tests {
         assert_eq!(t.counters().reconnects, 0);
         std::thread::sleep(RECONNECT_BACKOFF);
         t.poll(|_| {}).unwrap();
+        assert_eq!(t.counters().reconnects, 2);
+        failures_reach(&mut t, 4);
         assert_eq!((t.counters().reconnects, t.counters().connect_failures), (2, 4));
     }
 
