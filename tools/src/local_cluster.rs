@@ -91,8 +91,13 @@ impl LocalCluster {
     /// Stops node `i` (as a crash looks to the others: it just goes away).
     pub fn stop_node(&mut self, i: usize) {
         if let Some(h) = self.nodes[i].take() {
-            if let Err(e) = h.stop() {
-                eprintln!("node {} had stopped: {e}", i + 1);
+            match h.stop() {
+                Err(e) => eprintln!("node {} had stopped: {e}", i + 1),
+                Ok((report, _)) => {
+                    if let Some(f) = report.failure {
+                        eprintln!("node {} had stopped: {f}", i + 1);
+                    }
+                }
             }
         }
     }

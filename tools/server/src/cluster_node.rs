@@ -360,7 +360,7 @@ where
             Ok(true) => work += 1,
             Ok(false) => {}
             Err(e) => {
-                self.stop(StageStop::Failed(format!("replicated log: {e}")));
+                self.stop(StageStop::StoreFailed(e.to_string()));
                 return work;
             }
         }

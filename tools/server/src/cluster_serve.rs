@@ -31,6 +31,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Store failures in a row the supervisor rebuilds from before it gives up.
+const MAX_STORE_REBUILDS: u32 = 3;
+
 /// Everything an incarnation is built from, fixed for the node's life.
 struct NodeSetup {
     cfg: ServeConfig,
@@ -230,22 +233,35 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
         .spawn(move || -> Result<(ServerReport, ServerApp), ServeError> {
             let mut inc = first;
             let mut incarnations = 1u64;
+            // Store failures rebuilt in a row; a store that keeps failing
+            // right after a rebuild (a full or broken disk) stops the node.
+            let mut store_failures = 0u32;
             loop {
                 let (report, app) = run_stage(inc.gateways, inc.node, &runtime, Arc::clone(&stop2))?;
-                match &report.failure {
-                    Some(why @ (StageStop::SteppedDown(_) | StageStop::SnapshotInstalled(_)))
-                        if !stop2.load(Ordering::Relaxed) =>
-                    {
-                        tracing::warn!(reason = %why, incarnation = incarnations, "rebuilding from the journal as a follower");
-                        drop(app);
-                        // The ports were released with the gateways: bind
-                        // the same resolved addresses again.
-                        inc = setup.build(&udp2, &tcp2)?;
-                        tracing::info!("{}", inc.note);
-                        incarnations += 1;
-                    }
-                    _ => return Ok((report, app)),
+                let rebuild = !stop2.load(Ordering::Relaxed)
+                    && match &report.failure {
+                        Some(StageStop::SteppedDown(_) | StageStop::SnapshotInstalled(_)) => {
+                            store_failures = 0;
+                            true
+                        }
+                        Some(StageStop::StoreFailed(_)) => {
+                            store_failures += 1;
+                            store_failures <= MAX_STORE_REBUILDS
+                        }
+                        _ => false,
+                    };
+                if !rebuild {
+                    return Ok((report, app));
                 }
+                if let Some(why) = &report.failure {
+                    tracing::warn!(reason = %why, incarnation = incarnations, "rebuilding from the journal as a follower");
+                }
+                drop(app);
+                // The ports were released with the gateways: bind the same
+                // resolved addresses again.
+                inc = setup.build(&udp2, &tcp2)?;
+                tracing::info!("{}", inc.note);
+                incarnations += 1;
             }
         })
         .map_err(ServeError::Spawn)?;

@@ -33,6 +33,9 @@ pub enum StageStop {
     /// A cluster follower installed a snapshot from its leader (it was too
     /// far behind for the log): the node starts again from that snapshot.
     SnapshotInstalled(String),
+    /// A cluster node's log store failed a write: Raft's memory may be ahead
+    /// of the disk, so the node starts again from what its store holds.
+    StoreFailed(String),
 }
 
 impl std::fmt::Display for StageStop {
@@ -41,6 +44,7 @@ impl std::fmt::Display for StageStop {
             StageStop::Failed(s) => f.write_str(s),
             StageStop::SteppedDown(s) => write!(f, "stepped down: {s}"),
             StageStop::SnapshotInstalled(s) => write!(f, "installed a snapshot: {s}"),
+            StageStop::StoreFailed(s) => write!(f, "log store failed: {s}"),
         }
     }
 }
