@@ -19,7 +19,18 @@ use std::sync::OnceLock;
 /// Why a thread could not be pinned.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PinError {
-    /// The core is not in the set of cores this process may run on.
+    /// The core is not one of this machine's at all.
+    #[error(
+        "core {core} does not exist (this machine has cores {})",
+        format_cpu_list(present)
+    )]
+    NoSuchCore {
+        /// The core asked for.
+        core: usize,
+        /// The cores the machine has, ascending.
+        present: Vec<usize>,
+    },
+    /// The core exists but is not in the set of cores this process may run on.
     #[error(
         "core {core} is not in this process's CPU set {{{}}}",
         format_cpu_list(allowed)
@@ -77,20 +88,39 @@ pub fn allowed_cores() -> &'static [usize] {
     })
 }
 
+/// The ids of the cores this machine has (`/sys/devices/system/cpu/present`),
+/// ascending, read once; empty when unknown.
+pub fn present_cores() -> &'static [usize] {
+    static CORES: OnceLock<Vec<usize>> = OnceLock::new();
+    CORES.get_or_init(|| {
+        std::fs::read_to_string("/sys/devices/system/cpu/present")
+            .ok()
+            .and_then(|s| crate::doctor::host::parse_cpu_list(&s))
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default()
+    })
+}
+
 /// Number of cores this process may run on (at least 1).
 pub fn core_count() -> usize {
     allowed_cores().len().max(1)
 }
 
-/// Checks that every core in `requested` is in `allowed` (ascending core
-/// ids); the first one that is not is named, with the whole set. An empty
-/// `allowed` means the set is unknown: nothing is refused here, and
-/// pinning itself reports a core the OS refuses.
-pub fn check_cores_in(requested: &[usize], allowed: &[usize]) -> Result<(), PinError> {
-    if allowed.is_empty() {
-        return Ok(());
+/// Checks that every core in `requested` is in `allowed` (the process's
+/// CPU set, ascending core ids); the first one that is not is named: as
+/// missing from the machine when it is not in `present` (the machine's
+/// cores, ascending), else with the whole allowed set. An empty `allowed`
+/// or `present` means that set is unknown: nothing is refused for it here,
+/// and pinning itself reports a core the OS refuses.
+pub fn check_cores_in(requested: &[usize], allowed: &[usize], present: &[usize]) -> Result<(), PinError> {
+    let outside = |set: &[usize], c: &usize| !set.is_empty() && set.binary_search(c).is_err();
+    if let Some(&core) = requested.iter().find(|c| outside(present, c)) {
+        return Err(PinError::NoSuchCore {
+            core,
+            present: present.to_vec(),
+        });
     }
-    match requested.iter().find(|c| allowed.binary_search(c).is_err()) {
+    match requested.iter().find(|c| outside(allowed, c)) {
         Some(&core) => Err(PinError::NotAllowed {
             core,
             allowed: allowed.to_vec(),
@@ -102,7 +132,7 @@ pub fn check_cores_in(requested: &[usize], allowed: &[usize]) -> Result<(), PinE
 /// Checks that this process may run on every core in `cores`, before any
 /// thread is started.
 pub fn check_cores(cores: &[usize]) -> Result<(), PinError> {
-    check_cores_in(cores, allowed_cores())
+    check_cores_in(cores, allowed_cores(), present_cores())
 }
 
 /// Pins the calling thread to `core`; `None` leaves it where it is.
@@ -130,10 +160,12 @@ mod tests {
 
     #[test]
     fn requested_cores_are_checked_against_the_allowed_set_not_a_count() {
+        let present: Vec<usize> = (0..8).collect();
+        let check = |requested: &[usize], allowed: &[usize]| check_cores_in(requested, allowed, &present);
         // `taskset -c 1`: one allowed core, whose id is 1.
-        assert_eq!(check_cores_in(&[1], &[1]), Ok(()));
+        assert_eq!(check(&[1], &[1]), Ok(()));
         assert_eq!(
-            check_cores_in(&[0], &[1]),
+            check(&[0], &[1]),
             Err(PinError::NotAllowed {
                 core: 0,
                 allowed: vec![1]
@@ -141,17 +173,40 @@ mod tests {
         );
         // A cpuset with a hole.
         let allowed = [2, 3, 4, 6];
-        assert_eq!(check_cores_in(&[2, 6, 4], &allowed), Ok(()));
-        assert_eq!(check_cores_in(&[], &allowed), Ok(()));
+        assert_eq!(check(&[2, 6, 4], &allowed), Ok(()));
+        assert_eq!(check(&[], &allowed), Ok(()));
         assert_eq!(
-            check_cores_in(&[2, 5, 7], &allowed),
+            check(&[2, 5, 7], &allowed),
             Err(PinError::NotAllowed {
                 core: 5,
                 allowed: allowed.to_vec()
             })
         );
-        // Unknown set: nothing refused before pinning.
-        assert_eq!(check_cores_in(&[9], &[]), Ok(()));
+        // A core the machine lacks is named as such, before the set.
+        assert_eq!(
+            check(&[5, 8], &allowed),
+            Err(PinError::NoSuchCore {
+                core: 8,
+                present: present.clone()
+            })
+        );
+        // Unknown sets: nothing refused before pinning.
+        assert_eq!(check_cores_in(&[9], &[], &[]), Ok(()));
+        assert_eq!(
+            check_cores_in(&[9], &allowed, &[]),
+            Err(PinError::NotAllowed {
+                core: 9,
+                allowed: allowed.to_vec()
+            })
+        );
+        assert_eq!(
+            PinError::NoSuchCore {
+                core: 9,
+                present: vec![0, 1]
+            }
+            .to_string(),
+            "core 9 does not exist (this machine has cores 0,1)"
+        );
         assert_eq!(
             PinError::NotAllowed {
                 core: 3,
@@ -183,13 +238,14 @@ mod tests {
         let allowed = allowed_cores();
         assert!(core_count() >= 1);
         assert_eq!(check_cores(allowed), Ok(()));
-        if let Some(&last) = allowed.last() {
-            let outside = last + 5;
+        let present = present_cores();
+        if let (Some(&last), false) = (allowed.last(), present.is_empty()) {
+            let outside = last.max(*present.last().unwrap()) + 5;
             assert_eq!(
                 pin_current(Some(outside)),
-                Err(PinError::NotAllowed {
+                Err(PinError::NoSuchCore {
                     core: outside,
-                    allowed: allowed.to_vec()
+                    present: present.to_vec()
                 })
             );
         }

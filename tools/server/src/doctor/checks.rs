@@ -55,7 +55,9 @@ fn cores_set(needs: &Needs) -> BTreeSet<usize> {
 
 /// The CPUs this process may run on, from `Cpus_allowed_list` in
 /// `/proc/self/status` (the same affinity mask the server checks its cores
-/// against); `None` when it cannot be read.
+/// against, and with the machine's cores from
+/// `/sys/devices/system/cpu/present`, the same check); `None` when it
+/// cannot be read.
 fn allowed_cpus(host: &dyn Host) -> Option<Vec<usize>> {
     let status = host.read("/proc/self/status")?;
     let list = status
@@ -73,7 +75,12 @@ fn pinned_cores(host: &dyn Host, needs: &Needs) -> Finding {
         );
     }
     let allowed = allowed_cpus(host).unwrap_or_default();
-    match crate::pinning::check_cores_in(&needs.cores, &allowed) {
+    let present: Vec<usize> = host
+        .read("/sys/devices/system/cpu/present")
+        .and_then(|s| parse_cpu_list(&s))
+        .map(|set| set.into_iter().collect())
+        .unwrap_or_default();
+    match crate::pinning::check_cores_in(&needs.cores, &allowed, &present) {
         Ok(()) => Finding::pass(
             "cores",
             format!("polling on cores {}", format_cpu_list(&cores_set(needs))),
