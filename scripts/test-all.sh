@@ -8,6 +8,9 @@
 #   2b. the crash test (scripts/crash-test.sh, CRASH_ROUNDS rounds, 5 here);
 #   2c. the cluster failover test (scripts/failover-test.sh; QUICK: 2 leader
 #       kills, 1 leader stop, 1 follower kill; FAILOVER_FULL=1 for 10/3/3);
+#   2d. with PACKAGE_TEST=1 (CI) and as root: the Debian package
+#       (scripts/package.sh), installed with dpkg, `peregrine --version`
+#       from /usr/bin, removed again;
 #   3. as root: the network-namespace rig, Peregrine on a veth end through
 #      net_af_packet and net_af_xdp, the client simulator in the other
 #      namespace (scripts/dpdk-netns-test.sh).
@@ -29,6 +32,22 @@ ROUNDS=${CRASH_ROUNDS:-5} bash scripts/crash-test.sh
 
 log "failover test: a 3-node cluster under load, leaders killed and stopped, followers killed"
 if [[ ${FAILOVER_FULL:-0} == 1 ]]; then bash scripts/failover-test.sh; else QUICK=1 bash scripts/failover-test.sh; fi
+
+if [[ ${PACKAGE_TEST:-0} == 1 ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v dpkg >/dev/null; then
+        log "package: build the .deb, install it, run /usr/bin/peregrine --version, remove it"
+        started=$SECONDS
+        deb=$(bash scripts/package.sh | tail -n1)
+        dpkg -i "$deb" >/dev/null
+        version=$(/usr/bin/peregrine --version) || version="(--version failed)"
+        dpkg -r peregrine >/dev/null
+        [[ $version == "peregrine "* ]] || { echo "unexpected --version output: $version" >&2; exit 1; }
+        [[ ! -e /usr/bin/peregrine ]] || { echo "/usr/bin/peregrine left after dpkg -r" >&2; exit 1; }
+        log "package ok: $version, $(basename "$deb"), $((SECONDS - started)) s"
+    else
+        log "SKIPPED: package test (needs root and dpkg)"
+    fi
+fi
 
 have_dpdk() { pkg-config --exists libdpdk 2>/dev/null; }
 if ! have_dpdk && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -3,7 +3,8 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
 
 mod cmd;
 
@@ -14,8 +15,23 @@ mod cmd;
     about = "Low-latency sequencer and matching engine"
 )]
 struct Cli {
+    /// How log lines on stderr look: `text` for people, `json` for one JSON
+    /// object per line (journald, log shippers). Before or after the
+    /// subcommand.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The `tracing` output format on stderr. Logging is never on the hot path:
+/// the polling loops count, they do not log.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -42,17 +58,26 @@ enum Cmd {
     Cluster(cmd::cluster::ClusterArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // Role changes and recovery notes are `info`: shown unless
-            // RUST_LOG says otherwise.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().cmd {
+/// Installs the `tracing` subscriber: `info` and up unless `RUST_LOG` says
+/// otherwise, on stderr, in `format`.
+fn init_logs(format: LogFormat) {
+    // Role changes and recovery notes are `info`: shown unless RUST_LOG
+    // says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let result = match cli.cmd {
         Cmd::Serve(a) => cmd::serve::run(a),
         Cmd::Client(a) => cmd::client::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
@@ -63,5 +88,16 @@ fn main() -> anyhow::Result<()> {
         Cmd::Doctor(a) => cmd::doctor::run(a),
         Cmd::Exporter(a) => cmd::exporter::run(a),
         Cmd::Cluster(a) => cmd::cluster::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let status = cmd::serve::exit_status(&e);
+            match cli.log_format {
+                LogFormat::Text => eprintln!("Error: {e:?}"),
+                LogFormat::Json => tracing::error!(exit_status = status, "{e:#}"),
+            }
+            ExitCode::from(status)
+        }
     }
 }

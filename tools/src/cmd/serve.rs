@@ -9,6 +9,28 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+/// Exit status when the journal cannot be recovered as it is: corruption in
+/// the middle of it (not a torn tail, which recovery drops), or records that
+/// do not fit the configured sessions and gateways. Restarting cannot fix
+/// either, so a supervisor must not restart on it (systemd:
+/// `RestartPreventExitStatus=3`); an operator looks first.
+pub const EXIT_JOURNAL_UNRECOVERABLE: u8 = 3;
+
+/// The process exit status for an error a subcommand returned:
+/// [`EXIT_JOURNAL_UNRECOVERABLE`] for an unrecoverable journal, 1 for
+/// anything else (a journal I/O error may be transient: 1).
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    use peregrine_journal::JournalError;
+    use peregrine_server::ServeError;
+    match e.downcast_ref::<ServeError>() {
+        Some(ServeError::Journal { source, .. }) if !matches!(source, JournalError::Io { .. }) => {
+            EXIT_JOURNAL_UNRECOVERABLE
+        }
+        Some(ServeError::Restore { .. }) => EXIT_JOURNAL_UNRECOVERABLE,
+        _ => 1,
+    }
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// TOML config file; flags override its keys.

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 pub fn all(host: &dyn Host, needs: &Needs) -> Vec<Finding> {
     let cmdline = host.read("/proc/cmdline").unwrap_or_default();
     let mut out = Vec::new();
-    out.push(pinned_cores(needs));
+    out.push(pinned_cores(host, needs));
     for (param, why) in [
         (
             "isolcpus",
@@ -53,18 +53,43 @@ fn cores_set(needs: &Needs) -> BTreeSet<usize> {
     needs.cores.iter().copied().collect()
 }
 
-fn pinned_cores(needs: &Needs) -> Finding {
+/// The CPUs this process may run on, from `Cpus_allowed_list` in
+/// `/proc/self/status` (the same affinity mask the server checks its cores
+/// against, and with the machine's cores from
+/// `/sys/devices/system/cpu/present`, the same check); `None` when it
+/// cannot be read.
+fn allowed_cpus(host: &dyn Host) -> Option<Vec<usize>> {
+    let status = host.read("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    Some(parse_cpu_list(list)?.into_iter().collect())
+}
+
+fn pinned_cores(host: &dyn Host, needs: &Needs) -> Finding {
     if needs.cores.is_empty() {
-        Finding::warn(
+        return Finding::warn(
             "cores",
             "no polling cores configured: the threads float between cores".into(),
             "set `cores = [2]` (shared layout) or `cores = [2, 3, 4]` (dedicated: sequencer, then gateways) in the config, on cores you isolate",
-        )
-    } else {
-        Finding::pass(
+        );
+    }
+    let allowed = allowed_cpus(host).unwrap_or_default();
+    let present: Vec<usize> = host
+        .read("/sys/devices/system/cpu/present")
+        .and_then(|s| parse_cpu_list(&s))
+        .map(|set| set.into_iter().collect())
+        .unwrap_or_default();
+    match crate::pinning::check_cores_in(&needs.cores, &allowed, &present) {
+        Ok(()) => Finding::pass(
             "cores",
             format!("polling on cores {}", format_cpu_list(&cores_set(needs))),
-        )
+        ),
+        Err(e) => Finding::fail(
+            "cores",
+            format!("{e}: the server would refuse to start"),
+            "configure cores inside the CPU set, or widen it (taskset -c, systemd CPUAffinity=, the cgroup's cpuset.cpus); run doctor under the same affinity as the server",
+        ),
     }
 }
 
@@ -516,6 +541,23 @@ mod tests {
             ..needs()
         };
         assert_eq!(status_of(&all(&host, &root), "rmem_max"), Status::Pass);
+    }
+
+    #[test]
+    fn configured_cores_must_be_in_the_process_cpu_set() {
+        let status = |list: &str| format!("Name:\tperegrine\nCpus_allowed_list:\t{list}\n");
+        let inside = tuned().file("/proc/self/status", &status("1-3"));
+        assert_eq!(status_of(&all(&inside, &needs()), "cores"), Status::Pass);
+        let outside = tuned().file("/proc/self/status", &status("1-2"));
+        let f = all(&outside, &needs());
+        let cores = f.iter().find(|x| x.check == "cores").unwrap();
+        assert_eq!(cores.status, Status::Fail, "{cores:?}");
+        assert!(
+            cores
+                .detail
+                .starts_with("core 3 is not in this process's CPU set {1,2}"),
+            "{cores:?}"
+        );
     }
 
     #[test]
