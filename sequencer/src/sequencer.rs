@@ -140,6 +140,7 @@ pub struct Sequencer<A> {
     replication: Option<ReplicationTap>,
     failed: Option<String>,
     ready_latency: ReadyLatency,
+    record_latency: bool,
 }
 
 impl<A: Application> Sequencer<A> {
@@ -175,7 +176,16 @@ impl<A: Application> Sequencer<A> {
             replication: None,
             failed: None,
             ready_latency: ReadyLatency::new(),
+            record_latency: true,
         }
+    }
+
+    /// Turns recording of [`ready_latency`](Self::ready_latency) on (the
+    /// default) or off. Off, a poll takes no clock reading after publishing
+    /// and records nothing, so the histogram stays empty.
+    pub fn with_latency_recording(mut self, on: bool) -> Self {
+        self.record_latency = on;
+        self
     }
 
     /// Journals every sequenced message before the application sees it.
@@ -347,7 +357,7 @@ impl<A: Application> Sequencer<A> {
             out.publish();
         }
         let ready = sink.sent.saturating_sub(sink.misrouted);
-        if ready > 0 && matches!(sink.mode, SinkMode::Send) {
+        if self.record_latency && ready > 0 && matches!(sink.mode, SinkMode::Send) {
             // One clock reading per poll: every reply of the poll shares
             // its sequencing time `now`.
             let ready_ns = peregrine_netio::clock::now_ns();
