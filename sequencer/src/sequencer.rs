@@ -504,6 +504,20 @@ mod tests {
         assert!(h.max() < 1_000_000_000 && h.min() >= 1);
     }
 
+    #[test]
+    fn with_recording_off_replies_flow_and_nothing_is_recorded() {
+        let (mut ins, mut outs, seq) = setup(1, 64, 64, 16);
+        let mut seq = seq.with_latency_recording(false);
+        for c in 1..=7u64 {
+            assert!(ins[0].stage(echo_slot(0, 1, c)));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        assert_eq!(std::iter::from_fn(|| outs[0].pop()).count(), 7);
+        assert_eq!(seq.counters().replies, 7);
+        assert_eq!(seq.ready_latency().histogram().len(), 0);
+    }
+
     fn journal_in(name: &str) -> (std::path::PathBuf, peregrine_journal::JournalWriter) {
         let dir = std::env::temp_dir().join(format!("peregrine-seq-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
