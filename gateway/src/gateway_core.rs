@@ -55,7 +55,8 @@ impl GatewayCore {
                 opts.reply_burst,
                 nanos(opts.heartbeat_interval),
                 nanos(opts.idle_timeout),
-            ),
+            )
+            .with_latency_recording(opts.latency_histograms),
             timer: Timer::default(),
         }
     }

@@ -46,6 +46,11 @@ pub struct GatewayOptions {
     /// not serve, every login is refused with a hint naming the leader.
     /// `None`: a single node, always serving.
     pub leadership: Option<Arc<Leadership>>,
+    /// Record each reply's receive-to-transmit latency (default true).
+    /// False turns recording off entirely: no clock read and no histogram
+    /// update on the transmit path, so the latency section of the counters
+    /// file stays at zero (for measuring what recording costs).
+    pub latency_histograms: bool,
 }
 
 impl Default for GatewayOptions {
@@ -63,6 +68,7 @@ impl Default for GatewayOptions {
             busy_after: Duration::from_millis(5),
             gap_report_repeat: Duration::from_nanos(GAP_REPORT_REPEAT_NS),
             leadership: None,
+            latency_histograms: true,
         }
     }
 }

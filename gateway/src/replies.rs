@@ -204,6 +204,9 @@ pub struct ReplyPath {
     /// Receive-to-transmit latency of every reply sent that answers a
     /// message.
     latency: ReplyLatency,
+    /// Whether replies' latencies are recorded at all (see
+    /// [`with_latency_recording`](Self::with_latency_recording)).
+    record_latency: bool,
 }
 
 impl ReplyPath {
@@ -230,7 +233,18 @@ impl ReplyPath {
             live_ns,
             pending_rx: Vec::with_capacity(reply_burst.max(1)),
             latency: ReplyLatency::new(),
+            record_latency: true,
         }
+    }
+
+    /// Turns latency recording on (the default) or off. Off, [`drain`]
+    /// neither reads the clock nor records: [`latency`](Self::latency)
+    /// stays empty.
+    ///
+    /// [`drain`]: Self::drain
+    pub fn with_latency_recording(mut self, on: bool) -> Self {
+        self.record_latency = on;
+        self
     }
 
     /// Receive-to-transmit latency of the replies sent so far.
@@ -360,7 +374,8 @@ impl ReplyPath {
     /// `directory` as gateway `gateway` instead of being sent. Each reply
     /// sent that answers a message (non-zero [`OutboundSlot::rx_ns`]) has
     /// its latency recorded against one clock reading taken after the
-    /// burst's last send. Returns the slots drained.
+    /// burst's last send (unless recording is off). Returns the slots
+    /// drained.
     pub fn drain(
         &mut self,
         sessions: &mut SessionTable,
@@ -390,7 +405,8 @@ impl ReplyPath {
             }
             // Only replies that will leave are measured; the capacity check
             // keeps the push from ever allocating.
-            if rx_ns != 0
+            if self.record_latency
+                && rx_ns != 0
                 && counters.replies_unroutable == unroutable
                 && self.pending_rx.len() < self.pending_rx.capacity()
             {

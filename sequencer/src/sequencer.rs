@@ -140,6 +140,7 @@ pub struct Sequencer<A> {
     replication: Option<ReplicationTap>,
     failed: Option<String>,
     ready_latency: ReadyLatency,
+    record_latency: bool,
 }
 
 impl<A: Application> Sequencer<A> {
@@ -175,7 +176,16 @@ impl<A: Application> Sequencer<A> {
             replication: None,
             failed: None,
             ready_latency: ReadyLatency::new(),
+            record_latency: true,
         }
+    }
+
+    /// Turns recording of [`ready_latency`](Self::ready_latency) on (the
+    /// default) or off. Off, a poll takes no clock reading after publishing
+    /// and records nothing, so the histogram stays empty.
+    pub fn with_latency_recording(mut self, on: bool) -> Self {
+        self.record_latency = on;
+        self
     }
 
     /// Journals every sequenced message before the application sees it.
@@ -347,7 +357,7 @@ impl<A: Application> Sequencer<A> {
             out.publish();
         }
         let ready = sink.sent.saturating_sub(sink.misrouted);
-        if ready > 0 && matches!(sink.mode, SinkMode::Send) {
+        if self.record_latency && ready > 0 && matches!(sink.mode, SinkMode::Send) {
             // One clock reading per poll: every reply of the poll shares
             // its sequencing time `now`.
             let ready_ns = peregrine_netio::clock::now_ns();
@@ -492,6 +502,20 @@ mod tests {
         let h = seq.ready_latency().histogram();
         assert_eq!(h.len(), 7);
         assert!(h.max() < 1_000_000_000 && h.min() >= 1);
+    }
+
+    #[test]
+    fn with_recording_off_replies_flow_and_nothing_is_recorded() {
+        let (mut ins, mut outs, seq) = setup(1, 64, 64, 16);
+        let mut seq = seq.with_latency_recording(false);
+        for c in 1..=7u64 {
+            assert!(ins[0].stage(echo_slot(0, 1, c)));
+        }
+        ins[0].publish();
+        while seq.poll() > 0 {}
+        assert_eq!(std::iter::from_fn(|| outs[0].pop()).count(), 7);
+        assert_eq!(seq.counters().replies, 7);
+        assert_eq!(seq.ready_latency().histogram().len(), 0);
     }
 
     fn journal_in(name: &str) -> (std::path::PathBuf, peregrine_journal::JournalWriter) {

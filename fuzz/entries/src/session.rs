@@ -689,6 +689,7 @@ impl World {
                 peregrine_gateway::options::GAP_REPORT_REPEAT_NS,
             ),
             leadership: None,
+            latency_histograms: true,
         };
         let directory = Arc::new(directory());
         // The in-memory port takes in at most the gateway's burst: the UDP

@@ -202,7 +202,8 @@ impl NodeSetup {
         };
         let first_seq = committed_seq + 1;
         let seq = Sequencer::new(bound.rings, app, first_seq, SEQUENCER_BATCH)
-            .with_replication(release, cfg.ring_capacity);
+            .with_replication(release, cfg.ring_capacity)
+            .with_latency_recording(cfg.latency_histograms);
         let leadership = Arc::clone(&self.leadership);
         let signal: ServingSignal = Box::new(move |serving, leader| leadership.set(serving, leader));
         Ok(Incarnation {

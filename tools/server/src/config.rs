@@ -110,6 +110,11 @@ pub struct ServeConfig {
     /// UDP: a gap still open this many microseconds after it was reported
     /// (a SequenceGap reject) is reported again.
     pub gap_report_repeat_us: u64,
+    /// Record reply latency histograms (each gateway's receive-to-transmit
+    /// time, the sequencer's sequence-to-reply-ready time). False turns
+    /// recording off entirely (no clock read, no record; the counters
+    /// file's latency sections stay at zero), for measuring its cost.
+    pub latency_histograms: bool,
     /// Run as one node of a replicated cluster (`[cluster]` table: this
     /// node's id, every member with its Raft and client addresses, timing,
     /// the ack level). Needs `journal`: the journal is the node's Raft log.
@@ -154,6 +159,7 @@ impl Default for ServeConfig {
             login_policy: "reject".into(),
             busy_after_us: 5_000,
             gap_report_repeat_us: 2_000,
+            latency_histograms: true,
             cluster: None,
             dpdk: None,
         }
@@ -432,6 +438,23 @@ mod tests {
             c.login_policy().unwrap(),
             peregrine_gateway::directory::LoginPolicy::TakeOver
         );
+    }
+
+    #[test]
+    fn latency_histograms_default_on_and_can_be_turned_off() {
+        let parse = |extra: &str| -> ServeConfig {
+            toml::from_str(&format!(
+                "udp = [\"127.0.0.1:1\"]\n{extra}\n[[sessions]]\nname = \"A\"\nsecret = \"x\""
+            ))
+            .unwrap()
+        };
+        assert!(ServeConfig::default().latency_histograms);
+        assert!(parse("").latency_histograms);
+        assert!(parse("latency_histograms = true").latency_histograms);
+        let off = parse("latency_histograms = false");
+        assert!(!off.latency_histograms);
+        off.validate().unwrap();
+        assert!(toml::from_str::<ServeConfig>("latency_histograms = \"no\"").is_err());
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     pub idle: IdleKind,
     /// Shared-memory counters file for `peregrine stat` (none if absent).
     pub counters_file: Option<std::path::PathBuf>,
+    /// Record the sequencer's reply-ready latency (the gateways' switch is
+    /// [`GatewayOptions::latency_histograms`](peregrine_gateway::options::GatewayOptions)).
+    pub latency_histograms: bool,
 }
 
 /// Why the server could not run.
@@ -109,7 +112,8 @@ pub fn run<A: Application + Send + 'static>(
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(ServerReport, A), RunError> {
-    let mut seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH);
+    let mut seq = Sequencer::new(sequencer_rings, app, first_seq, SEQUENCER_BATCH)
+        .with_latency_recording(config.latency_histograms);
     if let Some(j) = journal {
         seq = seq.with_journal(j);
     }

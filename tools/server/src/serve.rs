@@ -97,6 +97,7 @@ pub(crate) fn gateway_options(cfg: &ServeConfig) -> Result<GatewayOptions, Serve
         login_policy: cfg.login_policy()?,
         busy_after: std::time::Duration::from_micros(cfg.busy_after_us),
         gap_report_repeat: std::time::Duration::from_micros(cfg.gap_report_repeat_us),
+        latency_histograms: cfg.latency_histograms,
         ..GatewayOptions::default()
     })
 }
@@ -211,6 +212,7 @@ pub(crate) fn runtime_config(cfg: &ServeConfig) -> Result<RuntimeConfig, ServeEr
         cores: cfg.cores.clone(),
         idle: cfg.idle()?,
         counters_file: cfg.counters_file.clone(),
+        latency_histograms: cfg.latency_histograms,
     })
 }
 

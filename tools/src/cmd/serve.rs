@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// node can share one config file.
     #[arg(long)]
     node_id: Option<u64>,
+    /// Record no reply latency histograms (overrides `latency_histograms`
+    /// in the config file): no clock read and no record on the reply path,
+    /// to measure what recording costs.
+    #[arg(long)]
+    no_latency_histograms: bool,
 }
 
 /// Parses a `--sessions` value.
@@ -158,6 +163,9 @@ impl ServeArgs {
                 None => anyhow::bail!("--node-id needs a [cluster] section in the --config file"),
             }
         }
+        if self.no_latency_histograms {
+            c.latency_histograms = false;
+        }
         if self.dpdk && c.dpdk.is_none() {
             anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
         }
@@ -201,4 +209,28 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("sequencer stopped: {f}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(extra: &[&str]) -> ServeConfig {
+        let mut args = vec!["serve", "--udp", "127.0.0.1:1", "--sessions", "A:x"];
+        args.extend_from_slice(extra);
+        Cli::parse_from(args).serve.to_config().unwrap()
+    }
+
+    #[test]
+    fn no_latency_histograms_turns_recording_off() {
+        assert!(config(&[]).latency_histograms);
+        assert!(!config(&["--no-latency-histograms"]).latency_histograms);
+    }
 }
