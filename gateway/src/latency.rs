@@ -193,31 +193,32 @@ impl ReplyLatency {
     }
 
     /// Records one latency of `ns` nanoseconds (0 is recorded as 1 ns;
-    /// above [`HIGHEST_NS`] as that, and counted out of range).
+    /// above [`HIGHEST_NS`] as that, and counted out of range). Only the
+    /// interval histogram is touched per reply; it is folded into the
+    /// since-start one when the interval ends, so recording costs one
+    /// histogram update, not two.
     #[inline]
     pub fn record(&mut self, ns: u64) {
         let v = ns.max(LOWEST_NS);
         if v > HIGHEST_NS {
-            self.since_start_out += 1;
             self.interval_out += 1;
         }
-        self.since_start.saturating_record(v);
         self.interval.saturating_record(v);
-        self.since_start_sum = self.since_start_sum.saturating_add(v);
         self.interval_sum = self.interval_sum.saturating_add(v);
     }
 
-    /// Latencies recorded since start.
+    /// Latencies recorded since start (the current interval included).
     pub fn count(&self) -> u64 {
-        self.since_start.len()
+        self.since_start.len() + self.interval.len()
     }
 
     /// Latencies above [`HIGHEST_NS`] since start.
     pub fn out_of_range(&self) -> u64 {
-        self.since_start_out
+        self.since_start_out + self.interval_out
     }
 
-    /// The since-start HdrHistogram (ns).
+    /// The HdrHistogram (ns) of every latency before the current interval
+    /// (see [`interval`](Self::interval) for the rest).
     pub fn since_start(&self) -> &Histogram<u64> {
         &self.since_start
     }
@@ -237,18 +238,30 @@ impl ReplyLatency {
     /// into `interval` (fixed layout). Walks the recorded values only; no
     /// allocation.
     pub fn fill(&self, since: &mut LatencyBuckets, interval: &mut LatencyBuckets) {
+        fill_one(&self.interval, self.interval_sum, self.interval_out, interval);
         fill_one(
             &self.since_start,
             self.since_start_sum,
             self.since_start_out,
             since,
         );
-        fill_one(&self.interval, self.interval_sum, self.interval_out, interval);
+        // Since start = everything before this interval + this interval.
+        for (a, b) in since.buckets.iter_mut().zip(interval.buckets.iter()) {
+            *a += b;
+        }
+        since.count += interval.count;
+        since.sum_ns = since.sum_ns.saturating_add(interval.sum_ns);
+        since.max_ns = since.max_ns.max(interval.max_ns);
+        since.out_of_range += interval.out_of_range;
     }
 
     /// Starts a new interval at `now_ns`: the interval histogram is
     /// emptied.
     pub fn reset_interval(&mut self, now_ns: u64) {
+        // Same bounds and precision: adding never resizes or fails.
+        let _ = self.since_start.add(&self.interval);
+        self.since_start_sum = self.since_start_sum.saturating_add(self.interval_sum);
+        self.since_start_out += self.interval_out;
         self.interval.reset();
         self.interval_sum = 0;
         self.interval_out = 0;

@@ -82,7 +82,7 @@ fn only_sent_replies_that_answer_a_message_are_measured() {
     );
     let lat = gw.latency_mut().expect("a UDP gateway records latency");
     assert_eq!(lat.count(), 2);
-    let h = lat.since_start();
+    let h = lat.interval();
     assert!(
         h.max() <= h.highest_equivalent(after - rx),
         "{} > {}",
@@ -92,4 +92,9 @@ fn only_sent_replies_that_answer_a_message_are_measured() {
     assert_eq!(lat.interval().len(), 2);
     lat.reset_interval(after);
     assert_eq!((lat.count(), lat.interval().len()), (2, 0));
+    assert_eq!(
+        lat.since_start().len(),
+        2,
+        "the interval was folded into since-start"
+    );
 }
