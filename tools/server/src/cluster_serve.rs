@@ -124,18 +124,12 @@ impl NodeSetup {
             self.dir.display(),
             store.next_seq().saturating_sub(1)
         );
-        // The configuration with this node's gateways, as snapshots name them.
-        let layout = ServeConfig {
-            udp: udp.to_vec(),
-            tcp: tcp.to_vec(),
-            ..cfg.clone()
-        };
         // From the snapshot, if the store holds one: the application and the
         // sessions as of its last sequence; the journal replays the rest.
         let mut replay_from = 1;
         if let Some((meta, last_seq, bytes)) = store.snapshot_state() {
             let snap = StateSnapshot::decode(bytes)?;
-            let (restored, sessions) = restore_state(&layout, &snap)?;
+            let (restored, sessions) = restore_state(cfg, &snap)?;
             app = restored;
             for (g, s) in sessions.iter().enumerate() {
                 if let Some(table) = bound.gateways.get_mut(g).and_then(|gw| gw.sessions_mut()) {

@@ -26,6 +26,7 @@
 use super::error::JournalStoreError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -55,43 +56,68 @@ impl Row {
 
     fn encode(&self) -> [u8; ROW_LEN] {
         let mut b = [0u8; ROW_LEN];
-        b[0..8].copy_from_slice(&self.index.to_le_bytes());
-        b[8..16].copy_from_slice(&self.term.to_le_bytes());
-        b[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
-        b[24..28].copy_from_slice(&self.count.to_le_bytes());
-        let crc = crc32c::crc32c(&b[..28]);
-        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        b[field::INDEX].copy_from_slice(&self.index.to_le_bytes());
+        b[field::TERM].copy_from_slice(&self.term.to_le_bytes());
+        b[field::FIRST_SEQ].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[field::COUNT].copy_from_slice(&self.count.to_le_bytes());
+        seal(&mut b);
         b
     }
 
     /// `None` when the checksum does not match.
     fn decode(b: &[u8; ROW_LEN]) -> Option<Row> {
-        let u64_at = |at: usize| {
+        let u64_at = |r: Range<usize>| {
             let mut w = [0u8; 8];
-            w.copy_from_slice(&b[at..at + 8]);
+            w.copy_from_slice(&b[r]);
             u64::from_le_bytes(w)
         };
-        let u32_at = |at: usize| {
+        let u32_at = |r: Range<usize>| {
             let mut w = [0u8; 4];
-            w.copy_from_slice(&b[at..at + 4]);
+            w.copy_from_slice(&b[r]);
             u32::from_le_bytes(w)
         };
-        (u32_at(28) == crc32c::crc32c(&b[..28])).then(|| Row {
-            index: u64_at(0),
-            term: u64_at(8),
-            first_seq: u64_at(16),
-            count: u32_at(24),
+        (u32_at(field::CRC) == crc32c::crc32c(&b[..field::CRC.start])).then(|| Row {
+            index: u64_at(field::INDEX),
+            term: u64_at(field::TERM),
+            first_seq: u64_at(field::FIRST_SEQ),
+            count: u32_at(field::COUNT),
         })
     }
 }
 
+/// Where each field of a row (and of the header row) lies, stated once.
+mod field {
+    use std::ops::Range;
+    /// Row: log index.
+    pub const INDEX: Range<usize> = 0..8;
+    /// Row: term.
+    pub const TERM: Range<usize> = 8..16;
+    /// Row: first global sequence.
+    pub const FIRST_SEQ: Range<usize> = 16..24;
+    /// Row: record count.
+    pub const COUNT: Range<usize> = 24..28;
+    /// Header: magic.
+    pub const MAGIC: Range<usize> = 0..8;
+    /// Header: format version.
+    pub const VERSION: Range<usize> = 8..12;
+    /// Header: row length.
+    pub const ROW_LEN: Range<usize> = 12..16;
+    /// Both: CRC32C of every byte before it.
+    pub const CRC: Range<usize> = 28..32;
+}
+
+/// Writes the CRC32C of every byte before [`field::CRC`] into it.
+fn seal(b: &mut [u8; ROW_LEN]) {
+    let crc = crc32c::crc32c(&b[..field::CRC.start]);
+    b[field::CRC].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn header() -> [u8; ROW_LEN] {
     let mut b = [0u8; ROW_LEN];
-    b[0..8].copy_from_slice(MAGIC);
-    b[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    b[12..16].copy_from_slice(&(ROW_LEN as u32).to_le_bytes());
-    let crc = crc32c::crc32c(&b[..28]);
-    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b[field::MAGIC].copy_from_slice(MAGIC);
+    b[field::VERSION].copy_from_slice(&VERSION.to_le_bytes());
+    b[field::ROW_LEN].copy_from_slice(&(ROW_LEN as u32).to_le_bytes());
+    seal(&mut b);
     b
 }
 
