@@ -206,6 +206,19 @@ impl<A: Application> Sequencer<A> {
         self.journal.as_ref().map(|j| &j.writer)
     }
 
+    /// Highest global sequence whose journal record is as firm as its
+    /// reply: durable under [`JournalMode::Durable`], written (in the
+    /// mapped journal, surviving a process crash) under
+    /// [`JournalMode::Async`]; 0 without a journal. A reader of the journal
+    /// (the sequenced feed) may publish records up to here and never has to
+    /// take one back.
+    pub fn publishable_seq(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |j| match j.mode {
+            JournalMode::Async => j.writer.written_seq(),
+            JournalMode::Durable(_) => j.writer.durable_seq(),
+        })
+    }
+
     /// The next global sequence number to be assigned.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -560,6 +573,37 @@ mod tests {
         let clients: Vec<u64> = rec.records().map(|r| r.client_seq).collect();
         assert_eq!(clients, (1..=40).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn publishable_sequence_follows_what_the_journal_holds_per_mode() {
+        let (_, _, plain) = setup(1, 64, 64, 16);
+        assert_eq!(plain.publishable_seq(), 0, "no journal: nothing to publish from");
+        for (name, mode) in [
+            ("pub-async", JournalMode::Async),
+            (
+                "pub-durable",
+                JournalMode::Durable(peregrine_journal::FlushPolicy::Msync),
+            ),
+        ] {
+            let (dir, writer) = journal_in(name);
+            let (mut ins, _outs, seq) = setup(1, 64, 64, 16);
+            let mut seq = seq.with_journal(AttachedJournal { writer, mode });
+            assert_eq!(seq.publishable_seq(), 0);
+            for c in 1..=10 {
+                assert!(ins[0].stage(echo_slot(0, 1, c)));
+            }
+            ins[0].publish();
+            while seq.poll() > 0 {}
+            let j = seq.journal().unwrap();
+            let expected = match mode {
+                JournalMode::Async => j.written_seq(),
+                JournalMode::Durable(_) => j.durable_seq(),
+            };
+            assert_eq!(expected, 10, "{name}: every record journaled");
+            assert_eq!(seq.publishable_seq(), 10, "{name}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]

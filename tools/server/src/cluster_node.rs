@@ -19,6 +19,7 @@ use crate::counters_file::CounterBlock;
 use crate::stage::{SequencerStage, StageStop};
 use hdrhistogram::Histogram;
 use peregrine_cluster::{CommittedEntry, LogStore, NodeTransport, ReplicatedLog, Role};
+use peregrine_journal::{decode_record, RECORD_LEN};
 use peregrine_sequencer::{Application, Sequencer};
 use std::collections::VecDeque;
 
@@ -145,6 +146,10 @@ pub struct ClusterNode<A, S: LogStore> {
     clock: CommitClock,
     counters: ClusterCounters,
     stopped: Option<StageStop>,
+    /// Global sequence of the last record of the last committed entry
+    /// this node has seen (its sequencer starts at its applied state, all
+    /// committed).
+    committed_seq: u64,
 }
 
 impl<A: Application, S: LogStore> ClusterNode<A, S> {
@@ -163,6 +168,7 @@ impl<A: Application, S: LogStore> ClusterNode<A, S> {
             node_id: log.id(),
             ..ClusterCounters::default()
         };
+        let committed_seq = seq.next_seq().saturating_sub(1);
         ClusterNode {
             seq,
             log,
@@ -173,6 +179,7 @@ impl<A: Application, S: LogStore> ClusterNode<A, S> {
             clock: CommitClock::new(),
             counters,
             stopped: None,
+            committed_seq,
         }
     }
 
@@ -349,7 +356,18 @@ where
         }
         let seq = &mut self.seq;
         let mut apply_error = None;
+        let committed_seq = &mut self.committed_seq;
         let polled = self.log.poll(&mut |e: CommittedEntry<'_>| {
+            if let Some(last) = e
+                .data
+                .len()
+                .checked_sub(RECORD_LEN)
+                .and_then(|at| e.data.get(at..))
+            {
+                if let Ok(r) = decode_record(last) {
+                    *committed_seq = (*committed_seq).max(r.global_seq);
+                }
+            }
             if apply_error.is_none() {
                 if let Err(err) = seq.apply_replicated(e.data) {
                     apply_error = Some(format!("log entry {} (term {}): {err}", e.index, e.term));
@@ -404,6 +422,13 @@ where
 
     fn into_app(self) -> A {
         self.seq.into_app()
+    }
+
+    /// Committed records only: a leader's uncommitted suffix may be
+    /// overwritten after it steps down, and the feed never takes a record
+    /// back.
+    fn publishable_seq(&self) -> u64 {
+        self.committed_seq
     }
 
     /// A follower with nothing to do waits on its peers' sockets for up to

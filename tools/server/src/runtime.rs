@@ -19,7 +19,7 @@ use peregrine_gateway::LatencyBuckets;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
 use peregrine_netio::PortCounters;
 use peregrine_sequencer::{Application, AttachedJournal, ReadyLatency, Sequencer, SequencerCounters};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Thread layout.
@@ -59,6 +59,36 @@ pub struct RuntimeConfig {
     /// Record the sequencer's reply-ready latency (the gateways' switch is
     /// [`GatewayOptions::latency_histograms`](peregrine_gateway::options::GatewayOptions)).
     pub latency_histograms: bool,
+    /// Raised by the sequencing thread to the stage's
+    /// [`publishable_seq`](SequencerStage::publishable_seq) after every
+    /// round that did work (one store when it changed): what a journal
+    /// reader on another thread (the sequenced feed) may publish.
+    pub watermark: Option<Arc<AtomicU64>>,
+}
+
+/// The sequencing thread's side of [`RuntimeConfig::watermark`]: stores
+/// only when the value moved, so an idle loop writes nothing and the
+/// reader's cache line is not pulled away needlessly.
+struct WatermarkRaiser {
+    shared: Option<Arc<AtomicU64>>,
+    last: u64,
+}
+
+impl WatermarkRaiser {
+    fn new(shared: Option<Arc<AtomicU64>>) -> Self {
+        WatermarkRaiser { shared, last: 0 }
+    }
+
+    #[inline]
+    fn raise<St: SequencerStage>(&mut self, stage: &St) {
+        if let Some(w) = &self.shared {
+            let seq = stage.publishable_seq();
+            if seq > self.last {
+                self.last = seq;
+                w.fetch_max(seq, Ordering::Release);
+            }
+        }
+    }
 }
 
 /// Why the server could not run.
@@ -372,12 +402,14 @@ fn run_shared<St: SequencerStage>(
 ) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
+    let watermark = config.watermark.clone();
     let handle = std::thread::Builder::new()
         .name("peregrine-shared".into())
         .spawn(move || -> Result<(ServerReport, St::App), RunError> {
             pin_current(core)?;
             let mut idle = Idler::new(kind);
             let mut timer = PublishTimer::new();
+            let mut raiser = WatermarkRaiser::new(watermark);
             let mut work = 0;
             let extra_from = 1 + gateways.len();
             let publish = |seq: &St, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
@@ -402,6 +434,9 @@ fn run_shared<St: SequencerStage>(
                 }
                 let sequenced = seq.poll();
                 work += sequenced;
+                if sequenced != 0 {
+                    raiser.raise(&seq);
+                }
                 for g in gateways.iter_mut() {
                     work += g.poll_tx();
                 }
@@ -422,6 +457,7 @@ fn run_shared<St: SequencerStage>(
                     break;
                 }
             }
+            raiser.raise(&seq);
             publish(&seq, &gateways, &idle);
             for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
                 l.maybe_publish(g.as_mut(), true);
@@ -463,12 +499,14 @@ fn run_dedicated<St: SequencerStage>(
     gw_latency.resize_with(n_gateways, || None);
     let seq_core = config.cores.first().copied();
     let seq_stop = Arc::clone(&stop);
+    let watermark = config.watermark.clone();
     let seq_handle = std::thread::Builder::new()
         .name("peregrine-seq".into())
         .spawn(move || -> Result<(St, u64, u64), RunError> {
             pin_current(seq_core)?;
             let mut idle = Idler::new(kind);
             let mut timer = PublishTimer::new();
+            let mut raiser = WatermarkRaiser::new(watermark);
             let mut n = 0;
             while !seq_stop.load(Ordering::Relaxed) {
                 if timer.due(n) {
@@ -478,6 +516,9 @@ fn run_dedicated<St: SequencerStage>(
                     }
                 }
                 n = seq.poll();
+                if n != 0 {
+                    raiser.raise(&seq);
+                }
                 if n == 0 && seq.stopped().is_some() {
                     // Stop everyone: nothing more can be sequenced.
                     seq_stop.store(true, Ordering::Relaxed);
@@ -492,6 +533,7 @@ fn run_dedicated<St: SequencerStage>(
                     break;
                 }
             }
+            raiser.raise(&seq);
             publish_stage(&seq_blocks, 1, &seq, &idle);
             if let Some(l) = seq_latency.as_mut() {
                 l.maybe_publish(seq.sequencer().ready_latency(), true);

@@ -213,6 +213,7 @@ pub(crate) fn runtime_config(cfg: &ServeConfig) -> Result<RuntimeConfig, ServeEr
         idle: cfg.idle()?,
         counters_file: cfg.counters_file.clone(),
         latency_histograms: cfg.latency_histograms,
+        watermark: None,
     })
 }
 

@@ -78,6 +78,13 @@ pub trait SequencerStage: Send + 'static {
     }
     /// Publishes the extra blocks (same order as [`extra_layout`](Self::extra_layout)).
     fn publish_extra(&self, _blocks: &[CounterBlock]) {}
+    /// Highest global sequence a journal reader may publish: a single
+    /// node's journaled records (see
+    /// [`Sequencer::publishable_seq`]); a cluster node's committed ones.
+    /// Never decreases within a stage.
+    fn publishable_seq(&self) -> u64 {
+        self.sequencer().publishable_seq()
+    }
     /// Highest sequence known durable (0 when unknown).
     fn durable_seq(&self) -> u64 {
         self.sequencer().journal().map_or(0, |j| j.durable_seq())
