@@ -109,9 +109,12 @@ const fn tiles(fields: &[Range<usize>], len: usize) -> bool {
     at == len
 }
 
-/// Every block layout as (name, [(field, range)]): what `docs/PROTOCOL.md`
-/// must show (a test compares them).
-pub const BLOCK_LAYOUTS: &[(&str, &[(&str, Range<usize>)])] = &[
+/// One block layout: its name and its (field, byte range) rows.
+pub type BlockLayout = (&'static str, &'static [(&'static str, Range<usize>)]);
+
+/// Every block layout: what `docs/PROTOCOL.md` must show (a test compares
+/// them).
+pub const BLOCK_LAYOUTS: &[BlockLayout] = &[
     (
         "Order record block",
         &[
@@ -380,7 +383,14 @@ impl FeedRecord {
 /// Writes a journal record's block straight into `dst` (exactly
 /// [`RECORD_BLOCK_LEN`] bytes): the publisher's path, no intermediate copy.
 pub fn emit_sequenced(r: &SequencedRecord, dst: &mut [u8; RECORD_BLOCK_LEN]) {
-    emit_record(dst, r.origin, r.client_seq, r.gateway_rx_ns, r.sequencer_ns, &r.msg);
+    emit_record(
+        dst,
+        r.origin,
+        r.client_seq,
+        r.gateway_rx_ns,
+        r.sequencer_ns,
+        &r.msg,
+    );
 }
 
 fn emit_record(
@@ -496,7 +506,10 @@ impl MarketBlock {
             other => return Err(BlockError::UnknownKind(u16::from(other))),
         };
         if b.len() != expected {
-            return Err(BlockError::Length { got: b.len(), expected });
+            return Err(BlockError::Length {
+                got: b.len(),
+                expected,
+            });
         }
         if ty == TRADE_TYPE {
             if b[trade_field::RESERVED].iter().any(|&x| x != 0) {
@@ -640,7 +653,10 @@ mod tests {
     fn record_block_rejections() {
         let mut b = [0u8; RECORD_BLOCK_LEN];
         sample().emit(&mut b);
-        assert!(matches!(FeedRecord::parse(1, &b[..135]), Err(BlockError::Length { .. })));
+        assert!(matches!(
+            FeedRecord::parse(1, &b[..135]),
+            Err(BlockError::Length { .. })
+        ));
         let mut c = b;
         c[1] = 2;
         assert_eq!(FeedRecord::parse(1, &c), Err(BlockError::UnknownKind(2)));
