@@ -50,6 +50,12 @@ pub struct FeedConfig {
     /// Default 100,000.
     #[serde(default = "default_rerequest_rate")]
     pub rerequest_rate: u32,
+    /// After End of Session, the re-request servers keep answering until
+    /// no request has come for this many milliseconds, so consumers still
+    /// filling gaps when the server stops can finish. Default 2000; 0 ends
+    /// them with the stream.
+    #[serde(default = "default_rerequest_linger_ms")]
+    pub rerequest_linger_ms: u64,
     /// The market-data stream, if any.
     #[serde(default)]
     pub market_data: Option<MarketDataFeedConfig>,
@@ -103,6 +109,9 @@ fn default_rerequest_max_count() -> u16 {
 fn default_rerequest_rate() -> u32 {
     100_000
 }
+fn default_rerequest_linger_ms() -> u64 {
+    2000
+}
 fn default_md_retain() -> usize {
     1 << 20
 }
@@ -121,6 +130,7 @@ impl FeedConfig {
             rerequest: None,
             rerequest_max_count: default_rerequest_max_count(),
             rerequest_rate: default_rerequest_rate(),
+            rerequest_linger_ms: default_rerequest_linger_ms(),
             market_data: None,
             core: None,
         }

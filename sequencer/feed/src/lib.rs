@@ -56,6 +56,13 @@ pub type Watermark = Arc<AtomicU64>;
 pub trait PublicOutput: Send {
     /// Derives the blocks caused by `rec`.
     fn on_record(&mut self, rec: &FeedRecord, emit: &mut dyn FnMut(&MarketBlock));
+    /// Market-data sequence of the next block this derivation emits: 1 for
+    /// one that starts with the order stream; more for one that has already
+    /// been fed the records before the feed's first (a restarted server),
+    /// so the stream continues under the same numbers.
+    fn next_block_seq(&self) -> u64 {
+        1
+    }
 }
 
 /// Everything that can go wrong in the feed.

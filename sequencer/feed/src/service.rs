@@ -165,6 +165,9 @@ struct Feed {
     watermark: Watermark,
     lag: Histogram<u64>,
     shared: Arc<Mutex<FeedCounters>>,
+    /// How long re-requests are still answered after End of Session once
+    /// they stop coming.
+    linger: Duration,
 }
 
 impl FeedService {
@@ -220,11 +223,14 @@ impl FeedService {
             )),
             None => None,
         };
+        // A derivation caught up on the records before `from_seq` continues
+        // the market-data stream where those records left it.
+        let md_first = public_output.as_ref().map_or(1, |o| o.next_block_seq());
         let md = match &cfg.market_data {
             Some(m) => {
                 let p = Publisher::new(
                     &m.session,
-                    1,
+                    md_first,
                     sink(&socket)?,
                     m.destinations.clone(),
                     cfg.max_payload,
@@ -241,7 +247,7 @@ impl FeedService {
                     )?),
                     None => None,
                 };
-                Some((p, RetainedBlocks::new(m.retain, 1), rr))
+                Some((p, RetainedBlocks::new(m.retain, md_first), rr))
             }
             None => None,
         };
@@ -251,7 +257,7 @@ impl FeedService {
             .and_then(|(_, _, r)| r.as_ref().map(|s| s.local_addr()));
         let shared = Arc::new(Mutex::new(FeedCounters {
             next_seq: from_seq,
-            md_next_seq: 1,
+            md_next_seq: md_first,
             ..FeedCounters::default()
         }));
         let lag = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
@@ -265,6 +271,7 @@ impl FeedService {
             watermark,
             lag,
             shared: shared.clone(),
+            linger: Duration::from_millis(cfg.rerequest_linger_ms),
         };
         let core = cfg.core;
         let thread = std::thread::Builder::new()
@@ -313,6 +320,16 @@ impl Feed {
                     .end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
                 if let Some((p, _, _)) = &mut self.md {
                     p.end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
+                }
+                // Consumers that learnt the end from End of Session may
+                // still be filling gaps: answer until they go quiet.
+                let mut last_request = Instant::now();
+                while last_request.elapsed() < self.linger {
+                    if self.serve_requests(Instant::now())? {
+                        last_request = Instant::now();
+                    } else {
+                        std::thread::sleep(IDLE_SLEEP);
+                    }
                 }
                 let c = self.counters();
                 match self.shared.lock() {

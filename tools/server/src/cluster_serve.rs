@@ -14,6 +14,7 @@
 use crate::cluster_node::{ClusterNode, ServingSignal};
 use crate::config::{ConfigError, ServeConfig};
 use crate::error::ServeError;
+use crate::feed_run::FeedRun;
 use crate::runtime::{run_stage, ServerReport, SEQUENCER_BATCH};
 use crate::serve::{
     bind_gateways, build_app, gateway_options, restore_from, runtime_config, ServerApp, ServerHandle,
@@ -53,6 +54,8 @@ struct Incarnation {
     tcp: Vec<SocketAddr>,
     note: String,
     first_seq: u64,
+    /// Where the node's journal (its Raft log's records) lives.
+    journal_dir: PathBuf,
 }
 
 impl NodeSetup {
@@ -207,6 +210,7 @@ impl NodeSetup {
             tcp: bound.tcp,
             note,
             first_seq,
+            journal_dir,
         })
     }
 }
@@ -216,10 +220,16 @@ impl NodeSetup {
 /// rest by the supervisor thread after each step-down.
 pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<ServerHandle, ServeError> {
     let setup = NodeSetup::new(cfg, cluster)?;
-    let runtime = runtime_config(cfg)?;
+    let mut runtime = runtime_config(cfg)?;
     let first = setup.build(&setup.udp, &setup.tcp)?;
     let (udp, tcp, first_seq) = (first.udp.clone(), first.tcp.clone(), first.first_seq);
     let recovery = Some(first.note.clone());
+    // One feed for the node's life, over committed records only: every
+    // incarnation raises the same watermark.
+    let feed = FeedRun::start(cfg, &first.journal_dir, first_seq)?;
+    runtime.watermark = feed.as_ref().map(FeedRun::watermark);
+    let feed_note = feed.as_ref().map(|f| f.note().to_string());
+    let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let (udp2, tcp2) = (udp.clone(), tcp.clone());
@@ -246,6 +256,9 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
                         _ => false,
                     };
                 if !rebuild {
+                    let feed = feed.map(FeedRun::finish).transpose();
+                    let mut report = report;
+                    report.feed = feed?;
                     return Ok((report, app));
                 }
                 if let Some(why) = &report.failure {
@@ -263,6 +276,8 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
     Ok(ServerHandle {
         recovery,
         first_seq,
+        feed: feed_note,
+        feed_rerequest,
         udp,
         tcp,
         dpdk: Vec::new(),

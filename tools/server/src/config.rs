@@ -120,6 +120,11 @@ pub struct ServeConfig {
     /// the ack level). Needs `journal`: the journal is the node's Raft log.
     /// Listen addresses default to this member's `udp`/`tcp`.
     pub cluster: Option<peregrine_cluster::ClusterConfig>,
+    /// Publish the sequenced stream (`[feed]` table: MoldUDP64
+    /// destinations, the re-request server, the market-data stream). Needs
+    /// `journal`: the feed thread reads it; in a cluster it publishes
+    /// committed records only, so any node (a follower too) can run it.
+    pub feed: Option<peregrine_feed::FeedConfig>,
     /// DPDK gateways (`[dpdk]` table): one per RX queue of the port.
     #[cfg(feature = "dpdk")]
     pub dpdk: Option<peregrine_netio::dpdk::DpdkConfig>,
@@ -161,6 +166,7 @@ impl Default for ServeConfig {
             gap_report_repeat_us: 2_000,
             latency_histograms: true,
             cluster: None,
+            feed: None,
             dpdk: None,
         }
     }
@@ -340,6 +346,21 @@ impl ServeConfig {
         }
         self.idle()?;
         self.journal_mode()?;
+        if let Some(f) = &self.feed {
+            f.validate().map_err(|e| ConfigError::Invalid("[feed]", e))?;
+            if self.journal.is_none() {
+                return Err(ConfigError::Invalid(
+                    "[feed]",
+                    "the feed publishes from the journal: set `journal`".into(),
+                ));
+            }
+            if f.market_data.is_some() && self.app != AppKind::Match {
+                return Err(ConfigError::Invalid(
+                    "[feed.market_data]",
+                    "the market-data stream is the matching engine's output: needs app = \"match\"".into(),
+                ));
+            }
+        }
         if let Some(c) = &self.cluster {
             c.validate()
                 .map_err(|e| ConfigError::Invalid("[cluster]", e.to_string()))?;

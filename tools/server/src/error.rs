@@ -78,6 +78,9 @@ pub enum ServeError {
     /// The node transport could not listen on the Raft address.
     #[error("cluster transport: {0}")]
     ClusterTransport(#[from] peregrine_cluster::TransportError),
+    /// The sequenced feed could not start or failed.
+    #[error(transparent)]
+    Feed(#[from] peregrine_feed::FeedError),
     /// The server thread could not be started.
     #[error("starting the server thread: {0}")]
     Spawn(#[source] std::io::Error),

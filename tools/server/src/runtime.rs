@@ -124,6 +124,8 @@ pub struct ServerReport {
     pub failure: Option<StageStop>,
     /// Highest sequence number known durable in the journal (0: none/async).
     pub journal_durable_seq: u64,
+    /// The sequenced feed's counters at its end, when it ran.
+    pub feed: Option<peregrine_feed::FeedCounters>,
 }
 
 /// Runs gateways and sequencer until `stop` is set, then returns counters
@@ -618,5 +620,6 @@ fn report<St: SequencerStage>(
         next_seq: seq.next_seq(),
         failure: stage.stopped(),
         journal_durable_seq: stage.durable_seq(),
+        feed: None,
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::{AppKind, ConfigError, ServeConfig};
 use crate::error::ServeError;
+use crate::feed_run::FeedRun;
 use crate::match_app::MatchApp;
 use crate::runtime::{run, RuntimeConfig, ServerReport};
 use peregrine_gateway::directory::SessionDirectory;
@@ -47,6 +48,11 @@ pub struct ServerHandle {
     pub recovery: Option<String>,
     /// The first global sequence number this run assigns.
     pub first_seq: u64,
+    /// The sequenced feed, when configured: a start-up note (where it
+    /// publishes from, its re-request address).
+    pub feed: Option<String>,
+    /// The feed's order-stream re-request server (port 0 resolved).
+    pub feed_rerequest: Option<SocketAddr>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) join: Option<JoinHandle<Result<(ServerReport, ServerApp), ServeError>>>,
 }
@@ -271,19 +277,33 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         }
         _ => (1, None, None),
     };
+    let feed = match &cfg.journal {
+        Some(dir) => FeedRun::start(cfg, dir, first_seq)?,
+        None => None,
+    };
+    let mut runtime = runtime;
+    runtime.watermark = feed.as_ref().map(FeedRun::watermark);
+    let feed_note = feed.as_ref().map(|f| f.note().to_string());
+    let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let join = std::thread::Builder::new()
         .name("peregrine-server".into())
         .spawn(move || -> Result<(ServerReport, ServerApp), ServeError> {
-            Ok(run(
-                gateways, seq_rings, app, first_seq, journal, &runtime, stop2,
-            )?)
+            let ran = run(gateways, seq_rings, app, first_seq, journal, &runtime, stop2);
+            // The watermark is final once the sequencer stopped: the feed
+            // publishes up to it and ends its session.
+            let feed = feed.map(FeedRun::finish).transpose();
+            let (mut report, app) = ran?;
+            report.feed = feed?;
+            Ok((report, app))
         })
         .map_err(ServeError::Spawn)?;
     Ok(ServerHandle {
         recovery,
         first_seq,
+        feed: feed_note,
+        feed_rerequest,
         udp,
         tcp,
         dpdk,
@@ -406,6 +426,9 @@ pub fn format_report(r: &ServerReport) -> String {
             "journal: {} records, {} flushes, durable through sequence {}, errors {}",
             sq.journaled, sq.journal_flushes, r.journal_durable_seq, sq.journal_errors
         );
+    }
+    if let Some(f) = &r.feed {
+        let _ = writeln!(s, "{}", crate::feed_run::format_feed(f));
     }
     if let Some(f) = &r.failure {
         let _ = writeln!(s, "STOPPED: {f}");

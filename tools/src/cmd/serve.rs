@@ -197,6 +197,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         println!("{r}");
         println!("journal mode {}, flush {}", cfg.journal_mode, cfg.journal_flush);
     }
+    if let Some(f) = &h.feed {
+        println!("{f}");
+    }
     let stop = h.stop_flag();
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)).context("installing signal handler")?;
     println!("peregrine ready");
