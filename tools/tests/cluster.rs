@@ -243,3 +243,54 @@ fn a_node_behind_the_compacted_log_catches_up_from_a_snapshot() {
         tail.first()
     );
 }
+
+#[test]
+fn a_follower_publishes_the_committed_stream_on_its_feed() {
+    use peregrine_feed::{ConsumerConfig, FeedConfig, FeedConsumer};
+    let _serial = serial();
+    let mut c = cluster("feed", AckLevel::Replicated);
+    let leader = c.leader(WITHIN).unwrap();
+    // The feed runs on a follower: the leader's cores do nothing extra.
+    let f = (leader + 1) % 3;
+    let rerequest = std::net::UdpSocket::bind(lo()).unwrap().local_addr().unwrap();
+    let mut consumer = FeedConsumer::new(ConsumerConfig {
+        session: Some("PEREGRINE".into()),
+        heartbeat_timeout: Duration::from_millis(200),
+        request_timeout: Duration::from_millis(20),
+        ..ConsumerConfig::new(lo(), Some(rerequest))
+    })
+    .unwrap();
+    c.stop_node(f);
+    c.configs[f].feed = Some(FeedConfig {
+        heartbeat_ms: 50,
+        rerequest: Some(rerequest),
+        ..FeedConfig::new(vec![consumer.local_addr().unwrap()])
+    });
+    c.start_node(f).unwrap();
+    let s = udp_client();
+    let (leader, _) = login_at_leader(&c, &s, "GOOD");
+    let mut acked = Vec::new();
+    for k in 0..20u64 {
+        acked.extend(send_and_ack(&s, c.udp(leader), "GOOD", 10 * k + 1..=10 * k + 10));
+    }
+    assert_eq!(acked.len(), 200);
+    c.converge(201, WITHIN).unwrap();
+    let mut got = Vec::new();
+    let until = Instant::now() + WITHIN;
+    while consumer.next_seq() <= 200 {
+        assert!(Instant::now() < until, "feed stuck at {}", consumer.next_seq());
+        consumer
+            .poll(&mut |r| got.push((r.global_seq, r.client_seq)))
+            .unwrap();
+        consumer.wait(Duration::from_millis(5)).unwrap();
+    }
+    let leader_dir = c.journal_dir(leader);
+    for i in 0..3 {
+        c.stop_node(i);
+    }
+    assert_eq!(
+        got,
+        journal_records(&leader_dir),
+        "the follower's feed is the committed log"
+    );
+}
