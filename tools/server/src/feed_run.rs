@@ -52,17 +52,23 @@ impl FeedRun {
                     .clone()
                     .unwrap_or_else(peregrine_engine::EngineConfig::sample);
                 let mut b = MarketDataBuilder::new(&ecfg)?;
-                let journal = Journal::open_read_only(journal_dir).map_err(journal_err)?;
-                if journal.first_seq() <= 1 {
-                    b.catch_up(journal.range(..first_seq));
+                let journal = if first_seq > 1 {
+                    Some(Journal::open_read_only(journal_dir).map_err(journal_err)?)
                 } else {
-                    // The records before the journal's first are in a
-                    // snapshot only: rebuild the book from the journal we
-                    // have is impossible, so the stream starts over.
-                    tracing::warn!(
-                        first = journal.first_seq(),
-                        "journal compacted: the market-data stream restarts at 1 from an empty derivation"
-                    );
+                    None
+                };
+                match journal {
+                    None => {}
+                    Some(j) if j.first_seq() <= 1 => b.catch_up(j.range(..first_seq)),
+                    Some(j) => {
+                        // The records before the journal's first are in
+                        // a snapshot only: the derivation cannot replay
+                        // them, so the stream starts over.
+                        tracing::warn!(
+                            first = j.first_seq(),
+                            "journal compacted: the market-data stream restarts at 1 from an empty derivation"
+                        );
+                    }
                 }
                 note.push_str(&format!("; market data from block {}", b.blocks_emitted() + 1));
                 Some(Box::new(b))
