@@ -186,6 +186,12 @@ impl FeedConsumer {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Changes where re-requests go (e.g. once the server's bound address
+    /// is known); `None` stops asking.
+    pub fn set_rerequest(&mut self, target: Option<SocketAddr>) {
+        self.rerequest = target;
+    }
+
     /// Next sequence to deliver.
     pub fn next_seq(&self) -> u64 {
         self.core.next_seq()
