@@ -18,7 +18,10 @@ fn blocks(data: &[u8]) {
         assert_eq!(r.emit(&mut out), RECORD_BLOCK_LEN);
         assert_eq!(&out[..], data, "record block must re-emit byte for byte");
         let v = RecordBlock::new_checked(data).expect("view accepts what parse accepts");
-        assert_eq!((v.origin(), v.client_seq(), *v.msg()), (r.origin, r.client_seq, r.msg));
+        assert_eq!(
+            (v.origin(), v.client_seq(), *v.msg()),
+            (r.origin, r.client_seq, r.msg)
+        );
         assert_eq!(r.global_seq, 7);
     } else {
         assert!(RecordBlock::new_checked(data).is_err());
