@@ -11,7 +11,7 @@
 use crate::block::{FeedRecord, MarketBlock, RecordBlock};
 use crate::reassembly::{ConsumerStats, Reassembler};
 use crate::{ConsumerConfig, FeedError};
-use peregrine_wire::moldudp64::{write_header_only, HEADER_LEN};
+use peregrine_wire::moldudp64::HEADER_LEN;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -124,7 +124,7 @@ impl FeedConsumer {
         if let Some(target) = self.rerequest {
             if let Some(req) = self.core.due_request(now) {
                 let mut h = [0u8; HEADER_LEN];
-                write_header_only(&mut h, &req.session, req.sequence, req.count);
+                req.emit(&mut h);
                 if self.socket.send_to(&h, target).is_err() {
                     self.send_failures += 1;
                 }

@@ -13,7 +13,8 @@
 //! path; pin it with `core` and it still sleeps when idle).
 //!
 //! Publisher lag, per record: the feed's clock reading of the round that
-//! packs it minus the record's `sequencer_ns`. Both are the host's
+//! packs it (read once per round, again if a record is newer than it)
+//! minus the record's `sequencer_ns`. Both are the host's
 //! `CLOCK_MONOTONIC` (`peregrine_netio::clock::now_ns`, what the sequencer
 //! stamps), so the figure means something only when the feed runs on the
 //! host that sequenced (a cluster follower's journal carries the leader's
@@ -348,7 +349,7 @@ impl Feed {
         let md_queued = self.md.as_ref().map_or(0, |(p, _, _)| p.queued_packets());
         let mut read = 0;
         if self.order.queued_packets() < MAX_QUEUED_PACKETS && md_queued < MAX_QUEUED_PACKETS {
-            let now_ns = peregrine_netio::clock::now_ns();
+            let mut now_ns = peregrine_netio::clock::now_ns();
             let Feed {
                 tail,
                 order,
@@ -362,6 +363,10 @@ impl Feed {
             read = tail.read(limit, READ_BATCH, |r| {
                 emit_sequenced(r, &mut block);
                 let _ = order.push(&block);
+                if r.sequencer_ns > now_ns {
+                    // Sequenced after this round's clock reading.
+                    now_ns = peregrine_netio::clock::now_ns();
+                }
                 let _ = lag.record(now_ns.saturating_sub(r.sequencer_ns).max(1));
                 if let (Some(out), Some((mdp, retained, _))) = (output.as_mut(), md.as_mut()) {
                     let rec = FeedRecord::from_sequenced_record(r);
