@@ -357,5 +357,16 @@ fn re_request_server_limits_and_counters() {
         let a = ask(&client, &mut free, &mut src, 101, &request("FEED", 1, 1000)).expect("answered");
         assert_eq!(MoldPacket::new_checked(&a).unwrap().count(), 10);
     }
+    // A discarded segment (1..=64): requests for it are unavailable, later
+    // ones still answered.
+    assert_eq!(w.discard_before(65).unwrap(), 1);
+    let mut src = JournalSource::open(t.path()).unwrap();
+    assert!(ask(&client, &mut free, &mut src, 101, &request("FEED", 3, 5)).is_none());
+    assert_eq!(free.stats().ignored_unavailable, 1);
+    let a = ask(&client, &mut free, &mut src, 101, &request("FEED", 70, 2)).expect("answered");
+    let p = MoldPacket::new_checked(&a).unwrap();
+    assert_eq!((p.sequence(), p.count()), (70, 2));
+    let r = FeedRecord::parse(70, p.blocks().next().unwrap()).unwrap();
+    assert!(same(&r, &written[69]));
     w.close().unwrap();
 }
