@@ -246,7 +246,17 @@ impl FeedService {
             }
             None => None,
         };
+        if public_output.is_some() && md.is_none() {
+            tracing::warn!("feed: a public output was given but [feed.market_data] is not set; no market data is published");
+        }
         let rerequest_addr = order_rr.as_ref().map(|(s, _)| s.local_addr());
+        tracing::info!(
+            session = %cfg.session,
+            destinations = ?cfg.destinations,
+            rerequest = ?rerequest_addr,
+            from_seq,
+            "feed starting"
+        );
         let md_rerequest_addr = md
             .as_ref()
             .and_then(|(_, _, r)| r.as_ref().map(|s| s.local_addr()));
