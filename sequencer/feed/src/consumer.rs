@@ -109,8 +109,15 @@ impl FeedConsumer {
             match self.socket.recv_from(&mut self.rx) {
                 Ok((n, _from)) => self.core.on_packet(&self.rx[..n], now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // ICMP errors of our requests (server down): keep going.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                // ICMP errors of our requests (server down), signals: keep going.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     return Err(FeedError::io(
                         "receive",

@@ -178,6 +178,11 @@ impl FeedService {
     /// watermark, sends End of Session (count 0xFFFF, next sequence)
     /// [`END_OF_SESSION_REPEATS`] times on every stream and returns its
     /// counters through [`FeedHandle::join`].
+    ///
+    /// The order stream's sequence is the global sequence, so a feed
+    /// spawned again at the next sequence continues the same stream. The
+    /// market-data stream starts at 1 on every spawn (it is derived, not
+    /// journaled): its consumers start afresh after the End of Session.
     pub fn spawn(
         cfg: FeedConfig,
         journal_dir: PathBuf,
