@@ -408,6 +408,16 @@ fn the_watermark_and_the_journal_bound_what_is_published() {
     std::thread::sleep(Duration::from_millis(150));
     let k = h.counters();
     assert_eq!((k.next_seq, k.lag), (501, 9_500));
+    // Idle: heartbeats (count 0, next sequence) every 20 ms.
+    assert!(k.heartbeats > 0, "{k:?}");
+    c.poll(&mut |r| panic!("{} does not exist yet", r.global_seq))
+        .unwrap();
+    assert!(c.stats().heartbeats > 0, "{:?}", c.stats());
+    assert_eq!(
+        c.stats().requests,
+        0,
+        "a heartbeat at the next sequence is no gap"
+    );
     // The writer goes on (rolling segments): the feed follows.
     written.extend(append(&mut w, 501, 1_700));
     drain_until(&mut c, 1_700, Duration::from_secs(30), &want(&written));
