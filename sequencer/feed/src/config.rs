@@ -51,6 +51,11 @@ pub struct FeedConfig {
     /// Default 100,000.
     #[serde(default = "default_rerequest_rate")]
     pub rerequest_rate: u32,
+    /// Most packets one answer spans (each full): a consumer far behind
+    /// catches up this many packets per round trip. Default 16; 1 answers
+    /// every request with one packet, as NASDAQ's servers do.
+    #[serde(default = "default_rerequest_max_packets")]
+    pub rerequest_max_packets: u16,
     /// After End of Session, the re-request servers keep answering until
     /// no request has come for this many milliseconds, so consumers still
     /// filling gaps when the server stops can finish. Default 2000; 0 ends
@@ -110,6 +115,9 @@ fn default_rerequest_max_count() -> u16 {
 fn default_rerequest_rate() -> u32 {
     100_000
 }
+fn default_rerequest_max_packets() -> u16 {
+    16
+}
 fn default_rerequest_linger_ms() -> u64 {
     2000
 }
@@ -132,6 +140,7 @@ impl FeedConfig {
             rerequest_max_count: default_rerequest_max_count(),
             rerequest_rate: default_rerequest_rate(),
             rerequest_linger_ms: default_rerequest_linger_ms(),
+            rerequest_max_packets: default_rerequest_max_packets(),
             market_data: None,
             core: None,
         }

@@ -60,8 +60,8 @@ pub struct Reassembler {
     window: Vec<Slot>,
     eos_seq: Option<u64>,
     last_rx: Option<Instant>,
-    /// (first sequence asked, when).
-    last_request: Option<(u64, Instant)>,
+    /// (first sequence asked, one past the last, when).
+    last_request: Option<(u64, u64, Instant)>,
     heartbeat_timeout: Duration,
     request_timeout: Duration,
     max_request: u16,
@@ -243,9 +243,14 @@ impl Reassembler {
             return None;
         }
         let since = |t: Instant| now.saturating_duration_since(t);
-        let last_same = self.last_request.filter(|(s, _)| *s == self.next_seq);
+        // A request still being answered (its answer may span packets, and
+        // `next_seq` moves as they arrive) is not asked again before its
+        // timeout: only what it did not cover is.
+        let in_flight = self.last_request.filter(|&(s, end, t)| {
+            s <= self.next_seq && self.next_seq < end && since(t) < self.request_timeout
+        });
         let count = if self.high > self.next_seq {
-            if last_same.is_some_and(|(_, t)| since(t) < self.request_timeout) {
+            if in_flight.is_some() {
                 return None;
             }
             let cap = self.window.len() as u64;
@@ -267,13 +272,13 @@ impl Reassembler {
             if !silent
                 || self
                     .last_request
-                    .is_some_and(|(_, t)| since(t) < self.heartbeat_timeout)
+                    .is_some_and(|(_, _, t)| since(t) < self.heartbeat_timeout)
             {
                 return None;
             }
             self.max_request
         };
-        self.last_request = Some((self.next_seq, now));
+        self.last_request = Some((self.next_seq, self.next_seq + u64::from(count), now));
         self.stats.requests += 1;
         Some(RetransmissionRequest {
             session,
@@ -310,6 +315,28 @@ mod tests {
             v.push(s)
         });
         v
+    }
+
+    #[test]
+    fn an_answer_arriving_in_parts_is_not_asked_again_before_its_timeout() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut r = Reassembler::new(Some("S"), 1, 64, ok, ms(100), ms(10), 50);
+        r.on_packet(&pkt(1, &[1]), t0);
+        r.on_packet(&pkt(30, &[30]), t0);
+        assert_eq!(drain(&mut r), vec![1]);
+        let q = r.due_request(t0).unwrap();
+        assert_eq!((q.sequence, q.count), (2, 28));
+        // The first packet of a multi-packet answer: 2..=5.
+        r.on_packet(&pkt(2, &[2, 3, 4, 5]), t0 + ms(1));
+        assert_eq!(drain(&mut r), vec![2, 3, 4, 5]);
+        assert_eq!(r.due_request(t0 + ms(2)), None, "6..30 is still on its way");
+        let q = r.due_request(t0 + ms(11)).unwrap();
+        assert_eq!(
+            (q.sequence, q.count),
+            (6, 24),
+            "after the timeout, only what is missing"
+        );
     }
 
     #[test]

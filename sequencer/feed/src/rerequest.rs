@@ -167,6 +167,8 @@ pub struct RerequestStats {
     pub served: u64,
     /// Messages sent in answers.
     pub messages: u64,
+    /// Packets sent in answers (an answer may span several).
+    pub packets: u64,
     /// Requests for another session.
     pub ignored_session: u64,
     /// Requests starting at or after the next publishable sequence (or at 0).
@@ -193,6 +195,8 @@ pub struct RerequestServer {
     socket: UdpSocket,
     session: SessionName,
     max_count: u16,
+    /// Most packets one answer spans.
+    max_packets: u16,
     max_payload: usize,
     min_block: usize,
     rate: u32,
@@ -232,6 +236,7 @@ impl RerequestServer {
             socket,
             session,
             max_count: max_count.clamp(1, END_OF_SESSION - 1),
+            max_packets: 1,
             max_payload,
             min_block,
             rate,
@@ -240,6 +245,15 @@ impl RerequestServer {
             tx: vec![0u8; max_payload],
             stats: RerequestStats::default(),
         })
+    }
+
+    /// Lets one answer span up to `packets` full packets (at least 1; the
+    /// default is 1, one packet per request as NASDAQ's servers answer).
+    /// A consumer far behind then catches up `packets` times faster per
+    /// round trip; the token bucket's burst grows to one such answer.
+    pub fn with_max_packets(mut self, packets: u16) -> Self {
+        self.max_packets = packets.max(1);
+        self
     }
 
     /// The bound address.
@@ -309,7 +323,7 @@ impl RerequestServer {
         }
         let mut want = u64::from(req.count.min(self.max_count)).min(limit - req.sequence);
         if self.rate > 0 {
-            let burst = f64::from(self.max_count.min(self.per_packet_max()));
+            let burst = self.burst();
             if self.buckets.len() >= MAX_REQUESTERS && !self.buckets.contains_key(&from) {
                 let rate = f64::from(self.rate);
                 self.buckets
@@ -330,12 +344,69 @@ impl RerequestServer {
             }
             want = want.min(b.tokens as u64);
         }
-        // Build the answer: blocks from the source while they fit.
+        // The answer: full packets of blocks from the source, at most
+        // `max_packets` of them, until `want` messages are sent.
+        let (mut seq, mut left) = (req.sequence, want);
+        let mut sent = 0u64;
+        let mut refused = false;
+        for _ in 0..self.max_packets {
+            if left == 0 {
+                break;
+            }
+            let (given, len) = match self.build(source, seq, left) {
+                Ok(x) => x,
+                Err(FeedError::Journal(JournalError::OutOfRange { .. })) => (0, 0),
+                Err(e) => return Err(e),
+            };
+            if given == 0 {
+                break;
+            }
+            match self.socket.send_to(&self.tx[..len], from) {
+                Ok(_) => {
+                    self.stats.packets += 1;
+                    sent += given;
+                    seq += given;
+                    left -= given;
+                }
+                Err(e) => {
+                    // The requester asks again for what it still misses.
+                    self.stats.send_failed += 1;
+                    refused = true;
+                    if !is_transient(&e) {
+                        tracing::debug!(%from, error = %e, "re-request answer not sent");
+                    }
+                    break;
+                }
+            }
+        }
+        if sent == 0 {
+            if !refused {
+                // The source holds nothing from the requested sequence.
+                self.stats.ignored_unavailable += 1;
+            }
+            return Ok(());
+        }
+        if let Some(b) = self.buckets.get_mut(&from) {
+            b.tokens -= sent as f64;
+        }
+        self.stats.served += 1;
+        self.stats.messages += sent;
+        Ok(())
+    }
+
+    /// Writes into `tx` one packet of blocks from `seq` (at most `left`
+    /// of them, as many as fit); returns (blocks, packet length).
+    fn build(
+        &mut self,
+        source: &mut dyn RetransmitSource,
+        seq: u64,
+        left: u64,
+    ) -> Result<(u64, usize), FeedError> {
         let room = self.max_payload;
         let tx = &mut self.tx;
         let mut len = HEADER_LEN;
         let mut count: u16 = 0;
-        let given = match source.blocks(req.sequence, want, &mut |block: &[u8]| {
+        let given = source.blocks(seq, left, &mut |block: &[u8]| {
             if len + 2 + block.len() > room {
                 return false;
             }
@@ -344,36 +415,17 @@ impl RerequestServer {
             len += 2 + block.len();
             count += 1;
             true
-        }) {
-            Ok(g) => g,
-            Err(FeedError::Journal(JournalError::OutOfRange { .. })) => {
-                self.stats.ignored_unavailable += 1;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        if given == 0 {
-            self.stats.ignored_unavailable += 1;
-            return Ok(());
-        }
+        })?;
         let mut h = [0u8; HEADER_LEN];
-        write_header_only(&mut h, &self.session, req.sequence, count);
+        write_header_only(&mut h, &self.session, seq, count);
         self.tx[..HEADER_LEN].copy_from_slice(&h);
-        if let Some(b) = self.buckets.get_mut(&from) {
-            b.tokens -= given as f64;
-        }
-        match self.socket.send_to(&self.tx[..len], from) {
-            Ok(_) => {
-                self.stats.served += 1;
-                self.stats.messages += given;
-            }
-            Err(e) if is_transient(&e) => self.stats.send_failed += 1,
-            Err(e) => {
-                self.stats.send_failed += 1;
-                tracing::debug!(%from, error = %e, "re-request answer not sent");
-            }
-        }
-        Ok(())
+        Ok((given, len))
+    }
+
+    /// The token bucket's burst: one maximal answer.
+    fn burst(&self) -> f64 {
+        let per_answer = u32::from(self.per_packet_max()) * u32::from(self.max_packets);
+        f64::from(u32::from(self.max_count).min(per_answer))
     }
 
     /// Most blocks of the smallest kind one answer packet holds.

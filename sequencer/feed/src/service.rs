@@ -184,8 +184,12 @@ impl FeedService {
     ///
     /// The order stream's sequence is the global sequence, so a feed
     /// spawned again at the next sequence continues the same stream. The
-    /// market-data stream starts at 1 on every spawn (it is derived, not
-    /// journaled): its consumers start afresh after the End of Session.
+    /// market-data stream starts at `public_output`'s
+    /// [`next_block_seq`](PublicOutput::next_block_seq): 1 for a fresh
+    /// derivation, further for one that replayed the records before
+    /// `from_seq`, which continues the stream's numbering. After End of
+    /// Session the re-request servers answer until requests stop for
+    /// `rerequest_linger_ms`.
     pub fn spawn(
         cfg: FeedConfig,
         journal_dir: PathBuf,
@@ -224,7 +228,8 @@ impl FeedService {
                     cfg.max_payload,
                     RECORD_BLOCK_LEN,
                     cfg.rerequest_rate,
-                )?,
+                )?
+                .with_max_packets(cfg.rerequest_max_packets),
                 JournalSource::open(&journal_dir)?,
             )),
             None => None,
@@ -243,14 +248,17 @@ impl FeedService {
                     heartbeat,
                 );
                 let rr = match m.rerequest {
-                    Some(addr) => Some(RerequestServer::bind(
-                        addr,
-                        session_name(&m.session),
-                        cfg.rerequest_max_count,
-                        cfg.max_payload,
-                        LEVEL_BLOCK_LEN,
-                        cfg.rerequest_rate,
-                    )?),
+                    Some(addr) => Some(
+                        RerequestServer::bind(
+                            addr,
+                            session_name(&m.session),
+                            cfg.rerequest_max_count,
+                            cfg.max_payload,
+                            LEVEL_BLOCK_LEN,
+                            cfg.rerequest_rate,
+                        )?
+                        .with_max_packets(cfg.rerequest_max_packets),
+                    ),
                     None => None,
                 };
                 Some((p, RetainedBlocks::new(m.retain, md_first), rr))

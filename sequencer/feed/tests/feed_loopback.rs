@@ -357,6 +357,35 @@ fn re_request_server_limits_and_counters() {
         let a = ask(&client, &mut free, &mut src, 101, &request("FEED", 1, 1000)).expect("answered");
         assert_eq!(MoldPacket::new_checked(&a).unwrap().count(), 10);
     }
+    // Answers spanning packets: up to 4 full packets per request, the
+    // last one cut at the count; every block in sequence.
+    let mut multi = RerequestServer::bind(localhost(), session_name("FEED"), 1000, 1472, 136, 0)
+        .unwrap()
+        .with_max_packets(4);
+    client
+        .send_to(&request("FEED", 5, 35), multi.local_addr())
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while multi.stats().received == 0 && std::time::Instant::now() < deadline {
+        multi.poll(&mut src, 101, std::time::Instant::now(), 8).unwrap();
+    }
+    let mut next = 5;
+    for want in [10, 10, 10, 5] {
+        let mut buf = [0u8; 2048];
+        let (n, _) = client.recv_from(&mut buf).expect("an answer packet");
+        let p = MoldPacket::new_checked(&buf[..n]).unwrap();
+        assert_eq!((p.sequence(), p.count()), (next, want));
+        for (i, b) in p.blocks().enumerate() {
+            assert!(same(
+                &FeedRecord::parse(next + i as u64, b).unwrap(),
+                &written[(next - 1) as usize + i]
+            ));
+        }
+        next += u64::from(want);
+    }
+    assert!(client.recv_from(&mut [0u8; 2048]).is_err(), "35 asked, 35 sent");
+    let st = multi.stats();
+    assert_eq!((st.served, st.packets, st.messages), (1, 4, 35));
     // A discarded segment (1..=64): requests for it are unavailable, later
     // ones still answered.
     assert_eq!(w.discard_before(65).unwrap(), 1);
