@@ -110,6 +110,12 @@ impl Recorder {
         self.sessions.iter().map(SeqTracker::pending).sum()
     }
 
+    /// The largest session answer tracker's ring, slots: what it was
+    /// sized for unless more messages than that were in flight at once.
+    pub fn tracker_slots(&self) -> usize {
+        self.sessions.iter().map(SeqTracker::slots).max().unwrap_or(0)
+    }
+
     /// Accounts one reply received at `now_ns`; true when it answered a
     /// message for the first time.
     #[inline]
