@@ -264,6 +264,11 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
     if cfg.keep_answers {
         rec.answers = Some(Vec::new());
     }
+    if cfg.keep_global_seqs || cfg.keep_answers {
+        // A verification run keeps every answer anyway: keep every global
+        // sequence too, so a late second sequencing is still caught.
+        rec.keep_full_history();
+    }
     let mut sent = 0u64;
     let mut sent_in_window = 0u64;
     let mut offered_rate = 0.0;

@@ -39,6 +39,10 @@ pub struct Reply {
     pub order_id: u64,
 }
 
+/// Answer-tracker slots a recorder's sessions share at least (2 MiB):
+/// how far back a second answer is still compared with the first.
+pub const HISTORY_SLOTS: usize = 1 << 18;
+
 /// Histogram plus answer accounting.
 pub struct Recorder {
     /// Round trips in ns, from the intended send time.
@@ -72,8 +76,11 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder for `sessions` sessions, each with up to about
     /// `in_flight` messages unanswered at once (more only grows a
-    /// session's tracker, once per doubling).
+    /// session's tracker, once per doubling). Each session's tracker holds
+    /// at least `HISTORY_SLOTS / sessions` messages, so a second answer
+    /// that many messages later is still compared with the first.
     pub fn new(sessions: usize, warmup_end_ns: u64, measure_end_ns: u64, in_flight: usize) -> Self {
+        let per_session = in_flight.max(HISTORY_SLOTS / sessions.max(1));
         let mut hist = Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("static histogram bounds");
         // The counts are allocated zeroed but not yet touched: clearing
         // writes every counter, so no page fault lands in the timed loop.
@@ -91,7 +98,7 @@ impl Recorder {
             global_seqs: None,
             answers: None,
             sessions: (0..sessions)
-                .map(|_| SeqTracker::with_in_flight(in_flight))
+                .map(|_| SeqTracker::with_in_flight(per_session))
                 .collect(),
         }
     }
@@ -102,6 +109,17 @@ impl Recorder {
     pub fn on_sent(&mut self, session: usize, first: u64, count: u64) {
         if let Some(t) = self.sessions.get_mut(session) {
             t.sent(first, count);
+        }
+    }
+
+    /// Keeps every answer's global sequence for the whole run (the
+    /// trackers then grow with the messages sent, as the `answers` and
+    /// `global_seqs` lists of a verification run do), so a message
+    /// sequenced twice is counted in `duplicates` however late its second
+    /// answer comes.
+    pub fn keep_full_history(&mut self) {
+        for t in &mut self.sessions {
+            t.keep_full_history();
         }
     }
 

@@ -18,7 +18,9 @@
 //! harmless repeat or as the message sequenced twice. That check covers the
 //! ring's span (at least its initial size in messages after the answered
 //! one); an answer for a sequence already dropped from the ring is a
-//! repeat.
+//! repeat. Runs that verify exactly-once delivery keep the full history
+//! ([`SeqTracker::keep_full_history`]): the ring then grows instead of
+//! dropping answered sequences, as such runs keep every answer anyway.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +33,10 @@ const PENDING: u64 = 0;
 /// Most slots one session's ring grows to (8 MB of `u64`); beyond it the
 /// oldest unanswered messages move to the side set.
 pub const MAX_SLOTS: usize = 1 << 20;
+
+/// Most slots a ring keeping the full history grows to (8 GB of `u64`:
+/// in practice, never full).
+const FULL_HISTORY_MAX_SLOTS: usize = 1 << 30;
 
 /// Fewest slots a ring starts with.
 pub const MIN_SLOTS: usize = 64;
@@ -76,6 +82,8 @@ pub struct SeqTracker {
     pending: u64,
     /// Most slots the ring grows to.
     max_slots: usize,
+    /// Never drop an answered sequence: grow instead.
+    full_history: bool,
 }
 
 impl Default for SeqTracker {
@@ -105,7 +113,18 @@ impl SeqTracker {
             first: u64::MAX,
             stragglers: BTreeSet::new(),
             pending: 0,
+            full_history: false,
         }
+    }
+
+    /// From now on keeps every sequence's first answer for the rest of the
+    /// run: the ring grows with the messages sent (and copies itself when
+    /// it doubles) instead of dropping answered sequences, so a message
+    /// sequenced twice is caught however late its second answer comes.
+    /// For verification runs, not for timing.
+    pub fn keep_full_history(&mut self) {
+        self.full_history = true;
+        self.max_slots = self.max_slots.max(FULL_HISTORY_MAX_SLOTS);
     }
 
     /// Slots in the ring now.
@@ -181,12 +200,15 @@ impl SeqTracker {
             return;
         }
         let i = self.slot(self.base);
-        if self.slots[i] == PENDING {
+        let pending = self.slots[i] == PENDING;
+        if pending || self.full_history {
             if self.slots.len() < self.max_slots {
                 self.grow();
                 return;
             }
-            self.stragglers.insert(self.base);
+            if pending {
+                self.stragglers.insert(self.base);
+            }
         }
         self.base += 1;
     }
@@ -317,9 +339,20 @@ mod tests {
     /// Runs `ops` on a tracker of `hint` slots and the model; checks every
     /// answer's verdict and the pending count. The tracker may only say
     /// Repeat where the model says Resequenced or NeverSent for a sequence
-    /// below its base (too old to compare), nothing else differs.
-    fn check(ops: &[Op], start: u64, hint: usize, max: usize) -> Result<SeqTracker, TestCaseError> {
+    /// below its base (too old to compare), nothing else differs. Returns
+    /// the tracker and how many verdicts were excused that way.
+    fn check(
+        ops: &[Op],
+        start: u64,
+        hint: usize,
+        max: usize,
+        full: bool,
+    ) -> Result<(SeqTracker, usize), TestCaseError> {
+        let mut excuses = 0;
         let mut t = SeqTracker::with_limits(hint, max);
+        if full {
+            t.keep_full_history();
+        }
         let mut m = Model::default();
         let mut next = start;
         for op in ops {
@@ -353,6 +386,7 @@ mod tests {
                     let excused =
                         below && got == Mark::Repeat && matches!(want, Mark::Resequenced | Mark::NeverSent);
                     prop_assert!(got == want || excused, "seq {s}: {got:?} vs model {want:?}");
+                    excuses += usize::from(got != want);
                 }
                 Op::AnswerOldest { k } => {
                     let mut unanswered: Vec<u64> = m
@@ -382,7 +416,7 @@ mod tests {
             }
             prop_assert_eq!(t.pending(), m.pending());
         }
-        Ok(t)
+        Ok((t, excuses))
     }
 
     proptest! {
@@ -393,7 +427,16 @@ mod tests {
             ops in proptest::collection::vec(op(), 1..400),
             start in prop_oneof![Just(1u64), 1u64..1_000_000],
         ) {
-            check(&ops, start, MIN_SLOTS, MAX_SLOTS)?;
+            check(&ops, start, MIN_SLOTS, MAX_SLOTS, false)?;
+        }
+
+        #[test]
+        fn agrees_exactly_with_the_model_keeping_the_full_history(
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            // Nothing is dropped, so nothing is excused.
+            let (_, excused) = check(&ops, 1, MIN_SLOTS, 128, true)?;
+            prop_assert_eq!(excused, 0);
         }
 
         #[test]
@@ -402,7 +445,7 @@ mod tests {
         ) {
             // A ring capped at 128 slots: long-unanswered messages go to
             // the side set, answered ones are dropped from the ring.
-            let t = check(&ops, 1, MIN_SLOTS, 128)?;
+            let (t, _) = check(&ops, 1, MIN_SLOTS, 128, false)?;
             prop_assert!(t.slots() <= 128);
         }
 
@@ -478,6 +521,33 @@ mod tests {
         assert_eq!(t.pending(), 0);
         assert_eq!(t.mark(next, 1), Mark::NeverSent);
         assert_eq!(t.mark(0, 1), Mark::NeverSent);
+    }
+
+    #[test]
+    fn the_full_history_catches_a_late_second_sequencing() {
+        let mut t = SeqTracker::with_in_flight(64);
+        t.keep_full_history();
+        t.sent(1, 10_000);
+        for s in 1..=10_000 {
+            assert_eq!(t.mark(s, s + 100), Mark::First);
+        }
+        t.sent(10_001, 10_000);
+        assert_eq!(t.base(), 1, "nothing dropped");
+        assert_eq!(t.mark(1, 5), Mark::Resequenced);
+        assert_eq!(t.mark(2, 102), Mark::Repeat);
+        assert_eq!(t.pending(), 10_000);
+        // Without it, the ring stays at the window's size (10,000 were in
+        // flight at once) and an answer that old is a repeat.
+        let mut t = SeqTracker::with_in_flight(64);
+        t.sent(1, 10_000);
+        for s in 1..=10_000 {
+            assert_eq!(t.mark(s, s + 100), Mark::First);
+        }
+        assert_eq!(t.slots(), 16_384);
+        t.sent(10_001, 10_000);
+        assert_eq!(t.slots(), 16_384);
+        assert!(t.base() > 1);
+        assert_eq!(t.mark(1, 5), Mark::Repeat);
     }
 
     #[test]
