@@ -4,6 +4,7 @@
 use crate::baseline;
 use crate::client::flow::FlowKind;
 use crate::client::{self, ClientConfig, ClientResult, Mode, TransportKind};
+use crate::plot::{self, Curve};
 use crate::report::{hgrm, Baseline, BenchOutcome};
 use anyhow::Context;
 use peregrine_netio::UdpOptions;
@@ -47,6 +48,10 @@ pub struct BenchConfig {
     pub json: Option<PathBuf>,
     /// HdrHistogram text path.
     pub hgrm: Option<PathBuf>,
+    /// SVG percentile plot path: Peregrine's curve and the baseline's.
+    pub plot: Option<PathBuf>,
+    /// The plot's title (the command line).
+    pub title: String,
     /// UDP only: drop, duplicate and reorder this fraction of datagrams in
     /// both directions through a relay in front of the server (and of the
     /// baseline echo), 0 = no relay.
@@ -234,6 +239,24 @@ fn report(
             let bp = p.with_extension("baseline.hgrm");
             std::fs::write(&bp, hgrm(&bl.recorder.hist))?;
         }
+    }
+    if let Some(p) = &b.plot {
+        let (name, base) = match (b.cluster, baseline_kind) {
+            (0, Baseline::RawEcho) => ("peregrine".to_string(), "raw echo (same run)"),
+            (n, _) => (format!("{n} nodes"), "1 node (same run)"),
+        };
+        let mut curves = vec![Curve {
+            label: &name,
+            hist: &result.recorder.hist,
+        }];
+        if let Some(bl) = baseline {
+            curves.push(Curve {
+                label: base,
+                hist: &bl.recorder.hist,
+            });
+        }
+        plot::write_svg(p, &b.title, &curves)?;
+        eprintln!("wrote {}", p.display());
     }
     Ok(json)
 }

@@ -11,6 +11,7 @@
 //!   bench and tests).
 //! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
+//! - [`plot`]: latency percentile plots as SVG.
 //! - [`bench`]: the harness tying them together.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,5 +24,6 @@ pub mod dpdk_ring;
 pub mod exporter;
 pub mod faults;
 pub mod local_cluster;
+pub mod plot;
 pub mod relay;
 pub mod report;

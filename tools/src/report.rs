@@ -79,6 +79,7 @@ impl BenchOutcome<'_> {
             "messages_rejected": p.recorder.rejected,
             "lost": p.lost(),
             "duplicates": p.recorder.duplicates,
+            "answers_never_sent": p.recorder.never_sent,
             "retransmitted": p.retransmitted,
             "throughput_msgs_per_s": p.throughput().round(),
             "rtt_ns": rtt_json(&p.recorder.hist),

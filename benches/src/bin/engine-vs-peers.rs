@@ -19,17 +19,30 @@
 //!   timed by one `Instant` pair; `ops_per_s` is the median over `--runs`
 //!   (default 3) for ours and `--peer-runs` (default 1: the peers are an
 //!   order of magnitude slower, and the run should stay short) for each peer.
-//! * Latency (ours): another fresh run with an `Instant` pair around every
-//!   operation. The median cost of an empty `Instant` pair, measured first,
-//!   is subtracted from each sample (floored at 0), so the figures are the
-//!   operation's own cost within the clock's resolution; values are recorded
-//!   in an HdrHistogram with 3 significant digits.
+//! * Latency (ours): another fresh run with a timestamp pair around every
+//!   operation: the `lfence`d time stamp counter on x86_64 (a few ns a
+//!   pair, calibrated against `Instant` over 100 ms at start; an `Instant`
+//!   pair costs about 20 ns, as much as an operation), `Instant` elsewhere
+//!   (see `peregrine_benches::timer`). The median cost of an empty pair,
+//!   measured first and printed, is subtracted from each sample (floored
+//!   at 1 ns), so the figures are the operation's own cost within the
+//!   timer's resolution; values are recorded in an HdrHistogram with 3
+//!   significant digits.
+//! * Memory floor: the engine's resident set is measured (growth of the
+//!   process's RSS while a first engine is built and runs the flow), then
+//!   the same number of samples, each one random dependent cache-line read
+//!   over a buffer that size, are timed the same way
+//!   (`peregrine_benches::memory_floor`). The engine's p99.9 is reported
+//!   against the floor's: the target is p99.9 under 1 µs, or at most 1.25x
+//!   the floor.
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use peregrine_benches::memory_floor::{resident_bytes, Chain};
+use peregrine_benches::timer::{instant_pair_cost_ns, tsc_is_invariant, Timer};
 use peregrine_engine::flow::{generate, FlowConfig, OrderFlow};
 use peregrine_engine::{
     Command, CountingSink, Engine, EngineConfig, OrderKind, ReportKind, ReportSink, Side,
@@ -118,17 +131,30 @@ fn ours_throughput(config: &EngineConfig, flow: &OrderFlow) -> (f64, CountingSin
     (ops_per_s(flow.commands.len(), elapsed), black_box(sink), engine)
 }
 
-/// Median cost of an empty `Instant` pair, in ns.
-fn timer_overhead_ns() -> u64 {
-    let mut samples: Vec<u64> = (0..200_000)
-        .map(|_| {
-            let t0 = Instant::now();
-            let t1 = Instant::now();
-            (t1 - t0).as_nanos() as u64
-        })
-        .collect();
-    samples.sort_unstable();
-    samples[samples.len() / 2]
+/// Bytes the engine holds resident after building the book and running
+/// the flow once: the growth of the process's resident set over it (the
+/// first engine of the process, so the heap has no freed memory to reuse).
+/// None where the resident set cannot be read.
+fn engine_resident_bytes(config: &EngineConfig, flow: &OrderFlow) -> Option<u64> {
+    let before = resident_bytes()?;
+    let mut engine = prepared_engine(config, flow);
+    let mut sink = CountingSink::default();
+    for command in &flow.commands {
+        engine.apply(command, &mut sink);
+    }
+    let after = resident_bytes()?;
+    black_box(&engine);
+    Some(after.saturating_sub(before))
+}
+
+/// The memory floor: `samples` random dependent cache-line reads over
+/// `bytes`, timed like the engine's operations.
+fn memory_floor(timer: &Timer, bytes: u64, samples: usize, overhead_ns: f64) -> (Histogram<u64>, usize) {
+    let chain = Chain::new(bytes as usize, 0x5eed);
+    chain.warm();
+    let mut hist = new_histogram();
+    chain.time_reads(timer, samples, overhead_ns, &mut hist);
+    (hist, chain.bytes())
 }
 
 /// Operation kinds reported separately in the latency breakdown.
@@ -143,25 +169,30 @@ fn kind_index(command: &Command) -> usize {
     }
 }
 
+/// A histogram whose counters are all written once (clearing them), so
+/// recording never takes a page fault in the timed loops.
 fn new_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds")
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+    h.reset();
+    h
 }
 
 /// Per-operation latency: all operations, and one histogram per kind.
 fn ours_latency(
     config: &EngineConfig,
     flow: &OrderFlow,
-    overhead: u64,
+    timer: &Timer,
+    overhead_ns: f64,
 ) -> (Histogram<u64>, Vec<Histogram<u64>>) {
     let mut all = new_histogram();
     let mut by_kind: Vec<Histogram<u64>> = KINDS.iter().map(|_| new_histogram()).collect();
     let mut engine = prepared_engine(config, flow);
     let mut sink = CountingSink::default();
     for command in &flow.commands {
-        let t0 = Instant::now();
+        let t0 = timer.now();
         engine.apply(black_box(command), &mut sink);
-        let t1 = Instant::now();
-        let ns = ((t1 - t0).as_nanos() as u64).saturating_sub(overhead).max(1);
+        let t1 = timer.now();
+        let ns = (timer.ns(t1.wrapping_sub(t0)) - overhead_ns).max(1.0) as u64;
         all.saturating_record(ns);
         by_kind[kind_index(command)].saturating_record(ns);
     }
@@ -402,6 +433,11 @@ fn main() {
     let flow = generate(&config, &flow_config, args.ops).expect("valid config");
     let mix = flow.mix();
     let ops = flow.commands.len();
+    // Measured first: the heap has nothing freed yet to hide growth in.
+    let engine_bytes = engine_resident_bytes(&config, &flow);
+    let timer = Timer::calibrated(Duration::from_millis(100));
+    let pair_ns = timer.pair_cost_ns(200_000);
+    let instant_pair_ns = instant_pair_cost_ns(200_000);
 
     // Ours: throughput (median of runs), then per-op latency.
     let mut ours_runs = Vec::new();
@@ -417,8 +453,11 @@ fn main() {
         ));
     }
     let ours = median(ours_runs.clone());
-    let overhead = timer_overhead_ns();
-    let (latency, by_kind) = ours_latency(&config, &flow, overhead);
+    let overhead = pair_ns.round() as u64;
+    let (latency, by_kind) = ours_latency(&config, &flow, &timer, pair_ns);
+    // A working set of the engine's size; 64 MiB when it cannot be measured.
+    let floor_bytes = engine_bytes.filter(|&b| b > 0).unwrap_or(64 << 20);
+    let (floor, floor_bytes) = memory_floor(&timer, floor_bytes, ops, pair_ns);
     let mut fills = FillCounter(0);
     let mut check = prepared_engine(&config, &flow);
     for command in &flow.commands {
@@ -459,7 +498,20 @@ fn main() {
         sink.reports,
         fills.0 / 2,
     );
-    println!("timer overhead subtracted from latency samples: {overhead} ns (median empty Instant pair)");
+    println!(
+        "timer overhead subtracted from latency samples: {overhead} ns (median empty {} pair)",
+        timer.kind().name()
+    );
+    println!(
+        "timer: {} at {:.3} GHz (calibrated against Instant over 100 ms{}); empty pair {pair_ns:.1} ns, Instant pair {instant_pair_ns} ns",
+        timer.kind().name(),
+        timer.ticks_per_s() / 1e9,
+        match tsc_is_invariant() {
+            Some(true) => ", invariant TSC",
+            Some(false) => ", TSC NOT invariant: figures may drift",
+            None => "",
+        }
+    );
     println!();
     println!("{:<14} {:>14} {:>10}", "engine", "ops/s", "vs ours");
     println!("{:<14} {:>14.0} {:>10}", "peregrine", ours, "1.00x");
@@ -475,6 +527,31 @@ fn main() {
         p(0.9999),
         latency.max(),
         latency.mean()
+    );
+    let fp = |q: f64| floor.value_at_quantile(q);
+    println!(
+        "memory floor per read (ns): p50 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1} \
+         ({ops} random dependent cache-line reads over {:.1} MiB, {})",
+        fp(0.50),
+        fp(0.99),
+        fp(0.999),
+        fp(0.9999),
+        floor.max(),
+        floor.mean(),
+        floor_bytes as f64 / (1 << 20) as f64,
+        match engine_bytes {
+            Some(b) if b > 0 => format!(
+                "the engine's resident set grew {:.1} MiB",
+                b as f64 / (1 << 20) as f64
+            ),
+            _ => "engine resident set unknown: 64 MiB".to_string(),
+        }
+    );
+    let floor_ratio = p(0.999) as f64 / fp(0.999).max(1) as f64;
+    let target_met = p(0.999) < 1000 || floor_ratio <= 1.25;
+    println!(
+        "peregrine p99.9 / memory floor p99.9: {floor_ratio:.2}x (target: p99.9 < 1000 ns or <= 1.25x the floor: {})",
+        if target_met { "met" } else { "NOT met" }
     );
     for (name, histogram) in KINDS.iter().zip(&by_kind) {
         println!(
@@ -520,6 +597,28 @@ fn main() {
             "runs": args.runs,
             "peer_runs": args.peer_runs,
             "timer_overhead_ns": overhead,
+            "timer": {
+                "kind": timer.kind().name(),
+                "ticks_per_s": timer.ticks_per_s().round(),
+                "pair_ns": pair_ns,
+                "instant_pair_ns": instant_pair_ns,
+                "tsc_invariant": tsc_is_invariant(),
+            },
+            "engine_resident_bytes": engine_bytes,
+            "memory_floor": {
+                "bytes": floor_bytes,
+                "samples": floor.len(),
+                "latency_ns": {
+                    "p50": fp(0.50),
+                    "p99": fp(0.99),
+                    "p999": fp(0.999),
+                    "p9999": fp(0.9999),
+                    "max": floor.max(),
+                    "mean": floor.mean(),
+                },
+            },
+            "p999_vs_floor": floor_ratio,
+            "latency_target_met": target_met,
         });
         let text = serde_json::to_string_pretty(&json).expect("json");
         if let Err(error) = std::fs::write(path, text + "\n") {

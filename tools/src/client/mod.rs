@@ -20,6 +20,7 @@
 pub mod faults;
 pub mod flow;
 pub mod recorder;
+pub mod seq_tracker;
 pub mod transport;
 
 use flow::{Flow, FlowKind};
@@ -249,12 +250,24 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
     let t0 = now_ns();
     let warmup_end = t0 + cfg.warmup.as_nanos() as u64;
     let end = t0 + cfg.duration.as_nanos() as u64;
-    let mut rec = Recorder::new(sessions, warmup_end.min(end), end);
+    // Messages one session may have unanswered at once: what its answer
+    // tracker is sized for up front (more only grows it).
+    let in_flight = match cfg.mode {
+        Mode::PingPong => 1,
+        Mode::Throughput { window } => window.max(batch),
+        Mode::Rate(rate) => ((rate * 0.01) as usize / sessions).max(4096),
+    };
+    let mut rec = Recorder::new(sessions, warmup_end.min(end), end, in_flight);
     if cfg.keep_global_seqs {
         rec.global_seqs = Some(Vec::new());
     }
     if cfg.keep_answers {
         rec.answers = Some(Vec::new());
+    }
+    if cfg.keep_global_seqs || cfg.keep_answers {
+        // A verification run keeps every answer anyway: keep every global
+        // sequence too, so a late second sequencing is still caught.
+        rec.keep_full_history();
     }
     let mut sent = 0u64;
     let mut sent_in_window = 0u64;
@@ -268,7 +281,8 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 if now >= end {
                     break;
                 }
-                t.queue(s, &[now], &mut flow)?;
+                let first = t.queue(s, &[now], &mut flow)?;
+                rec.on_sent(s, first, 1);
                 t.flush()?;
                 sent += 1;
                 if now >= warmup_end {
@@ -311,7 +325,8 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                     }
                     pending[s].extend(std::iter::repeat_n(intended, unit));
                     if pending[s].len() >= pack {
-                        t.queue(s, &pending[s], &mut flow)?;
+                        let first = t.queue(s, &pending[s], &mut flow)?;
+                        rec.on_sent(s, first, pending[s].len() as u64);
                         pending[s].clear();
                     }
                     sent += unit as u64;
@@ -324,7 +339,8 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 }
                 for (ps, p) in pending.iter_mut().enumerate() {
                     if !p.is_empty() {
-                        t.queue(ps, p, &mut flow)?;
+                        let first = t.queue(ps, p, &mut flow)?;
+                        rec.on_sent(ps, first, p.len() as u64);
                         p.clear();
                     }
                 }
@@ -353,7 +369,9 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 }
                 let mut k = 0;
                 while sent.saturating_sub(rec.answered + written_off) + batch as u64 <= window && k < 32 {
-                    t.queue(s, &[now; MAX_PACK][..batch.min(MAX_PACK)], &mut flow)?;
+                    let n = batch.min(MAX_PACK);
+                    let first = t.queue(s, &[now; MAX_PACK][..n], &mut flow)?;
+                    rec.on_sent(s, first, n as u64);
                     sent += batch as u64;
                     if now >= warmup_end {
                         sent_in_window += batch as u64;

@@ -1,46 +1,15 @@
 //! Records round trips and tracks which messages were answered.
+//!
+//! Everything the receive loop touches per reply is allocated (and its
+//! pages faulted in) when the recorder is made: the histogram has fixed
+//! bounds and is cleared once up front, the answer trackers are rings
+//! sized from the messages expected in flight
+//! ([`super::seq_tracker`]). Only the optional `global_seqs` and
+//! `answers` lists (tests and crash checks) grow with the run.
 
 use hdrhistogram::Histogram;
 
-/// Which client sequence numbers of one session have been answered.
-#[derive(Clone, Debug, Default)]
-pub struct SeqTracker {
-    /// Global sequence number of each answered client sequence (1 when the
-    /// answer carried none, 0 = not answered yet).
-    globals: Vec<u64>,
-}
-
-/// What an answer means for its message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mark {
-    /// The first answer.
-    First,
-    /// Answered before, with the same global sequence: a retransmitted or
-    /// duplicated reply, harmless.
-    Repeat,
-    /// Answered before with a different global sequence: the message was
-    /// sequenced twice.
-    Resequenced,
-}
-
-impl SeqTracker {
-    /// Records an answer to `seq` carrying `global` (0: none).
-    pub fn mark(&mut self, seq: u64, global: u64) -> Mark {
-        let i = seq as usize;
-        if i >= self.globals.len() {
-            self.globals.resize((i + 1).next_power_of_two(), 0);
-        }
-        let g = global.max(1);
-        match self.globals[i] {
-            0 => {
-                self.globals[i] = g;
-                Mark::First
-            }
-            old if old == g || g == 1 || old == 1 => Mark::Repeat,
-            _ => Mark::Resequenced,
-        }
-    }
-}
+pub use super::seq_tracker::{Mark, SeqTracker};
 
 /// What a reply says about the message it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +39,10 @@ pub struct Reply {
     pub order_id: u64,
 }
 
+/// Answer-tracker slots a recorder's sessions share at least (2 MiB):
+/// how far back a second answer is still compared with the first.
+pub const HISTORY_SLOTS: usize = 1 << 18;
+
 /// Histogram plus answer accounting.
 pub struct Recorder {
     /// Round trips in ns, from the intended send time.
@@ -89,6 +62,9 @@ pub struct Recorder {
     pub duplicates: u64,
     /// Execution reports received (all).
     pub reports: u64,
+    /// Answers naming a client sequence this session never sent (not
+    /// counted as answered).
+    pub never_sent: u64,
     /// Global sequence numbers seen in acks, when asked to keep them.
     pub global_seqs: Option<Vec<u64>>,
     /// Every first answer, when asked to keep them (crash tests compare
@@ -98,10 +74,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for `sessions` sessions.
-    pub fn new(sessions: usize, warmup_end_ns: u64, measure_end_ns: u64) -> Self {
+    /// A recorder for `sessions` sessions, each with up to about
+    /// `in_flight` messages unanswered at once (more only grows a
+    /// session's tracker, once per doubling). Each session's tracker holds
+    /// at least `HISTORY_SLOTS / sessions` messages, so a second answer
+    /// that many messages later is still compared with the first.
+    pub fn new(sessions: usize, warmup_end_ns: u64, measure_end_ns: u64, in_flight: usize) -> Self {
+        let per_session = in_flight.max(HISTORY_SLOTS / sessions.max(1));
+        let mut hist = Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("static histogram bounds");
+        // The counts are allocated zeroed but not yet touched: clearing
+        // writes every counter, so no page fault lands in the timed loop.
+        hist.reset();
         Recorder {
-            hist: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("static histogram bounds"),
+            hist,
             warmup_end_ns,
             measure_end_ns,
             answered: 0,
@@ -109,10 +94,44 @@ impl Recorder {
             answered_in_window: 0,
             duplicates: 0,
             reports: 0,
+            never_sent: 0,
             global_seqs: None,
             answers: None,
-            sessions: vec![SeqTracker::default(); sessions],
+            sessions: (0..sessions)
+                .map(|_| SeqTracker::with_in_flight(per_session))
+                .collect(),
         }
+    }
+
+    /// Records that session `session` sent messages `first..first +
+    /// count` (a resend of one already sent changes nothing).
+    #[inline]
+    pub fn on_sent(&mut self, session: usize, first: u64, count: u64) {
+        if let Some(t) = self.sessions.get_mut(session) {
+            t.sent(first, count);
+        }
+    }
+
+    /// Keeps every answer's global sequence for the whole run (the
+    /// trackers then grow with the messages sent, as the `answers` and
+    /// `global_seqs` lists of a verification run do), so a message
+    /// sequenced twice is counted in `duplicates` however late its second
+    /// answer comes.
+    pub fn keep_full_history(&mut self) {
+        for t in &mut self.sessions {
+            t.keep_full_history();
+        }
+    }
+
+    /// Messages sent and not answered yet, all sessions.
+    pub fn pending(&self) -> u64 {
+        self.sessions.iter().map(SeqTracker::pending).sum()
+    }
+
+    /// The largest session answer tracker's ring, slots: what it was
+    /// sized for unless more messages than that were in flight at once.
+    pub fn tracker_slots(&self) -> usize {
+        self.sessions.iter().map(SeqTracker::slots).max().unwrap_or(0)
     }
 
     /// Accounts one reply received at `now_ns`; true when it answered a
@@ -128,6 +147,10 @@ impl Recorder {
         match self.sessions[r.session].mark(r.client_seq, r.global_seq) {
             Mark::First => {}
             Mark::Repeat => return false,
+            Mark::NeverSent => {
+                self.never_sent += 1;
+                return false;
+            }
             Mark::Resequenced => {
                 if r.kind == ReplyKind::Ack {
                     self.duplicates += 1;
@@ -162,7 +185,8 @@ mod tests {
 
     #[test]
     fn counts_first_answers_and_duplicates() {
-        let mut r = Recorder::new(1, 100, 1000);
+        let mut r = Recorder::new(1, 100, 1000, 16);
+        r.on_sent(0, 1, 2);
         let ack = |seq, ts| Reply {
             session: 0,
             client_seq: seq,
@@ -187,5 +211,7 @@ mod tests {
         assert_eq!((r.answered, r.duplicates, r.answered_in_window), (2, 1, 1));
         assert_eq!(r.hist.len(), 1);
         assert_eq!(r.hist.max(), 60);
+        assert!(!r.on_reply(&ack(3, 200), 320), "never sent");
+        assert_eq!((r.answered, r.never_sent, r.pending()), (2, 1, 0));
     }
 }

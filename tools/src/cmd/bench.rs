@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// datagrams each way through a relay, e.g. 0.05.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
+    /// Draw the latency percentile plot (Peregrine and the same-run
+    /// baseline) into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -85,6 +89,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         idle: a.idle.parse().map_err(anyhow::Error::msg)?,
         json: l.json.clone(),
         hgrm: l.hgrm.clone(),
+        plot: a.plot.clone(),
+        title: peregrine_tools::plot::command_line(),
         loss: a.loss,
         cluster: a.cluster,
         ack: match a.ack.as_str() {
@@ -105,6 +111,10 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
     use peregrine_tools::client::{flow::FlowKind, Mode};
     let l = &a.load;
     anyhow::ensure!(l.throughput, "--transport dpdk-ring measures --throughput only");
+    anyhow::ensure!(
+        a.plot.is_none(),
+        "--transport dpdk-ring measures throughput only: no latency plot"
+    );
     let two = pinning::core_count() >= 2;
     let core = a.server_core.unwrap_or(if two { 1 } else { 0 });
     let duration = l.duration;
@@ -130,6 +140,8 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         idle: "spin".parse().map_err(anyhow::Error::msg)?,
         json: None,
         hgrm: None,
+        plot: None,
+        title: String::new(),
         loss: 0.0,
         cluster: 0,
         ack: peregrine_cluster::AckLevel::Replicated,

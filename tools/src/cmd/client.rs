@@ -4,6 +4,7 @@ use super::load::LoadArgs;
 use clap::Args;
 use peregrine_client::FailoverOptions;
 use peregrine_tools::client::{self, ClientConfig, TransportKind};
+use peregrine_tools::plot::{command_line, write_svg, Curve};
 use peregrine_tools::report::{hgrm, rtt_json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,9 @@ pub struct ClientArgs {
     /// client is the server's only sender).
     #[arg(long)]
     verify: bool,
+    /// Draw the latency percentile plot into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -107,6 +111,7 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
         "messages_rejected": r.recorder.rejected,
         "lost": r.lost(),
         "duplicates": r.recorder.duplicates,
+        "answers_never_sent": r.recorder.never_sent,
         "reports": r.recorder.reports,
         "throughput_msgs_per_s": r.throughput().round(),
         "rtt_ns": rtt_json(h),
@@ -153,6 +158,13 @@ pub fn run(a: ClientArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = &l.hgrm {
         std::fs::write(p, hgrm(h))?;
+    }
+    if let Some(p) = &a.plot {
+        let curve = Curve {
+            label: "peregrine",
+            hist: h,
+        };
+        write_svg(p, &command_line(), &[curve])?;
     }
     if let (Some(p), Some(ans)) = (&a.answers_file, &r.recorder.answers) {
         use std::io::Write;
