@@ -12,6 +12,8 @@
 //! - [`relay`]: a lossy UDP relay for fault injection between processes.
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`bench`]: the harness tying them together.
+//! - `kafka` (feature `kafka`): the sequenced feed into a Kafka partition,
+//!   exactly once across restarts; librdkafka's mock cluster for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +24,8 @@ pub mod client;
 pub mod dpdk_ring;
 pub mod exporter;
 pub mod faults;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod local_cluster;
 pub mod relay;
 pub mod report;

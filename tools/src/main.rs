@@ -1,5 +1,5 @@
-//! `peregrine`: serve, client, bench, replay, snapshot, stat, relay, doctor, exporter, cluster (one file each
-//! under `cmd/`).
+//! `peregrine`: serve, client, bench, replay, snapshot, stat, relay, doctor, exporter, cluster, and with
+//! feature `kafka` kafka-mock / kafka-check (one file each under `cmd/`).
 
 #![forbid(unsafe_code)]
 
@@ -56,6 +56,12 @@ enum Cmd {
     Exporter(cmd::exporter::ExporterArgs),
     /// A replicated cluster's state (`cluster status`).
     Cluster(cmd::cluster::ClusterArgs),
+    /// A Kafka mock cluster on 127.0.0.1 (librdkafka's), until SIGTERM.
+    #[cfg(feature = "kafka")]
+    KafkaMock(cmd::kafka_mock::KafkaMockArgs),
+    /// Check a Kafka partition holds exactly the records 1..=N in order.
+    #[cfg(feature = "kafka")]
+    KafkaCheck(cmd::kafka_mock::KafkaCheckArgs),
 }
 
 /// Installs the `tracing` subscriber: `info` and up unless `RUST_LOG` says
@@ -88,6 +94,10 @@ fn main() -> ExitCode {
         Cmd::Doctor(a) => cmd::doctor::run(a),
         Cmd::Exporter(a) => cmd::exporter::run(a),
         Cmd::Cluster(a) => cmd::cluster::run(a),
+        #[cfg(feature = "kafka")]
+        Cmd::KafkaMock(a) => cmd::kafka_mock::run_mock(a),
+        #[cfg(feature = "kafka")]
+        Cmd::KafkaCheck(a) => cmd::kafka_mock::run_check(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

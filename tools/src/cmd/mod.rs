@@ -5,6 +5,8 @@ pub mod client;
 pub mod cluster;
 pub mod doctor;
 pub mod exporter;
+#[cfg(feature = "kafka")]
+pub mod kafka_mock;
 pub mod load;
 pub mod relay;
 pub mod replay;
