@@ -134,6 +134,7 @@ mod map;
 mod readback;
 mod recovery;
 mod segment;
+mod tail;
 mod writer;
 
 pub use format::{
@@ -141,6 +142,7 @@ pub use format::{
 };
 pub use recovery::{Journal, RecordFilter, Records, Recovered, SegmentInfo, TailReport};
 pub use segment::{parse_segment_name, segment_name, Prealloc};
+pub use tail::JournalTail;
 pub use writer::{FlushPolicy, JournalWriter, Precreate, WriterConfig, WriterStats, DEFAULT_SEGMENT_SIZE};
 
 use peregrine_wire::message::MESSAGE_LEN;
