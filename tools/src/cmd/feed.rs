@@ -44,7 +44,8 @@ pub struct FeedArgs {
 /// The `[feed]` table of `path`.
 pub fn feed_config(path: &Path) -> anyhow::Result<FeedConfig> {
     let t = config_table(path, "feed")?.with_context(|| format!("{} has no [feed] table", path.display()))?;
-    t.try_into().with_context(|| format!("{}: the [feed] table", path.display()))
+    t.try_into()
+        .with_context(|| format!("{}: the [feed] table", path.display()))
 }
 
 /// Raises `watermark` to the last complete record of the journal in `dir`
@@ -71,7 +72,10 @@ pub fn run(a: FeedArgs) -> anyhow::Result<()> {
     let rec =
         Journal::open_read_only(&a.journal).with_context(|| format!("reading {}", a.journal.display()))?;
     let cap = a.to.unwrap_or(u64::MAX);
-    let last = rec.last_seq().unwrap_or(rec.first_seq().saturating_sub(1)).min(cap);
+    let last = rec
+        .last_seq()
+        .unwrap_or(rec.first_seq().saturating_sub(1))
+        .min(cap);
     let from = a.from.unwrap_or(rec.first_seq()).max(1);
     drop(rec);
     let watermark: Watermark = Arc::new(AtomicU64::new(last));
@@ -79,31 +83,45 @@ pub fn run(a: FeedArgs) -> anyhow::Result<()> {
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Relaxed)).context("installing signal handler")?;
     let destinations = cfg.destinations.clone();
-    let rerequest = cfg.rerequest;
-    let handle = FeedService::spawn(cfg, a.journal.clone(), from, watermark.clone(), None, stop.clone())?;
+    let handle = FeedService::spawn(
+        cfg,
+        a.journal.clone(),
+        from,
+        watermark.clone(),
+        None,
+        stop.clone(),
+    )?;
     let follower = a.follow.then(|| {
-        let (dir, wm, st, every) = (a.journal.clone(), watermark.clone(), stop.clone(), a.follow_interval);
-        std::thread::Builder::new().name("feed-follow".into()).spawn(move || {
-            let r = follow(dir, wm, cap, every, st.clone());
-            if r.is_err() {
-                // The publisher would otherwise serve a frozen watermark forever.
-                st.store(true, Ordering::Relaxed);
-            }
-            r
-        })
+        let (dir, wm, st, every) = (
+            a.journal.clone(),
+            watermark.clone(),
+            stop.clone(),
+            a.follow_interval,
+        );
+        std::thread::Builder::new()
+            .name("feed-follow".into())
+            .spawn(move || {
+                let r = follow(dir, wm, cap, every, st.clone());
+                if r.is_err() {
+                    // The publisher would otherwise serve a frozen watermark forever.
+                    st.store(true, Ordering::Relaxed);
+                }
+                r
+            })
     });
     let follower = follower.transpose().context("spawning the journal follower")?;
     println!(
         "feed publishing {} from sequence {from}, watermark {last}{} to {destinations:?}, re-requests at {}",
         a.journal.display(),
         if a.follow { " (following)" } else { "" },
-        rerequest.map_or("-".into(), |r| r.to_string())
+        handle.rerequest_addr().map_or("-".into(), |r| r.to_string())
     );
     println!("feed ready");
     let counters = handle.join()?;
     stop.store(true, Ordering::Relaxed);
     if let Some(f) = follower {
-        f.join().map_err(|_| anyhow::anyhow!("journal follower panicked"))??;
+        f.join()
+            .map_err(|_| anyhow::anyhow!("journal follower panicked"))??;
     }
     println!("feed stopped: {counters:?}");
     Ok(())

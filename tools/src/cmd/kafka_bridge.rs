@@ -50,7 +50,9 @@ pub struct KafkaBridgeArgs {
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
     Ok((k.to_string(), v.to_string()))
 }
 

@@ -59,12 +59,19 @@ pub struct FeedSourceArgs {
 /// A `--feed` value: the bind address and the multicast group, if any.
 pub fn parse_feed(s: &str) -> anyhow::Result<(SocketAddr, Option<Ipv4Addr>)> {
     if let Ok(port) = s.parse::<u16>() {
-        return Ok((SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)), None));
+        return Ok((
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
+            None,
+        ));
     }
     let a: SocketAddrV4 = s
         .parse()
         .with_context(|| format!("--feed {s:?}: expected GROUP:PORT or PORT"))?;
-    anyhow::ensure!(a.ip().is_multicast(), "--feed {s:?}: {} is not a multicast group", a.ip());
+    anyhow::ensure!(
+        a.ip().is_multicast(),
+        "--feed {s:?}: {} is not a multicast group",
+        a.ip()
+    );
     Ok((
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port())),
         Some(*a.ip()),
@@ -280,7 +287,10 @@ pub fn run(a: TailArgs) -> anyhow::Result<()> {
             "verify: {} records, {} order violation(s)",
             check.records, check.violations
         );
-        anyhow::ensure!(check.violations == 0, "the feed was not delivered in strict order");
+        anyhow::ensure!(
+            check.violations == 0,
+            "the feed was not delivered in strict order"
+        );
     }
     Ok(())
 }

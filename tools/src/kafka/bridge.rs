@@ -118,6 +118,39 @@ impl Bridge {
     /// records the partition holds are then still exactly `1..=last`, and a
     /// new bridge resumes after them.
     pub fn run(cfg: BridgeConfig, stop: &AtomicBool) -> Result<BridgeStats, KafkaBridgeError> {
+        let mut run = BridgeRun::start(cfg)?;
+        let end = loop {
+            if stop.load(Ordering::Relaxed) {
+                break EndReason::Stopped;
+            }
+            if let Some(end) = run.step()? {
+                break end;
+            }
+        };
+        run.finish(end)
+    }
+}
+
+/// One bridge run, step by step: [`BridgeRun::start`] resumes from the
+/// partition, [`BridgeRun::step`] moves records, [`BridgeRun::finish`]
+/// flushes. Dropping a run without `finish` is what a crash does: records
+/// librdkafka still queues are purged, never acknowledged.
+pub struct BridgeRun {
+    cfg: BridgeConfig,
+    resume: Resume,
+    producer: BridgeProducer,
+    /// `None` when the partition already held `to`.
+    consumer: Option<FeedConsumer>,
+    next_seq: u64,
+    to: u64,
+    started: Instant,
+    last_report: (Instant, u64),
+}
+
+impl BridgeRun {
+    /// Reads the partition's last key, resumes the feed consumer after it
+    /// (binding its socket) and creates the producer.
+    pub fn start(cfg: BridgeConfig) -> Result<BridgeRun, KafkaBridgeError> {
         let p = &cfg.producer;
         let last = read_last_key(&p.brokers, &p.topic, p.partition, cfg.broker_timeout)?;
         let resume = resume_seq(last, cfg.from)?;
@@ -128,79 +161,102 @@ impl Bridge {
             from_seq = resume.from_seq,
             "kafka bridge resuming"
         );
-        let start = Instant::now();
-        let mut producer = BridgeProducer::new(p)?;
-        if cfg.to.is_some_and(|t| resume.from_seq > t) {
-            return Ok(BridgeStats {
-                resume,
-                next_seq: resume.from_seq,
-                producer: producer.stats(),
-                consumer: None,
-                elapsed: start.elapsed(),
-                end: EndReason::ReachedTo,
-            });
-        }
-        let mut consumer = FeedConsumer::new(ConsumerConfig {
-            from_seq: resume.from_seq,
-            ..cfg.consumer.clone()
-        })
-        .map_err(|e| KafkaBridgeError::Feed(e.to_string()))?;
+        let producer = BridgeProducer::new(p)?;
         let to = cfg.to.unwrap_or(u64::MAX);
-        let mut next_seq = resume.from_seq;
-        let mut failure: Option<KafkaBridgeError> = None;
-        let mut last_report = (Instant::now(), 0u64);
-        let end = loop {
-            if stop.load(Ordering::Relaxed) {
-                break EndReason::Stopped;
-            }
-            let delivered = consumer
-                .poll(&mut |r: &FeedRecord| {
-                    if failure.is_some() || r.global_seq > to {
-                        return;
-                    }
-                    debug_assert_eq!(r.global_seq, next_seq, "the consumer delivers in order");
-                    match producer.send(&record_fields(r), &r.msg) {
-                        Ok(()) => next_seq = r.global_seq + 1,
-                        Err(e) => failure = Some(e),
-                    }
-                })
-                .map_err(|e| KafkaBridgeError::Feed(e.to_string()))?;
-            if let Some(e) = failure.take() {
-                return Err(e);
-            }
-            producer.poll(Duration::ZERO)?;
-            if next_seq > to {
-                break EndReason::ReachedTo;
-            }
-            if cfg.until_end && consumer.end_of_session() {
-                break EndReason::EndOfSession;
-            }
-            if delivered == 0 {
-                consumer
-                    .wait(Duration::from_millis(1))
-                    .map_err(|e| KafkaBridgeError::Feed(e.to_string()))?;
-            }
-            if last_report.0.elapsed() >= cfg.report_every {
-                let s = producer.stats();
-                let rate = (s.delivered - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
-                tracing::info!(
-                    next_seq,
-                    produced = s.produced,
-                    delivered = s.delivered,
-                    in_flight = producer.in_flight(),
-                    records_per_sec = rate as u64,
-                    "kafka bridge"
-                );
-                last_report = (Instant::now(), s.delivered);
-            }
+        let consumer = if resume.from_seq > to {
+            None
+        } else {
+            Some(FeedConsumer::new(ConsumerConfig {
+                from_seq: resume.from_seq,
+                ..cfg.consumer.clone()
+            })?)
         };
-        producer.flush(cfg.broker_timeout)?;
-        Ok(BridgeStats {
+        let now = Instant::now();
+        Ok(BridgeRun {
+            cfg,
             resume,
-            next_seq,
-            producer: producer.stats(),
-            consumer: Some(consumer.stats()),
-            elapsed: start.elapsed(),
+            producer,
+            consumer,
+            next_seq: resume.from_seq,
+            to,
+            started: now,
+            last_report: (now, 0),
+        })
+    }
+
+    /// Where this run resumed.
+    pub fn resume(&self) -> Resume {
+        self.resume
+    }
+
+    /// Next sequence this run will produce.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The producer's counters so far.
+    pub fn producer_stats(&self) -> ProducerStats {
+        self.producer.stats()
+    }
+
+    /// One round: the records the feed has now, in order, to the producer;
+    /// delivery reports; the periodic throughput line. Waits up to 1 ms for
+    /// input when there was none. `Some(reason)` when the run is complete.
+    pub fn step(&mut self) -> Result<Option<EndReason>, KafkaBridgeError> {
+        let Some(consumer) = self.consumer.as_mut() else {
+            return Ok(Some(EndReason::ReachedTo));
+        };
+        let (to, producer, next_seq) = (self.to, &mut self.producer, &mut self.next_seq);
+        let mut failure: Option<KafkaBridgeError> = None;
+        let delivered = consumer.poll(&mut |r: &FeedRecord| {
+            if failure.is_some() || r.global_seq > to {
+                return;
+            }
+            debug_assert_eq!(r.global_seq, *next_seq, "the consumer delivers in order");
+            match producer.send(&record_fields(r), &r.msg) {
+                Ok(()) => *next_seq = r.global_seq + 1,
+                Err(e) => failure = Some(e),
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.producer.poll(Duration::ZERO)?;
+        if self.next_seq > self.to {
+            return Ok(Some(EndReason::ReachedTo));
+        }
+        if self.cfg.until_end && consumer.end_of_session() {
+            return Ok(Some(EndReason::EndOfSession));
+        }
+        if delivered == 0 {
+            consumer.wait(Duration::from_millis(1))?;
+        }
+        if self.last_report.0.elapsed() >= self.cfg.report_every {
+            let s = self.producer.stats();
+            let rate = (s.delivered - self.last_report.1) as f64 / self.last_report.0.elapsed().as_secs_f64();
+            tracing::info!(
+                next_seq = self.next_seq,
+                produced = s.produced,
+                delivered = s.delivered,
+                in_flight = self.producer.in_flight(),
+                records_per_sec = rate as u64,
+                "kafka bridge"
+            );
+            self.last_report = (Instant::now(), s.delivered);
+        }
+        Ok(None)
+    }
+
+    /// Flushes (every produced record acknowledged, or an error) and
+    /// returns the run's counters.
+    pub fn finish(mut self, end: EndReason) -> Result<BridgeStats, KafkaBridgeError> {
+        self.producer.flush(self.cfg.broker_timeout)?;
+        Ok(BridgeStats {
+            resume: self.resume,
+            next_seq: self.next_seq,
+            producer: self.producer.stats(),
+            consumer: self.consumer.as_ref().map(FeedConsumer::stats),
+            elapsed: self.started.elapsed(),
             end,
         })
     }

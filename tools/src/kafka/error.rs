@@ -60,6 +60,9 @@ pub enum KafkaBridgeError {
         /// Records librdkafka still held.
         in_flight: i32,
     },
+    /// The feed consumer failed (socket setup or I/O).
+    #[error("feed: {0}")]
+    Feed(#[from] peregrine_feed::FeedError),
     /// The mock cluster could not be created.
     #[error("mock cluster: {0}")]
     Mock(String),

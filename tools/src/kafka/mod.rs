@@ -27,6 +27,7 @@
 //! it instead of a JVM broker) and [`check`] verifies a partition holds
 //! exactly the keys `1..=N`, in order.
 
+pub mod bridge;
 pub mod check;
 pub mod error;
 pub mod mock;
@@ -34,6 +35,7 @@ pub mod producer;
 pub mod record;
 pub mod resume;
 
+pub use bridge::{Bridge, BridgeConfig, BridgeRun, BridgeStats, BridgeStop, EndReason};
 pub use check::{check_partition, CheckReport};
 pub use error::KafkaBridgeError;
 pub use mock::MockKafka;
