@@ -8,8 +8,8 @@
 use peregrine_feed::{ConsumerConfig, FeedConfig, FeedService};
 use peregrine_journal::{FlushPolicy, Journal, SequencedRecord, WriterConfig};
 use peregrine_tools::kafka::{
-    check_partition, decode_key, read_last_key, Bridge, BridgeConfig, BridgeProducer, BridgeRun, EndReason,
-    MockKafka, ProducerSettings, RecordFields,
+    check_partition, decode_key, follow_partition, read_last_key, Bridge, BridgeConfig, BridgeProducer,
+    BridgeRun, EndReason, MockKafka, ProducerSettings, RecordFields,
 };
 use peregrine_wire::SessionRef;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -242,6 +242,13 @@ fn bridge_survives_crashes_and_leaves_the_partition_exact() {
 
     let rep = check_partition(&brokers, "feed", 0, T).unwrap();
     assert!(rep.is_exact(N), "{rep:?}");
+    let rep = follow_partition(&brokers, "feed", 0, N, Duration::from_millis(200), T).unwrap();
+    assert!(rep.is_exact(N), "{rep:?}");
+    let rep = follow_partition(&brokers, "feed", 0, N - 1, Duration::from_millis(200), T).unwrap();
+    assert!(
+        !rep.is_exact(N - 1),
+        "a record after the expected last is caught: {rep:?}"
+    );
     assert_partition_matches_journal(&brokers, "feed", N);
 
     // A bridge started on the complete partition has nothing to do.

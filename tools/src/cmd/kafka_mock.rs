@@ -1,10 +1,15 @@
 //! `peregrine kafka-mock` and `peregrine kafka-check`: a Kafka cluster for
 //! scripts (librdkafka's mock brokers, in this process, on 127.0.0.1) and
 //! the check that a partition holds exactly the records `1..=N`.
+//!
+//! The mock keeps only about the newest 5 MB of each partition (a limit
+//! built into librdkafka's mock broker), roughly 25,000 bridge records: a
+//! longer run is checked with `kafka-check --follow`, started before the
+//! bridge, which reads the partition as it is written.
 
 use anyhow::Context;
 use clap::Args;
-use peregrine_tools::kafka::{check_partition, MockKafka};
+use peregrine_tools::kafka::{check_partition, follow_partition, MockKafka};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,14 +72,27 @@ pub struct KafkaCheckArgs {
     /// order.
     #[arg(long)]
     expect: u64,
-    /// How long to wait for the broker in all, e.g. 60s.
+    /// Follow the partition from offset 0 as it is written until the
+    /// record with key N arrives (then --grace longer, then compare the
+    /// high watermark with N), instead of reading what it holds now. For
+    /// brokers that delete old records early (the mock keeps ~5 MB).
+    #[arg(long)]
+    follow: bool,
+    /// With --follow: how long to keep reading after key N.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// How long to wait for the broker in all (with --follow: for key N).
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 }
 
 /// Reads the whole partition; exits non-zero unless it is exactly `1..=N`.
 pub fn run_check(a: KafkaCheckArgs) -> anyhow::Result<()> {
-    let rep = check_partition(&a.brokers, &a.topic, a.partition, a.timeout)?;
+    let rep = if a.follow {
+        follow_partition(&a.brokers, &a.topic, a.partition, a.expect, a.grace, a.timeout)?
+    } else {
+        check_partition(&a.brokers, &a.topic, a.partition, a.timeout)?
+    };
     for p in &rep.problems {
         println!("problem: {p}");
     }

@@ -25,7 +25,9 @@
 //!
 //! [`mock`] runs librdkafka's in-process mock cluster (tests and scripts use
 //! it instead of a JVM broker) and [`check`] verifies a partition holds
-//! exactly the keys `1..=N`, in order.
+//! exactly the keys `1..=N`, in order (reading it whole, or following it as
+//! it is written, for brokers like the mock that keep only its newest
+//! megabytes).
 
 pub mod bridge;
 pub mod check;
@@ -36,7 +38,7 @@ pub mod record;
 pub mod resume;
 
 pub use bridge::{Bridge, BridgeConfig, BridgeRun, BridgeStats, BridgeStop, EndReason};
-pub use check::{check_partition, CheckReport};
+pub use check::{check_partition, follow_partition, CheckReport};
 pub use error::KafkaBridgeError;
 pub use mock::MockKafka;
 pub use producer::{BridgeProducer, ProducerSettings, ProducerStats};

@@ -62,6 +62,19 @@ pub(crate) fn partition_reader(brokers: &str) -> Result<BaseConsumer, KafkaBridg
         .create()?)
 }
 
+/// As [`partition_reader`], but an offset the broker no longer has is an
+/// error (`auto.offset.reset=error`), never a silent jump.
+pub(crate) fn partition_reader_strict(brokers: &str) -> Result<BaseConsumer, KafkaBridgeError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "peregrine-kafka-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "error")
+        .create()?)
+}
+
 /// The global sequence in the key of `topic`/`partition`'s last record, or
 /// `None` when the partition is empty. Waits up to `timeout` for the broker.
 pub fn read_last_key(
