@@ -238,6 +238,7 @@ impl BridgeRun {
                 next_seq = self.next_seq,
                 produced = s.produced,
                 delivered = s.delivered,
+                acked_seq = s.last_delivered_seq,
                 in_flight = self.producer.in_flight(),
                 records_per_sec = rate as u64,
                 "kafka bridge"

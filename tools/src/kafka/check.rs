@@ -3,7 +3,7 @@
 
 use super::error::KafkaBridgeError;
 use super::record::{decode_key, HEADER_SEQ};
-use super::resume::{partition_reader, partition_reader_strict};
+use super::resume::{partition_follower, partition_reader};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -194,7 +194,7 @@ pub fn follow_partition(
     grace: Duration,
     timeout: Duration,
 ) -> Result<CheckReport, KafkaBridgeError> {
-    let consumer = partition_reader_strict(brokers)?;
+    let consumer = partition_follower(brokers)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(0))?;
     consumer.assign(&tpl)?;

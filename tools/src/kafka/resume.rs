@@ -62,9 +62,13 @@ pub(crate) fn partition_reader(brokers: &str) -> Result<BaseConsumer, KafkaBridg
         .create()?)
 }
 
-/// As [`partition_reader`], but an offset the broker no longer has is an
-/// error (`auto.offset.reset=error`), never a silent jump.
-pub(crate) fn partition_reader_strict(brokers: &str) -> Result<BaseConsumer, KafkaBridgeError> {
+/// A reader that follows a partition being written on a broker that
+/// deletes old records early: an offset the broker no longer has is an
+/// error (`auto.offset.reset=error`), never a silent jump, and librdkafka's
+/// fetcher thread keeps fetching ahead however slowly the caller consumes
+/// (up to 10M records / 1 GiB held locally; its default stops at 100,000
+/// queued records, long enough for such a broker to delete the next ones).
+pub(crate) fn partition_follower(brokers: &str) -> Result<BaseConsumer, KafkaBridgeError> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "peregrine-kafka-reader")
@@ -72,6 +76,9 @@ pub(crate) fn partition_reader_strict(brokers: &str) -> Result<BaseConsumer, Kaf
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "error")
+        .set("queued.min.messages", "10000000")
+        .set("queued.max.messages.kbytes", "1048576")
+        .set("fetch.wait.max.ms", "10")
         .create()?)
 }
 
