@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod engine_restore;
+mod feed;
 mod journal_recovery;
 mod message;
 mod moldudp64;
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("session", session),
     ("journal_recovery", journal_recovery),
     ("engine_restore", engine_restore),
+    ("feed", feed),
 ];
 
 /// MoldUDP64: `MoldPacket::new_checked`, `blocks()`, `MoldBuilder`,
@@ -96,6 +98,16 @@ pub fn journal_recovery(data: &[u8]) {
 /// own snapshot always restores to the same state hash.
 pub fn engine_restore(data: &[u8]) {
     engine_restore::run(data)
+}
+
+/// The sequenced feed: `FeedRecord::parse`/`emit`, `RecordBlock`,
+/// `MarketBlock::parse`/`emit` on the whole input (parse → emit gives the
+/// same bytes); then a `Reassembler` (the consumer's packet handling) fed
+/// datagrams cut from the input: deliveries consecutive from its start
+/// sequence, each once, each a valid block; requests from the next
+/// sequence within the configured maximum.
+pub fn feed(data: &[u8]) {
+    feed::run(data)
 }
 
 /// Reads bytes off the front of a fuzz input; past the end it yields zeros,

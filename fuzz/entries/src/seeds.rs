@@ -46,7 +46,117 @@ pub fn all() -> Vec<Seed> {
     for (name, bytes) in engine_restore() {
         v.push(("engine_restore", name, bytes));
     }
+    for (name, bytes) in feed() {
+        v.push(("feed", name, bytes));
+    }
     v
+}
+
+/// The sequenced feed: each block kind alone, and consumer scripts
+/// (config bytes, then length-prefixed datagrams each followed by a
+/// time step) with reordered, duplicated and foreign packets.
+fn feed() -> Named {
+    use peregrine_feed::{BookSide, FeedRecord, MarketBlock};
+    let record = |seq: u64| {
+        let mut msg = [0u8; 100];
+        msg[0] = b'E';
+        msg[1] = 1;
+        msg[16] = seq as u8;
+        let r = FeedRecord {
+            global_seq: seq,
+            origin: peregrine_wire::SessionRef::new(1, seq as u32),
+            client_seq: seq,
+            gateway_rx_ns: 10 * seq,
+            sequencer_ns: 10 * seq + 1,
+            msg,
+        };
+        let mut b = vec![0u8; 136];
+        r.emit(&mut b);
+        b
+    };
+    let market = |seq: u64| {
+        let m = if seq % 2 == 0 {
+            MarketBlock::Trade {
+                instrument: 1,
+                price: 100,
+                quantity: seq,
+                aggressor: BookSide::Buy,
+                trade_id: seq,
+                source_seq: seq,
+            }
+        } else {
+            MarketBlock::Level {
+                instrument: 1,
+                side: BookSide::Sell,
+                price: 101,
+                quantity: seq,
+                source_seq: seq,
+            }
+        };
+        let mut b = vec![0u8; 40];
+        let n = m.emit(&mut b);
+        b.truncate(n);
+        b
+    };
+    let packet = |session: &str, seq: u64, blocks: Vec<Vec<u8>>| {
+        let mut buf = vec![0u8; 1472];
+        let mut b = MoldBuilder::new(&mut buf, &session_name(session), seq).expect("header fits");
+        for blk in &blocks {
+            b.push(blk);
+        }
+        let n = b.finish();
+        buf.truncate(n);
+        buf
+    };
+    let header = |session: &str, seq: u64, count: u16| {
+        let mut h = [0u8; HEADER_LEN];
+        write_header_only(&mut h, &session_name(session), seq, count);
+        h.to_vec()
+    };
+    let script = |cfg: [u8; 4], dgrams: Vec<Vec<u8>>| {
+        let mut v = cfg.to_vec();
+        for d in dgrams {
+            v.extend_from_slice(&(d.len() as u16).to_le_bytes());
+            v.extend_from_slice(&d);
+            v.push(11);
+        }
+        v
+    };
+    let recs = |from: u64, to: u64| (from..to).map(record).collect::<Vec<_>>();
+    let mds = |from: u64, to: u64| (from..to).map(market).collect::<Vec<_>>();
+    vec![
+        ("record-block".into(), record(5)),
+        ("trade-block".into(), market(2)),
+        ("level-block".into(), market(3)),
+        (
+            "records-reordered-duplicated".into(),
+            script(
+                [0, 7, 0, 4],
+                vec![
+                    packet("FEED", 4, recs(4, 7)),
+                    packet("OTHER", 1, recs(1, 2)),
+                    packet("FEED", 1, recs(1, 4)),
+                    packet("FEED", 4, recs(4, 7)),
+                    header("FEED", 12, HEARTBEAT),
+                    packet("FEED", 7, recs(7, 12)),
+                    header("FEED", 12, END_OF_SESSION),
+                ],
+            ),
+        ),
+        (
+            "market-data-adopted-session".into(),
+            script(
+                [3, 3, 1, 2],
+                vec![
+                    packet("MD", 1, mds(1, 5)),
+                    packet("MD", 9, mds(9, 12)),
+                    b"garbage".to_vec(),
+                    packet("MD", 5, mds(5, 9)),
+                    header("MD", 12, END_OF_SESSION),
+                ],
+            ),
+        ),
+    ]
 }
 
 /// Engine snapshots: raw (mode 0) snapshots of an empty and a busy book,

@@ -109,7 +109,8 @@ target_tests!(
     netio_wire,
     session,
     journal_recovery,
-    engine_restore
+    engine_restore,
+    feed
 );
 
 /// Every target has a cargo-fuzz binary and a corpus directory, and every

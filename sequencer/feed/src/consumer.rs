@@ -11,7 +11,7 @@
 use crate::block::{FeedRecord, MarketBlock, RecordBlock};
 use crate::reassembly::{ConsumerStats, Reassembler};
 use crate::{ConsumerConfig, FeedError};
-use peregrine_wire::moldudp64::{write_header_only, HEADER_LEN};
+use peregrine_wire::moldudp64::HEADER_LEN;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -109,8 +109,15 @@ impl FeedConsumer {
             match self.socket.recv_from(&mut self.rx) {
                 Ok((n, _from)) => self.core.on_packet(&self.rx[..n], now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // ICMP errors of our requests (server down): keep going.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                // ICMP errors of our requests (server down), signals: keep going.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     return Err(FeedError::io(
                         "receive",
@@ -124,7 +131,7 @@ impl FeedConsumer {
         if let Some(target) = self.rerequest {
             if let Some(req) = self.core.due_request(now) {
                 let mut h = [0u8; HEADER_LEN];
-                write_header_only(&mut h, &req.session, req.sequence, req.count);
+                req.emit(&mut h);
                 if self.socket.send_to(&h, target).is_err() {
                     self.send_failures += 1;
                 }
@@ -184,6 +191,12 @@ impl FeedConsumer {
         self.socket
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Changes where re-requests go (e.g. once the server's bound address
+    /// is known); `None` stops asking.
+    pub fn set_rerequest(&mut self, target: Option<SocketAddr>) {
+        self.rerequest = target;
     }
 
     /// Next sequence to deliver.

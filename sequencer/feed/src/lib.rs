@@ -34,7 +34,7 @@ pub use block::{BlockError, BookSide, FeedRecord, MarketBlock, RecordBlock};
 pub use config::{ConsumerConfig, FeedConfig, MarketDataFeedConfig};
 pub use consumer::FeedConsumer;
 pub use publisher::{NullSink, PacketSink, Publisher, PublisherStats};
-pub use reassembly::{ConsumerStats, Reassembler, Request};
+pub use reassembly::{ConsumerStats, Reassembler};
 pub use rerequest::{JournalSource, RerequestServer, RerequestStats, RetainedBlocks, RetransmitSource};
 pub use service::{FeedCounters, FeedHandle, FeedService};
 

@@ -12,7 +12,7 @@
 //! packet is counted and changes nothing.
 
 use crate::block::MAX_BLOCK_LEN;
-use peregrine_wire::moldudp64::{session_name, MoldPacket, SessionName};
+use peregrine_wire::moldudp64::{session_name, MoldPacket, RetransmissionRequest, SessionName};
 use std::time::{Duration, Instant};
 
 /// Counters of a consumer.
@@ -48,17 +48,6 @@ struct Slot {
     len: u8,
     full: bool,
     data: [u8; MAX_BLOCK_LEN],
-}
-
-/// What to ask the re-request server for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// The session.
-    pub session: SessionName,
-    /// First sequence wanted.
-    pub sequence: u64,
-    /// How many.
-    pub count: u16,
 }
 
 /// The socket-free consumer state machine.
@@ -248,7 +237,7 @@ impl Reassembler {
     ///
     /// Nothing before the session is known, or once End of Session is
     /// complete.
-    pub fn due_request(&mut self, now: Instant) -> Option<Request> {
+    pub fn due_request(&mut self, now: Instant) -> Option<RetransmissionRequest> {
         let session = self.session?;
         if self.end_of_session() {
             return None;
@@ -286,7 +275,7 @@ impl Reassembler {
         };
         self.last_request = Some((self.next_seq, now));
         self.stats.requests += 1;
-        Some(Request {
+        Some(RetransmissionRequest {
             session,
             sequence: self.next_seq,
             count,

@@ -381,3 +381,40 @@ impl RerequestServer {
         ((self.max_payload - HEADER_LEN) / (2 + self.min_block)).clamp(1, usize::from(u16::MAX - 1)) as u16
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(src: &mut dyn RetransmitSource, from: u64, count: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        src.blocks(from, count, &mut |b| {
+            v.push(b[0]);
+            true
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn retained_blocks_keep_the_newest_window() {
+        let mut r = RetainedBlocks::new(4, 1);
+        for i in 1..=10u8 {
+            r.push(&[i; 32]);
+        }
+        assert_eq!((r.first_held(), r.next_seq()), (7, 11));
+        assert_eq!(collect(&mut r, 7, 10), vec![7, 8, 9, 10]);
+        assert_eq!(collect(&mut r, 8, 2), vec![8, 9]);
+        assert_eq!(collect(&mut r, 3, 5), Vec::<u8>::new(), "evicted");
+        assert_eq!(collect(&mut r, 11, 5), Vec::<u8>::new(), "not yet");
+        // A refusing callback stops the walk.
+        let mut n = 0;
+        let given = r
+            .blocks(7, 4, &mut |_| {
+                n += 1;
+                n < 3
+            })
+            .unwrap();
+        assert_eq!(given, 2);
+    }
+}

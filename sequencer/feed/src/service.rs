@@ -13,7 +13,8 @@
 //! path; pin it with `core` and it still sleeps when idle).
 //!
 //! Publisher lag, per record: the feed's clock reading of the round that
-//! packs it minus the record's `sequencer_ns`. Both are the host's
+//! packs it (read once per round, again if a record is newer than it)
+//! minus the record's `sequencer_ns`. Both are the host's
 //! `CLOCK_MONOTONIC` (`peregrine_netio::clock::now_ns`, what the sequencer
 //! stamps), so the figure means something only when the feed runs on the
 //! host that sequenced (a cluster follower's journal carries the leader's
@@ -177,6 +178,11 @@ impl FeedService {
     /// watermark, sends End of Session (count 0xFFFF, next sequence)
     /// [`END_OF_SESSION_REPEATS`] times on every stream and returns its
     /// counters through [`FeedHandle::join`].
+    ///
+    /// The order stream's sequence is the global sequence, so a feed
+    /// spawned again at the next sequence continues the same stream. The
+    /// market-data stream starts at 1 on every spawn (it is derived, not
+    /// journaled): its consumers start afresh after the End of Session.
     pub fn spawn(
         cfg: FeedConfig,
         journal_dir: PathBuf,
@@ -245,7 +251,17 @@ impl FeedService {
             }
             None => None,
         };
+        if public_output.is_some() && md.is_none() {
+            tracing::warn!("feed: a public output was given but [feed.market_data] is not set; no market data is published");
+        }
         let rerequest_addr = order_rr.as_ref().map(|(s, _)| s.local_addr());
+        tracing::info!(
+            session = %cfg.session,
+            destinations = ?cfg.destinations,
+            rerequest = ?rerequest_addr,
+            from_seq,
+            "feed starting"
+        );
         let md_rerequest_addr = md
             .as_ref()
             .and_then(|(_, _, r)| r.as_ref().map(|s| s.local_addr()));
@@ -348,7 +364,7 @@ impl Feed {
         let md_queued = self.md.as_ref().map_or(0, |(p, _, _)| p.queued_packets());
         let mut read = 0;
         if self.order.queued_packets() < MAX_QUEUED_PACKETS && md_queued < MAX_QUEUED_PACKETS {
-            let now_ns = peregrine_netio::clock::now_ns();
+            let mut now_ns = peregrine_netio::clock::now_ns();
             let Feed {
                 tail,
                 order,
@@ -362,6 +378,10 @@ impl Feed {
             read = tail.read(limit, READ_BATCH, |r| {
                 emit_sequenced(r, &mut block);
                 let _ = order.push(&block);
+                if r.sequencer_ns > now_ns {
+                    // Sequenced after this round's clock reading.
+                    now_ns = peregrine_netio::clock::now_ns();
+                }
                 let _ = lag.record(now_ns.saturating_sub(r.sequencer_ns).max(1));
                 if let (Some(out), Some((mdp, retained, _))) = (output.as_mut(), md.as_mut()) {
                     let rec = FeedRecord::from_sequenced_record(r);

@@ -79,6 +79,12 @@ impl RetransmissionRequest {
             count,
         })
     }
+
+    /// Writes the request (a 20-byte header, no blocks): the inverse of
+    /// [`parse`](Self::parse) for any count other than 0 and 0xFFFF.
+    pub fn emit(&self, buf: &mut [u8; HEADER_LEN]) {
+        write_header_only(buf, &self.session, self.sequence, self.count);
+    }
 }
 
 /// A validated, borrowed MoldUDP64 packet.
@@ -256,6 +262,19 @@ mod tests {
             assert_eq!(RetransmissionRequest::parse(&h), None);
         }
         assert_eq!(RetransmissionRequest::parse(&[0u8; HEADER_LEN + 1]), None);
+    }
+
+    #[test]
+    fn a_request_emits_what_parses_back() {
+        let r = RetransmissionRequest {
+            session: session_name("FEED"),
+            sequence: 1 << 40,
+            count: 0xFFFE,
+        };
+        let mut h = [0u8; HEADER_LEN];
+        r.emit(&mut h);
+        assert_eq!(RetransmissionRequest::parse(&h), Some(r));
+        assert_eq!(&h[10..18], &(1u64 << 40).to_be_bytes());
     }
 
     #[test]
