@@ -123,6 +123,32 @@ pub fn run(a: FeedArgs) -> anyhow::Result<()> {
         f.join()
             .map_err(|_| anyhow::anyhow!("journal follower panicked"))??;
     }
-    println!("feed stopped: {counters:?}");
+    let r = &counters.rerequest;
+    println!(
+        "feed stopped: {} records in {} packets ({} bytes), {} heartbeats, next sequence {}, {} sends retried, {} send errors",
+        counters.records,
+        counters.packets,
+        counters.bytes,
+        counters.heartbeats,
+        counters.next_seq,
+        counters.would_block,
+        counters.send_errors
+    );
+    println!(
+        "feed re-requests: {} received, {} served with {} messages; ignored: {} other session, {} future, {} unavailable; {} rate limited, {} malformed, {} answers refused by the socket",
+        r.received,
+        r.served,
+        r.messages,
+        r.ignored_session,
+        r.ignored_future,
+        r.ignored_unavailable,
+        r.rate_limited,
+        r.malformed,
+        r.send_failed
+    );
+    println!(
+        "feed publisher lag (publish - sequencer_ns): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns over {} records",
+        counters.lag_p50_ns, counters.lag_p99_ns, counters.lag_p999_ns, counters.lag_max_ns, counters.lag_samples
+    );
     Ok(())
 }
