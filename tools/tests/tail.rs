@@ -131,32 +131,12 @@ fn tail_rebuilds_the_engine_replay_rebuilds_and_stops_at_end_of_session() {
 
     // The feed publishes everything long before this tail asks: every
     // record comes by re-request.
-    let mut feed = Command::new(BIN)
-        .args(["feed", "--journal"])
-        .arg(&journal)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Reaper)
-        .unwrap();
-    let (tx, feed_lines) = mpsc::channel();
-    let feed_out = feed.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(feed_out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let l = feed_lines
-            .recv_timeout(deadline - Instant::now())
-            .expect("feed ready");
-        if l == "feed ready" {
-            break;
-        }
-    }
+    let (mut feed, feed_lines) = start_feed(&[
+        "--journal",
+        journal.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     std::thread::sleep(Duration::from_millis(200));
 
     let to = last.to_string();
@@ -237,6 +217,107 @@ fn tail_rebuilds_the_engine_replay_rebuilds_and_stops_at_end_of_session() {
     assert!(
         rest.iter().any(|l| l.starts_with("tail: 100 records")),
         "{rest:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn record(seq: u64) -> peregrine_journal::SequencedRecord {
+    peregrine_journal::SequencedRecord {
+        global_seq: seq,
+        origin: peregrine_wire::SessionRef::new(1, (seq % 4) as u32),
+        client_seq: seq,
+        gateway_rx_ns: seq,
+        sequencer_ns: seq + 1,
+        msg: [seq as u8; 100],
+    }
+}
+
+/// Spawns `peregrine feed` and waits for its `feed ready`; returns it and
+/// its stdout lines.
+fn start_feed(args: &[&str]) -> (Reaper, mpsc::Receiver<String>) {
+    let mut feed = Command::new(BIN)
+        .arg("feed")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Reaper)
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = feed.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("feed ready");
+        if l == "feed ready" {
+            return (feed, lines);
+        }
+    }
+}
+
+#[test]
+fn feed_follow_publishes_what_a_writer_appends_while_it_runs() {
+    use peregrine_journal::{FlushPolicy, Journal, WriterConfig};
+    let dir = temp_dir("tail-follow");
+    let journal = dir.join("journal");
+    // Small segments: the follower crosses several segment files.
+    let mut w = Journal::open(&journal)
+        .unwrap()
+        .into_writer(WriterConfig {
+            segment_size: 1 << 20,
+            ..WriterConfig::default()
+        })
+        .unwrap();
+    for s in 1..=100 {
+        w.append(&record(s)).unwrap();
+    }
+    w.flush(FlushPolicy::Msync).unwrap();
+    let (port, rr) = (free_port(), free_port());
+    let config = dir.join("feed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[feed]\ndestinations = [\"127.0.0.1:{port}\"]\nrerequest = \"127.0.0.1:{rr}\"\nheartbeat_ms = 50\nrerequest_rate = 0\n"
+        ),
+    )
+    .unwrap();
+    let (_feed, _lines) = start_feed(&[
+        "--journal",
+        journal.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--follow",
+    ]);
+    const N: u64 = 20_000;
+    let appender = std::thread::spawn(move || {
+        for s in 101..=N {
+            w.append(&record(s)).unwrap();
+            if s % 1000 == 0 {
+                w.flush(FlushPolicy::Msync).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        w.flush(FlushPolicy::Msync).unwrap();
+        w.close().unwrap();
+    });
+    let tail = Command::new(BIN)
+        .args(["tail", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--rerequest", &format!("127.0.0.1:{rr}")])
+        .args(["--to", &N.to_string(), "--verify"])
+        .output()
+        .unwrap();
+    appender.join().unwrap();
+    let out = text(&tail);
+    assert!(tail.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("verify: {N} records, 0 order violation(s)")),
+        "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
