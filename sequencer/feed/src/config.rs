@@ -41,8 +41,9 @@ pub struct FeedConfig {
     /// server.
     #[serde(default)]
     pub rerequest: Option<SocketAddr>,
-    /// Most messages in one answer (also bounded by what fits in one
-    /// packet). Default 0xFFFE (i.e. one packet's worth).
+    /// Most messages in one answer; answers are also cut to what fits in
+    /// one packet (10 order blocks at 1,472 bytes). Default 0xFFFE: only
+    /// the packet bounds it.
     #[serde(default = "default_rerequest_max_count")]
     pub rerequest_max_count: u16,
     /// Messages per second each requester (address) may be sent, as a

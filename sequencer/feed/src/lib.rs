@@ -36,7 +36,10 @@ pub use consumer::FeedConsumer;
 pub use publisher::{NullSink, PacketSink, Publisher, PublisherStats};
 pub use reassembly::{ConsumerStats, Reassembler};
 pub use rerequest::{JournalSource, RerequestServer, RerequestStats, RetainedBlocks, RetransmitSource};
-pub use service::{FeedCounters, FeedHandle, FeedService};
+pub use service::{
+    FeedCounters, FeedHandle, FeedService, END_OF_SESSION_REPEATS, IDLE_SLEEP, IDLE_SPINS,
+    MAX_QUEUED_PACKETS, READ_BATCH, REQUESTS_PER_ROUND,
+};
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;

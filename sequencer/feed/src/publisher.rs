@@ -11,8 +11,10 @@
 //!
 //! Sends are one `sendto` per packet and destination. A packet carries up
 //! to ten 136-byte record blocks at the default 1,472-byte payload, which
-//! already spreads one system call over ten records; `sendmmsg` would save
-//! little more here and would need `unsafe` in this crate.
+//! already spreads one system call over ten records. `peregrine_netio`'s
+//! `UdpPort` batches with `sendmmsg`, but it drops what is left of a batch
+//! after its retries, and the feed must never drop; calling `sendmmsg`
+//! here directly would need `unsafe` in this crate for a small gain.
 
 use peregrine_wire::moldudp64::{
     session_name, write_header_only, SessionName, END_OF_SESSION, HEADER_LEN, HEARTBEAT,

@@ -370,3 +370,58 @@ fn re_request_server_limits_and_counters() {
     assert!(same(&r, &written[69]));
     w.close().unwrap();
 }
+
+#[test]
+fn the_watermark_and_the_journal_bound_what_is_published() {
+    let t = TempDir::new("bound");
+    let mut w = writer(t.path(), 100);
+    let mut written = append(&mut w, 1, 500);
+    let mut c = consumer(1, None);
+    let mut cfg = FeedConfig::new(vec![c.local_addr().unwrap()]);
+    cfg.rerequest = Some(localhost());
+    cfg.heartbeat_ms = 20;
+    let watermark = Arc::new(AtomicU64::new(200));
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = FeedService::spawn(
+        cfg,
+        t.path().to_path_buf(),
+        1,
+        watermark.clone(),
+        None,
+        stop.clone(),
+    )
+    .unwrap();
+    c.set_rerequest(h.rerequest_addr());
+    let want = |w: &Vec<peregrine_journal::SequencedRecord>| {
+        let w = w.clone();
+        move |s: u64| w[(s - 1) as usize]
+    };
+    drain_until(&mut c, 200, Duration::from_secs(30), &want(&written));
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(h.counters().next_seq, 201, "nothing past the watermark");
+    assert_eq!(h.counters().lag, 0);
+    c.poll(&mut |r| panic!("{} is past the watermark", r.global_seq))
+        .unwrap();
+    // A watermark beyond the journal: only what the journal holds.
+    watermark.store(10_000, Ordering::Release);
+    drain_until(&mut c, 500, Duration::from_secs(30), &want(&written));
+    std::thread::sleep(Duration::from_millis(150));
+    let k = h.counters();
+    assert_eq!((k.next_seq, k.lag), (501, 9_500));
+    // Idle: heartbeats (count 0, next sequence) every 20 ms.
+    assert!(k.heartbeats > 0, "{k:?}");
+    c.poll(&mut |r| panic!("{} does not exist yet", r.global_seq))
+        .unwrap();
+    assert!(c.stats().heartbeats > 0, "{:?}", c.stats());
+    assert_eq!(
+        c.stats().requests,
+        0,
+        "a heartbeat at the next sequence is no gap"
+    );
+    // The writer goes on (rolling segments): the feed follows.
+    written.extend(append(&mut w, 501, 1_700));
+    drain_until(&mut c, 1_700, Duration::from_secs(30), &want(&written));
+    stop.store(true, Ordering::Release);
+    assert_eq!(h.join().unwrap().records, 1_700);
+    w.close().unwrap();
+}
