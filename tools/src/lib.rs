@@ -13,6 +13,8 @@
 //! - [`report`]: report table, JSON summary and HdrHistogram text output.
 //! - [`plot`]: latency percentile plots as SVG.
 //! - [`bench`]: the harness tying them together.
+//! - `kafka` (feature `kafka`): the sequenced feed into a Kafka partition,
+//!   exactly once across restarts; librdkafka's mock cluster for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,6 +25,8 @@ pub mod client;
 pub mod dpdk_ring;
 pub mod exporter;
 pub mod faults;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod local_cluster;
 pub mod plot;
 pub mod relay;

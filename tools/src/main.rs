@@ -1,5 +1,5 @@
-//! `peregrine`: serve, client, bench, replay, snapshot, stat, relay, doctor, exporter, cluster (one file each
-//! under `cmd/`).
+//! `peregrine`: serve, client, bench, replay, snapshot, stat, relay, doctor, exporter, cluster, feed, tail,
+//! and with feature `kafka` kafka-bridge / kafka-mock / kafka-check (one file each under `cmd/`).
 
 #![forbid(unsafe_code)]
 
@@ -56,6 +56,19 @@ enum Cmd {
     Exporter(cmd::exporter::ExporterArgs),
     /// A replicated cluster's state (`cluster status`).
     Cluster(cmd::cluster::ClusterArgs),
+    /// Publish a journal as the sequenced feed (MoldUDP64 + re-requests).
+    Feed(cmd::feed::FeedArgs),
+    /// Consume the sequenced feed: print, verify, or rebuild the engine.
+    Tail(cmd::tail::TailArgs),
+    /// The sequenced feed into one Kafka partition, exactly once.
+    #[cfg(feature = "kafka")]
+    KafkaBridge(cmd::kafka_bridge::KafkaBridgeArgs),
+    /// A Kafka mock cluster on 127.0.0.1 (librdkafka's), until SIGTERM.
+    #[cfg(feature = "kafka")]
+    KafkaMock(cmd::kafka_mock::KafkaMockArgs),
+    /// Check a Kafka partition holds exactly the records 1..=N in order.
+    #[cfg(feature = "kafka")]
+    KafkaCheck(cmd::kafka_mock::KafkaCheckArgs),
 }
 
 /// Installs the `tracing` subscriber: `info` and up unless `RUST_LOG` says
@@ -88,6 +101,14 @@ fn main() -> ExitCode {
         Cmd::Doctor(a) => cmd::doctor::run(a),
         Cmd::Exporter(a) => cmd::exporter::run(a),
         Cmd::Cluster(a) => cmd::cluster::run(a),
+        Cmd::Feed(a) => cmd::feed::run(a),
+        Cmd::Tail(a) => cmd::tail::run(a),
+        #[cfg(feature = "kafka")]
+        Cmd::KafkaBridge(a) => cmd::kafka_bridge::run(a),
+        #[cfg(feature = "kafka")]
+        Cmd::KafkaMock(a) => cmd::kafka_mock::run_mock(a),
+        #[cfg(feature = "kafka")]
+        Cmd::KafkaCheck(a) => cmd::kafka_mock::run_check(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
