@@ -43,7 +43,7 @@ GROUP=239.77.0.1
 FEED_PORT=31000
 REREQ=$IP_S:31001
 RELAY=$IP_C:32000
-LOSSY_LISTEN=127.0.0.1:32001
+LOSSY_LISTEN=$IP_C:32001
 SECRET=feedtest
 
 log() { printf '[feed-test] %s\n' "$*"; }
