@@ -24,7 +24,8 @@
 # client's achieved rate, and per-thread CPU of every process over the load.
 # Namespaces and processes are removed on exit, also on failure or Ctrl-C.
 #
-# Environment (all optional): RATE (default 1000000), DURATION_S (10),
+# Environment (all optional): RATE (default 1000000 messages/s, open loop;
+# "max": closed loop, as fast as the server acknowledges), DURATION_S (10),
 # SESSIONS (4), LOSS (0.01), LATE_S (4), PEREGRINE (binary; default: build
 # target/release/peregrine), KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -153,7 +154,8 @@ grep -q "peregrine ready" "$WORK/server.log" || { cat "$WORK/server.log" >&2; di
 log "consumers: live (multicast), lossy (unicast via relay, $LOSS faults)"
 ip netns exec "$NS_C" "$BIN" relay --listen "$RELAY" --upstream "$LOSSY_LISTEN" --loss "$LOSS" --seed 7 \
     >"$WORK/relay.log" 2>&1 &
-PIDS+=("$!")
+RELAY_PID=$!
+PIDS+=("$RELAY_PID")
 tail_cmd live --feed "$GROUP:$FEED_PORT" --interface "$IP_C" &
 LIVE_PID=$!
 tail_cmd lossy --listen "$LOSSY_LISTEN" &
@@ -163,14 +165,30 @@ LOSSY_PID=$!
 PIDS+=("$LIVE_PID" "$LOSSY_PID")
 sleep 0.5
 
-log "load: $RATE msgs/s for ${DURATION_S}s over $SESSIONS sessions"
+# Wireshark's MoldUDP64 dissector over a sample of the feed (when tshark is
+# installed): every packet must decode, none malformed.
+CAPTURE_PID=""
+if command -v tshark >/dev/null; then
+    ip netns exec "$NS_C" timeout 3 tshark -q -i pgf1 -c 20000 -w "$WORK/feed.pcap" -f "udp" \
+        >"$WORK/tshark-capture.log" 2>&1 &
+    CAPTURE_PID=$!
+    sleep 0.5
+fi
+
+if [[ $RATE == max ]]; then
+    LOAD_ARGS=(--throughput)
+    log "load: as fast as the server acknowledges (closed loop) for ${DURATION_S}s over $SESSIONS sessions"
+else
+    LOAD_ARGS=(--rate "$RATE")
+    log "load: $RATE msgs/s for ${DURATION_S}s over $SESSIONS sessions"
+fi
 ip netns exec "$NS_S" "$BIN" client --udp 127.0.0.1:9000 --flow orders --sessions "$SESSIONS" --secret "$SECRET" \
-    --rate "$RATE" --duration "${DURATION_S}s" --warmup 0s >"$WORK/client.log" 2>&1 &
+    "${LOAD_ARGS[@]}" --duration "${DURATION_S}s" --warmup 0s >"$WORK/client.log" 2>&1 &
 CLIENT_PID=$!
 PIDS+=("$CLIENT_PID")
 tail_pids() { pgrep -f "^$BIN tail" || true; }
 sleep 1
-thread_ticks "$SERVER_PID" "$CLIENT_PID" $(tail_pids) >"$WORK/ticks.0"
+thread_ticks "$SERVER_PID" "$CLIENT_PID" "$RELAY_PID" $(tail_pids) >"$WORK/ticks.0"
 T0=$(date +%s.%N)
 sleep "$((LATE_S - 1))"
 log "consumer late joins (from sequence 1)"
@@ -178,7 +196,7 @@ tail_cmd late --feed "$GROUP:$FEED_PORT" --interface "$IP_C" --from 1 &
 LATE_PID=$!
 PIDS+=("$LATE_PID")
 sleep "$((DURATION_S - LATE_S - 1))"
-thread_ticks "$SERVER_PID" "$CLIENT_PID" $(tail_pids) >"$WORK/ticks.1"
+thread_ticks "$SERVER_PID" "$CLIENT_PID" "$RELAY_PID" $(tail_pids) >"$WORK/ticks.1"
 T1=$(date +%s.%N)
 wait "$CLIENT_PID" || { cat "$WORK/client.log" >&2; die "client failed"; }
 log "client done"
@@ -194,7 +212,7 @@ for who in live lossy late; do
 done
 
 server_hash=$(grep -o "engine state hash [0-9a-f]*" "$WORK/server.log" | tail -1 | awk '{print $4}')
-server_last=$(grep -o "next seq [0-9]*" "$WORK/server.log" | tail -1 | awk '{print $3 - 1}')
+server_last=$(grep -E "^sequencer:" "$WORK/server.log" | grep -o "next seq [0-9]*" | tail -1 | awk '{print $3 - 1}')
 [[ -n $server_hash && -n $server_last ]] || { cat "$WORK/server.log" >&2; die "server printed no hash/sequence"; }
 log "server: last sequence $server_last, engine state hash $server_hash"
 grep -E "^feed|publisher lag|rerequest" "$WORK/server.log" | sed 's/^/    /' || true
@@ -209,7 +227,7 @@ for who in live late lossy; do
         log "  MISMATCH for $who"
     fi
 done
-lossy_gaps=$(grep -o "gaps [0-9]*" "$WORK/lossy.log" | tail -1 | awk '{print $2}')
+lossy_gaps=$(grep -o "gaps recovered [0-9]*" "$WORK/lossy.log" | tail -1 | awk '{print $3}')
 [[ ${lossy_gaps:-0} -gt 0 ]] || { ok=0; log "the lossy consumer saw no gap: the fault injector did not bite"; }
 grep -E "dropped|forwarded" "$WORK/relay.log" | tail -2 | sed 's/^/    relay: /' || true
 
@@ -219,5 +237,16 @@ awk -v secs="$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" -v hz="$(getc
     ($1 in a) { printf "    %5.1f%%  %-8s %s\n", 100 * ($3 - a[$1]) / hz / secs, $1, $2 }
 ' "$WORK/ticks.0" "$WORK/ticks.1" | sort -rn | head -20
 
+if [[ -n $CAPTURE_PID ]]; then
+    wait "$CAPTURE_PID" 2>/dev/null || true
+    decode=(tshark -r "$WORK/feed.pcap" -d "udp.port==$FEED_PORT,moldudp64" -d "udp.port==${REREQ##*:},moldudp64"
+        -d "udp.port==${RELAY##*:},moldudp64")
+    packets=$("${decode[@]}" -Y moldudp64 2>/dev/null | wc -l)
+    malformed=$("${decode[@]}" -Y "_ws.malformed" 2>/dev/null | wc -l)
+    log "tshark: $packets MoldUDP64 packets decoded from a capture on pgf1, $malformed malformed"
+    "${decode[@]}" -Y moldudp64 -T fields -e moldudp64.session -e moldudp64.sequence -e moldudp64.count \
+        2>/dev/null | head -3 | sed 's/^/    /' || true
+    [[ $packets -gt 0 && $malformed -eq 0 ]] || { ok=0; log "Wireshark's dissector did not decode the feed cleanly"; }
+fi
 [[ $ok == 1 ]] || die "the consumers do not agree with the server"
 log "PASS: server and three consumers agree on sequence $server_last and state hash $server_hash"

@@ -52,8 +52,11 @@ pub struct FeedConfig {
     #[serde(default = "default_rerequest_rate")]
     pub rerequest_rate: u32,
     /// Most packets one answer spans (each full): a consumer far behind
-    /// catches up this many packets per round trip. Default 16; 1 answers
-    /// every request with one packet, as NASDAQ's servers do.
+    /// catches up this many packets per round trip. Default 100, which
+    /// covers the 1,000 order records `peregrine-feed` consumers ask for at
+    /// once (a consumer that asks for more than one answer holds waits for
+    /// its request timeout before asking for the rest); 1 answers every
+    /// request with one packet, as NASDAQ's servers do.
     #[serde(default = "default_rerequest_max_packets")]
     pub rerequest_max_packets: u16,
     /// After End of Session, the re-request servers keep answering until
@@ -116,7 +119,7 @@ fn default_rerequest_rate() -> u32 {
     100_000
 }
 fn default_rerequest_max_packets() -> u16 {
-    16
+    100
 }
 fn default_rerequest_linger_ms() -> u64 {
     2000
