@@ -8,7 +8,12 @@
 #   2b. the crash test (scripts/crash-test.sh, CRASH_ROUNDS rounds, 5 here);
 #   2c. the cluster failover test (scripts/failover-test.sh; QUICK: 2 leader
 #       kills, 1 leader stop, 1 follower kill; FAILOVER_FULL=1 for 10/3/3);
-#   2d. with PACKAGE_TEST=1 (CI) and as root: the Debian package
+#   2d. as root: the sequenced feed across network namespaces
+#       (scripts/feed-test.sh at FEED_RATE, default 100,000 messages/s, for
+#       FEED_SECONDS, default 5), then the Kafka bridge (feature `kafka`:
+#       its mock-cluster tests and scripts/kafka-bridge-test.sh, 1,000,000
+#       records, two SIGKILLs);
+#   2e. with PACKAGE_TEST=1 (CI) and as root: the Debian package
 #       (scripts/package.sh), installed with dpkg, `peregrine --version`
 #       from /usr/bin, removed again;
 #   3. as root: the network-namespace rig, Peregrine on a veth end through
@@ -32,6 +37,17 @@ ROUNDS=${CRASH_ROUNDS:-5} bash scripts/crash-test.sh
 
 log "failover test: a 3-node cluster under load, leaders killed and stopped, followers killed"
 if [[ ${FAILOVER_FULL:-0} == 1 ]]; then bash scripts/failover-test.sh; else QUICK=1 bash scripts/failover-test.sh; fi
+
+if [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null; then
+    log "feed test: MoldUDP64 multicast across network namespaces, a late and a lossy consumer, re-requests, Wireshark's dissector"
+    RATE=${FEED_RATE:-100000} DURATION_S=${FEED_SECONDS:-5} LATE_S=2 bash scripts/feed-test.sh
+else
+    log "SKIPPED: feed test (needs root and iproute2 for its network namespaces)"
+fi
+
+log "Kafka bridge: in-process mock cluster tests, then 1,000,000 records with the bridge SIGKILLed twice"
+cargo test -p peregrine-tools --features kafka --test kafka_bridge
+bash scripts/kafka-bridge-test.sh
 
 if [[ ${PACKAGE_TEST:-0} == 1 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v dpkg >/dev/null; then
