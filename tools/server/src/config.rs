@@ -520,6 +520,32 @@ mod tests {
     }
 
     #[test]
+    fn the_example_feed_section_parses_and_needs_a_journal_and_the_match_app() {
+        // The commented [feed] block of the example, uncommented.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/peregrine.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [feed]").expect("the example shows [feed]");
+        let feed: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut c: ServeConfig = toml::from_str(&format!(
+            "udp = [\"127.0.0.1:9000\"]\napp = \"match\"\njournal = \"/tmp/j\"\n[[sessions]]\nname = \"A\"\nsecret = \"s\"\n{feed}"
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        let f = c.feed.clone().unwrap();
+        assert_eq!((f.rerequest_max_packets, f.rerequest_linger_ms), (100, 2000));
+        assert_eq!(f.market_data.as_ref().unwrap().retain, 1 << 20);
+        c.journal = None;
+        assert!(c.validate().is_err(), "the feed reads the journal");
+        c.journal = Some("/tmp/j".into());
+        c.app = AppKind::Echo;
+        assert!(c.validate().is_err(), "market data needs the matching engine");
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/peregrine.example.toml");
         let c = ServeConfig::from_file(std::path::Path::new(path)).unwrap();
