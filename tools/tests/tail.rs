@@ -321,3 +321,101 @@ fn feed_follow_publishes_what_a_writer_appends_while_it_runs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The server config `orders_journal` ran with, as a TOML file for the
+/// binary (the snapshot command and `tail --snapshot` restore under it).
+fn orders_config_file(journal: &Path, path: &Path) {
+    let mut toml = format!(
+        "udp = [\"127.0.0.1:0\"]\napp = \"match\"\njournal = {:?}\n",
+        journal.display().to_string()
+    );
+    for name in common::NAMES {
+        toml.push_str(&format!(
+            "[[sessions]]\nname = {name:?}\nsecret = {:?}\n",
+            common::SECRET
+        ));
+    }
+    toml.push_str(&format!(
+        "[[sessions]]\nprefix = \"PG\"\ncount = 16\nsecret = {:?}\n",
+        common::SECRET
+    ));
+    std::fs::write(path, toml).unwrap();
+}
+
+#[test]
+fn a_late_joiner_starts_from_a_state_snapshot_and_ends_in_the_servers_state() {
+    let dir = temp_dir("snap");
+    let journal = dir.join("journal");
+    let (last, live_hash) = orders_journal(&journal);
+    let server_toml = dir.join("server.toml");
+    orders_config_file(&journal, &server_toml);
+    let mid = last / 2;
+    let snap = dir.join("mid.snap");
+    let out = Command::new(BIN)
+        .args(["snapshot", "--journal"])
+        .arg(&journal)
+        .arg("--config")
+        .arg(&server_toml)
+        .args(["--at", &mid.to_string(), "--out"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let (port, rr) = (free_port(), free_port());
+    let feed_toml = dir.join("feed.toml");
+    std::fs::write(
+        &feed_toml,
+        format!("[feed]\ndestinations = [\"127.0.0.1:{port}\"]\nrerequest = \"127.0.0.1:{rr}\"\nrerequest_rate = 0\n"),
+    )
+    .unwrap();
+    let (_feed, _lines) = start_feed(&[
+        "--journal",
+        journal.to_str().unwrap(),
+        "--config",
+        feed_toml.to_str().unwrap(),
+    ]);
+    let tail = Command::new(BIN)
+        .args(["tail", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--rerequest", &format!("127.0.0.1:{rr}")])
+        .args([
+            "--to",
+            &last.to_string(),
+            "--verify",
+            "--app",
+            "match",
+            "--config",
+        ])
+        .arg(&server_toml)
+        .arg("--snapshot")
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let out = text(&tail);
+    assert!(tail.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("verify: {} records, 0 order violation(s)", last - mid)),
+        "only the records after the snapshot were taken: {out}"
+    );
+    assert_eq!(
+        value_after(&out, "engine state hash "),
+        Some(format!("{live_hash:016x}")),
+        "snapshot + the rest of the feed = the server's state: {out}"
+    );
+    // A --from that would leave a gap after the snapshot is refused.
+    let bad = Command::new(BIN)
+        .args(["tail", "--listen", "127.0.0.1:0", "--rerequest", "127.0.0.1:9"])
+        .args(["--from", &(mid + 5).to_string(), "--app", "match", "--config"])
+        .arg(&server_toml)
+        .arg("--snapshot")
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("does not follow the snapshot"),
+        "{}",
+        text(&bad)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

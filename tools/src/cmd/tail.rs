@@ -122,6 +122,13 @@ pub struct TailArgs {
     /// Server config file (its [engine] instruments, for --app match).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start from a state snapshot (`peregrine snapshot --out FILE`, or a
+    /// cluster node's): the application is restored from it (needs --app
+    /// and --config: the server's config file) and the feed is taken from
+    /// the sequence after the snapshot's, so a late joiner need not replay
+    /// the stream from 1.
+    #[arg(long, requires_all = ["app", "config"])]
+    snapshot: Option<PathBuf>,
     /// Print no records, only the summary.
     #[arg(long)]
     quiet: bool,
@@ -145,6 +152,28 @@ enum Rebuild {
 }
 
 impl Rebuild {
+    /// The application restored from the snapshot at `path`, with the
+    /// server config at `config`; returns it with the snapshot's last
+    /// sequence.
+    fn from_snapshot(kind: AppKind, path: &Path, config: &Path) -> anyhow::Result<(Self, u64)> {
+        use peregrine_server::serve::ServerApp;
+        let cfg = peregrine_server::config::ServeConfig::from_file(config)
+            .with_context(|| format!("reading {}", config.display()))?;
+        let snap = peregrine_server::snapshot::StateSnapshot::read(path)?;
+        anyhow::ensure!(
+            snap.app_kind == kind,
+            "{} holds a {:?} application's state, not {kind:?}",
+            path.display(),
+            snap.app_kind
+        );
+        let (app, _sessions) = peregrine_server::snapshot::restore_state(&cfg, &snap)?;
+        let app = match app {
+            ServerApp::Echo(a) => Rebuild::Echo(a),
+            ServerApp::Match(m) => Rebuild::Match(m),
+        };
+        Ok((app, snap.last_seq))
+    }
+
     fn new(kind: AppKind, config: Option<&Path>) -> anyhow::Result<Self> {
         Ok(match kind {
             AppKind::Echo => Rebuild::Echo(peregrine_sequencer::EchoApp::new()),
@@ -199,12 +228,25 @@ impl OrderCheck {
 }
 
 pub fn run(a: TailArgs) -> anyhow::Result<()> {
-    let from = a.from.max(1);
+    let (mut app, from) = match (&a.snapshot, a.app, &a.config) {
+        (Some(snap), Some(kind), Some(config)) => {
+            let (app, last) = Rebuild::from_snapshot(kind, snap, config)?;
+            anyhow::ensure!(
+                a.from == 1 || a.from == last + 1,
+                "--from {} does not follow the snapshot, which ends at sequence {last}",
+                a.from
+            );
+            (Some(app), last + 1)
+        }
+        _ => (
+            a.app.map(|k| Rebuild::new(k, a.config.as_deref())).transpose()?,
+            a.from.max(1),
+        ),
+    };
     let mut consumer = FeedConsumer::new(a.source.consumer_config(from)?)?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Relaxed)).context("installing signal handler")?;
-    let mut app = a.app.map(|k| Rebuild::new(k, a.config.as_deref())).transpose()?;
     let print = !a.quiet && !a.verify;
     let to = a.to.unwrap_or(u64::MAX);
     let out = std::io::stdout();
