@@ -81,7 +81,7 @@ fi
 
 log "DPDK tests on net_ring (unprivileged code paths)"
 cargo test -p peregrine-netio --features dpdk
-cargo test -p peregrine-tools --features dpdk --test dpdk_ring
+cargo test -p peregrine-tools --features dpdk --test dpdk_ring --test dpdk_ring_bench
 
 if [[ $(id -u) -eq 0 ]]; then
     log "DPDK netns rig: net_af_packet and net_af_xdp on a veth pair"

@@ -98,6 +98,36 @@ pub struct DpdkRingResult {
     pub cycles_per_message: f64,
     /// Reply frames parsed and dropped as not ours (they loop back).
     pub replies_looped: u64,
+    /// Where the cycles went, per acknowledged message.
+    pub stages: StageCycles,
+}
+
+/// TSC cycles per acknowledged message, by stage of the one-core loop:
+/// each stage's calls are bracketed by TSC reads (four per round of a
+/// whole burst, so the brackets cost a few cycles per message).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StageCycles {
+    /// The simulated client: writing the burst's frames into the ring vdev
+    /// (the harness, not Peregrine).
+    pub inject: f64,
+    /// Gateway receive: rx burst from the vdev, Ethernet/IPv4/UDP and
+    /// MoldUDP64 parsing, the session layer, copying into the input ring.
+    /// It also parses the looped-back reply frames and drops them (the
+    /// ring vdev returns our own transmissions), a cost a real NIC does not
+    /// add.
+    pub gateway_rx: f64,
+    /// The sequencer: input ring to application to output ring.
+    pub sequencer: f64,
+    /// Gateway transmit: output ring, reply packets built into mbufs, tx
+    /// burst.
+    pub gateway_tx: f64,
+}
+
+impl StageCycles {
+    /// The stages Peregrine spends (everything but the injection).
+    pub fn peregrine(&self) -> f64 {
+        self.gateway_rx + self.sequencer + self.gateway_tx
+    }
 }
 
 impl DpdkRingResult {
@@ -148,7 +178,13 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
     let mut next_seq = 1u64;
     let mut sent = 0u64;
     let hz = eal.tsc_hz() as f64;
-    let mut step = |gw: &mut UdpGateway<DpdkPort>, seq: &mut Sequencer<EchoApp>, sent: &mut u64| {
+    // Cycles per stage: inject, gateway rx, sequencer, gateway tx.
+    let mut spent = [0u64; 4];
+    let mut step = |gw: &mut UdpGateway<DpdkPort>,
+                    seq: &mut Sequencer<EchoApp>,
+                    sent: &mut u64,
+                    spent: &mut [u64; 4]| {
+        let c0 = eal.tsc_cycles();
         for f in frames.iter_mut() {
             f[MOLD_SEQ_AT..MOLD_SEQ_AT + 8].copy_from_slice(&next_seq.to_be_bytes());
             next_seq += per;
@@ -158,20 +194,29 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         // Frames the vdev refused never existed: rewind their numbers.
         next_seq -= (refs.len() - took) as u64 * per;
         *sent += took as u64 * per;
+        let c1 = eal.tsc_cycles();
         gw.poll_rx();
+        let c2 = eal.tsc_cycles();
         seq.poll();
+        let c3 = eal.tsc_cycles();
         gw.poll_tx();
+        let c4 = eal.tsc_cycles();
+        spent[0] += c1 - c0;
+        spent[1] += c2 - c1;
+        spent[2] += c3 - c2;
+        spent[3] += c4 - c3;
     };
     // Warm-up.
     for _ in 0..20_000 {
-        step(&mut gw, &mut seq, &mut sent);
+        step(&mut gw, &mut seq, &mut sent, &mut spent);
     }
+    spent = [0; 4];
     let (sent0, acked0) = (sent, gw.counters().tx_replies);
     let t0 = eal.tsc_cycles();
     let budget = (duration.as_secs_f64() * hz) as u64;
     let mut i = 0u64;
     loop {
-        step(&mut gw, &mut seq, &mut sent);
+        step(&mut gw, &mut seq, &mut sent, &mut spent);
         i += 1;
         if i % 256 == 0 && eal.tsc_cycles() - t0 > budget {
             break;
@@ -190,11 +235,18 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         total_acked == sent,
         "dpdk-ring lost messages: injected {sent}, acknowledged {total_acked}"
     );
+    let per_msg = |c: u64| c as f64 / acked.max(1) as f64;
     Ok(DpdkRingResult {
         sent: sent - sent0,
         acked,
         secs: cycles / hz,
         cycles_per_message: cycles / acked.max(1) as f64,
         replies_looped: gw.port_counters().rx_not_for_us,
+        stages: StageCycles {
+            inject: per_msg(spent[0]),
+            gateway_rx: per_msg(spent[1]),
+            sequencer: per_msg(spent[2]),
+            gateway_tx: per_msg(spent[3]),
+        },
     })
 }

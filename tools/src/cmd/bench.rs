@@ -157,6 +157,13 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         "throughput_msgs_per_s": d.throughput().round(),
         "cycles_per_message": (d.cycles_per_message * 10.0).round() / 10.0,
         "reply_frames_looped_and_dropped": d.replies_looped,
+        "stage_cycles_per_message": {
+            "inject": (d.stages.inject * 10.0).round() / 10.0,
+            "gateway_rx": (d.stages.gateway_rx * 10.0).round() / 10.0,
+            "sequencer": (d.stages.sequencer * 10.0).round() / 10.0,
+            "gateway_tx": (d.stages.gateway_tx * 10.0).round() / 10.0,
+            "peregrine": (d.stages.peregrine() * 10.0).round() / 10.0,
+        },
         "kernel_udp_throughput_msgs_per_s": kernel_tp,
         "dpdk_to_kernel_ratio": if kernel_tp > 0.0 { (d.throughput() / kernel_tp * 100.0).round() / 100.0 } else { 0.0 },
     });
@@ -169,6 +176,16 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         d.acked,
         kernel_tp,
         if kernel_tp > 0.0 { d.throughput() / kernel_tp } else { 0.0 }
+    );
+    let st = d.stages;
+    println!(
+        "cycles per message by stage: gateway rx {:.1} (rx burst, parse, sessions, input ring; includes dropping our looped-back replies), \
+         sequencer {:.1}, gateway tx {:.1} (output ring, replies into mbufs, tx burst) = Peregrine {:.1}; client injection {:.1} (harness)",
+        st.gateway_rx,
+        st.sequencer,
+        st.gateway_tx,
+        st.peregrine(),
+        st.inject
     );
     if let Some(p) = &l.json {
         std::fs::write(p, serde_json::to_string_pretty(&json)? + "\n")?;
