@@ -25,7 +25,7 @@ use crate::publisher::is_transient;
 use crate::FeedError;
 use peregrine_journal::{JournalError, JournalTail};
 use peregrine_wire::moldudp64::{
-    write_header_only, RetransmissionRequest, SessionName, END_OF_SESSION, HEADER_LEN,
+    MoldBuilder, RetransmissionRequest, SessionName, END_OF_SESSION, HEADER_LEN,
 };
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -402,24 +402,11 @@ impl RerequestServer {
         seq: u64,
         left: u64,
     ) -> Result<(u64, usize), FeedError> {
-        let room = self.max_payload;
-        let tx = &mut self.tx;
-        let mut len = HEADER_LEN;
-        let mut count: u16 = 0;
-        let given = source.blocks(seq, left, &mut |block: &[u8]| {
-            if len + 2 + block.len() > room {
-                return false;
-            }
-            tx[len..len + 2].copy_from_slice(&(block.len() as u16).to_be_bytes());
-            tx[len + 2..len + 2 + block.len()].copy_from_slice(block);
-            len += 2 + block.len();
-            count += 1;
-            true
-        })?;
-        let mut h = [0u8; HEADER_LEN];
-        write_header_only(&mut h, &self.session, seq, count);
-        self.tx[..HEADER_LEN].copy_from_slice(&h);
-        Ok((given, len))
+        let Some(mut packet) = MoldBuilder::new(&mut self.tx[..self.max_payload], &self.session, seq) else {
+            return Ok((0, 0));
+        };
+        let given = source.blocks(seq, left, &mut |block: &[u8]| packet.push(block))?;
+        Ok((given, packet.finish()))
     }
 
     /// The token bucket's burst: one maximal answer.

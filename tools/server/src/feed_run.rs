@@ -52,20 +52,16 @@ impl FeedRun {
                     .clone()
                     .unwrap_or_else(peregrine_engine::EngineConfig::sample);
                 let mut b = MarketDataBuilder::new(&ecfg)?;
-                let journal = if first_seq > 1 {
-                    Some(Journal::open_read_only(journal_dir).map_err(journal_err)?)
-                } else {
-                    None
-                };
-                match journal {
-                    None => {}
-                    Some(j) if j.first_seq() <= 1 => b.catch_up(j.range(..first_seq)),
-                    Some(j) => {
-                        // The records before the journal's first are in
-                        // a snapshot only: the derivation cannot replay
-                        // them, so the stream starts over.
+                if first_seq > 1 {
+                    let journal = Journal::open_read_only(journal_dir).map_err(journal_err)?;
+                    if journal.first_seq() <= 1 {
+                        b.catch_up(journal.range(..first_seq));
+                    } else {
+                        // The records before the journal's first are in a
+                        // snapshot only: the derivation cannot replay them,
+                        // so the stream starts over.
                         tracing::warn!(
-                            first = j.first_seq(),
+                            first = journal.first_seq(),
                             "journal compacted: the market-data stream restarts at 1 from an empty derivation"
                         );
                     }
