@@ -230,6 +230,8 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
     runtime.watermark = feed.as_ref().map(FeedRun::watermark);
     let feed_note = feed.as_ref().map(|f| f.note().to_string());
     let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);
+    crate::serve::lock_memory_if_asked(cfg)?;
+    let lock_memory = cfg.lock_memory;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let (udp2, tcp2) = (udp.clone(), tcp.clone());
@@ -269,6 +271,10 @@ pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<Server
                 // resolved addresses again.
                 inc = setup.build(&udp2, &tcp2)?;
                 tracing::info!("{}", inc.note);
+                // The new incarnation's rings and tables are new pages.
+                if lock_memory {
+                    crate::memory_lock::lock_current()?;
+                }
                 incarnations += 1;
             }
         })

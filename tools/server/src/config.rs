@@ -115,6 +115,12 @@ pub struct ServeConfig {
     /// recording off entirely (no clock read, no record; the counters
     /// file's latency sections stay at zero), for measuring its cost.
     pub latency_histograms: bool,
+    /// Lock the process's memory into RAM once start-up has allocated it
+    /// (`mlockall(MCL_CURRENT)`): every ring, table, log and pool is
+    /// faulted in before the first message and stays resident, so the
+    /// steady state takes no page faults. Start-up fails if the
+    /// locked-memory limit is too low (`ulimit -l`, CAP_IPC_LOCK).
+    pub lock_memory: bool,
     /// Run as one node of a replicated cluster (`[cluster]` table: this
     /// node's id, every member with its Raft and client addresses, timing,
     /// the ack level). Needs `journal`: the journal is the node's Raft log.
@@ -165,6 +171,7 @@ impl Default for ServeConfig {
             busy_after_us: 5_000,
             gap_report_repeat_us: 2_000,
             latency_histograms: true,
+            lock_memory: false,
             cluster: None,
             feed: None,
             dpdk: None,

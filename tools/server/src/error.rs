@@ -81,6 +81,9 @@ pub enum ServeError {
     /// The sequenced feed could not start or failed.
     #[error(transparent)]
     Feed(#[from] peregrine_feed::FeedError),
+    /// `lock_memory` is set and the memory could not be locked.
+    #[error(transparent)]
+    LockMemory(#[from] crate::memory_lock::LockError),
     /// The server thread could not be started.
     #[error("starting the server thread: {0}")]
     Spawn(#[source] std::io::Error),

@@ -34,6 +34,7 @@ pub mod feed_run;
 pub mod idle;
 pub mod market_data;
 pub mod match_app;
+pub mod memory_lock;
 pub mod metrics;
 pub mod pinning;
 pub mod runtime;

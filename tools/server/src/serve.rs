@@ -285,6 +285,7 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
     runtime.watermark = feed.as_ref().map(FeedRun::watermark);
     let feed_note = feed.as_ref().map(|f| f.note().to_string());
     let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);
+    lock_memory_if_asked(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
     let join = std::thread::Builder::new()
@@ -310,6 +311,17 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         stop,
         join: Some(join),
     })
+}
+
+/// With `lock_memory`, locks what start-up has mapped (rings, tables,
+/// logs, pools, the journal's current segment) into RAM before the first
+/// message; logs how much.
+pub(crate) fn lock_memory_if_asked(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.lock_memory {
+        let bytes = crate::memory_lock::lock_current()?;
+        tracing::info!(locked_mib = bytes >> 20, "memory locked (lock_memory)");
+    }
+    Ok(())
 }
 
 /// Replays journaled `records` through `app` and rebuilds the gateways'

@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// to measure what recording costs.
     #[arg(long)]
     no_latency_histograms: bool,
+    /// Lock the process's memory into RAM once start-up has allocated it
+    /// (sets `lock_memory`): no page faults in the steady state.
+    #[arg(long)]
+    lock_memory: bool,
 }
 
 /// Parses a `--sessions` value.
@@ -166,6 +170,9 @@ impl ServeArgs {
         if self.no_latency_histograms {
             c.latency_histograms = false;
         }
+        if self.lock_memory {
+            c.lock_memory = true;
+        }
         if self.dpdk && c.dpdk.is_none() {
             anyhow::bail!("--dpdk needs a [dpdk] section in the --config file");
         }
@@ -229,6 +236,12 @@ mod tests {
         let mut args = vec!["serve", "--udp", "127.0.0.1:1", "--sessions", "A:x"];
         args.extend_from_slice(extra);
         Cli::parse_from(args).serve.to_config().unwrap()
+    }
+
+    #[test]
+    fn lock_memory_flag_sets_the_key() {
+        assert!(!config(&[]).lock_memory);
+        assert!(config(&["--lock-memory"]).lock_memory);
     }
 
     #[test]
