@@ -1,7 +1,8 @@
 //! Opening a journal: scan, verify, repair the tail, then read it back.
 
 use super::format::{
-    decode_header, decode_record, decode_unchecked, is_zero, slot_offset, SegmentHeader, SlotError,
+    decode_header, decode_record, decode_unchecked, is_zero, last_non_zero, slot_offset, SegmentHeader,
+    SlotError,
 };
 use super::format::{HEADER_LEN, RECORD_LEN};
 use super::map;
@@ -312,10 +313,18 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
                 },
             });
         }
+        // Zeros from slot k to the end: a clean end. Found first, so the
+        // common case reads the rest of the segment once.
+        let rest = &bytes[off as usize..];
+        let Some(last_nz) = last_non_zero(rest) else {
+            continue;
+        };
+        // Slots after the last non-zero byte are zero: not looked at.
+        let end_slot = (k + (last_nz / RECORD_LEN) as u64 + 1).min(cap);
         // The last segment: everything from slot k on must be tail damage,
         // i.e. contain no slot whose CRC matches (whatever its kind or
         // sequence: a torn write never produces one).
-        for j in k + 1..cap {
+        for j in k + 1..end_slot {
             let b = slot(j);
             if is_zero(b) {
                 continue;
@@ -338,12 +347,8 @@ fn open_impl(path: &Path, mode: Mode) -> Result<Recovered, JournalError> {
                 ),
             });
         }
-        let rest = &bytes[off as usize..];
-        let Some(last_nz) = rest.iter().rposition(|&b| b != 0) else {
-            continue; // clean end: zeros only
-        };
         let dropped_bytes = last_nz as u64 + 1;
-        let dropped_records = (k..cap).filter(|&j| !is_zero(slot(j))).count() as u64;
+        let dropped_records = (k..end_slot).filter(|&j| !is_zero(slot(j))).count() as u64;
         tail = Some(TailReport {
             path: path.clone(),
             offset: off,
