@@ -62,6 +62,10 @@ pub struct BenchConfig {
     pub cluster: usize,
     /// The cluster's acknowledgement level.
     pub ack: peregrine_cluster::AckLevel,
+    /// Cluster: each node's loop on a thread of its own (all pinned to the
+    /// server core, the scheduler switching between them) instead of one
+    /// thread polling every node's loop in turn (the default).
+    pub node_threads: bool,
     /// The client sessions' secret; with an in-process server whose config
     /// has no `[[sessions]]`, sessions PG00000000.. are configured with this
     /// secret (generated when absent).
@@ -226,6 +230,11 @@ fn report(
         baseline,
         baseline_kind,
         cluster: b.cluster,
+        cluster_layout: match (b.cluster, b.node_threads) {
+            (0, _) => "",
+            (_, false) => "colocated",
+            (_, true) => "thread-per-node",
+        },
     };
     println!("{}", outcome.table());
     let json = outcome.json();
@@ -288,8 +297,11 @@ fn in_process_config(b: &BenchConfig, secret: &mut String) -> ServeConfig {
 /// `bench --cluster N`: the same server as a single node (journaled in
 /// async mode, like every cluster node's journal by default), then an
 /// N-node cluster on this machine with the client talking to its leader.
-/// Every node's loop is pinned to the server core: the leader spins there,
-/// followers wait on their peers' sockets and wake only to replicate.
+/// By default one thread pinned to the server core polls every node's loop
+/// in turn (`colocated`: replication's software cost and the loopback hop,
+/// no scheduler between the nodes); with `node_threads` each node's loop
+/// has a thread of its own on that core (the leader spins, followers wait
+/// on their peers' sockets and wake to replicate).
 fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(
         b.connect.is_none(),
@@ -327,15 +339,24 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         let _ = std::fs::remove_dir_all(&work);
         Some(r)
     };
-    let cluster = crate::local_cluster::LocalCluster::start("bench", b.cluster, &cfg, b.ack)?;
+    let cluster = if b.node_threads {
+        crate::local_cluster::LocalCluster::start("bench", b.cluster, &cfg, b.ack)?
+    } else {
+        crate::local_cluster::LocalCluster::start_colocated("bench", b.cluster, &cfg, b.ack)?
+    };
     let leader = cluster.leader(Duration::from_secs(10))?;
     let addr = match b.transport {
         TransportKind::Udp => cluster.udp(leader),
         TransportKind::Tcp => cluster.tcp(leader),
     };
     eprintln!(
-        "cluster: {} nodes, ack {:?}, leader node {} ({} on {addr}) for {:?}",
+        "cluster: {} nodes ({}), ack {:?}, leader node {} ({} on {addr}) for {:?}",
         b.cluster,
+        if b.node_threads {
+            "a thread per node, all on the server core"
+        } else {
+            "colocated: one thread on the server core polls every node's loop"
+        },
         b.ack,
         leader + 1,
         b.transport.name(),

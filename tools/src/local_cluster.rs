@@ -30,6 +30,9 @@ pub struct LocalCluster {
     /// Each node's configuration (node `i` has id `i + 1`).
     pub configs: Vec<ServeConfig>,
     nodes: Vec<Option<ServerHandle>>,
+    /// When set, every node's loop runs on this one thread (declared after
+    /// `nodes`: the nodes stop first).
+    colocation: Option<peregrine_server::colocation::Colocation>,
 }
 
 impl LocalCluster {
@@ -38,6 +41,30 @@ impl LocalCluster {
     /// with journals and counters files under a fresh directory named after
     /// `name`, acknowledging at `ack`.
     pub fn start(name: &str, n: usize, base: &ServeConfig, ack: AckLevel) -> anyhow::Result<LocalCluster> {
+        Self::start_with(name, n, base, ack, None)
+    }
+
+    /// [`start`](Self::start), with every node's loop polled in turn by one
+    /// thread pinned to `base`'s first core (see
+    /// [`peregrine_server::colocation`]): replication measured without the
+    /// scheduler between the nodes.
+    pub fn start_colocated(
+        name: &str,
+        n: usize,
+        base: &ServeConfig,
+        ack: AckLevel,
+    ) -> anyhow::Result<LocalCluster> {
+        let c = peregrine_server::colocation::Colocation::start(base.cores.first().copied())?;
+        Self::start_with(name, n, base, ack, Some(c))
+    }
+
+    fn start_with(
+        name: &str,
+        n: usize,
+        base: &ServeConfig,
+        ack: AckLevel,
+        colocation: Option<peregrine_server::colocation::Colocation>,
+    ) -> anyhow::Result<LocalCluster> {
         let dir = std::env::temp_dir().join(format!("peregrine-cluster-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -74,6 +101,7 @@ impl LocalCluster {
             dir,
             configs,
             nodes: (0..n).map(|_| None).collect(),
+            colocation,
         };
         for i in 0..n {
             c.start_node(i)?;
@@ -83,7 +111,11 @@ impl LocalCluster {
 
     /// (Re)starts node `i` on its journal.
     pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
-        let h = server::start(&self.configs[i]).with_context(|| format!("starting node {}", i + 1))?;
+        let h = match &self.colocation {
+            Some(c) => server::start_colocated(&self.configs[i], &c.handle()),
+            None => server::start(&self.configs[i]),
+        }
+        .with_context(|| format!("starting node {}", i + 1))?;
         self.nodes[i] = Some(h);
         Ok(())
     }

@@ -54,6 +54,10 @@ pub struct BenchOutcome<'a> {
     pub baseline_kind: Baseline,
     /// Nodes in the measured cluster (0: a single server).
     pub cluster: usize,
+    /// How the cluster's nodes were run: `"colocated"` (one thread polls
+    /// every node's loop) or `"thread-per-node"`; empty for a single
+    /// server.
+    pub cluster_layout: &'a str,
 }
 
 /// What a bench's same-run baseline is.
@@ -87,6 +91,7 @@ impl BenchOutcome<'_> {
         });
         if self.cluster > 0 {
             v["cluster"] = json!(self.cluster);
+            v["cluster_layout"] = json!(self.cluster_layout);
         }
         if let Some(b) = self.baseline {
             v["baseline_kind"] = json!(match self.baseline_kind {

@@ -83,7 +83,25 @@ fn journal_records(dir: &Path) -> Vec<(u64, u64)> {
 #[test]
 fn elects_replicates_refuses_on_followers_and_fails_over_with_sessions_intact() {
     let _serial = serial();
-    let mut c = cluster("failover", AckLevel::Replicated);
+    fails_over_with_sessions_intact(cluster("failover", AckLevel::Replicated));
+}
+
+/// The same with every node's loop on one colocation thread (the cluster
+/// bench's default layout): a node's supervisor hands each new
+/// incarnation's loop to the same thread after a restart.
+#[test]
+fn colocated_nodes_elect_replicate_and_fail_over_with_sessions_intact() {
+    let _serial = serial();
+    let base = ServeConfig {
+        idle: "backoff".into(),
+        ..server_config(0, 0)
+    };
+    let c =
+        LocalCluster::start_colocated("colocated", 3, &base, AckLevel::Replicated).expect("cluster starts");
+    fails_over_with_sessions_intact(c);
+}
+
+fn fails_over_with_sessions_intact(mut c: LocalCluster) {
     let leader = c.leader(WITHIN).unwrap();
     let follower = (leader + 1) % 3;
 

@@ -456,6 +456,10 @@ where
         self.transport.wait(std::time::Duration::from_millis(1)).is_ok()
     }
 
+    fn serves_clients(&self) -> bool {
+        self.serving
+    }
+
     fn extra_layout(&self) -> Vec<(String, Vec<&'static str>)> {
         vec![("cluster".to_string(), ClusterCounters::NAMES.to_vec())]
     }

@@ -218,9 +218,14 @@ impl NodeSetup {
 /// Starts a cluster node: the first incarnation is built here (so a bad
 /// configuration, a busy port or an unreadable journal fails the call), the
 /// rest by the supervisor thread after each step-down.
-pub(crate) fn start(cfg: &ServeConfig, cluster: &ClusterConfig) -> Result<ServerHandle, ServeError> {
+pub(crate) fn start(
+    cfg: &ServeConfig,
+    cluster: &ClusterConfig,
+    colocation: Option<crate::colocation::ColocationHandle>,
+) -> Result<ServerHandle, ServeError> {
     let setup = NodeSetup::new(cfg, cluster)?;
     let mut runtime = runtime_config(cfg)?;
+    runtime.colocation = colocation;
     let first = setup.build(&setup.udp, &setup.tcp)?;
     let (udp, tcp, first_seq) = (first.udp.clone(), first.tcp.clone(), first.first_seq);
     let recovery = Some(first.note.clone());

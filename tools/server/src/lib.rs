@@ -23,6 +23,7 @@
 pub mod cluster_node;
 mod cluster_serve;
 pub mod cluster_status;
+pub mod colocation;
 pub mod config;
 pub mod counters_file;
 pub mod doctor;

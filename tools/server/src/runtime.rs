@@ -13,7 +13,7 @@
 use crate::counters_file::{CounterBlock, CountersFile, LatencyBlock};
 use crate::idle::{IdleKind, IdleStrategy, Idler};
 use crate::pinning::{check_cores, pin_current, PinError};
-use crate::stage::{sequencer_names, SequencerStage, StageStop, LOOP_NAMES};
+use crate::stage::{sequencer_names, SequencerStage, StageStop, IDLE_GATEWAY_ROUNDS, LOOP_NAMES};
 use peregrine_gateway::GatewayCounters;
 use peregrine_gateway::LatencyBuckets;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
@@ -64,6 +64,10 @@ pub struct RuntimeConfig {
     /// round that did work (one store when it changed): what a journal
     /// reader on another thread (the sequenced feed) may publish.
     pub watermark: Option<Arc<AtomicU64>>,
+    /// `shared` layout only: run the loop on this colocation's thread,
+    /// round-robin with other servers' loops, instead of on a thread of its
+    /// own (see [`Colocation`](crate::colocation::Colocation)).
+    pub colocation: Option<crate::colocation::ColocationHandle>,
 }
 
 /// The sequencing thread's side of [`RuntimeConfig::watermark`]: stores
@@ -394,86 +398,210 @@ pub(crate) const SEQUENCER_BATCH: usize = 1024;
 const DRAIN_POLLS: usize = 10_000;
 
 fn run_shared<St: SequencerStage>(
-    mut gateways: Vec<Box<dyn GatewayLoop>>,
-    mut seq: St,
+    gateways: Vec<Box<dyn GatewayLoop>>,
+    seq: St,
     config: &RuntimeConfig,
     stop: Arc<AtomicBool>,
     blocks: Vec<CounterBlock>,
-    mut latency: Vec<LatencyPublisher>,
-    mut seq_latency: Option<ReadyPublisher>,
+    latency: Vec<LatencyPublisher>,
+    seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
     let kind = config.idle;
     let watermark = config.watermark.clone();
+    if let Some(place) = &config.colocation {
+        // Another thread polls this loop among others'; this one waits for
+        // its result.
+        let (done, result) = std::sync::mpsc::channel();
+        let mut l = SharedLoop::new(
+            gateways,
+            seq,
+            stop,
+            blocks,
+            latency,
+            seq_latency,
+            watermark,
+            IdleKind::Spin,
+        );
+        l.thin_idle_gateways = true;
+        place.add(Box::new(ColocatedLoop { l: Some(l), done }));
+        return result
+            .recv()
+            .map_err(|_| RunError::Thread("the colocation thread ended first".into()));
+    }
     let handle = std::thread::Builder::new()
         .name("peregrine-shared".into())
         .spawn(move || -> Result<(ServerReport, St::App), RunError> {
             pin_current(core)?;
-            let mut idle = Idler::new(kind);
-            let mut timer = PublishTimer::new();
-            let mut raiser = WatermarkRaiser::new(watermark);
-            let mut work = 0;
-            let extra_from = 1 + gateways.len();
-            let publish = |seq: &St, gws: &[Box<dyn GatewayLoop>], idle: &Idler| {
-                publish_stage(&blocks, extra_from, seq, idle);
-                for (i, g) in gws.iter().enumerate() {
-                    publish_gateway(blocks.get(1 + i), g.as_ref());
-                }
-            };
-            while !stop.load(Ordering::Relaxed) {
-                if timer.due(work) {
-                    publish(&seq, &gateways, &idle);
-                    for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
-                        l.maybe_publish(g.as_mut(), false);
-                    }
-                    if let Some(l) = seq_latency.as_mut() {
-                        l.maybe_publish(seq.sequencer().ready_latency(), false);
-                    }
-                }
-                work = 0;
-                for g in gateways.iter_mut() {
-                    work += g.poll_rx();
-                }
-                let sequenced = seq.poll();
-                work += sequenced;
-                if sequenced != 0 {
-                    raiser.raise(&seq);
-                }
-                for g in gateways.iter_mut() {
-                    work += g.poll_tx();
-                }
-                if sequenced == 0 && seq.stopped().is_some() {
-                    break;
-                }
-                if work != 0 || !seq.park() {
-                    idle.idle(work);
+            let mut l = SharedLoop::new(gateways, seq, stop, blocks, latency, seq_latency, watermark, kind);
+            while let Some(work) = l.round() {
+                if work != 0 || !l.seq.park() {
+                    l.idle.idle(work);
                 }
             }
-            // Send what was already sequenced so no ack is left behind.
-            for _ in 0..DRAIN_POLLS {
-                let mut work = seq.poll();
-                for g in gateways.iter_mut() {
-                    work += g.poll_tx();
-                }
-                if work == 0 && seq.held_back() == 0 {
-                    break;
-                }
-            }
-            raiser.raise(&seq);
-            publish(&seq, &gateways, &idle);
-            for (g, l) in gateways.iter_mut().zip(latency.iter_mut()) {
-                l.maybe_publish(g.as_mut(), true);
-            }
-            if let Some(l) = seq_latency.as_mut() {
-                l.maybe_publish(seq.sequencer().ready_latency(), true);
-            }
-            let report = report(&seq, &gateways, idle.busy_loops(), idle.idle_loops());
-            Ok((report, seq.into_app()))
+            Ok(l.finish())
         })
         .map_err(|e| RunError::Thread(e.to_string()))?;
     handle
         .join()
         .map_err(|_| RunError::Thread("peregrine-shared panicked".into()))?
+}
+
+/// The `shared` layout's loop, one round at a time: every gateway's
+/// receive side, the stage, every gateway's transmit side. Its own thread
+/// runs it (`run_shared`), or a [`Colocation`](crate::colocation::Colocation)
+/// thread runs it among other servers' loops.
+struct SharedLoop<St: SequencerStage> {
+    gateways: Vec<Box<dyn GatewayLoop>>,
+    seq: St,
+    stop: Arc<AtomicBool>,
+    blocks: Vec<CounterBlock>,
+    latency: Vec<LatencyPublisher>,
+    seq_latency: Option<ReadyPublisher>,
+    idle: Idler,
+    timer: PublishTimer,
+    raiser: WatermarkRaiser,
+    work: usize,
+    rounds: u32,
+    /// Colocated: poll the gateways of a stage that serves no clients only
+    /// now and then (see [`SequencerStage::serves_clients`]). On a thread
+    /// of its own a follower parks on its peers' sockets instead.
+    thin_idle_gateways: bool,
+}
+
+impl<St: SequencerStage> SharedLoop<St> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gateways: Vec<Box<dyn GatewayLoop>>,
+        seq: St,
+        stop: Arc<AtomicBool>,
+        blocks: Vec<CounterBlock>,
+        latency: Vec<LatencyPublisher>,
+        seq_latency: Option<ReadyPublisher>,
+        watermark: Option<Arc<AtomicU64>>,
+        idle: IdleKind,
+    ) -> Self {
+        SharedLoop {
+            gateways,
+            seq,
+            stop,
+            blocks,
+            latency,
+            seq_latency,
+            idle: Idler::new(idle),
+            timer: PublishTimer::new(),
+            raiser: WatermarkRaiser::new(watermark),
+            work: 0,
+            rounds: 0,
+            thin_idle_gateways: false,
+        }
+    }
+
+    fn publish(&self) {
+        let extra_from = 1 + self.gateways.len();
+        publish_stage(&self.blocks, extra_from, &self.seq, &self.idle);
+        for (i, g) in self.gateways.iter().enumerate() {
+            publish_gateway(self.blocks.get(1 + i), g.as_ref());
+        }
+    }
+
+    /// One round; the work it did, or `None` when the loop is over (stop
+    /// asked, or the stage stopped by itself). The caller idles.
+    #[inline]
+    fn round(&mut self) -> Option<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.timer.due(self.work) {
+            self.publish();
+            for (g, l) in self.gateways.iter_mut().zip(self.latency.iter_mut()) {
+                l.maybe_publish(g.as_mut(), false);
+            }
+            if let Some(l) = self.seq_latency.as_mut() {
+                l.maybe_publish(self.seq.sequencer().ready_latency(), false);
+            }
+        }
+        let mut work = 0;
+        self.rounds = self.rounds.wrapping_add(1);
+        let gateways_due =
+            !self.thin_idle_gateways || self.rounds % IDLE_GATEWAY_ROUNDS == 0 || self.seq.serves_clients();
+        if gateways_due {
+            for g in self.gateways.iter_mut() {
+                work += g.poll_rx();
+            }
+        }
+        let sequenced = self.seq.poll();
+        work += sequenced;
+        if sequenced != 0 {
+            self.raiser.raise(&self.seq);
+        }
+        if gateways_due || sequenced != 0 {
+            for g in self.gateways.iter_mut() {
+                work += g.poll_tx();
+            }
+        }
+        self.work = work;
+        if sequenced == 0 && self.seq.stopped().is_some() {
+            return None;
+        }
+        Some(work)
+    }
+
+    /// Sends what was already sequenced (so no ack is left behind),
+    /// publishes the counters one last time, and reports.
+    fn finish(mut self) -> (ServerReport, St::App) {
+        for _ in 0..DRAIN_POLLS {
+            let mut work = self.seq.poll();
+            for g in self.gateways.iter_mut() {
+                work += g.poll_tx();
+            }
+            if work == 0 && self.seq.held_back() == 0 {
+                break;
+            }
+        }
+        self.raiser.raise(&self.seq);
+        self.publish();
+        for (g, l) in self.gateways.iter_mut().zip(self.latency.iter_mut()) {
+            l.maybe_publish(g.as_mut(), true);
+        }
+        if let Some(l) = self.seq_latency.as_mut() {
+            l.maybe_publish(self.seq.sequencer().ready_latency(), true);
+        }
+        let report = report(
+            &self.seq,
+            &self.gateways,
+            self.idle.busy_loops(),
+            self.idle.idle_loops(),
+        );
+        (report, self.seq.into_app())
+    }
+}
+
+/// A [`SharedLoop`] handed to a colocation thread, with where its result
+/// goes.
+struct ColocatedLoop<St: SequencerStage> {
+    l: Option<SharedLoop<St>>,
+    done: std::sync::mpsc::Sender<(ServerReport, St::App)>,
+}
+
+impl<St: SequencerStage> crate::colocation::ColocatedUnit for ColocatedLoop<St> {
+    fn round(&mut self) -> Option<usize> {
+        let l = self.l.as_mut()?;
+        let work = l.round();
+        if let Some(w) = work {
+            // A spin idler: counts the round, waits one pause at most; the
+            // colocation thread decides how to idle for everyone.
+            l.idle.idle(w);
+        }
+        work
+    }
+
+    fn finish(&mut self) {
+        if let Some(l) = self.l.take() {
+            // The server thread waiting for it may have gone: nothing to do.
+            let _ = self.done.send(l.finish());
+        }
+    }
 }
 
 fn run_dedicated<St: SequencerStage>(

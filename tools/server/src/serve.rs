@@ -220,6 +220,7 @@ pub(crate) fn runtime_config(cfg: &ServeConfig) -> Result<RuntimeConfig, ServeEr
         counters_file: cfg.counters_file.clone(),
         latency_histograms: cfg.latency_histograms,
         watermark: None,
+        colocation: None,
     })
 }
 
@@ -227,12 +228,39 @@ pub(crate) fn runtime_config(cfg: &ServeConfig) -> Result<RuntimeConfig, ServeEr
 /// `[cluster]` section the server is one node of a replicated cluster (see
 /// [`crate::cluster_serve`]).
 pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
+    start_in(cfg, None)
+}
+
+/// [`start`], but the server's loop runs on `colocation`'s thread, polled
+/// in turn with other servers' loops there, instead of on a thread of its
+/// own (`shared` layout only; its `cores` are not used: the colocation
+/// thread has its own). For measuring several servers, such as the nodes
+/// of a cluster, on fewer cores than they have loops; see
+/// [`crate::colocation`].
+pub fn start_colocated(
+    cfg: &ServeConfig,
+    colocation: &crate::colocation::ColocationHandle,
+) -> Result<ServerHandle, ServeError> {
+    if cfg.layout()? != crate::runtime::Layout::Shared {
+        return Err(ServeError::Config(crate::config::ConfigError::Invalid(
+            "layout",
+            "a colocated server runs the shared layout".into(),
+        )));
+    }
+    start_in(cfg, Some(colocation.clone()))
+}
+
+fn start_in(
+    cfg: &ServeConfig,
+    colocation: Option<crate::colocation::ColocationHandle>,
+) -> Result<ServerHandle, ServeError> {
     cfg.validate()?;
     crate::pinning::check_cores(&cfg.cores)?;
     if let Some(cluster) = &cfg.cluster {
-        return crate::cluster_serve::start(cfg, cluster);
+        return crate::cluster_serve::start(cfg, cluster, colocation);
     }
-    let runtime = runtime_config(cfg)?;
+    let mut runtime = runtime_config(cfg)?;
+    runtime.colocation = colocation;
     let opts = gateway_options(cfg)?;
     let directory = Arc::new(SessionDirectory::new(&cfg.credentials()?)?);
     let BoundGateways {
@@ -281,7 +309,6 @@ pub fn start(cfg: &ServeConfig) -> Result<ServerHandle, ServeError> {
         Some(dir) => FeedRun::start(cfg, dir, first_seq)?,
         None => None,
     };
-    let mut runtime = runtime;
     runtime.watermark = feed.as_ref().map(FeedRun::watermark);
     let feed_note = feed.as_ref().map(|f| f.note().to_string());
     let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// The cluster's acknowledgement level: replicated | local.
     #[arg(long, default_value = "replicated")]
     ack: String,
+    /// Cluster: run each node's loop on a thread of its own (all on the
+    /// server core, switched by the scheduler) instead of one thread
+    /// polling every node's loop in turn.
+    #[arg(long)]
+    node_threads: bool,
     /// Fault injection (UDP): drop, duplicate and reorder this fraction of
     /// datagrams each way through a relay, e.g. 0.05.
     #[arg(long, default_value_t = 0.0)]
@@ -93,6 +98,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         title: peregrine_tools::plot::command_line(),
         loss: a.loss,
         cluster: a.cluster,
+        node_threads: a.node_threads,
         ack: match a.ack.as_str() {
             "replicated" => peregrine_cluster::AckLevel::Replicated,
             "local" => peregrine_cluster::AckLevel::Local,
@@ -144,6 +150,7 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         title: String::new(),
         loss: 0.0,
         cluster: 0,
+        node_threads: false,
         ack: peregrine_cluster::AckLevel::Replicated,
         secret: None,
     })?;
