@@ -407,22 +407,30 @@ fn run_shared<St: SequencerStage>(
     seq_latency: Option<ReadyPublisher>,
 ) -> Result<(ServerReport, St::App), RunError> {
     let core = config.cores.first().copied();
-    let kind = config.idle;
-    let watermark = config.watermark.clone();
+    // Colocated, the loop only counts its idle rounds: the colocation
+    // thread idles once for every loop it runs.
+    let kind = match config.colocation {
+        Some(_) => IdleKind::Spin,
+        None => config.idle,
+    };
+    let mut l = SharedLoop {
+        gateways,
+        seq,
+        stop,
+        blocks,
+        latency,
+        seq_latency,
+        idle: Idler::new(kind),
+        timer: PublishTimer::new(),
+        raiser: WatermarkRaiser::new(config.watermark.clone()),
+        work: 0,
+        rounds: 0,
+        thin_idle_gateways: false,
+    };
     if let Some(place) = &config.colocation {
         // Another thread polls this loop among others'; this one waits for
         // its result.
         let (done, result) = std::sync::mpsc::channel();
-        let mut l = SharedLoop::new(
-            gateways,
-            seq,
-            stop,
-            blocks,
-            latency,
-            seq_latency,
-            watermark,
-            IdleKind::Spin,
-        );
         l.thin_idle_gateways = true;
         place.add(Box::new(ColocatedLoop { l: Some(l), done }));
         return result
@@ -433,7 +441,6 @@ fn run_shared<St: SequencerStage>(
         .name("peregrine-shared".into())
         .spawn(move || -> Result<(ServerReport, St::App), RunError> {
             pin_current(core)?;
-            let mut l = SharedLoop::new(gateways, seq, stop, blocks, latency, seq_latency, watermark, kind);
             while let Some(work) = l.round() {
                 if work != 0 || !l.seq.park() {
                     l.idle.idle(work);
@@ -470,33 +477,6 @@ struct SharedLoop<St: SequencerStage> {
 }
 
 impl<St: SequencerStage> SharedLoop<St> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        gateways: Vec<Box<dyn GatewayLoop>>,
-        seq: St,
-        stop: Arc<AtomicBool>,
-        blocks: Vec<CounterBlock>,
-        latency: Vec<LatencyPublisher>,
-        seq_latency: Option<ReadyPublisher>,
-        watermark: Option<Arc<AtomicU64>>,
-        idle: IdleKind,
-    ) -> Self {
-        SharedLoop {
-            gateways,
-            seq,
-            stop,
-            blocks,
-            latency,
-            seq_latency,
-            idle: Idler::new(idle),
-            timer: PublishTimer::new(),
-            raiser: WatermarkRaiser::new(watermark),
-            work: 0,
-            rounds: 0,
-            thin_idle_gateways: false,
-        }
-    }
-
     fn publish(&self) {
         let extra_from = 1 + self.gateways.len();
         publish_stage(&self.blocks, extra_from, &self.seq, &self.idle);
