@@ -169,10 +169,18 @@ sleep 0.5
 # installed): every packet must decode, none malformed.
 CAPTURE_PID=""
 if command -v tshark >/dev/null; then
-    ip netns exec "$NS_C" timeout 3 tshark -q -i pgf1 -c 20000 -w "$WORK/feed.pcap" -f "udp" \
+    # Three seconds of capture once it runs (tshark's own stop condition;
+    # `timeout` only guards against a hang). tshark creates the file when
+    # capturing starts, which can take seconds on a loaded machine: the
+    # load waits for it, so the sample is never empty by accident.
+    ip netns exec "$NS_C" timeout 60 tshark -q -i pgf1 -a duration:3 -c 20000 -w "$WORK/feed.pcap" -f "udp" \
         >"$WORK/tshark-capture.log" 2>&1 &
     CAPTURE_PID=$!
-    sleep 0.5
+    for _ in $(seq 300); do
+        [[ -s $WORK/feed.pcap ]] && break
+        sleep 0.1
+    done
+    [[ -s $WORK/feed.pcap ]] || { cat "$WORK/tshark-capture.log" >&2; die "tshark did not start capturing within 30 s"; }
 fi
 
 if [[ $RATE == max ]]; then
