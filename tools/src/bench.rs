@@ -212,6 +212,18 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
     report(b, &result, baseline.as_ref(), Baseline::RawEcho)
 }
 
+impl BenchConfig {
+    /// How a cluster's nodes run: `colocated` (one thread polls every
+    /// node's loop) or `thread-per-node` (`node_threads`).
+    fn cluster_layout(&self) -> &'static str {
+        if self.node_threads {
+            "thread-per-node"
+        } else {
+            "colocated"
+        }
+    }
+}
+
 /// Prints the table, writes the requested files, returns the JSON.
 fn report(
     b: &BenchConfig,
@@ -230,11 +242,7 @@ fn report(
         baseline,
         baseline_kind,
         cluster: b.cluster,
-        cluster_layout: match (b.cluster, b.node_threads) {
-            (0, _) => "",
-            (_, false) => "colocated",
-            (_, true) => "thread-per-node",
-        },
+        cluster_layout: if b.cluster == 0 { "" } else { b.cluster_layout() },
     };
     println!("{}", outcome.table());
     let json = outcome.json();
@@ -350,13 +358,9 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         TransportKind::Tcp => cluster.tcp(leader),
     };
     eprintln!(
-        "cluster: {} nodes ({}), ack {:?}, leader node {} ({} on {addr}) for {:?}",
+        "cluster: {} nodes ({}, on the server core), ack {:?}, leader node {} ({} on {addr}) for {:?}",
         b.cluster,
-        if b.node_threads {
-            "a thread per node, all on the server core"
-        } else {
-            "colocated: one thread on the server core polls every node's loop"
-        },
+        b.cluster_layout(),
         b.ack,
         leader + 1,
         b.transport.name(),

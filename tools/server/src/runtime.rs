@@ -13,7 +13,7 @@
 use crate::counters_file::{CounterBlock, CountersFile, LatencyBlock};
 use crate::idle::{IdleKind, IdleStrategy, Idler};
 use crate::pinning::{check_cores, pin_current, PinError};
-use crate::stage::{sequencer_names, SequencerStage, StageStop, IDLE_GATEWAY_ROUNDS, LOOP_NAMES};
+use crate::stage::{sequencer_names, SequencerStage, StageStop, LOOP_NAMES};
 use peregrine_gateway::GatewayCounters;
 use peregrine_gateway::LatencyBuckets;
 use peregrine_gateway::{GatewayLoop, SequencerRings};
@@ -396,6 +396,10 @@ fn publish_gateway(block: Option<&CounterBlock>, g: &dyn GatewayLoop) {
 pub(crate) const SEQUENCER_BATCH: usize = 1024;
 /// Polls spent draining replies after the stop flag is seen.
 const DRAIN_POLLS: usize = 10_000;
+
+/// Colocated: the gateways of a stage that serves no clients are polled
+/// every this many rounds (see [`SequencerStage::serves_clients`]).
+const IDLE_GATEWAY_ROUNDS: u32 = 16;
 
 fn run_shared<St: SequencerStage>(
     gateways: Vec<Box<dyn GatewayLoop>>,

@@ -49,10 +49,6 @@ impl std::fmt::Display for StageStop {
     }
 }
 
-/// See [`SequencerStage::serves_clients`]: how often the gateways of a
-/// stage that serves no clients are polled, in loop rounds.
-pub const IDLE_GATEWAY_ROUNDS: u32 = 16;
-
 /// The sequencing stage of a polling loop.
 pub trait SequencerStage: Send + 'static {
     /// The application behind the sequencer.
@@ -78,8 +74,8 @@ pub trait SequencerStage: Send + 'static {
     }
     /// Whether clients are served here now (a single node always; a
     /// cluster node while it leads). A colocated loop polls the gateways of
-    /// a stage that does not serve only every [`IDLE_GATEWAY_ROUNDS`]th
-    /// round, or when the stage produced work for them: all its clients get
+    /// a stage that does not serve only every 16th round, or when the
+    /// stage produced work for them: all its clients get
     /// is a refusal naming the leader, and a colocation thread running
     /// several nodes saves a receive call per follower gateway per round.
     fn serves_clients(&self) -> bool {
