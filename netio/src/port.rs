@@ -191,8 +191,10 @@ pub trait DatagramPort: Port {
 ///
 /// Contract:
 /// - `recv` clears `batch` and fills it with up to `batch.capacity()`
-///   entries: [`RxEvent::Opened`], [`RxEvent::Data`] (an arbitrary chunk:
-///   framing is the caller's job), [`RxEvent::Closed`]; never blocks.
+///   entries: [`RxEvent::Opened`], [`RxEvent::Data`] (an arbitrary chunk
+///   of at most `batch.slot_bytes()`: framing is the caller's job; a chunk
+///   that fills its slot may have more behind it), [`RxEvent::Closed`];
+///   never blocks.
 /// - `poll_tx` makes progress on buffered output.
 pub trait StreamPort: Port {
     /// Receives what is pending, without blocking.

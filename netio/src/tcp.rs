@@ -9,7 +9,7 @@
 //! would overflow is a reader too slow to keep up: it is closed and counted,
 //! never waited for, so it cannot stall the gateway or other clients.
 
-use crate::batch::{PacketBatch, SLOT_BYTES};
+use crate::batch::PacketBatch;
 use crate::error::NetError;
 use crate::port::{ConnId, Peer, Port, PortCounters, RxEvent, StreamPort};
 use std::io::{self, Read, Write};
@@ -395,7 +395,7 @@ impl StreamPort for TcpPort {
             let Some(slot) = batch.next_slot() else {
                 break; // level-triggered: reported again next poll
             };
-            match stream.read(&mut slot[..SLOT_BYTES]) {
+            match stream.read(slot) {
                 Ok(0) => {
                     self.drop_conn(id);
                     if !batch.push_event(Peer::Conn(id), RxEvent::Closed) {

@@ -59,8 +59,18 @@ pub const LIVENESS_CHECK: Duration = Duration::from_millis(10);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(20);
 /// The length prefix: a `u32`, little-endian.
 const FRAME_HEADER_BYTES: usize = 4;
-/// Receive batch entries per `recv`.
-const RX_BATCH: usize = 64;
+/// Receive batch entries per `recv`: room for one chunk from each inbound
+/// connection of a 5-node cluster plus connection events.
+const RX_BATCH: usize = 16;
+/// Bytes per received chunk. A follower behind the leader finds many
+/// appends waiting in its socket; reading them in large chunks lets it take
+/// them all in one poll (one append, one answer) instead of one small
+/// chunk, and one entry, per poll.
+const RX_CHUNK_BYTES: usize = 64 << 10;
+/// Most `recv` calls per [`NodeTransport::poll`] while chunks keep coming
+/// back full (about 2 MiB from one connection), so one busy peer cannot
+/// hold the loop.
+const RX_ROUNDS: usize = 32;
 
 /// Why a [`NodeTransport`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +200,7 @@ impl NodeTransport {
             .collect::<Result<Vec<_>, TransportError>>()?;
         Ok(NodeTransport {
             port,
-            batch: PacketBatch::new(RX_BATCH),
+            batch: PacketBatch::with_slot_bytes(RX_BATCH, RX_CHUNK_BYTES),
             peers,
             inbound: HashMap::new(),
             counters: TransportCounters::default(),
@@ -264,8 +274,11 @@ impl NodeTransport {
         }
         self.flush_all();
         let mut delivered = 0;
-        loop {
+        for _ in 0..RX_ROUNDS {
             let n = self.port.recv(&mut self.batch)?;
+            // A full batch, or a chunk that filled its slot, may have more
+            // behind it.
+            let mut more = n == self.batch.capacity();
             for i in 0..n {
                 let (peer, event, data) = self.batch.get(i);
                 let Peer::Conn(conn) = peer else {
@@ -279,6 +292,7 @@ impl NodeTransport {
                         self.inbound.remove(&conn);
                     }
                     RxEvent::Data => {
+                        more |= data.len() == self.batch.slot_bytes();
                         self.counters.bytes_received += data.len() as u64;
                         let Some(buf) = self.inbound.get_mut(&conn) else {
                             continue;
@@ -300,7 +314,7 @@ impl NodeTransport {
                     }
                 }
             }
-            if n < self.batch.capacity() {
+            if !more {
                 break;
             }
         }

@@ -163,3 +163,58 @@ fn three_nodes_elect_commit_and_fail_over_over_loopback_tcp() {
         assert_eq!(c.frames_dropped, 0);
     }
 }
+
+/// A follower that fell behind finds many appends waiting in its socket:
+/// it takes them in a few polls (large reads, read again while chunks come
+/// back full), not one small chunk per poll.
+#[test]
+fn a_backlog_of_large_messages_arrives_in_a_few_polls() {
+    use peregrine_cluster::{Entry, Message};
+    let mut nodes = start();
+    let (a, b) = (nodes.remove(0), nodes.remove(0));
+    let (mut a, mut b) = (a.transport.unwrap(), b.transport.unwrap());
+    let deadline = Instant::now() + PHASE_LIMIT;
+    while !a.is_connected(2) {
+        assert!(Instant::now() < deadline, "node 1 never connected to node 2");
+        a.poll(|_| {}).unwrap();
+        b.poll(|_| {}).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    const MESSAGES: usize = 100;
+    const ENTRY_BYTES: usize = 4096;
+    let msgs = (0..MESSAGES).map(|i| {
+        let mut e = Entry::default();
+        e.index = i as u64 + 1;
+        e.data = vec![i as u8; ENTRY_BYTES].into();
+        let mut m = Message::default();
+        m.from = 1;
+        m.to = 2;
+        m.entries = vec![e].into();
+        m
+    });
+    a.send(msgs);
+    let mut received = Vec::new();
+    let mut polls = 0;
+    while received.len() < MESSAGES {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {MESSAGES} arrived",
+            received.len()
+        );
+        a.poll(|_| {}).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        polls += 1;
+        b.poll(|m| received.push(m)).unwrap();
+    }
+    for (i, m) in received.iter().enumerate() {
+        assert_eq!((m.from, m.to, m.entries.len()), (1, 2, 1));
+        assert_eq!(m.entries[0].index, i as u64 + 1);
+        assert!(m.entries[0].data.iter().all(|&x| x == i as u8));
+    }
+    // 400 KB at one 2 KB read per poll would take 200 polls.
+    assert!(
+        polls <= 20,
+        "{polls} polls for {} KB",
+        MESSAGES * ENTRY_BYTES / 1024
+    );
+}
