@@ -127,6 +127,7 @@ fn config(segment_size: u64, prealloc: Prealloc) -> WriterConfig {
         segment_size,
         prealloc,
         populate: true,
+        populate_writable: true,
         precreate: Precreate::Background,
     }
 }
@@ -137,6 +138,9 @@ fn config(segment_size: u64, prealloc: Prealloc) -> WriterConfig {
 fn durable_bench(prealloc: Prealloc) -> Bench {
     let cfg = WriterConfig {
         precreate: Precreate::Manual,
+        // A segment dirtied whole when mapped would make the first
+        // fdatasync write all of it.
+        populate_writable: false,
         ..config(64 << 20, prealloc)
     };
     // Restart before the segment fills: a roll would create a segment

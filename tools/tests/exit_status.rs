@@ -22,6 +22,7 @@ fn write_journal(dir: &Path, n: u64, origin: SessionRef) {
     let cfg = WriterConfig {
         segment_size: 1 << 20,
         populate: false,
+        populate_writable: false,
         ..WriterConfig::default()
     };
     let mut w = Journal::open(dir).unwrap().into_writer(cfg).unwrap();

@@ -121,6 +121,7 @@ impl Config {
             segment_size: self.segment_size(),
             prealloc: Prealloc::Fallocate,
             populate: false,
+            populate_writable: false,
             precreate: Precreate::Manual,
         }
     }

@@ -48,6 +48,7 @@ fn writer_cfg() -> WriterConfig {
         segment_size: (HEADER_LEN + 5 * RECORD_LEN) as u64,
         prealloc: Prealloc::Fallocate,
         populate: false,
+        populate_writable: false,
         precreate: Precreate::Manual,
     }
 }

@@ -41,6 +41,7 @@ fn open(dir: &Path) -> JournalLogStore {
         segment_size: (HEADER_LEN + 4 * RECORD_LEN) as u64,
         prealloc: Prealloc::Fallocate,
         populate: false,
+        populate_writable: false,
         precreate: Precreate::Manual,
     };
     JournalLogStore::open(dir, &[1, 2, 3], cfg, FlushPolicy::None)

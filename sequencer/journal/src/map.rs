@@ -32,7 +32,8 @@ pub fn map_read(file: &File) -> io::Result<Mmap> {
 
 /// Maps the whole of `file` read-write and shared; with `populate` the page
 /// tables are filled up front (MAP_POPULATE) so the first appends do not take
-/// major faults.
+/// major faults. MAP_POPULATE maps a shared file's pages read-only, though:
+/// see [`prefault_writable`].
 pub fn map_write(file: &File, populate: bool) -> io::Result<MmapMut> {
     let mut opts = MmapOptions::new();
     if populate {
@@ -44,6 +45,22 @@ pub fn map_write(file: &File, populate: bool) -> io::Result<MmapMut> {
     // mapping stays fully backed for its lifetime. No other mapping of the
     // file is written through concurrently.
     unsafe { opts.map_mut(file) }
+}
+
+/// Write-faults every page of `map` now (`MADV_POPULATE_WRITE`, Linux
+/// 5.14+), so that appends never take the fault a shared file page takes
+/// on its first write (where the filesystem also turns a preallocated
+/// block into a written one). Called by whoever maps the segment: for a
+/// segment prepared ahead, the precreate thread, not the appender.
+///
+/// The pages are dirty from then on, so writeback writes the segment's
+/// zeros ahead of its records, and a sync of the whole file (`fdatasync`)
+/// writes all of it and makes the pages read-only again (each faults once
+/// more on its next write). Only a head start: on a kernel without the
+/// advice (EINVAL) or on any failure the pages fault on first write, as
+/// without it.
+pub fn prefault_writable(map: &MmapMut) {
+    let _ = map.advise(memmap2::Advice::PopulateWrite);
 }
 
 /// Allocates disk blocks for bytes `0..len` of `file` (fallocate mode 0:

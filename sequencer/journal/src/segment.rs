@@ -149,6 +149,7 @@ pub fn open_for_write(
     path: PathBuf,
     header: SegmentHeader,
     populate: bool,
+    populate_writable: bool,
 ) -> Result<ActiveSegment, JournalError> {
     let file = OpenOptions::new()
         .read(true)
@@ -163,6 +164,9 @@ pub fn open_for_write(
         });
     }
     let map = map::map_write(&file, populate).map_err(|e| io_err(&path, e))?;
+    if populate && populate_writable {
+        map::prefault_writable(&map);
+    }
     Ok(ActiveSegment {
         path,
         file,

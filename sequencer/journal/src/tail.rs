@@ -280,6 +280,7 @@ mod tests {
             segment_size: (HEADER_LEN + PER_SEG as usize * RECORD_LEN) as u64,
             prealloc: Prealloc::Fallocate,
             populate: false,
+            populate_writable: false,
             precreate: Precreate::Background,
         }
     }

@@ -1,7 +1,9 @@
 //! [`JournalWriter`]: appends records into the mapped current segment, rolls
 //! to the next one when full, and makes written records durable on request.
 
-use super::format::{decode_record, encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN};
+use super::format::{
+    decode_record, decode_unchecked, encode, slot_offset, SegmentHeader, HEADER_LEN, RECORD_LEN,
+};
 use super::readback::{copy_from_file, copy_slots, list_segments, read_header};
 use super::segment::{create_segment, io_err, open_for_write, sync_dir, ActiveSegment, Prealloc};
 use super::{JournalError, SequencedRecord};
@@ -58,6 +60,12 @@ pub struct WriterConfig {
     pub prealloc: Prealloc,
     /// Pre-fault the mapping of a new segment (MAP_POPULATE).
     pub populate: bool,
+    /// With `populate`, pre-fault it writable too, so that no append takes
+    /// a page fault (default). It dirties the whole segment when it is
+    /// mapped, so writeback writes the segment's zeros ahead of the
+    /// records, and with [`FlushPolicy::Fdatasync`] the first sync after a
+    /// roll writes the whole segment: turn it off there.
+    pub populate_writable: bool,
     /// When the next segment is created.
     pub precreate: Precreate,
 }
@@ -68,6 +76,7 @@ impl Default for WriterConfig {
             segment_size: DEFAULT_SEGMENT_SIZE,
             prealloc: Prealloc::default(),
             populate: true,
+            populate_writable: true,
             precreate: Precreate::default(),
         }
     }
@@ -151,7 +160,7 @@ fn make_segment(dir: &Path, first_seq: u64, cfg: &WriterConfig) -> Result<Active
         first_seq,
         segment_size: cfg.segment_size,
     };
-    open_for_write(path, header, cfg.populate)
+    open_for_write(path, header, cfg.populate, cfg.populate_writable)
 }
 
 /// A segment rolled away whose tail may not be durable yet.
@@ -199,6 +208,10 @@ impl JournalWriter {
         // previous run may have been killed before its writeback): make it
         // durable once, so durable_seq starts true.
         cur.file.sync_data().map_err(|e| io_err(&cur.path, e))?;
+        if cfg.populate && cfg.populate_writable {
+            // After the sync, which leaves synced pages read-only again.
+            crate::map::prefault_writable(&cur.map);
+        }
         let pre = match cfg.precreate {
             Precreate::Background => Some(Precreator::spawn(dir.clone(), cfg.clone())?),
             Precreate::Manual => None,
@@ -310,6 +323,76 @@ impl JournalWriter {
         self.cur.map[off..off + RECORD_LEN].copy_from_slice(record);
         // Cannot overflow: global_seq < u64::MAX (checked above).
         self.next_seq = global_seq + 1;
+        Ok(())
+    }
+
+    /// Appends consecutive records in their stored form that the caller
+    /// has already verified, each with [`decode_record`](crate::decode_record)
+    /// (as a replication follower checks a whole append before writing any
+    /// of it): copied verbatim, one copy per segment they reach into, with
+    /// no CRC computed a second time.
+    ///
+    /// Checked here without CRCs: `records` is whole records, else
+    /// [`JournalError::InvalidRecord`]; the first carries
+    /// [`next_seq`](Self::next_seq), else [`JournalError::NonConsecutive`];
+    /// the last carries the first's sequence plus the count minus one, else
+    /// [`JournalError::InvalidRecord`]; and not `u64::MAX`, else
+    /// [`JournalError::SequenceExhausted`]. On those errors nothing is
+    /// written. A record whose CRC is in fact wrong is stored as given, and
+    /// recovery ends the journal before it.
+    pub fn append_verified(&mut self, records: &[u8]) -> Result<(), JournalError> {
+        let count = records.len() / RECORD_LEN;
+        let invalid = |reason: String| JournalError::InvalidRecord {
+            expected_seq: self.next_seq,
+            reason,
+        };
+        if records.len() % RECORD_LEN != 0 {
+            return Err(invalid(format!(
+                "{} bytes, not whole {RECORD_LEN}-byte records",
+                records.len()
+            )));
+        }
+        let (Some(first), Some(last)) = (
+            records.get(..RECORD_LEN),
+            records
+                .len()
+                .checked_sub(RECORD_LEN)
+                .and_then(|at| records.get(at..)),
+        ) else {
+            return Ok(());
+        };
+        let first_seq = decode_unchecked(first).global_seq;
+        let last_seq = decode_unchecked(last).global_seq;
+        if first_seq != self.next_seq {
+            return Err(JournalError::NonConsecutive {
+                expected: self.next_seq,
+                got: first_seq,
+            });
+        }
+        if first_seq.checked_add(count as u64 - 1) != Some(last_seq) {
+            return Err(invalid(format!(
+                "{count} records from sequence {first_seq} end at {last_seq}"
+            )));
+        }
+        if last_seq == u64::MAX {
+            return Err(JournalError::SequenceExhausted { seq: last_seq });
+        }
+        let mut rest = records;
+        while !rest.is_empty() {
+            let mut idx = self.next_seq - self.cur.first_seq;
+            if idx >= self.cur.capacity {
+                self.roll()?;
+                idx = 0;
+            }
+            let room = usize::try_from(self.cur.capacity - idx).unwrap_or(usize::MAX);
+            let n = room.min(rest.len() / RECORD_LEN);
+            let (now, later) = rest.split_at(n * RECORD_LEN);
+            let off = slot_offset(idx) as usize;
+            self.cur.map[off..off + now.len()].copy_from_slice(now);
+            // Cannot overflow: the last sequence is below u64::MAX.
+            self.next_seq += n as u64;
+            rest = later;
+        }
         Ok(())
     }
 
@@ -563,7 +646,7 @@ impl JournalWriter {
         };
         let (first, path) = segs[k].clone();
         let header = read_header(&path, first)?;
-        let seg = open_for_write(path, header, self.cfg.populate)?;
+        let seg = open_for_write(path, header, self.cfg.populate, self.cfg.populate_writable)?;
         let end = first + seg.capacity;
         // The old current segment is unmapped here, before its file goes.
         drop(std::mem::replace(&mut self.cur, seg));

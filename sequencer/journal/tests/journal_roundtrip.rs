@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use peregrine_journal::{
-    records_per_segment, segment_name, FlushPolicy, Journal, JournalError, Prealloc, Precreate, RecordFilter,
-    SequencedRecord, WriterConfig, HEADER_LEN, RECORD_LEN,
+    encode, records_per_segment, segment_name, FlushPolicy, Journal, JournalError, Prealloc, Precreate,
+    RecordFilter, SequencedRecord, WriterConfig, HEADER_LEN, RECORD_LEN,
 };
 use peregrine_wire::SessionRef;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ fn cfg(precreate: Precreate) -> WriterConfig {
         segment_size: (HEADER_LEN + PER_SEG as usize * RECORD_LEN) as u64,
         prealloc: Prealloc::Fallocate,
         populate: false,
+        populate_writable: false,
         precreate,
     }
 }
@@ -219,6 +220,56 @@ fn non_consecutive_append_is_rejected_and_writes_nothing() {
     assert_records(t.path(), 6);
 }
 
+/// Records `from..=to` in their stored form, back to back.
+fn encoded(from: u64, to: u64) -> Vec<u8> {
+    let mut out = vec![0u8; (to + 1 - from) as usize * RECORD_LEN];
+    for (slot, seq) in out.chunks_exact_mut(RECORD_LEN).zip(from..=to) {
+        encode(&rec(seq).as_sequenced(), slot);
+    }
+    out
+}
+
+#[test]
+fn verified_spans_are_copied_across_rolls_and_their_sequences_checked() {
+    let t = TempDir::new("verified");
+    let mut w = Journal::open(t.path())
+        .unwrap()
+        .into_writer(cfg(Precreate::Manual))
+        .unwrap();
+    w.append_verified(&[]).unwrap();
+    w.append_verified(&encoded(1, 3)).unwrap();
+    // Seven records from slot 4 of a 5-slot segment fill it and the next.
+    w.append_verified(&encoded(4, 10)).unwrap();
+    assert_eq!((w.next_seq(), w.stats().rolls), (11, 1));
+    let not_next = w.append_verified(&encoded(12, 13)).unwrap_err();
+    assert!(
+        matches!(
+            not_next,
+            JournalError::NonConsecutive {
+                expected: 11,
+                got: 12
+            }
+        ),
+        "{not_next}"
+    );
+    let mut gap = encoded(11, 12);
+    gap.extend_from_slice(&encoded(14, 14));
+    assert!(matches!(
+        w.append_verified(&gap),
+        Err(JournalError::InvalidRecord { expected_seq: 11, .. })
+    ));
+    let partial = encoded(11, 12);
+    assert!(matches!(
+        w.append_verified(&partial[..RECORD_LEN + 1]),
+        Err(JournalError::InvalidRecord { expected_seq: 11, .. })
+    ));
+    assert_eq!(w.next_seq(), 11, "a refused span writes nothing");
+    w.append_verified(&encoded(11, 12)).unwrap();
+    assert_eq!(w.stats().rolls, 2);
+    drop(w);
+    assert_records(t.path(), 12);
+}
+
 #[test]
 fn flush_policies_move_durable_seq() {
     let t = TempDir::new("flush");
@@ -279,6 +330,7 @@ fn zero_filled_segments_work_too() {
         segment_size: 1 << 16,
         prealloc: Prealloc::ZeroFill,
         populate: true,
+        populate_writable: true,
         precreate: Precreate::Background,
     };
     let per = records_per_segment(c.segment_size);

@@ -45,6 +45,7 @@ fn cfg(precreate: Precreate) -> WriterConfig {
         segment_size: (HEADER_LEN + PER_SEG as usize * RECORD_LEN) as u64,
         prealloc: Prealloc::Fallocate,
         populate: false,
+        populate_writable: false,
         precreate,
     }
 }

@@ -113,6 +113,7 @@ impl NodeSetup {
             &self.cluster.voter_ids(),
             WriterConfig {
                 segment_size: cfg.journal_segment_size,
+                populate_writable: self.flush != FlushPolicy::Fdatasync,
                 ..WriterConfig::default()
             },
             self.flush,

@@ -298,6 +298,10 @@ fn start_in(
             let writer = rec
                 .into_writer(WriterConfig {
                     segment_size: cfg.journal_segment_size,
+                    populate_writable: !matches!(
+                        mode,
+                        peregrine_sequencer::JournalMode::Durable(peregrine_journal::FlushPolicy::Fdatasync)
+                    ),
                     ..WriterConfig::default()
                 })
                 .map_err(journal_err)?;

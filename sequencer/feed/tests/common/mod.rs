@@ -67,6 +67,7 @@ pub fn writer(dir: &Path, per_segment: usize) -> JournalWriter {
         segment_size: (HEADER_LEN + per_segment * RECORD_LEN) as u64,
         prealloc: Prealloc::Fallocate,
         populate: false,
+        populate_writable: false,
         precreate: Precreate::Background,
     };
     Journal::open(dir).unwrap().into_writer(cfg).unwrap()
