@@ -183,14 +183,17 @@ fn a_backlog_of_large_messages_arrives_in_a_few_polls() {
     const MESSAGES: usize = 100;
     const ENTRY_BYTES: usize = 4096;
     let msgs = (0..MESSAGES).map(|i| {
-        let mut e = Entry::default();
-        e.index = i as u64 + 1;
-        e.data = vec![i as u8; ENTRY_BYTES].into();
-        let mut m = Message::default();
-        m.from = 1;
-        m.to = 2;
-        m.entries = vec![e].into();
-        m
+        let e = Entry {
+            index: i as u64 + 1,
+            data: vec![i as u8; ENTRY_BYTES].into(),
+            ..Default::default()
+        };
+        Message {
+            from: 1,
+            to: 2,
+            entries: vec![e].into(),
+            ..Default::default()
+        }
     });
     a.send(msgs);
     let mut received = Vec::new();
