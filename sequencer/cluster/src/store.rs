@@ -59,6 +59,14 @@ pub trait LogStore: Storage {
     fn set_commit(&mut self, commit: u64) -> Result<(), StoreError>;
     /// Replaces everything up to the snapshot's index with the snapshot.
     fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// True when [`append`](Self::append) refuses any entry whose data is
+    /// not intact journal records (each CRC checked) continuing the stored
+    /// sequence. Raft applies only entries it has persisted here, so a
+    /// node may then apply committed entries without checking each
+    /// record's CRC again. Default: false (entries are stored as given).
+    fn verifies_records(&self) -> bool {
+        false
+    }
 }
 
 /// A [`LogStore`] in memory: plain vectors, no locks, no I/O. For tests and

@@ -138,7 +138,8 @@ mod tail;
 mod writer;
 
 pub use format::{
-    decode_record, encode, header_field, record_field, SlotError, HEADER_LEN, MAGIC, RECORD_LEN,
+    decode_record, decode_unchecked, encode, header_field, record_field, SlotError, HEADER_LEN, MAGIC,
+    RECORD_LEN,
 };
 pub use recovery::{Journal, RecordFilter, Records, Recovered, SegmentInfo, TailReport};
 pub use segment::{parse_segment_name, segment_name, Prealloc};

@@ -21,7 +21,7 @@
 use super::Sequencer;
 use crate::app::{Application, ReplySink, SinkMode};
 use crate::slot::{OutboundKind, OutboundSlot};
-use peregrine_journal::{decode_record, encode, Sequenced, SlotError, RECORD_LEN};
+use peregrine_journal::{decode_record, decode_unchecked, encode, Sequenced, SlotError, RECORD_LEN};
 use std::collections::VecDeque;
 
 /// When a cluster leader's replies leave.
@@ -219,6 +219,20 @@ impl<A: Application> Sequencer<A> {
     /// the owning gateway (nothing is sent to clients). Returns how many
     /// records were applied; on error nothing after the bad record is.
     pub fn apply_replicated(&mut self, entry: &[u8]) -> Result<usize, ApplyError> {
+        self.apply_records(entry, true)
+    }
+
+    /// [`apply_replicated`](Self::apply_replicated) for an entry whose
+    /// records the caller has verified already, each with
+    /// [`decode_record`] (as a log store that checks every record it
+    /// persists has, for every entry Raft hands back committed): the same,
+    /// without computing each record's CRC a second time. A record that is
+    /// not in fact intact is applied as it reads.
+    pub fn apply_verified(&mut self, entry: &[u8]) -> Result<usize, ApplyError> {
+        self.apply_records(entry, false)
+    }
+
+    fn apply_records(&mut self, entry: &[u8], verify: bool) -> Result<usize, ApplyError> {
         if entry.len() % RECORD_LEN != 0 {
             return Err(ApplyError::Length(entry.len()));
         }
@@ -226,7 +240,12 @@ impl<A: Application> Sequencer<A> {
         let mut applied = 0;
         let mut result = Ok(());
         for (position, chunk) in entry.chunks_exact(RECORD_LEN).enumerate() {
-            let r = match decode_record(chunk) {
+            let decoded = if verify {
+                decode_record(chunk)
+            } else {
+                Ok(decode_unchecked(chunk))
+            };
+            let r = match decoded {
                 Ok(r) => r,
                 Err(error) => {
                     result = Err(ApplyError::Record { position, error });
@@ -389,6 +408,41 @@ mod tests {
         ));
         assert_eq!(f.next_seq(), 2, "the record before the torn one was applied");
         assert_eq!(f.apply_replicated(&entry), Ok(2));
+    }
+
+    #[test]
+    fn verified_entries_apply_alike_without_a_crc_check() {
+        let (mut ins, _out, mut leader) = node(ReplyRelease::OnCommit);
+        send(&mut ins, 2, 1..=3);
+        leader.poll();
+        let entry = leader.pending_batch().to_vec();
+        let (_ci, mut checked_out, mut checked) = node(ReplyRelease::OnCommit);
+        let (_vi, mut verified_out, mut verified) = node(ReplyRelease::OnCommit);
+        assert_eq!(checked.apply_replicated(&entry), Ok(3));
+        assert_eq!(verified.apply_verified(&entry), Ok(3));
+        let notices = |out: &mut Consumer<OutboundSlot>| {
+            drain(out)
+                .iter()
+                .map(|s| (s.kind, s.to, s.client_seq, s.msg))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(notices(&mut checked_out), notices(&mut verified_out));
+        assert_eq!(verified.next_seq(), 4);
+        // Sequences and lengths are still checked; the CRC is not.
+        let (_fi, _fo, mut f) = node(ReplyRelease::OnCommit);
+        assert_eq!(f.apply_verified(&entry[..100]), Err(ApplyError::Length(100)));
+        assert!(matches!(
+            f.apply_verified(&entry[RECORD_LEN..]),
+            Err(ApplyError::Gap {
+                expected: 1,
+                found: 2
+            })
+        ));
+        let mut torn = entry.clone();
+        torn[RECORD_LEN + 40] ^= 1;
+        assert!(f.apply_replicated(&torn).is_err());
+        let (_ti, _to, mut t) = node(ReplyRelease::OnCommit);
+        assert_eq!(t.apply_verified(&torn), Ok(3), "taken as it reads");
     }
 
     #[test]

@@ -355,6 +355,7 @@ where
             self.seq.flush_overflow();
         }
         let seq = &mut self.seq;
+        let verified = self.log.store().verifies_records();
         let mut apply_error = None;
         let committed_seq = &mut self.committed_seq;
         let polled = self.log.poll(&mut |e: CommittedEntry<'_>| {
@@ -369,7 +370,12 @@ where
                 }
             }
             if apply_error.is_none() {
-                if let Err(err) = seq.apply_replicated(e.data) {
+                let applied = if verified {
+                    seq.apply_verified(e.data)
+                } else {
+                    seq.apply_replicated(e.data)
+                };
+                if let Err(err) = applied {
                     apply_error = Some(format!("log entry {} (term {}): {err}", e.index, e.term));
                 }
             }

@@ -765,6 +765,11 @@ impl LogStore for JournalLogStore {
         Ok(())
     }
 
+    /// Every append is checked whole by `check_entries` first.
+    fn verifies_records(&self) -> bool {
+        true
+    }
+
     fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let meta = snapshot.get_metadata();
         let stored = self.first_index - 1;
