@@ -163,10 +163,7 @@ pub fn open_for_write(
             reason: format!("file is {len} bytes, header says {}", header.segment_size),
         });
     }
-    let map = map::map_write(&file, populate).map_err(|e| io_err(&path, e))?;
-    if populate && populate_writable {
-        map::prefault_writable(&map);
-    }
+    let map = map::map_write(&file, populate, populate_writable).map_err(|e| io_err(&path, e))?;
     Ok(ActiveSegment {
         path,
         file,
