@@ -41,8 +41,19 @@ use peregrine_wire::soupbintcp::{
 };
 use std::sync::Arc;
 
+/// Bytes per receive chunk: a client streaming at full rate has many
+/// packets waiting, and a chunk per connection per poll must carry enough
+/// of them for a poll loop that is busy elsewhere (a cluster leader's
+/// rounds last hundreds of microseconds in throughput runs). A ping-pong
+/// message still arrives in one small read.
+const RX_CHUNK_BYTES: usize = 16 << 10;
+
+/// Most reads per [`GatewayLoop::poll_rx`] while chunks keep coming back
+/// full (more is waiting).
+const RX_READS_PER_POLL: usize = 4;
+
 /// Reassembly buffer size: one receive chunk plus one partial packet.
-const REASSEMBLY_BYTES: usize = SLOT_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;
+const REASSEMBLY_BYTES: usize = RX_CHUNK_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;
 
 struct ConnState {
     id: ConnId,
@@ -88,7 +99,7 @@ impl<P: StreamPort> TcpGateway<P> {
     ) -> Self {
         TcpGateway {
             port,
-            rx: PacketBatch::new(opts.rx_burst.max(1)),
+            rx: PacketBatch::with_slot_bytes(opts.rx_burst.max(1), RX_CHUNK_BYTES),
             rx_pos: 0,
             blocked: None,
             core: SoupTcp {
@@ -419,32 +430,40 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
             self.blocked = None;
             work += 1;
         }
-        if self.rx_pos >= self.rx.len() {
-            self.rx_pos = 0;
-            match self.port.recv(&mut self.rx) {
-                Ok(0) | Err(_) => {
-                    self.rx.clear();
-                    self.core.gw.publish();
-                    return work;
-                }
-                Ok(_) => self.core.gw.begin_burst(clock::now_ns()),
-            }
-        }
-        while self.rx_pos < self.rx.len() {
-            let (peer, event, data) = self.rx.get(self.rx_pos);
-            self.rx_pos += 1;
-            work += 1;
-            let Peer::Conn(id) = peer else { continue };
-            match event {
-                RxEvent::Opened => self.core.opened(id),
-                RxEvent::Closed => self.core.closed(id),
-                RxEvent::Data => {
-                    self.core.gw.counters_mut().rx_packets += 1;
-                    if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
-                        self.blocked = Some(id.index);
+        for _ in 0..RX_READS_PER_POLL {
+            if self.rx_pos >= self.rx.len() {
+                self.rx_pos = 0;
+                match self.port.recv(&mut self.rx) {
+                    Ok(0) | Err(_) => {
+                        self.rx.clear();
                         break;
                     }
+                    Ok(_) => self.core.gw.begin_burst(clock::now_ns()),
                 }
+            }
+            // A full batch, or a chunk that filled its slot, may have more
+            // behind it.
+            let mut more = self.rx.is_full();
+            while self.rx_pos < self.rx.len() {
+                let (peer, event, data) = self.rx.get(self.rx_pos);
+                self.rx_pos += 1;
+                work += 1;
+                let Peer::Conn(id) = peer else { continue };
+                match event {
+                    RxEvent::Opened => self.core.opened(id),
+                    RxEvent::Closed => self.core.closed(id),
+                    RxEvent::Data => {
+                        more |= data.len() == self.rx.slot_bytes();
+                        self.core.gw.counters_mut().rx_packets += 1;
+                        if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
+                            self.blocked = Some(id.index);
+                            break;
+                        }
+                    }
+                }
+            }
+            if self.blocked.is_some() || !more {
+                break;
             }
         }
         self.core.gw.publish();

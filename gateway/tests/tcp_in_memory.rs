@@ -20,6 +20,9 @@ struct Wire {
     /// Bytes written per connection index.
     written: Vec<(ConnId, Vec<u8>)>,
     closed_by_gateway: Vec<ConnId>,
+    /// At most this many entries per `recv` (a kernel port reads each
+    /// connection once per call); unlimited when `None`.
+    entries_per_recv: Option<usize>,
 }
 
 /// A stream port whose events a test scripts.
@@ -67,7 +70,8 @@ impl StreamPort for ScriptedStream {
     fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         batch.clear();
         let mut w = self.wire();
-        while !batch.is_full() {
+        let limit = w.entries_per_recv.unwrap_or(usize::MAX);
+        while !batch.is_full() && batch.len() < limit {
             let Some((conn, event, data)) = w.inbox.pop_front() else {
                 break;
             };
@@ -245,6 +249,32 @@ fn a_full_ring_keeps_bytes_buffered_until_the_sequencer_catches_up() {
         seqs.extend(r.staged().iter().map(|s| s.client_seq));
     }
     assert_eq!(seqs, vec![3, 4, 5], "nothing accepted is dropped");
+}
+
+/// A client streaming at full rate: every read returns a full chunk (the
+/// gateway's 16 KiB), as a kernel socket with more waiting does. One poll
+/// takes up to four such chunks, not one, and the rest follows in order.
+#[test]
+fn a_poll_takes_several_full_chunks_from_a_streaming_connection() {
+    const CHUNK: usize = 16 << 10;
+    let mut r = rig(4096);
+    r.net.push(CONN, RxEvent::Opened, &[]);
+    r.net.push(CONN, RxEvent::Data, &login("pw"));
+    r.poll();
+    r.net.wire().entries_per_recv = Some(1);
+    let msgs: Vec<Echo> = (1..=1000).map(|t| Echo::new(0, t)).collect();
+    let bytes = data(&msgs);
+    for chunk in bytes.chunks(CHUNK) {
+        r.net.push(CONN, RxEvent::Data, chunk);
+    }
+    r.gw.poll_rx();
+    let mut seqs: Vec<u64> = r.staged().iter().map(|s| s.client_seq).collect();
+    assert_eq!(seqs.len(), 4 * CHUNK / 103, "four full chunks' whole packets");
+    for _ in 0..4 {
+        r.poll();
+        seqs.extend(r.staged().iter().map(|s| s.client_seq));
+    }
+    assert_eq!(seqs, (1..=1000).collect::<Vec<u64>>());
 }
 
 #[test]
