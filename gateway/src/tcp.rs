@@ -41,12 +41,13 @@ use peregrine_wire::soupbintcp::{
 };
 use std::sync::Arc;
 
-/// Bytes per receive chunk: a client streaming at full rate has many
+/// Bytes per receive chunk (a baseline echo measured against the gateway
+/// reads the same): a client streaming at full rate has many
 /// packets waiting, and a chunk per connection per poll must carry enough
 /// of them for a poll loop that is busy elsewhere (a cluster leader's
 /// rounds last hundreds of microseconds in throughput runs). A ping-pong
 /// message still arrives in one small read.
-const RX_CHUNK_BYTES: usize = 16 << 10;
+pub const RX_CHUNK_BYTES: usize = 16 << 10;
 
 /// Most reads per [`GatewayLoop::poll_rx`] while chunks keep coming back
 /// full (more is waiting).

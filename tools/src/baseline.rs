@@ -86,7 +86,8 @@ pub fn start_udp_echo(
     })
 }
 
-/// Starts a TCP echo: bytes read from a connection are written back to it.
+/// Starts a TCP echo: bytes read from a connection are written back to it,
+/// read in chunks of the SoupBinTCP gateway's size.
 pub fn start_tcp_echo(
     addr: SocketAddr,
     burst: usize,
@@ -95,8 +96,10 @@ pub fn start_tcp_echo(
 ) -> anyhow::Result<EchoServer> {
     let mut port = TcpPort::bind(addr, TcpOptions::default())?;
     let local = port.local_addr();
-    let mut rx = PacketBatch::new(burst.max(1));
-    let mut tx = PacketBatch::new(burst.max(1));
+    // The gateway's read size, so that the echo is the same socket work.
+    let chunk = peregrine_gateway::tcp::RX_CHUNK_BYTES;
+    let mut rx = PacketBatch::with_slot_bytes(burst.max(1), chunk);
+    let mut tx = PacketBatch::with_slot_bytes(burst.max(1), chunk);
     spawn_echo("echo-tcp", local, core, idle, move |echoed| {
         let n = port.recv(&mut rx).unwrap_or(0);
         for i in 0..n {
