@@ -53,6 +53,13 @@ pub const RX_CHUNK_BYTES: usize = 16 << 10;
 /// full (more is waiting).
 const RX_READS_PER_POLL: usize = 4;
 
+/// With no connection open, the port (its listener) is polled every this
+/// many calls only: a node with no TCP clients, like a cluster leader whose
+/// clients all use UDP, then pays one `epoll_wait` per 16 rounds instead of
+/// one per round, and a new connection waits at most 16 rounds (tens of
+/// microseconds) to be accepted.
+const IDLE_LISTEN_POLLS: u32 = 16;
+
 /// Reassembly buffer size: one receive chunk plus one partial packet.
 const REASSEMBLY_BYTES: usize = RX_CHUNK_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;
 
@@ -70,6 +77,9 @@ pub struct TcpGateway<P: StreamPort> {
     rx_pos: usize,
     /// A connection whose buffered packets wait for ring room.
     blocked: Option<u32>,
+    /// Calls to `poll_rx` while no connection was open (see
+    /// [`IDLE_LISTEN_POLLS`]).
+    idle_polls: u32,
     core: SoupTcp,
 }
 
@@ -78,6 +88,8 @@ pub struct TcpGateway<P: StreamPort> {
 struct SoupTcp {
     gw: GatewayCore,
     conns: Vec<ConnState>,
+    /// Connections open now.
+    open: usize,
 }
 
 /// Outcome of handling buffered packets.
@@ -103,9 +115,11 @@ impl<P: StreamPort> TcpGateway<P> {
             rx: PacketBatch::with_slot_bytes(opts.rx_burst.max(1), RX_CHUNK_BYTES),
             rx_pos: 0,
             blocked: None,
+            idle_polls: 0,
             core: SoupTcp {
                 gw: GatewayCore::new(id, Framing::SoupBinTcp, rings, directory, &opts, false),
                 conns: Vec::new(),
+                open: 0,
             },
         }
     }
@@ -133,6 +147,9 @@ impl SoupTcp {
             });
         }
         let c = &mut self.conns[i];
+        if !c.open {
+            self.open += 1;
+        }
         c.id = id;
         c.open = true;
         c.session = None;
@@ -144,6 +161,7 @@ impl SoupTcp {
         let Some(i) = self.conn_index(id) else { return };
         let c = &mut self.conns[i];
         c.open = false;
+        self.open -= 1;
         c.buf.clear();
         if let Some(s) = c.session.take() {
             self.gw.core.unbind(s, Peer::Conn(id));
@@ -430,6 +448,13 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
             }
             self.blocked = None;
             work += 1;
+        }
+        if self.core.open == 0 && self.rx_pos >= self.rx.len() {
+            self.idle_polls = self.idle_polls.wrapping_add(1);
+            if self.idle_polls % IDLE_LISTEN_POLLS != 1 {
+                self.core.gw.publish();
+                return work;
+            }
         }
         for _ in 0..RX_READS_PER_POLL {
             if self.rx_pos >= self.rx.len() {

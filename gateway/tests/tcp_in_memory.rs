@@ -23,6 +23,8 @@ struct Wire {
     /// At most this many entries per `recv` (a kernel port reads each
     /// connection once per call); unlimited when `None`.
     entries_per_recv: Option<usize>,
+    /// `recv` calls so far.
+    recv_calls: usize,
 }
 
 /// A stream port whose events a test scripts.
@@ -70,6 +72,7 @@ impl StreamPort for ScriptedStream {
     fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         batch.clear();
         let mut w = self.wire();
+        w.recv_calls += 1;
         let limit = w.entries_per_recv.unwrap_or(usize::MAX);
         while !batch.is_full() && batch.len() < limit {
             let Some((conn, event, data)) = w.inbox.pop_front() else {
@@ -277,6 +280,37 @@ fn a_poll_takes_several_full_chunks_from_a_streaming_connection() {
     assert_eq!(seqs, (1..=1000).collect::<Vec<u64>>());
 }
 
+/// With no connection open the port is polled every 16th call; once one
+/// is open, every call; when it closes, sparsely again.
+#[test]
+fn an_idle_gateway_polls_its_listener_sparsely_and_a_connected_one_every_time() {
+    let mut r = rig(64);
+    for _ in 0..32 {
+        r.poll();
+    }
+    assert_eq!(r.net.wire().recv_calls, 2);
+    r.net.push(CONN, RxEvent::Opened, &[]);
+    r.net.push(CONN, RxEvent::Data, &login("pw"));
+    let mut polls = 0;
+    while r.net.packets(CONN).is_empty() {
+        r.poll();
+        polls += 1;
+        assert!(polls <= 16, "accepted within 16 polls");
+    }
+    let before = r.net.wire().recv_calls;
+    for _ in 0..5 {
+        r.poll();
+    }
+    assert_eq!(r.net.wire().recv_calls, before + 5);
+    r.net.push(CONN, RxEvent::Closed, &[]);
+    r.poll();
+    let closed = r.net.wire().recv_calls;
+    for _ in 0..16 {
+        r.poll();
+    }
+    assert_eq!(r.net.wire().recv_calls, closed + 1);
+}
+
 #[test]
 fn a_node_that_does_not_serve_refuses_every_login_with_l_and_closes() {
     use peregrine_gateway::Leadership;
@@ -315,7 +349,10 @@ fn a_node_that_does_not_serve_refuses_every_login_with_l_and_closes() {
     };
     r.net.push(next, RxEvent::Opened, &[]);
     r.net.push(next, RxEvent::Data, &login("pw"));
-    r.poll();
+    // With no connection open the listener is polled every 16th round.
+    for _ in 0..16 {
+        r.poll();
+    }
     assert_eq!(
         r.net.packets(next)[0],
         (kind::LOGIN_ACCEPTED, 1u64.to_le_bytes().to_vec())
