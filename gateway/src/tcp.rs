@@ -58,7 +58,7 @@ const RX_READS_PER_POLL: usize = 4;
 /// clients all use UDP, then pays one `epoll_wait` per 16 rounds instead of
 /// one per round, and a new connection waits at most 16 rounds (tens of
 /// microseconds) to be accepted.
-const IDLE_LISTEN_POLLS: u32 = 16;
+pub const IDLE_LISTEN_POLLS: u32 = 16;
 
 /// Reassembly buffer size: one receive chunk plus one partial packet.
 const REASSEMBLY_BYTES: usize = RX_CHUNK_BYTES + LENGTH_PREFIX + MAX_PACKET_LEN;

@@ -56,8 +56,10 @@ const MAX_OPS: usize = 512;
 /// Bound on polls while draining; reaching it means a livelock.
 const MAX_DRAIN_ROUNDS: usize = 200_000;
 /// Rounds in a row with no work at all while events are still pending
-/// before we call it a stall (the state cannot change any more).
-const STALL_ROUNDS: usize = 4;
+/// before we call it a stall (the state cannot change any more): 4, plus
+/// the rounds a TCP gateway with no connection open lets pass between
+/// polls of its port.
+const STALL_ROUNDS: usize = 4 + peregrine_gateway::tcp::IDLE_LISTEN_POLLS as usize;
 
 /// Gateway sizing and the sequencer's batch limit, from the first 4 bytes.
 #[derive(Clone, Copy, Debug)]
