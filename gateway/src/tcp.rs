@@ -467,9 +467,6 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
                     Ok(_) => self.core.gw.begin_burst(clock::now_ns()),
                 }
             }
-            // A full batch, or a chunk that filled its slot, may have more
-            // behind it.
-            let mut more = self.rx.is_full();
             while self.rx_pos < self.rx.len() {
                 let (peer, event, data) = self.rx.get(self.rx_pos);
                 self.rx_pos += 1;
@@ -479,7 +476,6 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
                     RxEvent::Opened => self.core.opened(id),
                     RxEvent::Closed => self.core.closed(id),
                     RxEvent::Data => {
-                        more |= data.len() == self.rx.slot_bytes();
                         self.core.gw.counters_mut().rx_packets += 1;
                         if let Progress::Blocked = self.core.on_data(id, data, &mut self.port) {
                             self.blocked = Some(id.index);
@@ -488,7 +484,7 @@ impl<P: StreamPort + Send> GatewayLoop for TcpGateway<P> {
                     }
                 }
             }
-            if self.blocked.is_some() || !more {
+            if self.blocked.is_some() || !self.rx.may_have_more() {
                 break;
             }
         }

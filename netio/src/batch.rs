@@ -117,6 +117,14 @@ impl PacketBatch {
         self.len == self.capacity()
     }
 
+    /// True when a stream receive into this batch may have left bytes
+    /// behind: every slot is filled, or some data entry filled its slot
+    /// (the read took all the room it had). Callers read again while so.
+    pub fn may_have_more(&self) -> bool {
+        self.is_full()
+            || (0..self.len).any(|i| self.events[i] == RxEvent::Data && self.lens[i] as usize == self.slot)
+    }
+
     /// Forgets every entry (no memory is released).
     #[inline]
     pub fn clear(&mut self) {

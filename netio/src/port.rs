@@ -192,9 +192,9 @@ pub trait DatagramPort: Port {
 /// Contract:
 /// - `recv` clears `batch` and fills it with up to `batch.capacity()`
 ///   entries: [`RxEvent::Opened`], [`RxEvent::Data`] (an arbitrary chunk
-///   of at most `batch.slot_bytes()`: framing is the caller's job; a chunk
-///   that fills its slot may have more behind it), [`RxEvent::Closed`];
-///   never blocks.
+///   of at most `batch.slot_bytes()`: framing is the caller's job; see
+///   [`PacketBatch::may_have_more`](crate::PacketBatch::may_have_more)),
+///   [`RxEvent::Closed`]; never blocks.
 /// - `poll_tx` makes progress on buffered output.
 pub trait StreamPort: Port {
     /// Receives what is pending, without blocking.

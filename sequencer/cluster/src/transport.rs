@@ -276,9 +276,6 @@ impl NodeTransport {
         let mut delivered = 0;
         for _ in 0..RX_ROUNDS {
             let n = self.port.recv(&mut self.batch)?;
-            // A full batch, or a chunk that filled its slot, may have more
-            // behind it.
-            let mut more = n == self.batch.capacity();
             for i in 0..n {
                 let (peer, event, data) = self.batch.get(i);
                 let Peer::Conn(conn) = peer else {
@@ -292,7 +289,6 @@ impl NodeTransport {
                         self.inbound.remove(&conn);
                     }
                     RxEvent::Data => {
-                        more |= data.len() == self.batch.slot_bytes();
                         self.counters.bytes_received += data.len() as u64;
                         let Some(buf) = self.inbound.get_mut(&conn) else {
                             continue;
@@ -314,7 +310,7 @@ impl NodeTransport {
                     }
                 }
             }
-            if !more {
+            if !self.batch.may_have_more() {
                 break;
             }
         }

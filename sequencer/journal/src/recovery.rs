@@ -522,9 +522,9 @@ impl Recovered {
             None => JournalWriter::create(dir, cfg, next_seq),
             Some(Seg { info, header, map }) => {
                 drop(map);
-                let cur = // Written-faulted only after the writer's first sync (see
+                // Write-faulted only after the writer's first sync (see
                 // `JournalWriter::resume`): that sync would undo it.
-                open_for_write(info.path, header, cfg.populate, false)?;
+                let cur = open_for_write(info.path, header, cfg.populate, false)?;
                 JournalWriter::resume(dir, cfg, cur, first_seq, next_seq)
             }
         }

@@ -24,8 +24,9 @@ const MAX_RETIRED: usize = 8;
 /// How a flush makes written records durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum FlushPolicy {
-    /// Nothing: the kernel writes dirty pages back on its own schedule.
-    /// Records survive a process crash (they are in the page cache) but not
+    /// Nothing: dirty pages are written back when the kernel decides, or
+    /// when their segment is rolled away (the writer starts its writeback
+    /// then, without waiting). Records survive a process crash (they are in the page cache) but not
     /// a power loss or kernel crash. `durable_seq` does not move.
     #[default]
     None,
@@ -83,6 +84,16 @@ impl Default for WriterConfig {
 }
 
 impl WriterConfig {
+    /// These settings for a journal flushed with `policy`: with
+    /// [`FlushPolicy::Fdatasync`] segments are not write-faulted ahead
+    /// (see [`populate_writable`](Self::populate_writable)).
+    pub fn flushed_with(self, policy: FlushPolicy) -> WriterConfig {
+        WriterConfig {
+            populate_writable: self.populate_writable && policy != FlushPolicy::Fdatasync,
+            ..self
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), JournalError> {
         let min = (HEADER_LEN + RECORD_LEN) as u64;
         if self.segment_size < min || self.segment_size > i64::MAX as u64 {
@@ -382,17 +393,12 @@ impl JournalWriter {
                 records.len()
             )));
         }
-        let (Some(first), Some(last)) = (
-            records.get(..RECORD_LEN),
-            records
-                .len()
-                .checked_sub(RECORD_LEN)
-                .and_then(|at| records.get(at..)),
-        ) else {
+        if records.is_empty() {
             return Ok(());
-        };
-        let first_seq = decode_unchecked(first).global_seq;
-        let last_seq = decode_unchecked(last).global_seq;
+        }
+        // In bounds: `records` is a non-zero number of whole records.
+        let seq_at = |at: usize| decode_unchecked(&records[at..at + RECORD_LEN]).global_seq;
+        let (first_seq, last_seq) = (seq_at(0), seq_at(records.len() - RECORD_LEN));
         if first_seq != self.next_seq {
             return Err(JournalError::NonConsecutive {
                 expected: self.next_seq,
@@ -838,9 +844,7 @@ impl JournalWriter {
         self.request_next();
         Ok(())
     }
-}
 
-impl JournalWriter {
     /// Unmaps a rolled-away segment and starts writing back its dirty
     /// pages: on the helper thread when there is one, so that the
     /// appender neither tears down 64 MiB of page tables nor lets dirty

@@ -113,9 +113,9 @@ impl NodeSetup {
             &self.cluster.voter_ids(),
             WriterConfig {
                 segment_size: cfg.journal_segment_size,
-                populate_writable: self.flush != FlushPolicy::Fdatasync,
                 ..WriterConfig::default()
-            },
+            }
+            .flushed_with(self.flush),
             self.flush,
         )?;
         let committed_seq = store.committed_seq();

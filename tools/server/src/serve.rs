@@ -296,14 +296,16 @@ fn start_in(
             )?);
             let next = rec.next_seq();
             let writer = rec
-                .into_writer(WriterConfig {
-                    segment_size: cfg.journal_segment_size,
-                    populate_writable: !matches!(
-                        mode,
-                        peregrine_sequencer::JournalMode::Durable(peregrine_journal::FlushPolicy::Fdatasync)
-                    ),
-                    ..WriterConfig::default()
-                })
+                .into_writer(
+                    WriterConfig {
+                        segment_size: cfg.journal_segment_size,
+                        ..WriterConfig::default()
+                    }
+                    .flushed_with(match mode {
+                        peregrine_sequencer::JournalMode::Durable(policy) => policy,
+                        peregrine_sequencer::JournalMode::Async => peregrine_journal::FlushPolicy::None,
+                    }),
+                )
                 .map_err(journal_err)?;
             (next, Some(AttachedJournal { writer, mode }), Some(note))
         }
