@@ -11,7 +11,7 @@ use crate::directory::SessionDirectory;
 use crate::latency::ReplyLatency;
 use crate::restore::apply_notice;
 use crate::session::SessionTable;
-use peregrine_netio::{clock, PacketBatch, Peer, Port, SLOT_BYTES};
+use peregrine_netio::{clock, PacketBatch, Peer, Port, TxSlots, SLOT_BYTES};
 use peregrine_ring::Consumer;
 use peregrine_sequencer::slot::{OutboundKind, OutboundSlot};
 use peregrine_wire::message::MESSAGE_LEN;
@@ -76,7 +76,7 @@ impl ReplyBatcher {
         sessions: &mut SessionTable,
         idx: u32,
         msg: &[u8; MESSAGE_LEN],
-        tx: &mut PacketBatch,
+        tx: &mut (impl TxSlots + ?Sized),
         counters: &mut GatewayCounters,
     ) -> Result<(), TxFull> {
         let i = idx as usize;
@@ -102,7 +102,7 @@ impl ReplyBatcher {
     pub fn flush(
         &mut self,
         sessions: &mut SessionTable,
-        tx: &mut PacketBatch,
+        tx: &mut (impl TxSlots + ?Sized),
         counters: &mut GatewayCounters,
     ) -> Result<(), TxFull> {
         while let Some(&idx) = self.dirty.last() {
@@ -124,7 +124,7 @@ impl ReplyBatcher {
         &mut self,
         sessions: &mut SessionTable,
         idx: u32,
-        tx: &mut PacketBatch,
+        tx: &mut (impl TxSlots + ?Sized),
         counters: &mut GatewayCounters,
     ) -> bool {
         let i = idx as usize;
@@ -174,6 +174,26 @@ impl ReplyBatcher {
         counters.tx_packets += 1;
         self.counts[i] = 0;
         true
+    }
+}
+
+/// Where packets are built: in the port's own transmit buffers when it
+/// lends them (the DPDK port's mbufs: each reply is written once, where it
+/// leaves from), else in the path's batch, which [`Port::send`] takes.
+fn slots<'a>(tx: &'a mut PacketBatch, port: &'a mut (impl Port + ?Sized)) -> &'a mut dyn TxSlots {
+    match port.tx_slots() {
+        Some(lent) => lent,
+        None => tx,
+    }
+}
+
+/// Sends `tx` and what the port built in place, if anything (see
+/// [`ReplyPath::send`]).
+fn send_batch(tx: &mut PacketBatch, port: &mut (impl Port + ?Sized)) {
+    let built_in_port = port.tx_slots().is_some_and(|t| t.committed() > 0);
+    if built_in_port || !tx.is_empty() {
+        let _ = port.send(tx);
+        tx.clear();
     }
 }
 
@@ -276,7 +296,7 @@ impl ReplyPath {
     ) {
         while self
             .batcher
-            .stage(sessions, idx, msg, &mut self.tx, counters)
+            .stage(sessions, idx, msg, slots(&mut self.tx, port), counters)
             .is_err()
         {
             self.send(port);
@@ -309,9 +329,9 @@ impl ReplyPath {
     /// Queues a session-protocol packet (login accepted, rejected...) for
     /// `peer` ahead of replies staged later.
     pub fn push_control(&mut self, peer: Peer, bytes: &[u8], port: &mut (impl Port + ?Sized)) {
-        if !self.tx.push(peer, bytes) {
+        if !slots(&mut self.tx, port).queue(peer, bytes) {
             self.send(port);
-            self.tx.push(peer, bytes);
+            slots(&mut self.tx, port).queue(peer, bytes);
         }
     }
 
@@ -320,10 +340,7 @@ impl ReplyPath {
     /// re-request, stream ports close slow readers themselves) and is never
     /// fatal to the polling loop.
     pub fn send(&mut self, port: &mut (impl Port + ?Sized)) {
-        if !self.tx.is_empty() {
-            let _ = port.send(&mut self.tx);
-            self.tx.clear();
-        }
+        send_batch(&mut self.tx, port);
     }
 
     /// Heartbeats: every session with a peer that has been sent nothing for
@@ -358,9 +375,9 @@ impl ReplyPath {
                 }
                 Framing::SoupBinTcp => write_packet(&mut hb, kind::SERVER_HEARTBEAT, &[]).unwrap_or(0),
             };
-            if !self.tx.push(peer, &hb[..n]) {
+            if !slots(&mut self.tx, port).queue(peer, &hb[..n]) {
                 self.send(port);
-                self.tx.push(peer, &hb[..n]);
+                slots(&mut self.tx, port).queue(peer, &hb[..n]);
             }
             s.last_tx_ns = now_ns;
             counters.heartbeats_sent += 1;
@@ -394,15 +411,22 @@ impl ReplyPath {
                 apply_notice(sessions, directory, gateway, slot, counters);
                 continue;
             }
-            let (to, msg, rx_ns) = (slot.to, slot.msg, slot.rx_ns);
             let unroutable = counters.replies_unroutable;
+            // Staged straight from the ring slot (no copy on the way).
             while self
                 .batcher
-                .stage(sessions, to.index, &msg, &mut self.tx, counters)
+                .stage(
+                    sessions,
+                    slot.to.index,
+                    &slot.msg,
+                    slots(&mut self.tx, port),
+                    counters,
+                )
                 .is_err()
             {
-                self.send(port);
+                send_batch(&mut self.tx, port);
             }
+            let rx_ns = slot.rx_ns;
             // Only replies that will leave are measured; the capacity check
             // keeps the push from ever allocating.
             if self.record_latency
@@ -415,7 +439,11 @@ impl ReplyPath {
         }
         self.from_sequencer.advance(avail);
         self.from_sequencer.release();
-        while self.batcher.flush(sessions, &mut self.tx, counters).is_err() {
+        while self
+            .batcher
+            .flush(sessions, slots(&mut self.tx, port), counters)
+            .is_err()
+        {
             self.send(port);
         }
         self.send(port);

@@ -10,7 +10,7 @@
 //! the 64 KiB of address space per slot costs memory only while large
 //! datagrams arrive.
 
-use crate::port::{Peer, RxEvent};
+use crate::port::{Peer, RxEvent, TxSlots};
 
 /// Bytes per ordinary batch slot: room for a full 1,500-byte-MTU UDP payload.
 pub const SLOT_BYTES: usize = 2048;
@@ -227,6 +227,36 @@ impl PacketBatch {
         self.lens[i] = len.min(self.slot) as u32;
         self.peers[i] = peer;
         self.events[i] = RxEvent::Data;
+    }
+}
+
+/// Sizes and fill, not contents.
+impl std::fmt::Debug for PacketBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketBatch")
+            .field("len", &self.len)
+            .field("capacity", &self.lens.len())
+            .field("slot_bytes", &self.slot)
+            .finish()
+    }
+}
+
+/// A batch's slots are transmit buffers: what is committed is sent by the
+/// [`Port::send`](crate::Port::send) it is handed to.
+impl TxSlots for PacketBatch {
+    #[inline]
+    fn next_slot(&mut self) -> Option<&mut [u8]> {
+        PacketBatch::next_slot(self)
+    }
+
+    #[inline]
+    fn commit(&mut self, peer: Peer, len: usize) {
+        PacketBatch::commit(self, peer, len)
+    }
+
+    #[inline]
+    fn committed(&self) -> usize {
+        self.len
     }
 }
 

@@ -38,6 +38,6 @@ pub mod wire;
 
 pub use batch::{PacketBatch, DATAGRAM_SLOT_BYTES, MAX_UDP_PAYLOAD, SLOT_BYTES};
 pub use error::NetError;
-pub use port::{ConnId, DatagramPort, Peer, Port, PortCounters, RxEvent, StreamPort};
+pub use port::{ConnId, DatagramPort, Peer, Port, PortCounters, RxEvent, StreamPort, TxSlots};
 pub use tcp::{TcpOptions, TcpPort};
 pub use udp::{UdpOptions, UdpPort};

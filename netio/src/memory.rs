@@ -6,11 +6,13 @@
 //! driven datagram by datagram, deterministically. The port and its
 //! handles share one queue pair behind a mutex (the port is `Send` and may
 //! move to another thread); it allocates freely and is not for the hot
-//! path.
+//! path. A port made with [`MemoryPort::lending`] also lends transmit
+//! buffers ([`Port::tx_slots`]) as the DPDK port does, so code that builds
+//! datagrams in place can be tested without DPDK.
 
 use crate::batch::PacketBatch;
 use crate::error::NetError;
-use crate::port::{DatagramPort, Peer, Port, PortCounters};
+use crate::port::{DatagramPort, Peer, Port, PortCounters, TxSlots};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +31,8 @@ pub struct MemoryPort {
     queues: Arc<Mutex<Queues>>,
     /// The burst taken in by `receive`, lent by `consume`.
     held: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Transmit buffers lent through `tx_slots` (a lending port only).
+    lent: Option<PacketBatch>,
 }
 
 /// The test side: fills the receive queue, reads what was sent.
@@ -48,7 +52,17 @@ impl MemoryPort {
             local,
             queues,
             held: VecDeque::new(),
+            lent: None,
         };
+        (port, handle)
+    }
+
+    /// Like [`new`](Self::new), and the port lends `slots` transmit
+    /// buffers through [`Port::tx_slots`]; what is committed there is
+    /// "sent" by the next [`Port::send`], ahead of its batch.
+    pub fn lending(local: SocketAddr, slots: usize) -> (MemoryPort, MemoryHandle) {
+        let (mut port, handle) = MemoryPort::new(local);
+        port.lent = Some(PacketBatch::new(slots.max(1)));
         (port, handle)
     }
 
@@ -126,27 +140,42 @@ impl Port for MemoryPort {
     /// Every entry for a `Peer::Addr` is "sent" (kept for the handle);
     /// entries for a connection are dropped and counted.
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
-        let mut q = self.queues();
+        let mut q = lock(&self.queues);
         let mut sent = 0;
-        for i in 0..batch.len() {
-            let (peer, _, data) = batch.get(i);
-            match peer {
-                Peer::Addr(to) => {
-                    q.outbox.push_back((to, data.to_vec()));
-                    q.counters.tx_packets += 1;
-                    q.counters.tx_bytes += data.len() as u64;
-                    sent += 1;
-                }
-                Peer::Conn(_) => q.counters.tx_dropped += 1,
-            }
+        if let Some(lent) = self.lent.as_mut() {
+            sent += deliver(&mut q, lent);
         }
-        batch.clear();
+        sent += deliver(&mut q, batch);
         Ok(sent)
+    }
+
+    fn tx_slots(&mut self) -> Option<&mut dyn TxSlots> {
+        self.lent.as_mut().map(|b| b as &mut dyn TxSlots)
     }
 
     fn counters(&self) -> PortCounters {
         self.queues().counters
     }
+}
+
+/// Moves every entry of `batch` to the outbox (entries for a connection
+/// are dropped and counted), clearing it; returns the entries sent.
+fn deliver(q: &mut Queues, batch: &mut PacketBatch) -> usize {
+    let mut sent = 0;
+    for i in 0..batch.len() {
+        let (peer, _, data) = batch.get(i);
+        match peer {
+            Peer::Addr(to) => {
+                q.outbox.push_back((to, data.to_vec()));
+                q.counters.tx_packets += 1;
+                q.counters.tx_bytes += data.len() as u64;
+                sent += 1;
+            }
+            Peer::Conn(_) => q.counters.tx_dropped += 1,
+        }
+    }
+    batch.clear();
+    sent
 }
 
 #[cfg(test)]
@@ -180,5 +209,27 @@ mod tests {
         assert_eq!(copy.get(0).2, &[2u8; 4][..]);
         assert_eq!(h.take_sent(), vec![(client, vec![10u8])]);
         assert_eq!((port.counters().rx_packets, h.counters().tx_packets), (3, 1));
+    }
+
+    #[test]
+    fn a_lending_port_sends_what_was_built_in_its_buffers_first() {
+        let at: SocketAddr = "10.0.0.1:9000".parse().unwrap();
+        let client: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+        let (mut plain, _) = MemoryPort::new(at);
+        assert!(plain.tx_slots().is_none(), "a plain port lends nothing");
+        let (mut port, h) = MemoryPort::lending(at, 2);
+        let slots = port.tx_slots().expect("lends");
+        assert!(slots.queue(Peer::Addr(client), b"one"));
+        let slot = slots.next_slot().unwrap();
+        slot[..3].copy_from_slice(b"two");
+        slots.commit(Peer::Addr(client), 3);
+        assert_eq!(slots.committed(), 2);
+        assert!(slots.next_slot().is_none(), "both buffers committed");
+        let mut batch = PacketBatch::new(1);
+        batch.push(Peer::Addr(client), b"three");
+        assert_eq!(port.send(&mut batch).unwrap(), 3);
+        let sent: Vec<Vec<u8>> = h.take_sent().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(sent, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(port.tx_slots().unwrap().committed(), 0, "sent and cleared");
     }
 }

@@ -117,6 +117,38 @@ impl PortCounters {
     }
 }
 
+/// Transmit buffers a sender builds outgoing datagrams (or stream chunks)
+/// in, in place: take the next free buffer, write the payload into it,
+/// commit it with its length and peer. A [`PacketBatch`] is one (its slots,
+/// sent by [`Port::send`]); a port that lends its own buffers is another
+/// (see [`Port::tx_slots`]), so a reply is written once, where it leaves
+/// from.
+pub trait TxSlots {
+    /// The next free buffer, whole (its length is the most one entry may
+    /// hold), or `None` when every buffer is committed: send, then ask
+    /// again. Asking twice without committing returns the same buffer.
+    fn next_slot(&mut self) -> Option<&mut [u8]>;
+    /// Queues the first `len` bytes (clamped to the buffer) of the buffer
+    /// last returned by [`next_slot`](Self::next_slot) for `peer`. Without
+    /// such a buffer, nothing happens.
+    fn commit(&mut self, peer: Peer, len: usize);
+    /// Entries committed and not yet sent.
+    fn committed(&self) -> usize;
+    /// Copies `data` into the next buffer and commits it; false (nothing
+    /// queued) when no buffer is free or `data` does not fit one.
+    fn queue(&mut self, peer: Peer, data: &[u8]) -> bool {
+        let Some(slot) = self.next_slot() else {
+            return false;
+        };
+        let Some(dst) = slot.get_mut(..data.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(data);
+        self.commit(peer, data.len());
+        true
+    }
+}
+
 /// What every port has: a local address, counters and a batched send.
 ///
 /// Contract:
@@ -138,6 +170,16 @@ pub trait Port {
     /// Sends (or queues, for streams) every entry of `batch`, then clears
     /// it. Returns the entries taken.
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, crate::NetError>;
+    /// The port's own transmit buffers, when it lends them for building
+    /// datagrams in place (the DPDK port: the payload areas of fresh mbufs,
+    /// whose headers it writes at commit); `None` (the default) when it
+    /// sends only from a [`PacketBatch`]. What is committed there is
+    /// transmitted by the next [`send`](Self::send), ahead of that call's
+    /// batch. A sender uses one or the other for a given port, so the
+    /// order of what it sends is the order it committed.
+    fn tx_slots(&mut self) -> Option<&mut dyn TxSlots> {
+        None
+    }
     /// The port's counters.
     fn counters(&self) -> PortCounters;
     /// Backend-specific counters as text (e.g. DPDK drops by reason), for

@@ -22,6 +22,8 @@ const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 const CLIENT_PORT: u16 = 40000;
 
+const ETH_HEADER: usize = 14;
+
 fn eal_args() -> Vec<String> {
     net_ring_eal_args(0, 256)
 }
@@ -464,6 +466,48 @@ fn net_ring_end_to_end() {
     }
     assert!(saw_arp);
     assert_eq!(udp_payloads, vec![vec![7u8; 100], b"tiny".to_vec()]);
+    let (copied_full, copied_tiny) = {
+        let mut ipv4 = out.iter().filter(|f| f[12..14] == [0x08, 0x00]);
+        (ipv4.next().unwrap().clone(), ipv4.next().unwrap().clone())
+    };
+
+    // 4b. Built in place: the port lends mbuf payload areas; committed
+    //     datagrams leave at the next send, ahead of its batch, as the
+    //     same frames a copying send builds; one that cannot be framed is
+    //     dropped, counted, and its mbuf goes back to the pool.
+    let pool_before = port.mempool_available();
+    let tx_before = port.counters();
+    let slots = port.tx_slots().expect("a DPDK port lends its mbufs");
+    let slot = slots.next_slot().expect("a free mbuf");
+    assert!(slot.len() >= 1472, "room for a full datagram: {}", slot.len());
+    slot[..100].fill(7);
+    slots.commit(client_peer(), 100);
+    assert!(slots.queue(client_peer(), b"tiny"));
+    assert!(slots.queue(Peer::Addr(SocketAddr::V4(SocketAddrV4::new(unknown, 1))), b"lost"));
+    assert_eq!(slots.committed(), 2, "the unframable one is not queued");
+    assert_eq!(port.mempool_available(), pool_before - 2, "its mbuf is back");
+    assert!(batch.push(client_peer(), b"after"));
+    assert_eq!(port.send(&mut batch).unwrap(), 3);
+    let c = port.counters();
+    assert_eq!(c.tx_packets - tx_before.tx_packets, 3);
+    assert_eq!(c.tx_bytes - tx_before.tx_bytes, 109);
+    assert_eq!(c.tx_dropped - tx_before.tx_dropped, 1);
+    assert_eq!(port.stats().tx_no_neighbour, 2);
+    assert_eq!(port.tx_slots().unwrap().committed(), 0);
+    let out = raw_frames(&mut port);
+    let ipv4: Vec<&Vec<u8>> = out.iter().filter(|f| f[12..14] == [0x08, 0x00]).collect();
+    assert_eq!(ipv4.len(), 3, "{} frames", out.len());
+    assert_eq!(
+        *ipv4[0], copied_full,
+        "byte for byte the frame a copying send builds"
+    );
+    assert_eq!(*ipv4[1], copied_tiny, "padded alike");
+    let last = Ipv4Packet::new_checked(&ipv4[2][ETH_HEADER..]).unwrap();
+    assert_eq!(
+        UdpPacket::new_checked(last.payload()).unwrap().payload(),
+        b"after"
+    );
+    assert_eq!(port.mempool_available(), pool_before, "every mbuf back");
 
     // 5. Our own frames parse back through recv (software checksums on
     //    both sides agree): send to ourselves.

@@ -7,12 +7,21 @@
 //! of the mbufs, which go back to the pool once the whole burst has been
 //! consumed. The one copy left is the caller's (the gateway's, into a ring
 //! slot).
+//!
+//! Datagrams are sent without a copy too: the port lends the payload areas
+//! of fresh mbufs through [`Port::tx_slots`] (see the `in_place` module),
+//! the caller writes each datagram's payload straight into one, and the
+//! port writes the Ethernet, IPv4 and UDP headers around it at commit. A
+//! [`PacketBatch`] handed to [`Port::send`] is still taken (one copy per
+//! entry, into its mbuf) for callers that build elsewhere.
+
+mod in_place;
 
 use super::eal::{Eal, LinkStatus, NicStats, PoolPtr};
 use super::neigh::NeighbourTable;
 use super::{DpdkConfig, DpdkError};
 use crate::batch::{PacketBatch, SLOT_BYTES};
-use crate::port::{DatagramPort, Peer, Port, PortCounters};
+use crate::port::{DatagramPort, Peer, Port, PortCounters, TxSlots};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr, WireError,
@@ -184,6 +193,8 @@ pub struct DpdkPort {
     rx_view_len: usize,
     /// The first view not consumed yet.
     rx_view_pos: usize,
+    /// Datagrams built in place in lent mbufs, not yet transmitted.
+    in_place: in_place::InPlaceTx,
 }
 
 /// A received datagram's place in a held mbuf.
@@ -250,6 +261,7 @@ impl DpdkPort {
             rx_views: vec![RxView::EMPTY; burst].into_boxed_slice(),
             rx_view_len: 0,
             rx_view_pos: 0,
+            in_place: in_place::InPlaceTx::new(burst),
         })
     }
 
@@ -410,24 +422,7 @@ impl DpdkPort {
     /// NIC took (ownership of those passes to the driver).
     #[inline]
     fn tx_burst_retry(&mut self, n: usize) -> usize {
-        let mut sent = 0;
-        for _ in 0..=TX_RETRIES {
-            // SAFETY: entries sent..n are valid mbufs we own; this value
-            // owns TX queue `queue`.
-            let k = unsafe {
-                dpdk_sys::pg_tx_burst(
-                    self.port_id,
-                    self.queue,
-                    self.tx_mbufs.as_mut_ptr().add(sent),
-                    (n - sent) as u16,
-                )
-            };
-            sent += usize::from(k);
-            if sent == n {
-                break;
-            }
-        }
-        sent
+        tx_burst_retry(self.port_id, self.queue, &mut self.tx_mbufs[..n])
     }
 
     /// Queues a control frame (ARP) built by `build` into a fresh mbuf;
@@ -662,9 +657,30 @@ impl DpdkPort {
         self.stats.arp_requests_sent += 1;
     }
 
-    /// Builds entry `i` of `batch` into `m`. Returns the payload length.
+    /// Builds a datagram of `payload` to `peer` into fresh mbuf `m`: the
+    /// payload copied after the headers' room, then the headers around
+    /// it. Returns the payload length.
     #[inline]
     fn build_datagram(&mut self, m: *mut rte_mbuf, peer: Peer, payload: &[u8]) -> Result<usize, ()> {
+        if payload.len() > MAX_UDP_PAYLOAD {
+            self.stats.tx_oversize += 1;
+            return Err(());
+        }
+        let Some(buf) = mbuf_frame(m, HEADERS + payload.len()) else {
+            self.stats.tx_oversize += 1;
+            return Err(());
+        };
+        buf[HEADERS..].copy_from_slice(payload);
+        self.frame_around(m, peer, payload.len())
+    }
+
+    /// Writes the Ethernet, IPv4 and UDP headers of a datagram to `peer`
+    /// around the `payload_len` bytes (at most [`MAX_UDP_PAYLOAD`]) that
+    /// already sit [`HEADERS`] bytes into fresh mbuf `m`; pads a short
+    /// frame, sets the mbuf's length and checksum offload. Returns the
+    /// payload length; on `Err` (counted) `m` is still the caller's.
+    #[inline]
+    fn frame_around(&mut self, m: *mut rte_mbuf, peer: Peer, payload_len: usize) -> Result<usize, ()> {
         let dst = match peer {
             Peer::Addr(SocketAddr::V4(a)) => a,
             _ => {
@@ -672,16 +688,12 @@ impl DpdkPort {
                 return Err(());
             }
         };
-        if payload.len() > MAX_UDP_PAYLOAD {
-            self.stats.tx_oversize += 1;
-            return Err(());
-        }
         let Some(dst_mac) = self.neigh.lookup(*dst.ip()) else {
             self.stats.tx_no_neighbour += 1;
             self.request_neighbour(*dst.ip());
             return Err(());
         };
-        let len = (HEADERS + payload.len()).max(MIN_FRAME);
+        let len = (HEADERS + payload_len).max(MIN_FRAME);
         let Some(buf) = mbuf_frame(m, len) else {
             self.stats.tx_oversize += 1;
             return Err(());
@@ -708,20 +720,20 @@ impl DpdkPort {
             src_addr: self.ip,
             dst_addr: *dst.ip(),
             protocol: IpProtocol::Udp,
-            payload_len: UDP_LEN + payload.len(),
+            payload_len: UDP_LEN + payload_len,
             ttl: TTL,
         }
         .emit(&mut Ipv4Packet::new_unchecked(ip_buf), ip_mode);
-        let (udp_buf, pad) = rest.split_at_mut(UDP_LEN + payload.len());
+        let (udp_buf, pad) = rest.split_at_mut(UDP_LEN + payload_len);
         UdpRepr {
             src_port: self.udp_port,
             dst_port: dst.port(),
         }
-        .emit(
+        .emit_around(
             &mut UdpPacket::new_unchecked(udp_buf),
             self.ip,
             *dst.ip(),
-            payload,
+            payload_len,
             udp_mode,
         );
         pad.fill(0);
@@ -737,8 +749,29 @@ impl DpdkPort {
                 )
             };
         }
-        Ok(payload.len())
+        Ok(payload_len)
     }
+}
+
+/// Transmits `mbufs` on TX queue `queue` of `port_id`, retrying briefly;
+/// returns how many the NIC took (ownership of `mbufs[..taken]` passes to
+/// the driver; the rest stay the caller's). The caller must own that queue
+/// and every mbuf in `mbufs`.
+#[inline]
+fn tx_burst_retry(port_id: u16, queue: u16, mbufs: &mut [*mut rte_mbuf]) -> usize {
+    let n = mbufs.len().min(usize::from(u16::MAX));
+    let mut sent = 0;
+    for _ in 0..=TX_RETRIES {
+        // SAFETY: entries sent..n are valid mbufs the caller owns, and the
+        // caller owns TX queue `queue` (see above).
+        let k =
+            unsafe { dpdk_sys::pg_tx_burst(port_id, queue, mbufs.as_mut_ptr().add(sent), (n - sent) as u16) };
+        sent += usize::from(k);
+        if sent == n {
+            break;
+        }
+    }
+    sent
 }
 
 fn emit_arp(buf: &mut [u8], eth: &EthernetRepr, arp: &ArpRepr) {
@@ -762,9 +795,9 @@ fn rx_frame<'a>(m: *mut rte_mbuf) -> (&'a [u8], u8, u8) {
     // `release_rx` (from `receive`, `rx_raw`, `drop`, and `consume` after
     // its last lend) and `rx_raw` after its loop: never while a slice of
     // theirs is in use. A closure lent a payload by `consume` can reach
-    // the port only as `&mut dyn Port`, whose methods (send, counters)
-    // never touch received mbufs. Built tx frames are read before they
-    // are sent or freed.
+    // the port only as `&mut dyn Port`, whose methods (send, tx_slots,
+    // counters) never touch received mbufs (tx_slots lends fresh ones).
+    // Built tx frames are read before they are sent or freed.
     let frame = unsafe { std::slice::from_raw_parts(v.data, usize::from(v.data_len)) };
     (frame, v.ip_cksum, v.l4_cksum)
 }
@@ -844,11 +877,11 @@ impl Port for DpdkPort {
     /// in `tx_dropped`.
     fn send(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         let total = batch.len();
-        if total == 0 {
+        if total == 0 && self.committed() == 0 {
             return Ok(0);
         }
         register_thread();
-        let mut sent_total = 0;
+        let mut sent_total = self.flush_in_place();
         let mut start = 0;
         while start < total {
             let n = (total - start).min(self.burst);
@@ -893,6 +926,11 @@ impl Port for DpdkPort {
         Ok(sent_total)
     }
 
+    /// Lends fresh mbufs: see the `in_place` module.
+    fn tx_slots(&mut self) -> Option<&mut dyn TxSlots> {
+        Some(self)
+    }
+
     fn counters(&self) -> PortCounters {
         self.counters
     }
@@ -915,6 +953,7 @@ fn mbuf_payload_len(m: *mut rte_mbuf) -> u16 {
 impl Drop for DpdkPort {
     fn drop(&mut self) {
         self.release_rx();
+        self.release_in_place();
         if self.ctrl_len > 0 {
             // SAFETY: pending control mbufs are ours.
             unsafe { dpdk_sys::pg_pktmbuf_free_bulk(self.ctrl_mbufs.as_mut_ptr(), self.ctrl_len as u32) };

@@ -201,11 +201,25 @@ impl UdpRepr {
         payload: &[u8],
         cksum: ChecksumMode,
     ) {
-        let l = (Self::HEADER_LEN + payload.len()) as u16;
+        p.payload_mut()[..payload.len()].copy_from_slice(payload);
+        self.emit_around(p, src, dst, payload.len(), cksum);
+    }
+
+    /// Writes the header around a payload of `payload_len` bytes already in
+    /// place after it (a datagram built where it is sent from), then the
+    /// checksum as `cksum` says, computed over the payload in place.
+    pub fn emit_around<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut UdpPacket<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload_len: usize,
+        cksum: ChecksumMode,
+    ) {
+        let l = (Self::HEADER_LEN + payload_len) as u16;
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);
         p.set_len(l);
-        p.payload_mut()[..payload.len()].copy_from_slice(payload);
         match cksum {
             ChecksumMode::Compute => p.fill_checksum(src, dst),
             ChecksumMode::Offload => p.set_checksum(checksum::pseudo_header(src, dst, PROTO_UDP, l)),
@@ -249,6 +263,37 @@ mod tests {
         buf[7] = 0;
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(SRC, DST), "zero means no checksum");
+    }
+
+    #[test]
+    fn a_header_emitted_around_a_payload_in_place_matches_a_copying_emit() {
+        let repr = UdpRepr {
+            src_port: 9000,
+            dst_port: 40001,
+        };
+        let payload: Vec<u8> = (0..37u8).map(|b| b.wrapping_mul(29)).collect();
+        let mut copied = [0u8; 8 + 37];
+        repr.emit(
+            &mut UdpPacket::new_unchecked(&mut copied[..]),
+            SRC,
+            DST,
+            &payload,
+            ChecksumMode::Compute,
+        );
+        // Stale bytes where the header goes: all of them must be rewritten.
+        let mut in_place = [0xa5u8; 8 + 37];
+        in_place[8..].copy_from_slice(&payload);
+        repr.emit_around(
+            &mut UdpPacket::new_unchecked(&mut in_place[..]),
+            SRC,
+            DST,
+            payload.len(),
+            ChecksumMode::Compute,
+        );
+        assert_eq!(in_place, copied);
+        assert!(UdpPacket::new_checked(&in_place[..])
+            .unwrap()
+            .verify_checksum(SRC, DST));
     }
 
     #[test]
