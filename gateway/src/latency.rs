@@ -199,12 +199,20 @@ impl ReplyLatency {
     /// histogram update, not two.
     #[inline]
     pub fn record(&mut self, ns: u64) {
+        self.record_n(ns, 1);
+    }
+
+    /// Records `n` latencies of `ns` nanoseconds each, as `n` calls of
+    /// [`record`](Self::record) would, in one histogram update (the
+    /// replies to one datagram's messages share their receive time).
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
         let v = ns.max(LOWEST_NS);
         if v > HIGHEST_NS {
-            self.interval_out += 1;
+            self.interval_out += n;
         }
-        self.interval.saturating_record(v);
-        self.interval_sum = self.interval_sum.saturating_add(v);
+        self.interval.saturating_record_n(v, n);
+        self.interval_sum = self.interval_sum.saturating_add(v.saturating_mul(n));
     }
 
     /// Latencies recorded since start (the current interval included).
@@ -305,6 +313,25 @@ mod tests {
             let b = bucket_of(v);
             prop_assert!(bucket_low(b) <= v && v <= bucket_high(b));
             prop_assert!((bucket_high(b) - bucket_low(b)) * 16 <= bucket_low(b));
+        }
+
+        #[test]
+        fn a_run_recorded_at_once_counts_as_its_replies(
+            runs in proptest::collection::vec((0u64..HIGHEST_NS * 2, 1u64..20), 1..50)
+        ) {
+            let (mut one_by_one, mut in_runs) = (ReplyLatency::new(), ReplyLatency::new());
+            for &(v, n) in &runs {
+                for _ in 0..n {
+                    one_by_one.record(v);
+                }
+                in_runs.record_n(v, n);
+            }
+            let fill = |r: &ReplyLatency| {
+                let (mut s, mut i) = (LatencyBuckets::default(), LatencyBuckets::default());
+                r.fill(&mut s, &mut i);
+                (s, r.count(), r.out_of_range())
+            };
+            prop_assert_eq!(fill(&in_runs), fill(&one_by_one));
         }
 
         #[test]

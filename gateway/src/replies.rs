@@ -200,9 +200,9 @@ fn send_batch(tx: &mut PacketBatch, port: &mut (impl Port + ?Sized)) {
 /// Keeps `msgs` (replies `first_seq..`) in the session's reply log.
 fn log_replies(session: &mut crate::session::Session, first_seq: u64, msgs: &[u8]) {
     for (k, m) in msgs.chunks_exact(MESSAGE_LEN).enumerate() {
-        let mut r = [0u8; MESSAGE_LEN];
-        r.copy_from_slice(m);
-        session.log_reply(first_seq + k as u64, &r);
+        if let Ok(m) = <&[u8; MESSAGE_LEN]>::try_from(m) {
+            session.log_reply(first_seq + k as u64, m);
+        }
     }
 }
 
@@ -449,8 +449,11 @@ impl ReplyPath {
         self.send(port);
         if !self.pending_rx.is_empty() {
             let now = clock::now_ns();
-            for &rx in &self.pending_rx {
-                self.latency.record(now.saturating_sub(rx));
+            // Replies to one datagram's messages share its receive time:
+            // one histogram update per run of equal times.
+            for run in self.pending_rx.chunk_by(|a, b| a == b) {
+                self.latency
+                    .record_n(now.saturating_sub(run[0]), run.len() as u64);
             }
         }
         avail
