@@ -324,7 +324,17 @@ impl<S: LogStore> ReplicatedLog<S> {
         let committed = ready.take_committed_entries();
         self.apply_entries(&committed, apply);
         if !ready.entries().is_empty() {
-            self.node.mut_store().append(ready.entries())?;
+            // A leader's entries of its own term are its own proposals (one
+            // leader per term, and it appends nobody else's): records its
+            // sequencer encoded a moment ago, not bytes from the network.
+            let raft = &self.node.raft;
+            let own =
+                raft.state == raft::StateRole::Leader && ready.entries().iter().all(|e| e.term == raft.term);
+            if own {
+                self.node.mut_store().append_proposed(ready.entries())?;
+            } else {
+                self.node.mut_store().append(ready.entries())?;
+            }
         }
         if let Some(hs) = ready.hs() {
             self.node.mut_store().set_hard_state(hs)?;

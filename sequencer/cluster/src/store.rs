@@ -53,6 +53,15 @@ pub trait LogStore: Storage {
     /// entries at or after `entries[0].index` (a new leader overwriting an
     /// uncommitted suffix). An empty slice is a no-op.
     fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError>;
+    /// Appends entries this node proposed as leader in its current term,
+    /// whose records its own sequencer just encoded: as
+    /// [`append`](Self::append), except that a store which checks every
+    /// record's CRC on append may skip that check here (everything else,
+    /// the sequence continuity included, is still checked). Default:
+    /// `append`.
+    fn append_proposed(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.append(entries)
+    }
     /// Replaces the hard state (term, vote, commit).
     fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError>;
     /// Records a new commit index, leaving term and vote unchanged.
@@ -61,9 +70,11 @@ pub trait LogStore: Storage {
     fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
     /// True when [`append`](Self::append) refuses any entry whose data is
     /// not intact journal records (each CRC checked) continuing the stored
-    /// sequence. Raft applies only entries it has persisted here, so a
-    /// node may then apply committed entries without checking each
-    /// record's CRC again. Default: false (entries are stored as given).
+    /// sequence, and [`append_proposed`](Self::append_proposed) any whose
+    /// records do not continue it (their CRCs are this node's own work).
+    /// Raft applies only entries it has persisted here, so a node may then
+    /// apply committed entries without checking each record's CRC again.
+    /// Default: false (entries are stored as given).
     fn verifies_records(&self) -> bool {
         false
     }

@@ -359,6 +359,44 @@ fn bad_entry_data_is_a_typed_error_and_writes_nothing() {
 }
 
 #[test]
+fn a_leaders_own_entries_skip_only_the_crc_check() {
+    let t = TempDir::new("proposed");
+    let mut s = open(t.path());
+    fill(&mut s, 3, 1); // records 1..=3
+    let reason = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Journal(JournalStoreError::BadEntry { reason, .. })) => reason,
+        other => panic!("expected BadEntry, got {other:?}"),
+    };
+    // Structure and sequences are still checked.
+    assert!(matches!(
+        reason(s.append_proposed(&[entry(4, 1, batch(5, 1, 0))])),
+        BadEntryReason::SequenceGap {
+            expected: 4,
+            found: 5,
+            ..
+        }
+    ));
+    let mut short = batch(4, 1, 0);
+    short.pop();
+    assert!(matches!(
+        reason(s.append_proposed(&[entry(4, 1, short)])),
+        BadEntryReason::NotWholeRecords { .. }
+    ));
+    // A record's CRC is not: the same bytes `append` refuses (from a peer)
+    // are taken as the node's own (whose sequencer computed that CRC).
+    let mut flipped = batch(4, 2, 0);
+    flipped[RECORD_LEN + 3] ^= 0x01;
+    assert!(matches!(
+        reason(s.append(&[entry(4, 1, flipped.clone())])),
+        BadEntryReason::BadRecord { record: 1, .. }
+    ));
+    assert_eq!(s.last_index().unwrap(), 3, "refused whole");
+    s.append_proposed(&[entry(4, 1, flipped.clone())]).unwrap();
+    assert_eq!((s.last_index().unwrap(), s.next_seq()), (4, 6));
+    assert_eq!(read(&s, 4, 5), vec![(4, 1, flipped)]);
+}
+
+#[test]
 fn committed_entries_are_never_discarded() {
     let t = TempDir::new("committed");
     let mut s = open(t.path());

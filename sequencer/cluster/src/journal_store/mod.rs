@@ -676,8 +676,9 @@ impl Storage for JournalLogStore {
     }
 }
 
-impl LogStore for JournalLogStore {
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+impl JournalLogStore {
+    /// [`LogStore::append`], checking records' CRCs or not as `crc` says.
+    fn append_checked(&mut self, entries: &[Entry], crc: validate::Crc) -> Result<(), StoreError> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -699,7 +700,7 @@ impl LogStore for JournalLogStore {
             Some(r) => r.first_seq,
             None => self.rows.last().map_or(self.base_seq, Row::end_seq),
         };
-        validate::check_entries(entries, start_seq, &mut self.counts).map_err(store_err)?;
+        validate::check_entries(entries, start_seq, &mut self.counts, crc).map_err(store_err)?;
 
         if overwrites {
             let keep = first.index - self.first_index;
@@ -713,7 +714,8 @@ impl LogStore for JournalLogStore {
             self.writer.truncate_from(start_seq).map_err(store_err)?;
         }
         for e in entries {
-            // Every record was verified (CRC, sequence) by `check_entries`.
+            // Every record was verified by `check_entries` (its sequence;
+            // its CRC too unless this node encoded it).
             self.writer.append_verified(&e.data).map_err(store_err)?;
         }
         self.writer.flush(self.flush).map_err(store_err)?;
@@ -737,6 +739,19 @@ impl LogStore for JournalLogStore {
         }
         self.cache.extend(entries);
         Ok(())
+    }
+}
+
+impl LogStore for JournalLogStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.append_checked(entries, validate::Crc::Check)
+    }
+
+    /// The leader's own entries: their records were encoded (CRC included)
+    /// by this node's sequencer a moment ago, so only their structure and
+    /// sequences are checked.
+    fn append_proposed(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.append_checked(entries, validate::Crc::Trust)
     }
 
     /// Term and vote are written (synced, atomically replaced) before this
