@@ -228,7 +228,9 @@ impl ReorderWindow {
     /// says it is wrong).
     pub fn take(&mut self, seq: u64) -> Option<([u8; MESSAGE_LEN], usize)> {
         let n = self.msgs.len() as u64;
-        if n == 0 || seq == 0 {
+        // Asked after every message: with nothing held (in order), answer
+        // without touching the window's memory.
+        if self.count == 0 || seq == 0 {
             return None;
         }
         let i = (seq % n) as usize;
@@ -458,6 +460,35 @@ mod tests {
         assert!(log.find(1).is_none(), "evicted");
         assert!(log.find(2).is_some() && log.find(3).is_some());
         assert!(log.find(0).is_none(), "empty slots never match");
+    }
+
+    proptest::proptest! {
+        /// Against a model (the newest `depth` replies, each under its
+        /// sequence), over runs of consecutive reply sequences from any
+        /// start, through several wraps of the log's storage.
+        #[test]
+        fn the_log_keeps_exactly_the_newest_replies(
+            depth in 0usize..9,
+            first in 1u64..1_000,
+            pushes in 0usize..40,
+        ) {
+            let mut log = ReplyLog::new(depth);
+            let mut model = std::collections::VecDeque::new();
+            for k in 0..pushes as u64 {
+                let seq = first + k;
+                let m = reply(seq, (seq % 251) as u8);
+                log.push(seq, &m);
+                model.push_back((seq, m));
+                if model.len() > depth {
+                    model.pop_front();
+                }
+                proptest::prop_assert_eq!(log.oldest(), model.front().map(|(s, _)| *s));
+                for probe in first.saturating_sub(2)..=seq + 2 {
+                    let want = model.iter().find(|(s, _)| *s == probe).map(|(_, m)| m);
+                    proptest::prop_assert_eq!(log.get(probe), want);
+                }
+            }
+        }
     }
 
     #[test]
