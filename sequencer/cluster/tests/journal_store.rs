@@ -282,15 +282,24 @@ fn cached_and_rebuilt_reads_agree_and_respect_max_size() {
     }
 }
 
+/// The entry an append refused, and why.
+fn bad_entry(r: Result<(), StoreError>) -> (u64, BadEntryReason) {
+    match r {
+        Err(StoreError::Journal(JournalStoreError::BadEntry { index, reason })) => (index, reason),
+        other => panic!("expected BadEntry, got {other:?}"),
+    }
+}
+
+/// Why an append was refused.
+fn reason(r: Result<(), StoreError>) -> BadEntryReason {
+    bad_entry(r).1
+}
+
 #[test]
 fn bad_entry_data_is_a_typed_error_and_writes_nothing() {
     let t = TempDir::new("bad");
     let mut s = open(t.path());
     fill(&mut s, 3, 1); // records 1..=3
-    let bad_entry = |r: Result<(), StoreError>| match r {
-        Err(StoreError::Journal(JournalStoreError::BadEntry { index, reason })) => (index, reason),
-        other => panic!("expected BadEntry, got {other:?}"),
-    };
 
     let mut short = batch(4, 2, 0);
     short.pop();
@@ -363,10 +372,7 @@ fn a_leaders_own_entries_skip_only_the_crc_check() {
     let t = TempDir::new("proposed");
     let mut s = open(t.path());
     fill(&mut s, 3, 1); // records 1..=3
-    let reason = |r: Result<(), StoreError>| match r {
-        Err(StoreError::Journal(JournalStoreError::BadEntry { reason, .. })) => reason,
-        other => panic!("expected BadEntry, got {other:?}"),
-    };
+
     // Structure and sequences are still checked.
     assert!(matches!(
         reason(s.append_proposed(&[entry(4, 1, batch(5, 1, 0))])),
