@@ -32,6 +32,9 @@ log() { printf '\n[test-all] %s\n' "$*"; }
 log "workspace tests"
 cargo test --workspace --exclude dpdk-sys
 
+log "engine touch census (feature touch-count): the counting itself"
+cargo test -p peregrine-engine --features touch-count --lib touch
+
 log "crash test: SIGKILL under load in durable mode, restart, verify the journal (${CRASH_ROUNDS:-5} rounds)"
 ROUNDS=${CRASH_ROUNDS:-5} bash scripts/crash-test.sh
 

@@ -9,6 +9,7 @@
 use crate::command::Side;
 use crate::level_bitmap::LevelBitmap;
 use crate::order_pool::{OrderPool, NIL};
+use crate::touch::{self, Structure};
 
 /// One price level: a doubly linked FIFO through the pool, and its total open quantity.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +58,7 @@ impl BookSide {
     /// The level at tick index `level` (which must be inside the band).
     #[inline]
     pub fn level(&self, level: u32) -> &Level {
+        touch::record(Structure::Levels, &self.levels[level as usize]);
         &self.levels[level as usize]
     }
 
@@ -90,6 +92,7 @@ impl BookSide {
         let level_index = order.level;
         let leaves = order.leaves;
         let level = &mut self.levels[level_index as usize];
+        touch::record(Structure::Levels, level);
         order.prev = level.tail;
         order.next = NIL;
         let old_tail = level.tail;
@@ -112,6 +115,7 @@ impl BookSide {
     pub fn unlink(&mut self, pool: &mut OrderPool, index: u32) {
         let order = *pool.get(index);
         let level = &mut self.levels[order.level as usize];
+        touch::record(Structure::Levels, level);
         level.total -= order.leaves;
         if order.prev == NIL {
             level.head = order.next;
@@ -132,6 +136,7 @@ impl BookSide {
     /// a reduction of an order that stays in place).
     #[inline]
     pub fn reduce_total(&mut self, level: u32, quantity: u64) {
+        touch::record(Structure::Levels, &self.levels[level as usize]);
         self.levels[level as usize].total -= quantity;
     }
 

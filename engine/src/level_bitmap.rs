@@ -6,6 +6,8 @@
 //! is non-zero"), so finding the next set bit in either direction costs a few
 //! word operations per layer: three layers cover 2^18 ticks, four cover 2^24.
 
+use crate::touch::{self, Structure};
+
 /// Set of level indices in `0..len`, with next/previous-set-bit search.
 #[derive(Debug, Clone)]
 pub struct LevelBitmap {
@@ -45,6 +47,7 @@ impl LevelBitmap {
         let mut index = index as usize;
         for layer in &mut self.layers {
             let word = &mut layer[index >> 6];
+            touch::record(Structure::Bitmap, word);
             let was_empty = *word == 0;
             *word |= 1 << (index & 63);
             if !was_empty {
@@ -60,6 +63,7 @@ impl LevelBitmap {
         let mut index = index as usize;
         for layer in &mut self.layers {
             let word = &mut layer[index >> 6];
+            touch::record(Structure::Bitmap, word);
             *word &= !(1 << (index & 63));
             if *word != 0 {
                 break;
@@ -78,6 +82,7 @@ impl LevelBitmap {
             let words = self.layers.get(layer)?;
             let word_index = index >> 6;
             let word = *words.get(word_index)?;
+            touch::record(Structure::Bitmap, &words[word_index]);
             let masked = word & (u64::MAX << (index & 63));
             if masked != 0 {
                 index = (word_index << 6) | masked.trailing_zeros() as usize;
@@ -89,6 +94,7 @@ impl LevelBitmap {
         // Descend taking the lowest member of each word.
         while layer > 0 {
             layer -= 1;
+            touch::record(Structure::Bitmap, &self.layers[layer][index]);
             index = (index << 6) | self.layers[layer][index].trailing_zeros() as usize;
         }
         Some(index as u32)
@@ -107,6 +113,7 @@ impl LevelBitmap {
             let words = self.layers.get(layer)?;
             let word_index = index >> 6;
             let word = words[word_index];
+            touch::record(Structure::Bitmap, &words[word_index]);
             let masked = word & (u64::MAX >> (63 - (index & 63)));
             if masked != 0 {
                 index = (word_index << 6) | (63 - masked.leading_zeros() as usize);
@@ -120,6 +127,7 @@ impl LevelBitmap {
         }
         while layer > 0 {
             layer -= 1;
+            touch::record(Structure::Bitmap, &self.layers[layer][index]);
             index = (index << 6) | (63 - self.layers[layer][index].leading_zeros() as usize);
         }
         Some(index as u32)

@@ -50,6 +50,7 @@ mod replace;
 mod report;
 mod snapshot;
 mod state_hash;
+pub mod touch;
 
 pub use command::{Cancel, Command, NewOrder, OrderKind, Replace, SelfTradePrevention, Side, TimeInForce};
 pub use config::{

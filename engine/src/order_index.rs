@@ -7,6 +7,7 @@
 //! runs and processes, with no per-process random state and no allocation.
 
 use crate::order_pool::NIL;
+use crate::touch::{self, Structure};
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -70,6 +71,7 @@ impl OrderIndex {
         let mut pos = self.home(session, order_id);
         loop {
             let entry = &self.entries[pos];
+            touch::record(Structure::Index, entry);
             if entry.slot == NIL || (entry.order_id == order_id && entry.session == session) {
                 return pos;
             }
@@ -112,6 +114,7 @@ impl OrderIndex {
         loop {
             pos = (pos + 1) & self.mask;
             let entry = self.entries[pos];
+            touch::record(Structure::Index, &self.entries[pos]);
             if entry.slot == NIL {
                 break;
             }

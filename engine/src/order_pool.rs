@@ -7,6 +7,7 @@
 //! space, not time, at start-up, and never reallocates.
 
 use crate::command::{SelfTradePrevention, Side};
+use crate::touch::{self, Structure};
 
 /// "No order": the end of a list, an empty level, an empty free list.
 pub const NIL: u32 = u32::MAX;
@@ -93,6 +94,7 @@ impl OrderPool {
         if self.free_head != NIL {
             let index = self.free_head;
             let slot = &mut self.slots[index as usize];
+            touch::record(Structure::Pool, slot);
             self.free_head = slot.next;
             *slot = order;
             self.live += 1;
@@ -100,6 +102,7 @@ impl OrderPool {
         } else if self.slots.len() < self.capacity {
             let index = self.slots.len() as u32;
             self.slots.push(order);
+            touch::record(Structure::Pool, &self.slots[index as usize]);
             self.live += 1;
             Some(index)
         } else {
@@ -111,6 +114,7 @@ impl OrderPool {
     /// and already unlinked from its level and the id index.
     #[inline]
     pub fn free(&mut self, index: u32) {
+        touch::record(Structure::Pool, &self.slots[index as usize]);
         self.slots[index as usize].next = self.free_head;
         self.free_head = index;
         self.live -= 1;
@@ -119,12 +123,14 @@ impl OrderPool {
     /// The order in slot `index`.
     #[inline]
     pub fn get(&self, index: u32) -> &Order {
+        touch::record(Structure::Pool, &self.slots[index as usize]);
         &self.slots[index as usize]
     }
 
     /// The order in slot `index`, mutably.
     #[inline]
     pub fn get_mut(&mut self, index: u32) -> &mut Order {
+        touch::record(Structure::Pool, &self.slots[index as usize]);
         &mut self.slots[index as usize]
     }
 }
