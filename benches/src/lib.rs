@@ -6,9 +6,12 @@
 //!   (`Instant` elsewhere), cheap enough to time one engine operation.
 //! - [`memory_floor`]: random dependent cache-line reads over a working
 //!   set the engine's size, the same-run floor its tail is judged against.
+//! - [`engine_workload`]: the engine configuration and operation kinds the
+//!   engine binaries share.
 //!
 //! `unsafe` is denied except for the counter read in [`timer`].
 #![deny(unsafe_code)]
 
+pub mod engine_workload;
 pub mod memory_floor;
 pub mod timer;

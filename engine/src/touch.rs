@@ -74,11 +74,11 @@ thread_local! {
 /// Records that `value`, in structure `s`, was read or written: every cache
 /// line it spans.
 #[inline(always)]
-pub(crate) fn record<T>(s: Structure, value: &T) {
+pub(crate) fn record<T: ?Sized>(s: Structure, value: &T) {
     #[cfg(feature = "touch-count")]
     {
-        let start = value as *const T as usize;
-        let last = start + std::mem::size_of::<T>().max(1) - 1;
+        let start = (value as *const T).cast::<u8>() as usize;
+        let last = start + std::mem::size_of_val(value).max(1) - 1;
         LINES.with(|l| {
             let mut l = l.borrow_mut();
             for line in start / LINE_BYTES..=last / LINE_BYTES {
@@ -149,8 +149,7 @@ mod tests {
         );
         assert_eq!(take(), Touches::default(), "take forgets");
         // A value spanning two lines counts both.
-        let pair: &[Line; 2] = pages[1].0[4..6].try_into().unwrap();
-        record(Structure::Bitmap, pair);
+        record(Structure::Bitmap, &pages[1].0[4..6]);
         assert_eq!(
             take(),
             Touches {

@@ -15,21 +15,10 @@
 //!
 //! A census, not a timing: the recording itself is slow and allocates.
 
+use peregrine_benches::engine_workload::{engine_config, kind_index, KINDS};
 use peregrine_engine::flow::{generate, FlowConfig};
 use peregrine_engine::touch::{self, Structure, Touches};
-use peregrine_engine::{Command, CountingSink, Engine, EngineConfig, OrderKind};
-
-/// Operation kinds reported, in `kind_index` order.
-const KINDS: [&str; 4] = ["limit", "cancel", "replace", "market"];
-
-fn kind_index(command: &Command) -> usize {
-    match command {
-        Command::New(order) if order.kind == OrderKind::Market => 3,
-        Command::New(_) => 0,
-        Command::Cancel(_) => 1,
-        Command::Replace(_) => 2,
-    }
-}
+use peregrine_engine::{CountingSink, Engine};
 
 fn number(flag: &str, value: Option<String>) -> usize {
     value
@@ -64,8 +53,7 @@ fn main() {
     }
     const { assert!(touch::ENABLED, "built without peregrine-engine/touch-count") };
     // The engine and flow engine-vs-peers uses.
-    let mut config = EngineConfig::sample();
-    config.max_orders = (resting * 4).max(1 << 16).next_power_of_two();
+    let config = engine_config(resting);
     let flow_config = FlowConfig {
         resting_target: resting,
         ..FlowConfig::standard()

@@ -41,6 +41,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use peregrine_benches::engine_workload::{engine_config, kind_index, KINDS};
 use peregrine_benches::memory_floor::{resident_bytes, Chain};
 use peregrine_benches::timer::{instant_pair_cost_ns, tsc_is_invariant, Timer};
 use peregrine_engine::flow::{generate, FlowConfig, OrderFlow};
@@ -105,12 +106,6 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 // ---------------------------------------------------------------- ours
 
-fn engine_config(resting: usize) -> EngineConfig {
-    let mut config = EngineConfig::sample();
-    config.max_orders = (resting * 4).max(1 << 16).next_power_of_two();
-    config
-}
-
 fn prepared_engine(config: &EngineConfig, flow: &OrderFlow) -> Engine {
     let mut engine = Engine::new(config).expect("sample config is valid");
     let mut sink = CountingSink::default();
@@ -155,18 +150,6 @@ fn memory_floor(timer: &Timer, bytes: u64, samples: usize, overhead_ns: f64) -> 
     let mut hist = new_histogram();
     chain.time_reads(timer, samples, overhead_ns, &mut hist);
     (hist, chain.bytes())
-}
-
-/// Operation kinds reported separately in the latency breakdown.
-const KINDS: [&str; 4] = ["limit", "cancel", "replace", "market"];
-
-fn kind_index(command: &Command) -> usize {
-    match command {
-        Command::New(order) if order.kind == OrderKind::Market => 3,
-        Command::New(_) => 0,
-        Command::Cancel(_) => 1,
-        Command::Replace(_) => 2,
-    }
 }
 
 /// A histogram whose counters are all written once (clearing them), so
