@@ -66,6 +66,19 @@ pub trait PublicOutput: Send {
     fn next_block_seq(&self) -> u64 {
         1
     }
+    /// The journal no longer holds the records from the feed's position
+    /// up to `held_first - 1` (a cluster node that installed its leader's
+    /// snapshot restarts its log after it). A derivation that can move to
+    /// a state at or past `held_first - 1` does so and returns the
+    /// market-data sequence of its next block (never lower than before);
+    /// it then ignores records it already covers. An `Err` says why it
+    /// cannot, and the feed ends the market-data stream (End of Session)
+    /// rather than publish numbers that would differ from other nodes'.
+    fn rebase(&mut self, held_first: u64) -> Result<u64, String> {
+        Err(format!(
+            "this derivation cannot skip to sequence {held_first} without the records before it"
+        ))
+    }
 }
 
 /// Everything that can go wrong in the feed.

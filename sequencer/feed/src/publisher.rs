@@ -201,6 +201,23 @@ impl Publisher {
         Some(seq)
     }
 
+    /// Moves the stream forward to `seq` without blocks for the sequences
+    /// in between (the records are not held here any more: a cluster node
+    /// that installed a snapshot). The packet being built is sealed first,
+    /// so packets already queued keep their numbers; consumers see a gap
+    /// and re-request it elsewhere. A `seq` at or below the next sequence
+    /// changes nothing. Returns how many sequences were skipped.
+    pub fn skip_to(&mut self, seq: u64) -> u64 {
+        if seq <= self.next_seq {
+            return 0;
+        }
+        self.seal();
+        let skipped = seq - self.next_seq;
+        self.next_seq = seq;
+        self.build_seq = seq;
+        skipped
+    }
+
     /// Closes the packet being built (if it holds a block) and queues it.
     pub fn seal(&mut self) {
         if self.build_count == 0 {

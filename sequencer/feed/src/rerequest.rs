@@ -132,6 +132,17 @@ impl RetainedBlocks {
     pub fn next_seq(&self) -> u64 {
         self.next
     }
+
+    /// Continues at `seq` after a jump of the stream
+    /// ([`Publisher::skip_to`](crate::Publisher::skip_to)): the window
+    /// must be contiguous, so what it held is forgotten and the next block
+    /// pushed gets `seq`. A `seq` at or below the next changes nothing.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq > self.next {
+            self.first = seq;
+            self.next = seq;
+        }
+    }
 }
 
 impl RetransmitSource for RetainedBlocks {

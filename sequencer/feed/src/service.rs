@@ -65,6 +65,10 @@ pub struct FeedCounters {
     pub bytes: u64,
     /// Order stream: next global sequence to publish.
     pub next_seq: u64,
+    /// Order stream: sequences passed over because the journal no longer
+    /// held them when the feed reached them (a cluster node that installed
+    /// its leader's snapshot); consumers get them from another node.
+    pub skipped: u64,
     /// Records committed (at or below the watermark) not yet published.
     pub lag: u64,
     /// Sends refused for now and retried (both streams).
@@ -81,6 +85,9 @@ pub struct FeedCounters {
     pub md_heartbeats: u64,
     /// Market data: next sequence.
     pub md_next_seq: u64,
+    /// Market data: the stream was ended early (End of Session) because
+    /// its derivation could not continue past skipped records.
+    pub md_ended: bool,
     /// Market-data re-request server.
     pub md_rerequest: RerequestStats,
     /// Publisher lag samples (one per record).
@@ -169,6 +176,10 @@ struct Feed {
     /// How long re-requests are still answered after End of Session once
     /// they stop coming.
     linger: Duration,
+    /// Order-stream sequences skipped (see [`FeedCounters::skipped`]).
+    skipped: u64,
+    /// The market-data stream ended early (see [`FeedCounters::md_ended`]).
+    md_ended: bool,
 }
 
 impl FeedService {
@@ -296,6 +307,8 @@ impl FeedService {
             lag,
             shared: shared.clone(),
             linger: Duration::from_millis(cfg.rerequest_linger_ms),
+            skipped: 0,
+            md_ended: false,
         };
         let core = cfg.core;
         let thread = std::thread::Builder::new()
@@ -332,7 +345,7 @@ impl Feed {
             let limit = self.watermark.load(Ordering::Acquire).saturating_add(1);
             let mut work = self.publish_round(limit, now)?;
             work |= self.order.heartbeat_if_due(now);
-            if let Some((p, _, _)) = &mut self.md {
+            if let (Some((p, _, _)), false) = (&mut self.md, self.md_ended) {
                 work |= p.heartbeat_if_due(now);
             }
             work |= self.serve_requests(now)?;
@@ -342,7 +355,7 @@ impl Feed {
                 while self.publish_round(limit, Instant::now())? && Instant::now() < deadline {}
                 self.order
                     .end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
-                if let Some((p, _, _)) = &mut self.md {
+                if let (Some((p, _, _)), false) = (&mut self.md, self.md_ended) {
                     p.end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
                 }
                 // Consumers that learnt the end from End of Session may
@@ -400,7 +413,7 @@ impl Feed {
             } = self;
             let mut block = [0u8; RECORD_BLOCK_LEN];
             let mut md_block = [0u8; MAX_BLOCK_LEN];
-            read = tail.read(limit, READ_BATCH, |r| {
+            let result = tail.read(limit, READ_BATCH, |r| {
                 emit_sequenced(r, &mut block);
                 let _ = order.push(&block);
                 if r.sequencer_ns > now_ns {
@@ -417,7 +430,17 @@ impl Feed {
                         }
                     });
                 }
-            })?;
+            });
+            read = match result {
+                Ok(n) => n,
+                Err(peregrine_journal::JournalError::OutOfRange { held_first, .. })
+                    if held_first > self.tail.next_seq() =>
+                {
+                    self.rebase(held_first)?;
+                    1
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.order.seal();
             self.order.flush(now);
             if let Some((p, _, _)) = &mut self.md {
@@ -426,6 +449,53 @@ impl Feed {
             }
         }
         Ok(read > 0 || self.order.stats().packets != before || !drained)
+    }
+
+    /// The journal no longer holds the records from the tail's position
+    /// to `held_first - 1`: a cluster node that installed its leader's
+    /// snapshot dropped its log and restarted it after the snapshot. The
+    /// order stream jumps to `held_first` (its numbers are global
+    /// sequences, so a gap is all consumers see, and they fill it from
+    /// another node). The market-data derivation moves to the snapshot's
+    /// state if it can, and the stream jumps to the number that state
+    /// implies; if it cannot, the stream ends rather than publish numbers
+    /// other nodes would not.
+    fn rebase(&mut self, held_first: u64) -> Result<(), FeedError> {
+        let from = self.tail.next_seq();
+        self.tail.seek(held_first)?;
+        let skipped = self.order.skip_to(held_first);
+        self.skipped += skipped;
+        tracing::warn!(
+            from,
+            held_first,
+            skipped,
+            "feed: the journal no longer holds the next records (a snapshot replaced the log); the order stream skips them"
+        );
+        let Some(out) = self.output.as_mut() else {
+            return Ok(());
+        };
+        match out.rebase(held_first) {
+            Ok(next_block) => {
+                if let Some((p, retained, _)) = &mut self.md {
+                    let skipped = p.skip_to(next_block);
+                    retained.skip_to(next_block);
+                    tracing::info!(
+                        next_block,
+                        skipped,
+                        "feed: market data continues from the snapshot's state"
+                    );
+                }
+            }
+            Err(why) => {
+                tracing::error!(reason = %why, "feed: the market-data derivation cannot continue; ending its stream");
+                self.output = None;
+                if let Some((p, _, _)) = &mut self.md {
+                    p.end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
+                }
+                self.md_ended = true;
+            }
+        }
+        Ok(())
     }
 
     fn serve_requests(&mut self, now: Instant) -> Result<bool, FeedError> {
@@ -449,6 +519,7 @@ impl Feed {
             heartbeats: o.heartbeats,
             bytes: o.bytes + m.bytes,
             next_seq: self.order.next_seq(),
+            skipped: self.skipped,
             lag: wm.saturating_add(1).saturating_sub(self.order.next_seq()),
             would_block: o.would_block + m.would_block,
             send_errors: o.send_errors + m.send_errors,
@@ -457,6 +528,7 @@ impl Feed {
             md_blocks: m.blocks,
             md_heartbeats: m.heartbeats,
             md_next_seq: self.md.as_ref().map_or(1, |(p, _, _)| p.next_seq()),
+            md_ended: self.md_ended,
             md_rerequest: self
                 .md
                 .as_ref()

@@ -454,3 +454,153 @@ fn the_watermark_and_the_journal_bound_what_is_published() {
     assert_eq!(h.join().unwrap().records, 1_700);
     w.close().unwrap();
 }
+
+/// [`Derive`], able to jump: it knows the blocks every record derives, so
+/// it can move to any later position the way a replica restored from a
+/// snapshot does.
+struct DeriveRebasing {
+    /// Last record applied.
+    last: u64,
+}
+
+/// Market-data blocks [`derived`] from records `1..=seq`.
+fn blocks_through(seq: u64) -> u64 {
+    (1..=seq).map(|s| derived(s).len() as u64).sum()
+}
+
+impl PublicOutput for DeriveRebasing {
+    fn on_record(&mut self, rec: &FeedRecord, emit: &mut dyn FnMut(&MarketBlock)) {
+        if rec.global_seq <= self.last {
+            return;
+        }
+        self.last = rec.global_seq;
+        for b in derived(rec.global_seq) {
+            emit(&b);
+        }
+    }
+
+    fn rebase(&mut self, held_first: u64) -> Result<u64, String> {
+        self.last = held_first - 1;
+        Ok(blocks_through(self.last) + 1)
+    }
+}
+
+/// A journal restarted past the feed's position (what installing a
+/// leader's snapshot does to a cluster node's log) while `output` derives
+/// market data: the feed must not stop, the order stream goes on at the
+/// journal's new start, and the market-data stream either goes on under
+/// the numbers a derivation over every record gives or ends. Returns the
+/// feed's final counters.
+fn restart_journal_under_the_feed(output: Box<dyn PublicOutput>) -> peregrine_feed::FeedCounters {
+    let t = TempDir::new("rebase");
+    let mut w = writer(t.path(), 100);
+    let before = append(&mut w, 1, 300);
+    let mut early = consumer(1, None);
+    let mut late = consumer(1001, None);
+    let mut cfg = FeedConfig::new(vec![early.local_addr().unwrap(), late.local_addr().unwrap()]);
+    cfg.heartbeat_ms = 20;
+    cfg.rerequest = Some(localhost());
+    let mut md_cfg = ConsumerConfig::new(localhost(), None);
+    md_cfg.heartbeat_timeout = Duration::from_millis(300);
+    let mut md = FeedConsumer::new_market_data(md_cfg.clone()).unwrap();
+    md_cfg.from_seq = blocks_through(1000) + 1;
+    let mut md_late = FeedConsumer::new_market_data(md_cfg).unwrap();
+    cfg.market_data = Some(MarketDataFeedConfig {
+        session: "MD".into(),
+        destinations: vec![md.local_addr().unwrap(), md_late.local_addr().unwrap()],
+        rerequest: None,
+        retain: 1 << 12,
+    });
+    let watermark = Arc::new(AtomicU64::new(300));
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = FeedService::spawn(
+        cfg,
+        t.path().to_path_buf(),
+        1,
+        watermark.clone(),
+        Some(output),
+        stop.clone(),
+    )
+    .unwrap();
+    early.set_rerequest(h.rerequest_addr());
+    let want_before = |s: u64| before[(s - 1) as usize];
+    assert_eq!(
+        drain_until(&mut early, 300, Duration::from_secs(30), &want_before),
+        (1..=300).collect::<Vec<_>>()
+    );
+    let mut md_got = Vec::new();
+    wait_for("market data of 1..=300", Duration::from_secs(30), || {
+        md.poll_market(&mut |seq, b| md_got.push((seq, *b))).unwrap();
+        md_got.len() as u64 == blocks_through(300)
+    });
+    let want_md: Vec<(u64, MarketBlock)> = (1..=300)
+        .flat_map(derived)
+        .zip(1..)
+        .map(|(b, s)| (s, b))
+        .collect();
+    assert_eq!(md_got, want_md);
+    // The log is replaced: 301..=1000 are gone, the journal restarts at 1001.
+    w.reset_to(1001).unwrap();
+    let after = append(&mut w, 1001, 1200);
+    watermark.store(1200, Ordering::Release);
+    let want_after = |s: u64| after[(s - 1001) as usize];
+    assert_eq!(
+        drain_until(&mut late, 1200, Duration::from_secs(30), &want_after),
+        (1001..=1200).collect::<Vec<_>>(),
+        "the order stream goes on at the journal's new start"
+    );
+    wait_for("counters refreshed", Duration::from_secs(10), || {
+        h.counters().next_seq == 1201
+    });
+    let k = h.counters();
+    assert_eq!(k.skipped, 700, "{k:?}");
+    let mut late_md = Vec::new();
+    if !k.md_ended {
+        wait_for("market data after the jump", Duration::from_secs(30), || {
+            md_late
+                .poll_market(&mut |seq, b| late_md.push((seq, *b)))
+                .unwrap();
+            late_md.len() as u64 == blocks_through(1200) - blocks_through(1000)
+        });
+        let want: Vec<(u64, MarketBlock)> = (1001..=1200)
+            .flat_map(derived)
+            .zip(blocks_through(1000) + 1..)
+            .map(|(b, s)| (s, b))
+            .collect();
+        assert_eq!(
+            late_md, want,
+            "numbered as a derivation over every record numbers them"
+        );
+    }
+    stop.store(true, Ordering::Release);
+    let end = h.join().expect("the feed ran to its stop");
+    // End of Session reaches whichever consumer follows the stream's end:
+    // the early one if it ended at the gap, else the late one.
+    let follower = if end.md_ended { &mut md } else { &mut md_late };
+    wait_for("market data end of session", Duration::from_secs(10), || {
+        follower.poll_market(&mut |_, _| ()).unwrap();
+        follower.end_of_session()
+    });
+    w.close().unwrap();
+    end
+}
+
+#[test]
+fn a_journal_restarted_past_the_feed_skips_both_streams_to_its_new_start() {
+    let k = restart_journal_under_the_feed(Box::new(DeriveRebasing { last: 0 }));
+    assert!(!k.md_ended);
+    assert_eq!(k.md_next_seq, blocks_through(1200) + 1);
+    assert_eq!(k.records, 500);
+}
+
+#[test]
+fn a_derivation_that_cannot_skip_ends_the_market_data_stream_only() {
+    let k = restart_journal_under_the_feed(Box::new(Derive));
+    assert!(k.md_ended, "{k:?}");
+    assert_eq!(
+        k.md_next_seq,
+        blocks_through(300) + 1,
+        "nothing published after the gap"
+    );
+    assert_eq!(k.records, 500, "the order stream went on");
+}
