@@ -134,6 +134,16 @@ impl LocalCluster {
         }
     }
 
+    /// Stops node `i` and returns its final report (its feed's counters
+    /// among them); an error if it was not running or had failed.
+    pub fn stop_node_report(&mut self, i: usize) -> anyhow::Result<peregrine_server::runtime::ServerReport> {
+        let h = self.nodes[i]
+            .take()
+            .with_context(|| format!("node {} is not running", i + 1))?;
+        let (report, _) = h.stop().with_context(|| format!("node {} had stopped", i + 1))?;
+        Ok(report)
+    }
+
     /// Number of nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()

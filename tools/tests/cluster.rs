@@ -312,3 +312,161 @@ fn a_follower_publishes_the_committed_stream_on_its_feed() {
         "the follower's feed is the committed log"
     );
 }
+
+/// A resting order (never crossing: buys below 100, sells at 100 and
+/// above), so each gets exactly one answer; levels repeat so their totals
+/// grow and shrink.
+fn resting_order(k: u64) -> [u8; peregrine_wire::message::MESSAGE_LEN] {
+    use peregrine_wire::message::{NewOrder, LAYOUT_VERSION};
+    use zerocopy::little_endian::{I64, U32, U64};
+    use zerocopy::{FromZeros, IntoBytes};
+    let mut o = NewOrder::new_zeroed();
+    o.msg_type = MessageType::NewOrder as u8;
+    o.version = LAYOUT_VERSION;
+    let buy = k % 2 == 0;
+    o.side = if buy { 1 } else { 2 };
+    o.order_kind = 1;
+    o.time_in_force = 1;
+    o.order_id = U64::new(k);
+    o.instrument = U32::new(1);
+    o.price = I64::new(if buy {
+        99 - (k % 5) as i64
+    } else {
+        100 + (k % 5) as i64
+    });
+    o.quantity = U64::new(1 + k % 7);
+    let mut m = [0u8; peregrine_wire::message::MESSAGE_LEN];
+    m.copy_from_slice(o.as_bytes());
+    m
+}
+
+/// Sends resting orders as client messages `range` of `session` and waits
+/// for one answer each.
+fn send_orders(s: &std::net::UdpSocket, to: SocketAddr, session: &str, range: std::ops::RangeInclusive<u64>) {
+    let msgs: Vec<_> = range.clone().map(resting_order).collect();
+    for (k, chunk) in msgs.chunks(10).enumerate() {
+        let blocks: Vec<&[u8]> = chunk.iter().map(|m| &m[..]).collect();
+        s.send_to(&mold(session, *range.start() + 10 * k as u64, &blocks), to)
+            .unwrap();
+    }
+    let got = recv_blocks(s, msgs.len(), Duration::from_secs(5));
+    assert_eq!(got.len(), msgs.len(), "one answer per order");
+    for (_, m) in &got {
+        assert_eq!(m[0], MessageType::Accepted as u8, "the order rests");
+    }
+}
+
+/// A follower whose log is replaced by its leader's snapshot while its feed
+/// runs: the feed keeps going, the order stream skips what the node never
+/// held, and the market-data stream continues under the numbers a
+/// derivation over every record gives (the snapshot carries the position).
+#[test]
+fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_numbering() {
+    use peregrine_feed::{ConsumerConfig, FeedConfig, FeedConsumer, MarketBlock, MarketDataFeedConfig};
+    use peregrine_server::config::AppKind;
+    use peregrine_server::market_data::MarketDataBuilder;
+    let _serial = serial();
+    let base = ServeConfig {
+        idle: "backoff".into(),
+        app: AppKind::Match,
+        cluster: Some({
+            let mut c = peregrine_cluster::ClusterConfig::new(1, Vec::new());
+            c.snapshot_records = 10;
+            c
+        }),
+        ..server_config(0, 0)
+    };
+    let mut c = LocalCluster::start("snapshot-feed", 3, &base, AckLevel::Replicated).unwrap();
+    let leader = c.leader(WITHIN).unwrap();
+    let s = udp_client();
+    assert_eq!(udp_login(&s, c.udp(leader), "GOOD"), (1, 1));
+    send_orders(&s, c.udp(leader), "GOOD", 1..=30);
+    c.converge(31, WITHIN).unwrap();
+    let behind = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    c.stop_node(behind);
+    send_orders(&s, c.udp(leader), "GOOD", 31..=60);
+    c.converge(61, WITHIN).unwrap();
+    c.stop_node(other);
+    // What every node's derivation emits for 1..=60 (read before the
+    // restart compacts this journal).
+    let first60: Vec<_> = Journal::open_read_only(c.journal_dir(other))
+        .unwrap()
+        .records()
+        .collect();
+    assert_eq!(first60.len(), 60);
+    let mut whole = MarketDataBuilder::new(&peregrine_engine::EngineConfig::sample()).unwrap();
+    whole.catch_up(first60.iter().copied());
+    let position60 = whole.blocks_emitted();
+    assert!(position60 >= 60, "every order changed a level");
+    c.start_node(other).unwrap();
+    c.stop_node(leader);
+    c.start_node(leader).unwrap();
+    // The node that was behind publishes a feed; a market-data consumer
+    // waits for the blocks after sequence 60.
+    let order_dest = std::net::UdpSocket::bind(lo()).unwrap();
+    let mut md = FeedConsumer::new_market_data(ConsumerConfig {
+        from_seq: position60 + 1,
+        heartbeat_timeout: Duration::from_millis(300),
+        ..ConsumerConfig::new(lo(), None)
+    })
+    .unwrap();
+    c.configs[behind].feed = Some(FeedConfig {
+        heartbeat_ms: 50,
+        market_data: Some(MarketDataFeedConfig {
+            session: "PGMD".into(),
+            destinations: vec![md.local_addr().unwrap()],
+            rerequest: None,
+            retain: 1 << 12,
+        }),
+        ..FeedConfig::new(vec![order_dest.local_addr().unwrap()])
+    });
+    c.start_node(behind).unwrap();
+    let s2 = udp_client();
+    let (now, resumed) = login_at_leader(&c, &s2, "GOOD");
+    assert_eq!(resumed, (61, 61));
+    send_orders(&s2, c.udp(now), "GOOD", 61..=70);
+    c.converge(71, WITHIN).unwrap();
+    let last10: Vec<_> = Journal::open_read_only(c.journal_dir(now))
+        .unwrap()
+        .range(61..=70)
+        .collect();
+    let mut want: Vec<(u64, MarketBlock)> = Vec::new();
+    for r in &last10 {
+        whole.on_message(r.global_seq, r.origin, &r.msg, &mut |b| {
+            want.push((position60 + 1 + want.len() as u64, *b))
+        });
+    }
+    assert!(!want.is_empty());
+    let mut got = Vec::new();
+    let until = Instant::now() + WITHIN;
+    while got.len() < want.len() {
+        assert!(
+            Instant::now() < until,
+            "market data stuck at {} ({} of {} blocks)",
+            md.next_seq(),
+            got.len(),
+            want.len()
+        );
+        md.poll_market(&mut |seq, b| got.push((seq, *b))).unwrap();
+        md.wait(Duration::from_millis(5)).unwrap();
+    }
+    assert_eq!(
+        got, want,
+        "numbered and derived as by a node that saw every record"
+    );
+    let report = c
+        .stop_node_report(behind)
+        .expect("the feed ran to the node's stop");
+    for i in 0..3 {
+        c.stop_node(i);
+    }
+    let feed = report.feed.unwrap();
+    assert_eq!(feed.next_seq, 71);
+    assert_eq!(
+        feed.skipped, 30,
+        "31..=60 were never in this node's journal: {feed:?}"
+    );
+    assert!(!feed.md_ended);
+    assert_eq!(feed.md_next_seq, whole.blocks_emitted() + 1);
+}

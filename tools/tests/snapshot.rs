@@ -108,7 +108,27 @@ fn middle_snapshot_plus_the_rest_of_the_journal_equals_a_full_replay() {
             "session {id} owner"
         );
     }
-    assert_eq!(resumed.snapshot(), end, "same bytes as the end snapshot");
+    // The replayed state carries no market-data position (only the
+    // snapshot command derives it); everything else is the same bytes.
+    assert_eq!(
+        resumed.snapshot(),
+        StateSnapshot {
+            market_data_blocks: None,
+            ..end.clone()
+        },
+        "same state as the end snapshot"
+    );
+    // The positions are the feed's derivation over the same records.
+    let position = |at: u64| {
+        let mut b =
+            peregrine_server::market_data::MarketDataBuilder::new(&peregrine_engine::EngineConfig::sample())
+                .unwrap();
+        b.catch_up(rec.records().take_while(|r| r.global_seq <= at));
+        b.blocks_emitted()
+    };
+    assert_eq!(end.market_data_blocks, Some(position(last)));
+    assert_eq!(read.market_data_blocks, Some(position(mid)));
+    assert!(position(mid) > 0 && position(mid) < position(last));
 
     // The library entry a server would use at start.
     let (app, per_gateway) = restore_state(&cfg, &end).unwrap();

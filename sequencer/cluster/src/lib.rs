@@ -44,8 +44,8 @@ pub use config::{AckLevel, ClusterConfig, ConfigError, MemberConfig};
 pub use events::{ChangeReason, LeadershipEvent, Role};
 pub use hard_state_file::{HardStateFile, HardStateFileError};
 pub use journal_store::{
-    decode_snapshot_data, encode_snapshot_data, BadEntryReason, JournalLogStore, JournalStoreError,
-    StoreRecovery,
+    decode_snapshot_data, encode_snapshot_data, read_installed_snapshot, BadEntryReason, JournalLogStore,
+    JournalStoreError, StoreRecovery,
 };
 pub use log::{Apply, CommittedEntry, LogError, PeerProgress, ProposeError, Proposed, ReplicatedLog};
 /// raft-rs's message types, re-exported so callers need not depend on it.

@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 /// The segment being read.
 struct TailSegment {
     path: PathBuf,
+    /// The open file, to tell whether it has been removed.
+    file: File,
     map: Mmap,
     first_seq: u64,
     capacity: u64,
@@ -41,6 +43,13 @@ impl TailSegment {
     /// One past the last sequence this segment can hold.
     fn end_seq(&self) -> u64 {
         self.first_seq.saturating_add(self.capacity)
+    }
+
+    /// True when the file has no name left: the writer discarded it, or
+    /// restarted the journal elsewhere, so its empty slots never fill.
+    fn removed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
     }
 }
 
@@ -173,7 +182,22 @@ impl JournalTail {
                 Ok(r) => {
                     return Err(corrupt(format!("slot holds global sequence {}", r.global_seq)));
                 }
-                Err(SlotError::Empty | SlotError::BadCrc) => break,
+                Err(SlotError::Empty | SlotError::BadCrc) => {
+                    // Nothing at `next_seq` yet; or never, in a segment the
+                    // writer has removed (a journal restarted after a
+                    // snapshot): look where the journal is now. Checked only
+                    // when nothing was read, so a reader that keeps up pays
+                    // nothing.
+                    if n == 0 && seg.removed() {
+                        let seq = self.next_seq;
+                        self.seg = None;
+                        self.seek(seq)?;
+                        if self.seg.is_some() {
+                            continue;
+                        }
+                    }
+                    break;
+                }
                 Err(SlotError::BadKind(k)) => return Err(corrupt(format!("unknown record kind {k}"))),
             }
         }
@@ -190,7 +214,7 @@ impl JournalTail {
                 let path = self.dir.join(segment_name(self.next_seq));
                 match File::open(&path) {
                     Ok(file) => {
-                        let seg = map_file(&path, &file, self.next_seq)?;
+                        let seg = map_file(&path, file, self.next_seq)?;
                         self.seg = Some(seg);
                         return Ok(true);
                     }
@@ -211,11 +235,11 @@ impl JournalTail {
 
 fn map_segment(path: &Path, name_seq: u64) -> Result<TailSegment, JournalError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    map_file(path, &file, name_seq)
+    map_file(path, file, name_seq)
 }
 
-fn map_file(path: &Path, file: &File, name_seq: u64) -> Result<TailSegment, JournalError> {
-    let m = map::map_read(file).map_err(|e| io_err(path, e))?;
+fn map_file(path: &Path, file: File, name_seq: u64) -> Result<TailSegment, JournalError> {
+    let m = map::map_read(&file).map_err(|e| io_err(path, e))?;
     let bad = |reason: String| JournalError::BadHeader {
         path: path.to_path_buf(),
         reason,
@@ -236,6 +260,7 @@ fn map_file(path: &Path, file: &File, name_seq: u64) -> Result<TailSegment, Jour
     }
     Ok(TailSegment {
         path: path.to_path_buf(),
+        file,
         map: m,
         first_seq: h.first_seq,
         capacity: h.capacity(),
@@ -440,6 +465,41 @@ mod tests {
         );
         assert_eq!(tail.read(u64::MAX, 1000, |_| ()).unwrap(), 3 * PER_SEG as usize);
         assert!(matches!(tail.seek(0), Err(JournalError::Config(_))));
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn a_tail_waiting_in_a_segment_the_writer_replaced_finds_the_new_start() {
+        let t = TempDir::new("reset");
+        let mut w = Journal::open(&t.0).unwrap().into_writer(cfg()).unwrap();
+        for seq in 1..=5 {
+            w.append(&rec(seq)).unwrap();
+        }
+        let mut tail = JournalTail::open(&t.0, 1).unwrap();
+        assert_eq!(tail.read(u64::MAX, 100, |_| ()).unwrap(), 5);
+        // Waiting at 6, inside the mapped first segment: nothing yet.
+        assert_eq!(tail.read(u64::MAX, 100, |_| ()).unwrap(), 0);
+        // The journal restarts after a snapshot: 6..=1000 never come here.
+        w.reset_to(1001).unwrap();
+        w.append(&rec(1001)).unwrap();
+        match tail.read(u64::MAX, 100, |_| ()) {
+            Err(JournalError::OutOfRange {
+                first: 6, held_first, ..
+            }) => assert_eq!(held_first, 1001),
+            other => panic!("want OutOfRange at 6, got {other:?}"),
+        }
+        tail.seek(1001).unwrap();
+        let mut got = Vec::new();
+        assert_eq!(tail.read(u64::MAX, 100, |r| got.push(r.global_seq)).unwrap(), 1);
+        assert_eq!(got, vec![1001]);
+        // A journal restarted at the sequence the tail waits for is simply
+        // followed.
+        w.reset_to(1002).unwrap();
+        for seq in 1002..=1003 {
+            w.append(&rec(seq)).unwrap();
+        }
+        assert_eq!(tail.read(u64::MAX, 100, |r| got.push(r.global_seq)).unwrap(), 2);
+        assert_eq!(got, vec![1001, 1002, 1003]);
         w.close().unwrap();
     }
 }

@@ -12,16 +12,19 @@
 //! connection or silence and fail over to the new leader.
 
 use crate::cluster_node::{ClusterNode, ServingSignal};
-use crate::config::{ConfigError, ServeConfig};
+use crate::config::{AppKind, ConfigError, ServeConfig};
 use crate::error::ServeError;
 use crate::feed_run::FeedRun;
+use crate::market_data::{MarketDataBuilder, SnapshotReader};
 use crate::runtime::{run_stage, ServerReport, SEQUENCER_BATCH};
 use crate::serve::{
     bind_gateways, build_app, gateway_options, restore_from, runtime_config, ServerApp, ServerHandle,
 };
-use crate::snapshot::{restore_state, StateSnapshot, StateSnapshotError};
+use crate::snapshot::{engine_config, restore_state, StateSnapshot, StateSnapshotError};
 use crate::stage::StageStop;
-use peregrine_cluster::{AckLevel, ClusterConfig, JournalLogStore, NodeTransport, ReplicatedLog};
+use peregrine_cluster::{
+    read_installed_snapshot, AckLevel, ClusterConfig, JournalLogStore, NodeTransport, ReplicatedLog,
+};
 use peregrine_gateway::directory::SessionDirectory;
 use peregrine_gateway::snapshot::SessionsSnapshot;
 use peregrine_gateway::Leadership;
@@ -131,6 +134,7 @@ impl NodeSetup {
         // From the snapshot, if the store holds one: the application and the
         // sessions as of its last sequence; the journal replays the rest.
         let mut replay_from = 1;
+        let mut restored_snapshot = None;
         if let Some((meta, last_seq, bytes)) = store.snapshot_state() {
             let snap = StateSnapshot::decode(bytes)?;
             let (restored, sessions) = restore_state(cfg, &snap)?;
@@ -150,6 +154,7 @@ impl NodeSetup {
                 "; state from the snapshot at index {} (sequence {last_seq})",
                 meta.index
             ));
+            restored_snapshot = Some(snap);
         }
         if committed_seq >= replay_from {
             let rec = Journal::open_read_only(&journal_dir).map_err(|source| ServeError::Journal {
@@ -169,6 +174,12 @@ impl NodeSetup {
         // the commit index).
         let every = self.cluster.snapshot_records;
         if every > 0 && commit_index > 0 && committed_seq + 1 >= replay_from + every {
+            let market_data_blocks = self.market_data_position(
+                restored_snapshot.as_ref(),
+                &journal_dir,
+                replay_from,
+                committed_seq,
+            )?;
             let snap = StateSnapshot {
                 last_seq: committed_seq,
                 app_kind: cfg.app,
@@ -186,6 +197,7 @@ impl NodeSetup {
                             .unwrap_or_default()
                     })
                     .collect(),
+                market_data_blocks,
             };
             store.create_snapshot(commit_index, &snap.encode())?;
             note.push_str(&format!(
@@ -214,6 +226,44 @@ impl NodeSetup {
             journal_dir,
         })
     }
+
+    /// The market-data stream's position (blocks emitted) at
+    /// `committed_seq`, for a snapshot there: the feed's derivation run
+    /// from the previous snapshot's state (`previous`, or the start when
+    /// `replay_from` is 1) over the journal's records up to it. `None`
+    /// when the previous snapshot did not know its own position, or the
+    /// application has no book.
+    fn market_data_position(
+        &self,
+        previous: Option<&StateSnapshot>,
+        journal_dir: &std::path::Path,
+        replay_from: u64,
+        committed_seq: u64,
+    ) -> Result<Option<u64>, ServeError> {
+        if self.cfg.app != AppKind::Match {
+            return Ok(None);
+        }
+        let ecfg = engine_config(&self.cfg);
+        let mut md = match previous {
+            Some(s) => match MarketDataBuilder::from_snapshot(&ecfg, s) {
+                Ok(md) => md,
+                Err(why) => {
+                    tracing::warn!(reason = %why, "the new snapshot will not carry the market-data position");
+                    return Ok(None);
+                }
+            },
+            None if replay_from == 1 => MarketDataBuilder::new(&ecfg)?,
+            None => return Ok(None),
+        };
+        if committed_seq >= replay_from {
+            let rec = Journal::open_read_only(journal_dir).map_err(|source| ServeError::Journal {
+                dir: journal_dir.to_path_buf(),
+                source,
+            })?;
+            md.catch_up(rec.range(replay_from..=committed_seq));
+        }
+        Ok(Some(md.blocks_emitted()))
+    }
 }
 
 /// Starts a cluster node: the first incarnation is built here (so a bad
@@ -232,7 +282,13 @@ pub(crate) fn start(
     let recovery = Some(first.note.clone());
     // One feed for the node's life, over committed records only: every
     // incarnation raises the same watermark.
-    let feed = FeedRun::start(cfg, &first.journal_dir, first_seq)?;
+    let store_dir = setup.dir.clone();
+    let snapshots: SnapshotReader = Box::new(move || match read_installed_snapshot(&store_dir) {
+        Ok(None) => Ok(None),
+        Ok(Some((_, app))) => StateSnapshot::decode(&app).map(Some).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    });
+    let feed = FeedRun::start(cfg, &first.journal_dir, first_seq, Some(snapshots))?;
     runtime.watermark = feed.as_ref().map(FeedRun::watermark);
     let feed_note = feed.as_ref().map(|f| f.note().to_string());
     let feed_rerequest = feed.as_ref().and_then(FeedRun::rerequest_addr);

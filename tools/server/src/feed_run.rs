@@ -9,7 +9,8 @@
 
 use crate::config::ServeConfig;
 use crate::error::ServeError;
-use crate::market_data::MarketDataBuilder;
+use crate::market_data::{MarketDataBuilder, SnapshotReader};
+use crate::snapshot::{engine_config, StateSnapshot};
 use peregrine_feed::{FeedCounters, FeedHandle, FeedService, PublicOutput, Watermark};
 use peregrine_journal::Journal;
 use std::net::SocketAddr;
@@ -31,11 +32,15 @@ impl FeedRun {
     /// run will sequence or commit: older records are served by the
     /// re-request server). With a market-data stream, the replica engine
     /// first replays the journal before `first_seq` so the stream continues
-    /// under the same numbers it had.
+    /// under the same numbers it had; a journal that no longer starts at 1
+    /// is replayed from the state snapshot `snapshots` gives (a cluster
+    /// node's), which also lets the replica follow the journal when it is
+    /// later replaced by a snapshot.
     pub fn start(
         cfg: &ServeConfig,
         journal_dir: &Path,
         first_seq: u64,
+        mut snapshots: Option<SnapshotReader>,
     ) -> Result<Option<FeedRun>, ServeError> {
         let Some(feed) = &cfg.feed else {
             return Ok(None);
@@ -47,26 +52,39 @@ impl FeedRun {
         let mut note = format!("feed from sequence {first_seq}");
         let output: Option<Box<dyn PublicOutput>> = match &feed.market_data {
             Some(_) => {
-                let ecfg = cfg
-                    .engine
-                    .clone()
-                    .unwrap_or_else(peregrine_engine::EngineConfig::sample);
+                let ecfg = engine_config(cfg);
                 let mut b = MarketDataBuilder::new(&ecfg)?;
                 if first_seq > 1 {
                     let journal = Journal::open_read_only(journal_dir).map_err(journal_err)?;
                     if journal.first_seq() <= 1 {
                         b.catch_up(journal.range(..first_seq));
                     } else {
-                        // The records before the journal's first are in a
-                        // snapshot only: the derivation cannot replay them,
-                        // so the stream starts over.
-                        tracing::warn!(
-                            first = journal.first_seq(),
-                            "journal compacted: the market-data stream restarts at 1 from an empty derivation"
-                        );
+                        // The records before the journal's first are in the
+                        // snapshot only: start from its state and position.
+                        match from_snapshot(&ecfg, &mut snapshots, journal.first_seq()) {
+                            Ok(mut restored) => {
+                                if restored.last_seq() + 1 < first_seq {
+                                    restored.catch_up(journal.range(restored.last_seq() + 1..first_seq));
+                                }
+                                note.push_str(&format!(
+                                    "; market data from the snapshot at sequence {}",
+                                    restored.last_seq()
+                                ));
+                                b = restored;
+                            }
+                            Err(why) => tracing::warn!(
+                                first = journal.first_seq(),
+                                reason = %why,
+                                "journal compacted and no snapshot gives the market-data position: \
+                                 the market-data stream restarts at 1 from an empty derivation"
+                            ),
+                        }
                     }
                 }
                 note.push_str(&format!("; market data from block {}", b.blocks_emitted() + 1));
+                if let Some(r) = snapshots {
+                    b = b.with_snapshots(r);
+                }
                 Some(Box::new(b))
             }
             None => None,
@@ -122,14 +140,32 @@ impl FeedRun {
     }
 }
 
+/// A replica at the latest snapshot `snapshots` gives, which must cover
+/// every record before `journal_first`.
+fn from_snapshot(
+    cfg: &peregrine_engine::EngineConfig,
+    snapshots: &mut Option<SnapshotReader>,
+    journal_first: u64,
+) -> Result<MarketDataBuilder, String> {
+    let read = snapshots.as_mut().ok_or("no snapshot source")?;
+    let snap: StateSnapshot = read()?.ok_or("no snapshot")?;
+    if snap.last_seq + 1 < journal_first {
+        return Err(format!(
+            "the snapshot ends at sequence {}, before the journal's first, {journal_first}",
+            snap.last_seq
+        ));
+    }
+    MarketDataBuilder::from_snapshot(cfg, &snap).map_err(|e| e.to_string())
+}
+
 /// One line of feed counters for the shutdown report.
 pub fn format_feed(c: &FeedCounters) -> String {
     let us = |ns: u64| ns as f64 / 1_000.0;
     format!(
         "feed: published {} records in {} packets (next seq {}), heartbeats {}, lag {} records; \
          publisher lag (sequenced -> sent) p50 {:.1} us p99 {:.1} us p99.9 {:.1} us max {:.1} us over {} records; \
-         sends retried {} failed {}; re-requests {} served {} ({} messages), ignored: future {} other session {} \
-         unavailable {}, rate-limited {}, malformed {}; market data: {} blocks in {} packets (next seq {})",
+         skipped (not held) {}; sends retried {} failed {}; re-requests {} served {} ({} messages), ignored: future {} other session {} \
+         unavailable {}, rate-limited {}, malformed {}; market data: {} blocks in {} packets (next seq {}){}",
         c.records,
         c.packets,
         c.next_seq,
@@ -140,6 +176,7 @@ pub fn format_feed(c: &FeedCounters) -> String {
         us(c.lag_p999_ns),
         us(c.lag_max_ns),
         c.lag_samples,
+        c.skipped,
         c.would_block,
         c.send_errors,
         c.rerequest.received,
@@ -153,5 +190,10 @@ pub fn format_feed(c: &FeedCounters) -> String {
         c.md_blocks,
         c.md_packets,
         c.md_next_seq,
+        if c.md_ended {
+            ", ended early: its derivation could not follow the journal"
+        } else {
+            ""
+        },
     )
 }

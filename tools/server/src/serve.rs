@@ -312,7 +312,7 @@ fn start_in(
         _ => (1, None, None),
     };
     let feed = match &cfg.journal {
-        Some(dir) => FeedRun::start(cfg, dir, first_seq)?,
+        Some(dir) => FeedRun::start(cfg, dir, first_seq, None)?,
         None => None,
     };
     runtime.watermark = feed.as_ref().map(FeedRun::watermark);

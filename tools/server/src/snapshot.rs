@@ -20,14 +20,19 @@
 //! | last sequence | u64 |
 //! | app kind (1 echo, 2 match) | u8 |
 //! | app state length, then the bytes ([`MatchApp::snapshot`]; empty for echo) | u64 + n |
+//! | market-data position: 1 then the blocks the market-data stream had emitted through the last sequence, or 0 then 0 when unknown (version 2 only) | u8 + u64 |
 //! | gateway count | u32 |
 //! | per gateway: length, then its [`SessionsSnapshot`] bytes | u64 + n |
 //! | CRC32C of every byte above | u32 |
+//!
+//! Version 1 files (without the market-data position) are still read; their
+//! position is unknown.
 //!
 //! Files are written atomically: a temporary file in the same directory,
 //! fsynced, renamed over the target, and the directory fsynced.
 
 use crate::config::{AppKind, ConfigError, ServeConfig};
+use crate::market_data::MarketDataBuilder;
 use crate::match_app::MatchApp;
 use crate::serve::ServerApp;
 use peregrine_gateway::directory::{DirectoryError, SessionDirectory};
@@ -43,7 +48,10 @@ use std::path::{Path, PathBuf};
 pub const STATE_MAGIC: [u8; 8] = *b"PGNSTATE";
 
 /// The file layout version this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
+
+/// The oldest layout version this build reads.
+pub const STATE_VERSION_OLDEST: u32 = 1;
 
 /// Why a snapshot could not be built, written, read or restored.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +61,7 @@ pub enum StateSnapshotError {
     #[error("not a state snapshot (bad magic)")]
     BadMagic,
     /// A layout version this build does not read.
-    #[error("state snapshot version {0} is not supported (this build reads {STATE_VERSION})")]
+    #[error("state snapshot version {0} is not supported (this build reads {STATE_VERSION_OLDEST} to {STATE_VERSION})")]
     UnsupportedVersion(u32),
     /// The bytes end before the snapshot does.
     #[error("state snapshot truncated at byte {at}: {needed} more bytes needed")]
@@ -74,6 +82,9 @@ pub enum StateSnapshotError {
     /// Bytes between the last gateway and the checksum.
     #[error("{0} unexpected bytes before the state snapshot checksum")]
     TrailingBytes(usize),
+    /// The market-data position's flag is neither 0 nor 1.
+    #[error("state snapshot market-data flag {0} is neither 0 nor 1")]
+    BadMarketDataFlag(u8),
     /// An application code this build does not know.
     #[error("state snapshot names unknown application code {0}")]
     UnknownApp(u8),
@@ -168,6 +179,13 @@ pub struct StateSnapshot {
     pub app: Vec<u8>,
     /// Per gateway id, its [`SessionsSnapshot`] bytes.
     pub gateways: Vec<Vec<u8>>,
+    /// Market-data blocks the feed's derivation had emitted through
+    /// `last_seq` (see [`crate::market_data`]): with the engine state it
+    /// lets a node whose journal starts after `last_seq` continue the
+    /// market-data stream under the same numbers as every other node.
+    /// `None` when the writer did not know it (a version 1 file, or a
+    /// snapshot taken from a state whose own position was unknown).
+    pub market_data_blocks: Option<u64>,
 }
 
 fn app_code(kind: AppKind) -> u8 {
@@ -213,6 +231,7 @@ impl StateSnapshot {
             + 1
             + 8
             + self.app.len()
+            + 9
             + 4
             + self.gateways.iter().map(|g| 8 + g.len()).sum::<usize>()
             + 4;
@@ -223,6 +242,8 @@ impl StateSnapshot {
         out.push(app_code(self.app_kind));
         out.extend_from_slice(&(self.app.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.app);
+        out.push(u8::from(self.market_data_blocks.is_some()));
+        out.extend_from_slice(&self.market_data_blocks.unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&(self.gateways.len() as u32).to_le_bytes());
         for g in &self.gateways {
             out.extend_from_slice(&(g.len() as u64).to_le_bytes());
@@ -242,7 +263,7 @@ impl StateSnapshot {
             return Err(StateSnapshotError::BadMagic);
         }
         let version = u32::from_le_bytes(head.array()?);
-        if version != STATE_VERSION {
+        if !(STATE_VERSION_OLDEST..=STATE_VERSION).contains(&version) {
             return Err(StateSnapshotError::UnsupportedVersion(version));
         }
         let body_len = bytes
@@ -271,6 +292,17 @@ impl StateSnapshot {
         };
         let app_len = u64::from_le_bytes(r.array()?);
         let app = r.take(app_len)?.to_vec();
+        let market_data_blocks = if version >= 2 {
+            let known = r.array::<1>()?[0];
+            let blocks = u64::from_le_bytes(r.array()?);
+            match known {
+                0 => None,
+                1 => Some(blocks),
+                other => return Err(StateSnapshotError::BadMarketDataFlag(other)),
+            }
+        } else {
+            None
+        };
         let count = u32::from_le_bytes(r.array()?);
         let mut gateways = Vec::new();
         for _ in 0..count {
@@ -285,6 +317,7 @@ impl StateSnapshot {
             app_kind,
             app,
             gateways,
+            market_data_blocks,
         })
     }
 
@@ -369,7 +402,7 @@ fn fresh_app(cfg: &ServeConfig) -> Result<ServerApp, StateSnapshotError> {
     })
 }
 
-fn engine_config(cfg: &ServeConfig) -> peregrine_engine::EngineConfig {
+pub(crate) fn engine_config(cfg: &ServeConfig) -> peregrine_engine::EngineConfig {
     cfg.engine
         .clone()
         .unwrap_or_else(peregrine_engine::EngineConfig::sample)
@@ -498,6 +531,7 @@ impl ReplayedState {
                 .enumerate()
                 .map(|(g, t)| SessionsSnapshot::capture(g as u16, t).encode())
                 .collect(),
+            market_data_blocks: None,
         }
     }
 
@@ -576,7 +610,36 @@ pub fn snapshot_journal(
     dir: &Path,
     at: Option<u64>,
 ) -> Result<StateSnapshot, StateSnapshotError> {
-    Ok(replay_journal_to(cfg, dir, at)?.snapshot())
+    let mut snap = replay_journal_to(cfg, dir, at)?.snapshot();
+    snap.market_data_blocks = market_data_position(cfg, dir, snap.last_seq)?;
+    Ok(snap)
+}
+
+/// The market-data stream's position (blocks emitted) after record `at`
+/// of the journal in `dir`, for a snapshot there: the feed's derivation
+/// over records 1..=`at`. `None` for an application without a book.
+pub fn market_data_position(
+    cfg: &ServeConfig,
+    dir: &Path,
+    at: u64,
+) -> Result<Option<u64>, StateSnapshotError> {
+    if cfg.app != AppKind::Match {
+        return Ok(None);
+    }
+    let rec = Journal::open_read_only(dir).map_err(|source| StateSnapshotError::Journal {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    if at > 0 && rec.first_seq() > 1 {
+        return Err(StateSnapshotError::NotInJournal {
+            at,
+            first: rec.first_seq(),
+            last: rec.last_seq().unwrap_or(0),
+        });
+    }
+    let mut md = MarketDataBuilder::new(&engine_config(cfg))?;
+    md.catch_up(rec.records().take_while(|r| r.global_seq <= at));
+    Ok(Some(md.blocks_emitted()))
 }
 
 /// What a server starting from `snapshot` needs: the application in the
@@ -619,7 +682,43 @@ mod tests {
             app_kind: AppKind::Match,
             app: (0..50u8).collect(),
             gateways: vec![vec![1, 2, 3], Vec::new()],
+            market_data_blocks: Some(1_234),
         }
+    }
+
+    #[test]
+    fn an_unknown_market_data_position_round_trips_and_version_1_files_still_read() {
+        let unknown = StateSnapshot {
+            market_data_blocks: None,
+            ..sample()
+        };
+        assert_eq!(StateSnapshot::decode(&unknown.encode()).unwrap(), unknown);
+        // A version 1 file: the same fields without the position.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&STATE_MAGIC);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&42u64.to_le_bytes());
+        v1.push(2);
+        v1.extend_from_slice(&50u64.to_le_bytes());
+        v1.extend((0..50u8).collect::<Vec<_>>());
+        v1.extend_from_slice(&2u32.to_le_bytes());
+        v1.extend_from_slice(&3u64.to_le_bytes());
+        v1.extend_from_slice(&[1, 2, 3]);
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(StateSnapshot::decode(&v1).unwrap(), unknown);
+        // A flag other than 0 or 1 is refused even under a valid checksum.
+        let mut bad = sample().encode();
+        let at = 8 + 4 + 8 + 1 + 8 + 50;
+        bad[at] = 2;
+        let n = bad.len() - 4;
+        let crc = crc32c::crc32c(&bad[..n]);
+        bad[n..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            StateSnapshot::decode(&bad),
+            Err(StateSnapshotError::BadMarketDataFlag(2))
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Args;
 use peregrine_server::config::{AppKind, ServeConfig};
-use peregrine_server::snapshot::{replay_journal_to, restore_state, StateSnapshot};
+use peregrine_server::snapshot::{market_data_position, replay_journal_to, restore_state, StateSnapshot};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -44,13 +44,17 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<()> {
     };
     let cfg = config(&a.config)?;
     let state = replay_journal_to(&cfg, journal, a.at)?;
-    let snapshot = state.snapshot();
+    let mut snapshot = state.snapshot();
+    snapshot.market_data_blocks = market_data_position(&cfg, journal, snapshot.last_seq)?;
     snapshot.write_atomic(out)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     println!("snapshot {}: last sequence {}", out.display(), snapshot.last_seq);
     match state.state_hash() {
         Some(h) => println!("engine state hash {h:016x}"),
         None => println!("application {:?} (no engine state)", snapshot.app_kind),
+    }
+    if let Some(blocks) = snapshot.market_data_blocks {
+        println!("market-data stream position: {blocks} blocks");
     }
     let sessions: usize = state.sessions.iter().map(|t| t.len()).sum();
     println!(
@@ -72,6 +76,10 @@ fn inspect(path: &std::path::Path, config_path: &Option<PathBuf>) -> anyhow::Res
         snapshot.app.len(),
         snapshot.gateways.len()
     );
+    match snapshot.market_data_blocks {
+        Some(blocks) => println!("market-data stream position: {blocks} blocks"),
+        None => println!("market-data stream position: unknown"),
+    }
     for (g, sessions) in snapshot.sessions()?.iter().enumerate() {
         println!("gateway {g}: {} session(s)", sessions.sessions.len());
         for s in &sessions.sessions {

@@ -98,6 +98,16 @@ pub const HARD_STATE_FILE: &str = "hard_state";
 /// Name of the snapshot file inside the store directory.
 pub const SNAPSHOT_FILE: &str = "snapshot";
 
+/// The snapshot installed in the store at `dir`, read without opening the
+/// store (for another thread or process, such as a node's feed): the last
+/// global sequence it covers and the application's bytes; `None` if the
+/// store holds none. The file is replaced atomically, so a reader sees
+/// either the previous snapshot or the next, whole.
+pub fn read_installed_snapshot(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, JournalStoreError> {
+    let stored = SnapshotFile::new(dir.join(SNAPSHOT_FILE)).load()?;
+    Ok(stored.and_then(|s| decode_snapshot_data(&s.snapshot.data).map(|(seq, app)| (seq, app.to_vec()))))
+}
+
 /// What [`JournalLogStore::open`] found and repaired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreRecovery {
