@@ -458,9 +458,6 @@ fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_number
     let report = c
         .stop_node_report(behind)
         .expect("the feed ran to the node's stop");
-    for i in 0..3 {
-        c.stop_node(i);
-    }
     let feed = report.feed.unwrap();
     assert_eq!(feed.next_seq, 71);
     assert_eq!(
@@ -469,4 +466,49 @@ fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_number
     );
     assert!(!feed.md_ended);
     assert_eq!(feed.md_next_seq, whole.blocks_emitted() + 1);
+
+    // Restarted, the same node's journal starts at 61: its replica starts
+    // from the snapshot and replays 61..=70, and the stream goes on.
+    let position70 = whole.blocks_emitted();
+    let mut md = FeedConsumer::new_market_data(ConsumerConfig {
+        from_seq: position70 + 1,
+        heartbeat_timeout: Duration::from_millis(300),
+        ..ConsumerConfig::new(lo(), None)
+    })
+    .unwrap();
+    if let Some(f) = c.configs[behind].feed.as_mut() {
+        f.market_data.as_mut().unwrap().destinations = vec![md.local_addr().unwrap()];
+    }
+    c.start_node(behind).unwrap();
+    let (now, _) = login_at_leader(&c, &s2, "GOOD");
+    send_orders(&s2, c.udp(now), "GOOD", 71..=80);
+    c.converge(81, WITHIN).unwrap();
+    let next10: Vec<_> = Journal::open_read_only(c.journal_dir(now))
+        .unwrap()
+        .range(71..=80)
+        .collect();
+    let mut want = Vec::new();
+    for r in &next10 {
+        whole.on_message(r.global_seq, r.origin, &r.msg, &mut |b| {
+            want.push((position70 + 1 + want.len() as u64, *b))
+        });
+    }
+    let mut got = Vec::new();
+    let until = Instant::now() + WITHIN;
+    while got.len() < want.len() {
+        assert!(
+            Instant::now() < until,
+            "market data stuck at {} after the restart",
+            md.next_seq()
+        );
+        md.poll_market(&mut |seq, b| got.push((seq, *b))).unwrap();
+        md.wait(Duration::from_millis(5)).unwrap();
+    }
+    assert_eq!(
+        got, want,
+        "a restart from the compacted journal keeps the numbering"
+    );
+    for i in 0..3 {
+        c.stop_node(i);
+    }
 }
