@@ -390,26 +390,7 @@ mod tests {
     #[test]
     fn catch_up_reaches_the_same_book_and_stream_position_as_live() {
         let cfg = EngineConfig::sample();
-        let flow = FlowConfig {
-            resting_target: 100,
-            ..FlowConfig::standard()
-        };
-        let mut gen = FlowGenerator::new(&cfg, &flow).unwrap();
-        let records: Vec<peregrine_journal::SequencedRecord> = (1..=1_000u64)
-            .map(|seq| {
-                let cmd = gen.next_for(seq as u32);
-                let mut msg = [0u8; MESSAGE_LEN];
-                encode(&cmd, seq, &mut msg);
-                peregrine_journal::SequencedRecord {
-                    global_seq: seq,
-                    origin: session_ref(cmd.session()),
-                    client_seq: seq,
-                    gateway_rx_ns: 0,
-                    sequencer_ns: 0,
-                    msg,
-                }
-            })
-            .collect();
+        let records = flow_records(1_000);
         let mut live = MarketDataBuilder::new(&cfg).unwrap();
         let mut n = 0;
         for r in &records {
