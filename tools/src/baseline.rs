@@ -115,3 +115,149 @@ pub fn start_tcp_echo(
         n
     })
 }
+
+/// What one follower connection of the replicated echo holds.
+struct FloorLink {
+    /// The leader's end: replicated bytes go out here, acks come back.
+    leader: std::net::TcpStream,
+    /// The follower's end.
+    follower: std::net::TcpStream,
+    /// Replicated bytes not yet accepted by the leader's socket.
+    backlog: Vec<u8>,
+    /// Bytes the follower has received (what it acknowledges).
+    received: u64,
+    /// Highest byte count the leader has seen acknowledged.
+    acked: u64,
+    /// A partial acknowledgement read so far.
+    ack_buf: [u8; 8],
+    ack_len: usize,
+}
+
+/// Starts the replication floor: a UDP echo that, like a cluster leader,
+/// answers a datagram only once a majority of `nodes` (its own copy
+/// counts) holds it. Every received batch is written in one write to each
+/// of `nodes - 1` followers over loopback TCP (`TCP_NODELAY`), each
+/// follower answers every read with the 8-byte count of bytes it holds,
+/// and a datagram is echoed once enough followers have counted past it.
+/// The leader and its followers are polled in turn by one thread, as the
+/// colocated cluster bench runs its nodes, with plain non-blocking reads
+/// and writes (no `epoll`). No consensus, no journal, no parsing: what
+/// remains is the kernel's cost of one replicated round trip on this
+/// machine, the floor under any replicated figure measured the same way.
+pub fn start_replicated_udp_echo(
+    addr: SocketAddr,
+    opts: UdpOptions,
+    burst: usize,
+    core: Option<usize>,
+    idle: IdleKind,
+    nodes: usize,
+) -> anyhow::Result<EchoServer> {
+    use std::collections::VecDeque;
+    use std::io::{ErrorKind, Read, Write};
+    anyhow::ensure!(nodes >= 2, "a replicated echo needs at least 2 nodes");
+    let mut port = UdpPort::bind(addr, opts)?;
+    let local = port.local_addr();
+    let mut links = Vec::with_capacity(nodes - 1);
+    for _ in 1..nodes {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let leader = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (follower, _) = listener.accept()?;
+        for s in [&leader, &follower] {
+            s.set_nodelay(true)?;
+            s.set_nonblocking(true)?;
+        }
+        links.push(FloorLink {
+            leader,
+            follower,
+            backlog: Vec::with_capacity(1 << 16),
+            received: 0,
+            acked: 0,
+            ack_buf: [0; 8],
+            ack_len: 0,
+        });
+    }
+    // Followers that must hold a datagram besides the leader.
+    let needed = nodes / 2;
+    let mut rx = PacketBatch::new(burst.max(1));
+    let mut tx = PacketBatch::new(burst.max(1));
+    // Datagrams awaiting their majority: (sender, bytes, end offset in
+    // the replicated stream).
+    let mut pending: VecDeque<(peregrine_netio::Peer, Vec<u8>, u64)> = VecDeque::with_capacity(1024);
+    let mut spare: Vec<Vec<u8>> = Vec::with_capacity(1024);
+    let mut appended = 0u64;
+    let mut out = Vec::with_capacity(1 << 16);
+    let mut scratch = vec![0u8; 1 << 16];
+    spawn_echo("echo-udp-replicated", local, core, idle, move |echoed| {
+        let mut work = 0;
+        // Leader: receive a batch, append it to every follower in one write.
+        let n = port.recv(&mut rx).unwrap_or(0);
+        out.clear();
+        for i in 0..n {
+            let (peer, _, data) = rx.get(i);
+            out.extend_from_slice(data);
+            appended += data.len() as u64;
+            let mut copy = spare.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(data);
+            pending.push_back((peer, copy, appended));
+        }
+        work += n;
+        for l in &mut links {
+            if !out.is_empty() {
+                l.backlog.extend_from_slice(&out);
+            }
+            if !l.backlog.is_empty() {
+                match l.leader.write(&l.backlog) {
+                    Ok(w) => {
+                        l.backlog.drain(..w);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => {}
+                }
+            }
+        }
+        // Followers: hold what arrived, acknowledge the running count.
+        for l in &mut links {
+            if let Ok(r) = l.follower.read(&mut scratch) {
+                if r > 0 {
+                    l.received += r as u64;
+                    let _ = l.follower.write(&l.received.to_le_bytes());
+                    work += 1;
+                }
+            }
+        }
+        // Leader: read acknowledgements; echo what a majority holds.
+        for l in &mut links {
+            while let Ok(r) = l.leader.read(&mut scratch) {
+                if r == 0 {
+                    break;
+                }
+                for &b in &scratch[..r] {
+                    l.ack_buf[l.ack_len] = b;
+                    l.ack_len += 1;
+                    if l.ack_len == 8 {
+                        l.acked = l.acked.max(u64::from_le_bytes(l.ack_buf));
+                        l.ack_len = 0;
+                    }
+                }
+            }
+        }
+        let mut acks: Vec<u64> = links.iter().map(|l| l.acked).collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let committed = acks.get(needed.saturating_sub(1)).copied().unwrap_or(appended);
+        while pending.front().is_some_and(|p| p.2 <= committed) {
+            if tx.len() == tx.capacity() {
+                *echoed += port.send(&mut tx).unwrap_or(0) as u64;
+            }
+            if let Some((peer, data, _)) = pending.pop_front() {
+                tx.push(peer, &data);
+                spare.push(data);
+            }
+            work += 1;
+        }
+        if !tx.is_empty() {
+            *echoed += port.send(&mut tx).unwrap_or(0) as u64;
+        }
+        work
+    })
+}

@@ -5,7 +5,7 @@ use crate::baseline;
 use crate::client::flow::FlowKind;
 use crate::client::{self, ClientConfig, ClientResult, Mode, TransportKind};
 use crate::plot::{self, Curve};
-use crate::report::{hgrm, Baseline, BenchOutcome};
+use crate::report::{hgrm, Baseline, BenchOutcome, Floor};
 use anyhow::Context;
 use peregrine_netio::UdpOptions;
 use peregrine_server::config::{AppKind, ServeConfig};
@@ -118,6 +118,16 @@ fn client_cfg(b: &BenchConfig, server: SocketAddr, raw: bool, secret: &str) -> C
     }
 }
 
+/// The raw echoes' UDP socket settings: the server's.
+fn echo_udp_options(b: &BenchConfig) -> UdpOptions {
+    UdpOptions {
+        recv_buffer: b.server.recv_buffer,
+        send_buffer: b.server.send_buffer,
+        max_batch: b.server.rx_burst.max(64),
+        ..UdpOptions::default()
+    }
+}
+
 fn run_client_thread(cfg: ClientConfig) -> anyhow::Result<ClientResult> {
     std::thread::Builder::new()
         .name("bench-client".into())
@@ -138,18 +148,9 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         None
     } else {
         let echo = match b.transport {
-            TransportKind::Udp => baseline::start_udp_echo(
-                lo,
-                UdpOptions {
-                    recv_buffer: b.server.recv_buffer,
-                    send_buffer: b.server.send_buffer,
-                    max_batch: b.server.rx_burst.max(64),
-                    ..UdpOptions::default()
-                },
-                b.server.rx_burst,
-                b.server_core,
-                b.idle,
-            )?,
+            TransportKind::Udp => {
+                baseline::start_udp_echo(lo, echo_udp_options(b), b.server.rx_burst, b.server_core, b.idle)?
+            }
             TransportKind::Tcp => baseline::start_tcp_echo(lo, b.server.rx_burst, b.server_core, b.idle)?,
         };
         eprintln!(
@@ -209,7 +210,7 @@ pub fn run(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         eprint!("{}", server::format_report(&report));
     }
 
-    report(b, &result, baseline.as_ref(), Baseline::RawEcho)
+    report(b, &result, baseline.as_ref(), Baseline::RawEcho, None)
 }
 
 impl BenchConfig {
@@ -230,6 +231,7 @@ fn report(
     result: &ClientResult,
     baseline: Option<&ClientResult>,
     baseline_kind: Baseline,
+    floor: Option<Floor<'_>>,
 ) -> anyhow::Result<serde_json::Value> {
     let outcome = BenchOutcome {
         transport: b.transport.name(),
@@ -243,6 +245,7 @@ fn report(
         baseline_kind,
         cluster: b.cluster,
         cluster_layout: if b.cluster == 0 { "" } else { b.cluster_layout() },
+        floor,
     };
     println!("{}", outcome.table());
     let json = outcome.json();
@@ -347,6 +350,11 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         let _ = std::fs::remove_dir_all(&work);
         Some(r)
     };
+    let floor = if b.no_baseline || b.transport != TransportKind::Udp {
+        None
+    } else {
+        Some(run_floor(b, lo)?)
+    };
     let cluster = if b.node_threads {
         crate::local_cluster::LocalCluster::start("bench", b.cluster, &cfg, b.ack)?
     } else {
@@ -371,5 +379,37 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         eprint!("{}", s.to_text());
     }
     drop(cluster);
-    report(b, &result, baseline.as_ref(), Baseline::SingleNode)
+    let floor = floor.as_ref().map(|(raw, replicated)| Floor {
+        raw,
+        replicated,
+        nodes: b.cluster,
+    });
+    report(b, &result, baseline.as_ref(), Baseline::SingleNode, floor)
+}
+
+/// The replication floor of a cluster bench, in the same run: a raw UDP
+/// echo, then the same echo answering only once a majority of
+/// `b.cluster` nodes holds each datagram over loopback TCP
+/// ([`baseline::start_replicated_udp_echo`]), both driven by the raw
+/// client like the single-server bench's baseline.
+fn run_floor(b: &BenchConfig, lo: SocketAddr) -> anyhow::Result<(ClientResult, ClientResult)> {
+    let echo = baseline::start_udp_echo(lo, echo_udp_options(b), b.server.rx_burst, b.server_core, b.idle)?;
+    eprintln!("floor: raw UDP echo on {} for {:?}", echo.addr, b.duration);
+    let raw = run_client_thread(client_cfg(b, echo.addr, true, "")).context("raw echo run")?;
+    echo.stop();
+    let repl = baseline::start_replicated_udp_echo(
+        lo,
+        echo_udp_options(b),
+        b.server.rx_burst,
+        b.server_core,
+        b.idle,
+        b.cluster,
+    )?;
+    eprintln!(
+        "floor: UDP echo replicated to a majority of {} over loopback TCP, on {} for {:?}",
+        b.cluster, repl.addr, b.duration
+    );
+    let replicated = run_client_thread(client_cfg(b, repl.addr, true, "")).context("replicated echo run")?;
+    repl.stop();
+    Ok((raw, replicated))
 }

@@ -58,6 +58,22 @@ pub struct BenchOutcome<'a> {
     /// every node's loop) or `"thread-per-node"`; empty for a single
     /// server.
     pub cluster_layout: &'a str,
+    /// A cluster bench's replication floor, if measured.
+    pub floor: Option<Floor<'a>>,
+}
+
+/// The replication floor measured beside a cluster bench: the raw UDP echo
+/// and the same echo answering only once a majority of `nodes` holds each
+/// datagram over loopback TCP (no consensus, no journal). Their ratio is
+/// what replication costs on this machine before any software.
+#[derive(Clone, Copy)]
+pub struct Floor<'a> {
+    /// The raw echo's run.
+    pub raw: &'a ClientResult,
+    /// The replicated echo's run.
+    pub replicated: &'a ClientResult,
+    /// Nodes the replicated echo counts a majority of.
+    pub nodes: usize,
 }
 
 /// What a bench's same-run baseline is.
@@ -102,6 +118,17 @@ impl BenchOutcome<'_> {
             v["baseline_lost"] = json!(b.lost());
             v["baseline_throughput_msgs_per_s"] = json!(b.throughput().round());
         }
+        if let Some(f) = &self.floor {
+            v["floor"] = json!({
+                "nodes": f.nodes,
+                "raw_echo_rtt_ns": rtt_json(&f.raw.recorder.hist),
+                "raw_echo_lost": f.raw.lost(),
+                "raw_echo_throughput_msgs_per_s": f.raw.throughput().round(),
+                "replicated_echo_rtt_ns": rtt_json(&f.replicated.recorder.hist),
+                "replicated_echo_lost": f.replicated.lost(),
+                "replicated_echo_throughput_msgs_per_s": f.replicated.throughput().round(),
+            });
+        }
         v
     }
 
@@ -123,7 +150,7 @@ impl BenchOutcome<'_> {
             "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "samples"
         );
-        let mut row = |name: &str, h: &Histogram<u64>| {
+        let row = |name: &str, h: &Histogram<u64>| {
             let mut line = format!("{name:<10}");
             for (_, pc) in PERCENTILES {
                 let v = if pc >= 100.0 {
@@ -139,29 +166,43 @@ impl BenchOutcome<'_> {
                 format!("{:.2}", h.mean() / 1000.0),
                 h.len()
             );
-            let _ = writeln!(s, "{line}");
+            line
+        };
+        let ratio_line = |a: &Histogram<u64>, b: &Histogram<u64>| {
+            let mut line = format!("{:<10}", "ratio");
+            for (_, pc) in PERCENTILES {
+                let (x, y) = if pc >= 100.0 {
+                    (a.max(), b.max())
+                } else {
+                    (a.value_at_percentile(pc), b.value_at_percentile(pc))
+                };
+                let r = if y > 0 { x as f64 / y as f64 } else { f64::NAN };
+                let _ = write!(line, " {:>9}", format!("{r:.2}x"));
+            }
+            line
         };
         let (name, base) = match (self.cluster, self.baseline_kind) {
             (0, Baseline::RawEcho) => ("peregrine".to_string(), "baseline"),
             (n, _) => (format!("{n} nodes"), "1 node"),
         };
-        row(&name, &p.recorder.hist);
+        let _ = writeln!(s, "{}", row(&name, &p.recorder.hist));
         if let Some(b) = self.baseline {
-            row(base, &b.recorder.hist);
-            let mut line = format!("{:<10}", "ratio");
-            for (_, pc) in PERCENTILES {
-                let (a, bb) = if pc >= 100.0 {
-                    (p.recorder.hist.max(), b.recorder.hist.max())
-                } else {
-                    (
-                        p.recorder.hist.value_at_percentile(pc),
-                        b.recorder.hist.value_at_percentile(pc),
-                    )
-                };
-                let r = if bb > 0 { a as f64 / bb as f64 } else { f64::NAN };
-                let _ = write!(line, " {:>9}", format!("{r:.2}x"));
-            }
-            let _ = writeln!(s, "{line}");
+            let _ = writeln!(s, "{}", row(base, &b.recorder.hist));
+            let _ = writeln!(s, "{}", ratio_line(&p.recorder.hist, &b.recorder.hist));
+        }
+        if let Some(f) = &self.floor {
+            let _ = writeln!(
+                s,
+                "floor: the same round trip on raw sockets, replicated to a majority of {} over loopback TCP (no consensus, no journal)",
+                f.nodes
+            );
+            let _ = writeln!(s, "{}", row("repl echo", &f.replicated.recorder.hist));
+            let _ = writeln!(s, "{}", row("raw echo", &f.raw.recorder.hist));
+            let _ = writeln!(
+                s,
+                "{}",
+                ratio_line(&f.replicated.recorder.hist, &f.raw.recorder.hist)
+            );
         }
         let _ = writeln!(
             s,

@@ -70,4 +70,20 @@ fn the_raw_echo_baseline_is_tracked_the_same_way() {
     let echo = baseline::start_tcp_echo(common::lo(), 64, None, IdleKind::Yield).unwrap();
     check("tcp echo", &throughput(TransportKind::Tcp, echo.addr, true, 0));
     echo.stop();
+    // The cluster bench's replication floor: every datagram comes back
+    // once, after crossing the loopback TCP links to the followers.
+    for nodes in [3, 5] {
+        let echo = baseline::start_replicated_udp_echo(
+            common::lo(),
+            UdpOptions::default(),
+            64,
+            None,
+            IdleKind::Yield,
+            nodes,
+        )
+        .unwrap();
+        let what = format!("udp echo replicated over {nodes} nodes");
+        check(&what, &throughput(TransportKind::Udp, echo.addr, true, 0));
+        assert!(echo.stop() > 0, "{what}: the echo counted what it sent");
+    }
 }
