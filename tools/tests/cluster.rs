@@ -399,12 +399,30 @@ fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_number
     whole.catch_up(first60.iter().copied());
     let position60 = whole.blocks_emitted();
     assert!(position60 >= 60, "every order changed a level");
+    // Another node answers re-requests from its own journal, which holds
+    // the records the node that falls behind will never have.
+    let free = || std::net::UdpSocket::bind(lo()).unwrap().local_addr().unwrap();
+    let (other_rr, behind_rr) = (free(), free());
+    let sink = std::net::UdpSocket::bind(lo()).unwrap();
+    c.configs[other].feed = Some(FeedConfig {
+        heartbeat_ms: 50,
+        rerequest: Some(other_rr),
+        ..FeedConfig::new(vec![sink.local_addr().unwrap()])
+    });
     c.start_node(other).unwrap();
     c.stop_node(leader);
     c.start_node(leader).unwrap();
     // The node that was behind publishes a feed; a market-data consumer
     // waits for the blocks after sequence 60.
-    let order_dest = std::net::UdpSocket::bind(lo()).unwrap();
+    // Its order stream's consumer asks its own node first, then the other.
+    let mut orders = FeedConsumer::new(ConsumerConfig {
+        session: Some("PEREGRINE".into()),
+        heartbeat_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(20),
+        rerequest_fallbacks: vec![other_rr],
+        ..ConsumerConfig::new(lo(), Some(behind_rr))
+    })
+    .unwrap();
     let mut md = FeedConsumer::new_market_data(ConsumerConfig {
         from_seq: position60 + 1,
         heartbeat_timeout: Duration::from_millis(300),
@@ -419,7 +437,8 @@ fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_number
             rerequest: None,
             retain: 1 << 12,
         }),
-        ..FeedConfig::new(vec![order_dest.local_addr().unwrap()])
+        rerequest: Some(behind_rr),
+        ..FeedConfig::new(vec![orders.local_addr().unwrap()])
     });
     c.start_node(behind).unwrap();
     let s2 = udp_client();
@@ -454,6 +473,29 @@ fn a_follower_that_installs_a_snapshot_keeps_its_feed_and_the_market_data_number
     assert_eq!(
         got, want,
         "numbered and derived as by a node that saw every record"
+    );
+    // The order stream's consumer has every record: 31..=60, which this
+    // node never held, from the other node's re-request server.
+    let mut records = Vec::new();
+    let until = Instant::now() + WITHIN;
+    while orders.next_seq() <= 70 {
+        assert!(
+            Instant::now() < until,
+            "order stream stuck at {}: {:?}",
+            orders.next_seq(),
+            orders.stats()
+        );
+        orders
+            .poll(&mut |r| records.push(r.to_sequenced_record()))
+            .unwrap();
+        orders.wait(Duration::from_millis(5)).unwrap();
+    }
+    let every: Vec<_> = first60.iter().chain(&last10).copied().collect();
+    assert_eq!(records, every, "every record once, in order");
+    assert!(
+        orders.stats().server_switches >= 1,
+        "the gap was filled by the other node: {:?}",
+        orders.stats()
     );
     let report = c
         .stop_node_report(behind)

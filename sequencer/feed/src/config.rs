@@ -203,6 +203,10 @@ pub struct ConsumerConfig {
     /// Where re-requests go; `None` = gaps are only waited out (a lost
     /// packet then stalls delivery).
     pub rerequest: Option<SocketAddr>,
+    /// Further re-request servers (the other nodes of a cluster), asked in
+    /// turn after `rerequest` when a request goes unanswered for
+    /// `request_timeout` (see [`crate::RerequestTargets`]).
+    pub rerequest_fallbacks: Vec<SocketAddr>,
     /// First sequence to deliver (1 = everything). A late joiner asks for
     /// `[from_seq, first seen)` by re-request.
     pub from_seq: u64,
@@ -230,6 +234,7 @@ impl ConsumerConfig {
             interface: Ipv4Addr::UNSPECIFIED,
             session: None,
             rerequest,
+            rerequest_fallbacks: Vec::new(),
             from_seq: 1,
             heartbeat_timeout: Duration::from_millis(1500),
             request_timeout: Duration::from_millis(50),

@@ -10,7 +10,7 @@
 
 use crate::block::{FeedRecord, MarketBlock, RecordBlock};
 use crate::reassembly::{ConsumerStats, Reassembler};
-use crate::{ConsumerConfig, FeedError};
+use crate::{ConsumerConfig, FeedError, RerequestTargets};
 use peregrine_wire::moldudp64::HEADER_LEN;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, UdpSocket};
@@ -30,7 +30,7 @@ fn is_market_block(b: &[u8]) -> bool {
 /// A consumer of one MoldUDP64 stream of the feed.
 pub struct FeedConsumer {
     socket: UdpSocket,
-    rerequest: Option<SocketAddr>,
+    rerequest: RerequestTargets,
     core: Reassembler,
     rx: Vec<u8>,
     send_failures: u64,
@@ -86,7 +86,7 @@ impl FeedConsumer {
         );
         Ok(FeedConsumer {
             socket: socket.into(),
-            rerequest: cfg.rerequest,
+            rerequest: RerequestTargets::new(cfg.rerequest, &cfg.rerequest_fallbacks),
             core,
             rx: vec![0u8; 2048],
             send_failures: 0,
@@ -121,19 +121,21 @@ impl FeedConsumer {
                 Err(e) => {
                     return Err(FeedError::io(
                         "receive",
-                        self.rerequest.unwrap_or(self.listen_addr()),
+                        self.rerequest.current().unwrap_or(self.listen_addr()),
                         e,
                     ))
                 }
             }
         }
         let n = self.core.deliver(deliver);
-        if let Some(target) = self.rerequest {
+        if self.rerequest.current().is_some() {
             if let Some(req) = self.core.due_request(now) {
-                let mut h = [0u8; HEADER_LEN];
-                req.emit(&mut h);
-                if self.socket.send_to(&h, target).is_err() {
-                    self.send_failures += 1;
+                if let Some(target) = self.rerequest.target_for(req.sequence) {
+                    let mut h = [0u8; HEADER_LEN];
+                    req.emit(&mut h);
+                    if self.socket.send_to(&h, target).is_err() {
+                        self.send_failures += 1;
+                    }
                 }
             }
         }
@@ -193,10 +195,10 @@ impl FeedConsumer {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Changes where re-requests go (e.g. once the server's bound address
-    /// is known); `None` stops asking.
+    /// Changes the first re-request server (e.g. once the server's bound
+    /// address is known), keeping the fallbacks; `None` stops asking.
     pub fn set_rerequest(&mut self, target: Option<SocketAddr>) {
-        self.rerequest = target;
+        self.rerequest.set_primary(target);
     }
 
     /// Next sequence to deliver.
@@ -213,6 +215,7 @@ impl FeedConsumer {
     pub fn stats(&self) -> ConsumerStats {
         let mut s = self.core.stats();
         s.requests = s.requests.saturating_sub(self.send_failures);
+        s.server_switches = self.rerequest.switches();
         s
     }
 }

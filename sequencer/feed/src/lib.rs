@@ -28,6 +28,7 @@ mod consumer;
 mod publisher;
 mod reassembly;
 mod rerequest;
+mod rerequest_targets;
 mod service;
 
 pub use block::{BlockError, BookSide, FeedRecord, MarketBlock, RecordBlock};
@@ -36,6 +37,7 @@ pub use consumer::FeedConsumer;
 pub use publisher::{NullSink, PacketSink, Publisher, PublisherStats};
 pub use reassembly::{ConsumerStats, Reassembler};
 pub use rerequest::{JournalSource, RerequestServer, RerequestStats, RetainedBlocks, RetransmitSource};
+pub use rerequest_targets::RerequestTargets;
 pub use service::{
     FeedCounters, FeedHandle, FeedService, END_OF_SESSION_REPEATS, IDLE_SLEEP, IDLE_SPINS,
     MAX_QUEUED_PACKETS, READ_BATCH, REQUESTS_PER_ROUND,

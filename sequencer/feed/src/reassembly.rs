@@ -29,6 +29,9 @@ pub struct ConsumerStats {
     pub gaps: u64,
     /// Re-requests sent.
     pub requests: u64,
+    /// Times the consumer moved on to its next re-request server (a
+    /// request went unanswered).
+    pub server_switches: u64,
     /// Blocks already delivered, already held, or before the start.
     pub duplicates: u64,
     /// Blocks beyond the window (dropped; asked for again later).

@@ -31,9 +31,11 @@ pub struct FeedSourceArgs {
     /// 127.0.0.1:7000 (a publisher with this address as its destination).
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// The publisher's re-request server (where gaps are asked for).
-    #[arg(long)]
-    rerequest: SocketAddr,
+    /// The publisher's re-request server (where gaps are asked for); more
+    /// than one, comma-separated (a cluster's nodes, this node's first),
+    /// are asked in turn when one does not answer.
+    #[arg(long, value_delimiter = ',', required = true)]
+    rerequest: Vec<SocketAddr>,
     /// Local interface for the multicast membership.
     #[arg(long, default_value = "0.0.0.0")]
     interface: Ipv4Addr,
@@ -91,7 +93,8 @@ impl FeedSourceArgs {
             group,
             interface: self.interface,
             session: self.session.clone(),
-            rerequest: Some(self.rerequest),
+            rerequest: self.rerequest.first().copied(),
+            rerequest_fallbacks: self.rerequest.iter().skip(1).copied().collect(),
             from_seq: from_seq.max(1),
             heartbeat_timeout: self.heartbeat_timeout,
             request_timeout: self.request_timeout,
@@ -351,6 +354,34 @@ mod tests {
         assert_eq!(g, None);
         assert!(parse_feed("10.0.0.1:5000").is_err(), "not a group");
         assert!(parse_feed("nonsense").is_err());
+    }
+
+    #[test]
+    fn rerequest_takes_a_list_whose_first_is_asked_first() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            source: FeedSourceArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "tail",
+            "--listen",
+            "127.0.0.1:7000",
+            "--rerequest",
+            "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+        ])
+        .unwrap();
+        let c = cli.source.consumer_config(1).unwrap();
+        assert_eq!(c.rerequest, Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(
+            c.rerequest_fallbacks,
+            vec![
+                "127.0.0.1:7002".parse().unwrap(),
+                "127.0.0.1:7003".parse().unwrap()
+            ]
+        );
+        assert!(Cli::try_parse_from(["tail", "--listen", "127.0.0.1:7000"]).is_err());
     }
 
     #[test]
