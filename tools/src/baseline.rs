@@ -126,6 +126,8 @@ struct FloorLink {
     backlog: Vec<u8>,
     /// Bytes the follower has received (what it acknowledges).
     received: u64,
+    /// The follower's acknowledgements not yet taken by its socket.
+    ack_out: Vec<u8>,
     /// Highest byte count the leader has seen acknowledged.
     acked: u64,
     /// A partial acknowledgement read so far.
@@ -171,6 +173,7 @@ pub fn start_replicated_udp_echo(
             follower,
             backlog: Vec::with_capacity(1 << 16),
             received: 0,
+            ack_out: Vec::with_capacity(64),
             acked: 0,
             ack_buf: [0; 8],
             ack_len: 0,
@@ -216,13 +219,20 @@ pub fn start_replicated_udp_echo(
                 }
             }
         }
-        // Followers: hold what arrived, acknowledge the running count.
+        // Followers: hold what arrived, acknowledge the running count
+        // (whole 8-byte counts: what the socket does not take now goes
+        // first next time).
         for l in &mut links {
             if let Ok(r) = l.follower.read(&mut scratch) {
                 if r > 0 {
                     l.received += r as u64;
-                    let _ = l.follower.write(&l.received.to_le_bytes());
+                    l.ack_out.extend_from_slice(&l.received.to_le_bytes());
                     work += 1;
+                }
+            }
+            if !l.ack_out.is_empty() {
+                if let Ok(w) = l.follower.write(&l.ack_out) {
+                    l.ack_out.drain(..w);
                 }
             }
         }

@@ -350,7 +350,11 @@ fn run_cluster(b: &BenchConfig) -> anyhow::Result<serde_json::Value> {
         let _ = std::fs::remove_dir_all(&work);
         Some(r)
     };
-    let floor = if b.no_baseline || b.transport != TransportKind::Udp {
+    // The floor waits for a majority, as `replicated` acks do.
+    let floor = if b.no_baseline
+        || b.transport != TransportKind::Udp
+        || b.ack != peregrine_cluster::AckLevel::Replicated
+    {
         None
     } else {
         Some(run_floor(b, lo)?)

@@ -7,8 +7,9 @@
 //! own node's first) and moves on when one does not answer. The signal is
 //! the consumer's own: a request for the same first sequence as the one
 //! before it means the earlier one went unanswered for the request
-//! timeout. Any progress (a different first sequence) keeps the current
-//! server, so a healthy one is never abandoned for a slow answer's tail.
+//! timeout (an answer slower than that counts as none). Any progress (a
+//! different first sequence) keeps the current server; the list is walked
+//! round and round, so the first server is asked again after the others.
 
 use std::net::SocketAddr;
 
@@ -56,13 +57,24 @@ impl RerequestTargets {
     }
 
     /// Replaces the first server (`None` removes every server: requests
-    /// stop), keeping the fallbacks.
+    /// stop), keeping the fallbacks (one equal to the new first is dropped).
     pub fn set_primary(&mut self, primary: Option<SocketAddr>) {
         match primary {
             None => self.servers.clear(),
             Some(p) => {
-                self.servers.retain(|s| *s != p);
-                self.servers.insert(0, p);
+                if self.servers.is_empty() {
+                    self.servers.push(p);
+                } else {
+                    self.servers[0] = p;
+                    let mut k = 1;
+                    while k < self.servers.len() {
+                        if self.servers[k] == p {
+                            self.servers.remove(k);
+                        } else {
+                            k += 1;
+                        }
+                    }
+                }
             }
         }
         self.current = 0;
@@ -100,7 +112,8 @@ mod tests {
         assert_eq!(t.switches(), 3);
         t.set_primary(Some(addr(3)));
         assert_eq!(t.target_for(25), Some(addr(3)), "a new primary starts afresh");
-        assert_eq!(t.target_for(25), Some(addr(1)));
+        assert_eq!(t.target_for(25), Some(addr(2)), "the old primary is gone");
+        assert_eq!(t.target_for(25), Some(addr(3)), "and the duplicate fallback");
         t.set_primary(None);
         assert_eq!(t.target_for(25), None);
         assert_eq!(t.current(), None);

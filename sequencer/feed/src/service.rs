@@ -462,7 +462,17 @@ impl Feed {
     /// other nodes would not.
     fn rebase(&mut self, held_first: u64) -> Result<(), FeedError> {
         let from = self.tail.next_seq();
-        self.tail.seek(held_first)?;
+        // The journal may move again (another snapshot) while we look.
+        let mut held_first = held_first;
+        loop {
+            match self.tail.seek(held_first) {
+                Ok(()) => break,
+                Err(peregrine_journal::JournalError::OutOfRange { held_first: h, .. }) if h > held_first => {
+                    held_first = h;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let skipped = self.order.skip_to(held_first);
         self.skipped += skipped;
         tracing::warn!(
@@ -490,7 +500,8 @@ impl Feed {
                 tracing::error!(reason = %why, "feed: the market-data derivation cannot continue; ending its stream");
                 self.output = None;
                 if let Some((p, _, _)) = &mut self.md {
-                    p.end_of_session(Duration::from_secs(1), END_OF_SESSION_REPEATS);
+                    // A short drain: the order stream is waiting.
+                    p.end_of_session(Duration::from_millis(20), END_OF_SESSION_REPEATS);
                 }
                 self.md_ended = true;
             }

@@ -17,7 +17,15 @@
 //! A mapping stays valid when the writer removes its file (discarded
 //! segments are unlinked, never truncated), so the tail can finish a
 //! segment that went away under it; asking for a discarded sequence is
-//! [`JournalError::OutOfRange`].
+//! [`JournalError::OutOfRange`]. But a removed file may also be a log the
+//! writer abandoned ([`crate::JournalWriter::reset_to`]: a cluster node
+//! that installed its leader's snapshot), whose records past the last
+//! watermark are not the committed ones. So each mapping remembers the
+//! limit it was last seen live under: records below it were published
+//! while the file was the journal's and stay readable from the mapping;
+//! before reading past it the tail checks (one `fstat`) that the file
+//! still has its name, and if not it looks where the journal is now. A
+//! reader that is caught up never reaches that check.
 
 use super::format::{decode_header, decode_record, slot_offset, SlotError, RECORD_LEN};
 use super::map;
@@ -37,6 +45,9 @@ struct TailSegment {
     map: Mmap,
     first_seq: u64,
     capacity: u64,
+    /// Records below this sequence were within a caller's limit while the
+    /// file was still the journal's: readable even after it is removed.
+    trusted: u64,
 }
 
 impl TailSegment {
@@ -112,6 +123,23 @@ impl JournalTail {
                 return Ok(());
             }
         }
+        // A segment listed may be removed before it is opened (the writer
+        // discarding or restarting the journal): list again.
+        let mut attempts = 0;
+        loop {
+            match self.seek_listed(seq) {
+                Err(JournalError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// [`seek`](Self::seek) through a fresh directory listing.
+    fn seek_listed(&mut self, seq: u64) -> Result<(), JournalError> {
         let segs = list_segments(&self.dir)?;
         let Some(&(held_first, _)) = segs.first() else {
             // Nothing written yet: wait for the writer's first segment.
@@ -159,6 +187,20 @@ impl JournalTail {
             if !self.ensure_segment()? {
                 break;
             }
+            if matches!(&self.seg, Some(s) if self.next_seq >= s.trusted) {
+                // Past what this mapping is known to show of the live
+                // journal: is its file still the journal's?
+                if self.seg.as_ref().is_some_and(TailSegment::removed) {
+                    self.reseek()?;
+                    if self.seg.is_some() {
+                        continue;
+                    }
+                    break;
+                }
+                if let Some(s) = self.seg.as_mut() {
+                    s.trusted = limit;
+                }
+            }
             let Some(seg) = &self.seg else { break };
             let off = slot_offset(self.next_seq - seg.first_seq);
             let slot = usize::try_from(off)
@@ -189,9 +231,7 @@ impl JournalTail {
                     // when nothing was read, so a reader that keeps up pays
                     // nothing.
                     if n == 0 && seg.removed() {
-                        let seq = self.next_seq;
-                        self.seg = None;
-                        self.seek(seq)?;
+                        self.reseek()?;
                         if self.seg.is_some() {
                             continue;
                         }
@@ -202,6 +242,14 @@ impl JournalTail {
             }
         }
         Ok(n)
+    }
+
+    /// Drops the mapped segment (its file was removed) and locates
+    /// `next_seq` in the journal as it is now.
+    fn reseek(&mut self) -> Result<(), JournalError> {
+        let seq = self.next_seq;
+        self.seg = None;
+        self.seek(seq)
     }
 
     /// Makes `seg` the segment holding `next_seq` if that segment exists;
@@ -264,6 +312,7 @@ fn map_file(path: &Path, file: File, name_seq: u64) -> Result<TailSegment, Journ
         map: m,
         first_seq: h.first_seq,
         capacity: h.capacity(),
+        trusted: 0,
     })
 }
 
@@ -500,6 +549,32 @@ mod tests {
         }
         assert_eq!(tail.read(u64::MAX, 100, |r| got.push(r.global_seq)).unwrap(), 2);
         assert_eq!(got, vec![1001, 1002, 1003]);
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn records_of_an_abandoned_log_past_the_last_limit_are_never_read() {
+        let t = TempDir::new("stale");
+        let mut w = Journal::open(&t.0).unwrap().into_writer(cfg()).unwrap();
+        for seq in 1..=10 {
+            w.append(&rec(seq)).unwrap();
+        }
+        // Published through 5 (the watermark); 6..=10 are a log that is
+        // about to be abandoned (never committed).
+        let mut tail = JournalTail::open(&t.0, 1).unwrap();
+        assert_eq!(tail.read(6, 100, |_| ()).unwrap(), 5);
+        w.reset_to(21).unwrap();
+        w.append(&rec(21)).unwrap();
+        // The watermark moves past them: the old mapping still holds 6..=10,
+        // but the tail must not hand them on.
+        let mut got = Vec::new();
+        match tail.read(22, 100, |r| got.push(r.global_seq)) {
+            Err(JournalError::OutOfRange {
+                first: 6, held_first, ..
+            }) => assert_eq!(held_first, 21),
+            other => panic!("want OutOfRange at 6, got {other:?} after {got:?}"),
+        }
+        assert!(got.is_empty(), "stale records read: {got:?}");
         w.close().unwrap();
     }
 }

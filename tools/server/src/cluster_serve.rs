@@ -256,11 +256,14 @@ impl NodeSetup {
             None => return Ok(None),
         };
         if committed_seq >= replay_from {
-            let rec = Journal::open_read_only(journal_dir).map_err(|source| ServeError::Journal {
-                dir: journal_dir.to_path_buf(),
-                source,
-            })?;
-            md.catch_up(rec.range(replay_from..=committed_seq));
+            match Journal::open_read_only(journal_dir) {
+                Ok(rec) => md.catch_up(rec.range(replay_from..=committed_seq)),
+                Err(e) => {
+                    // The position is optional; the snapshot is not.
+                    tracing::warn!(error = %e, "the new snapshot will not carry the market-data position");
+                    return Ok(None);
+                }
+            }
         }
         Ok(Some(md.blocks_emitted()))
     }

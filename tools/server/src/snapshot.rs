@@ -82,8 +82,9 @@ pub enum StateSnapshotError {
     /// Bytes between the last gateway and the checksum.
     #[error("{0} unexpected bytes before the state snapshot checksum")]
     TrailingBytes(usize),
-    /// The market-data position's flag is neither 0 nor 1.
-    #[error("state snapshot market-data flag {0} is neither 0 nor 1")]
+    /// The market-data position's flag is neither 0 nor 1, or it is 0
+    /// (unknown) with a position beside it.
+    #[error("state snapshot market-data flag {0} is not 1 (known) or 0 with no position")]
     BadMarketDataFlag(u8),
     /// An application code this build does not know.
     #[error("state snapshot names unknown application code {0}")]
@@ -296,7 +297,7 @@ impl StateSnapshot {
             let known = r.array::<1>()?[0];
             let blocks = u64::from_le_bytes(r.array()?);
             match known {
-                0 => None,
+                0 if blocks == 0 => None,
                 1 => Some(blocks),
                 other => return Err(StateSnapshotError::BadMarketDataFlag(other)),
             }
@@ -718,6 +719,14 @@ mod tests {
         assert!(matches!(
             StateSnapshot::decode(&bad),
             Err(StateSnapshotError::BadMarketDataFlag(2))
+        ));
+        // "Unknown" with a position beside it is refused too.
+        bad[at] = 0;
+        let crc = crc32c::crc32c(&bad[..n]);
+        bad[n..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            StateSnapshot::decode(&bad),
+            Err(StateSnapshotError::BadMarketDataFlag(0))
         ));
     }
 
