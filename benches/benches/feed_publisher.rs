@@ -82,6 +82,28 @@ fn bench(c: &mut Criterion) {
             n
         })
     });
+    // The feed's real shape: the watermark moves between reads, so each
+    // read call passes a new limit (the tail checks its segment file once
+    // per call that reads past what it last verified).
+    g.bench_function("pack_and_send_moving_watermark", |b| {
+        b.iter(|| {
+            tail.seek(1).expect("seek");
+            let mut block = [0u8; RECORD_BLOCK_LEN];
+            let mut n = 0u64;
+            while n < RECORDS {
+                let limit = n + 1 + BATCH as u64;
+                n += tail
+                    .read(limit, BATCH, |r| {
+                        emit_sequenced(r, &mut block);
+                        let _ = publisher.push(&block);
+                    })
+                    .expect("read") as u64;
+                publisher.seal();
+                publisher.flush(Instant::now());
+            }
+            n
+        })
+    });
     g.finish();
     let s = publisher.stats();
     eprintln!(

@@ -202,43 +202,52 @@ impl JournalTail {
                 }
             }
             let Some(seg) = &self.seg else { break };
-            let off = slot_offset(self.next_seq - seg.first_seq);
-            let slot = usize::try_from(off)
-                .ok()
-                .and_then(|o| seg.map.get(o..o.checked_add(RECORD_LEN)?));
-            let corrupt = |reason: String| JournalError::CorruptRecord {
-                path: seg.path.clone(),
-                offset: off,
-                expected_seq: self.next_seq,
-                reason,
-            };
-            let Some(slot) = slot else {
-                return Err(corrupt("slot lies past the end of the segment".into()));
-            };
-            match decode_record(slot) {
-                Ok(r) if r.global_seq == self.next_seq => {
-                    f(&r);
-                    self.next_seq += 1;
-                    n += 1;
-                }
-                Ok(r) => {
-                    return Err(corrupt(format!("slot holds global sequence {}", r.global_seq)));
-                }
-                Err(SlotError::Empty | SlotError::BadCrc) => {
-                    // Nothing at `next_seq` yet; or never, in a segment the
-                    // writer has removed (a journal restarted after a
-                    // snapshot): look where the journal is now. Checked only
-                    // when nothing was read, so a reader that keeps up pays
-                    // nothing.
-                    if n == 0 && seg.removed() {
-                        self.reseek()?;
-                        if self.seg.is_some() {
-                            continue;
-                        }
+            // This segment's run: no per-record segment or file checks.
+            let end = limit.min(seg.end_seq()).min(seg.trusted);
+            let mut waiting = false;
+            while n < max && self.next_seq < end {
+                let off = slot_offset(self.next_seq - seg.first_seq);
+                let slot = usize::try_from(off)
+                    .ok()
+                    .and_then(|o| seg.map.get(o..o.checked_add(RECORD_LEN)?));
+                let corrupt = |reason: String| JournalError::CorruptRecord {
+                    path: seg.path.clone(),
+                    offset: off,
+                    expected_seq: self.next_seq,
+                    reason,
+                };
+                let Some(slot) = slot else {
+                    return Err(corrupt("slot lies past the end of the segment".into()));
+                };
+                match decode_record(slot) {
+                    Ok(r) if r.global_seq == self.next_seq => {
+                        f(&r);
+                        self.next_seq += 1;
+                        n += 1;
                     }
-                    break;
+                    Ok(r) => {
+                        return Err(corrupt(format!("slot holds global sequence {}", r.global_seq)));
+                    }
+                    Err(SlotError::Empty | SlotError::BadCrc) => {
+                        waiting = true;
+                        break;
+                    }
+                    Err(SlotError::BadKind(k)) => return Err(corrupt(format!("unknown record kind {k}"))),
                 }
-                Err(SlotError::BadKind(k)) => return Err(corrupt(format!("unknown record kind {k}"))),
+            }
+            if waiting {
+                // Nothing at `next_seq` yet; or never, in a segment the
+                // writer has removed (a journal restarted after a
+                // snapshot): look where the journal is now. Checked only
+                // when nothing was read, so a reader that keeps up pays
+                // nothing.
+                if n == 0 && seg.removed() {
+                    self.reseek()?;
+                    if self.seg.is_some() {
+                        continue;
+                    }
+                }
+                break;
             }
         }
         Ok(n)
