@@ -190,6 +190,7 @@ pub fn start_replicated_udp_echo(
     let mut appended = 0u64;
     let mut out = Vec::with_capacity(1 << 16);
     let mut scratch = vec![0u8; 1 << 16];
+    let mut acks: Vec<u64> = Vec::with_capacity(nodes);
     spawn_echo("echo-udp-replicated", local, core, idle, move |echoed| {
         let mut work = 0;
         // Leader: receive a batch, append it to every follower in one write.
@@ -252,7 +253,8 @@ pub fn start_replicated_udp_echo(
                 }
             }
         }
-        let mut acks: Vec<u64> = links.iter().map(|l| l.acked).collect();
+        acks.clear();
+        acks.extend(links.iter().map(|l| l.acked));
         acks.sort_unstable_by(|a, b| b.cmp(a));
         let committed = acks.get(needed.saturating_sub(1)).copied().unwrap_or(appended);
         while pending.front().is_some_and(|p| p.2 <= committed) {

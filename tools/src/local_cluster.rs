@@ -122,13 +122,14 @@ impl LocalCluster {
 
     /// Stops node `i` (as a crash looks to the others: it just goes away).
     pub fn stop_node(&mut self, i: usize) {
-        if let Some(h) = self.nodes[i].take() {
-            match h.stop() {
-                Err(e) => eprintln!("node {} had stopped: {e}", i + 1),
-                Ok((report, _)) => {
-                    if let Some(f) = report.failure {
-                        eprintln!("node {} had stopped: {f}", i + 1);
-                    }
+        if self.nodes[i].is_none() {
+            return;
+        }
+        match self.stop_node_report(i) {
+            Err(e) => eprintln!("{e:#}"),
+            Ok(report) => {
+                if let Some(f) = report.failure {
+                    eprintln!("node {} had stopped: {f}", i + 1);
                 }
             }
         }

@@ -77,6 +77,8 @@ pub struct PublisherStats {
     pub send_errors: u64,
     /// End of Session packets sent.
     pub end_of_session: u64,
+    /// Sequences passed over by [`Publisher::skip_to`].
+    pub skipped: u64,
 }
 
 /// A sealed packet waiting for (some of) its destinations.
@@ -215,6 +217,7 @@ impl Publisher {
         let skipped = seq - self.next_seq;
         self.next_seq = seq;
         self.build_seq = seq;
+        self.stats.skipped += skipped;
         skipped
     }
 

@@ -62,19 +62,13 @@ impl RerequestTargets {
         match primary {
             None => self.servers.clear(),
             Some(p) => {
-                if self.servers.is_empty() {
-                    self.servers.push(p);
-                } else {
-                    self.servers[0] = p;
-                    let mut k = 1;
-                    while k < self.servers.len() {
-                        if self.servers[k] == p {
-                            self.servers.remove(k);
-                        } else {
-                            k += 1;
-                        }
-                    }
+                match self.servers.first_mut() {
+                    Some(first) => *first = p,
+                    None => self.servers.push(p),
                 }
+                // Keep the first `p` (now at the front) only.
+                let mut first = true;
+                self.servers.retain(|s| *s != p || std::mem::take(&mut first));
             }
         }
         self.current = 0;

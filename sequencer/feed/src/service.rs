@@ -176,8 +176,6 @@ struct Feed {
     /// How long re-requests are still answered after End of Session once
     /// they stop coming.
     linger: Duration,
-    /// Order-stream sequences skipped (see [`FeedCounters::skipped`]).
-    skipped: u64,
     /// The market-data stream ended early (see [`FeedCounters::md_ended`]).
     md_ended: bool,
 }
@@ -307,7 +305,6 @@ impl FeedService {
             lag,
             shared: shared.clone(),
             linger: Duration::from_millis(cfg.rerequest_linger_ms),
-            skipped: 0,
             md_ended: false,
         };
         let core = cfg.core;
@@ -474,7 +471,6 @@ impl Feed {
             }
         }
         let skipped = self.order.skip_to(held_first);
-        self.skipped += skipped;
         tracing::warn!(
             from,
             held_first,
@@ -530,7 +526,7 @@ impl Feed {
             heartbeats: o.heartbeats,
             bytes: o.bytes + m.bytes,
             next_seq: self.order.next_seq(),
-            skipped: self.skipped,
+            skipped: o.skipped,
             lag: wm.saturating_add(1).saturating_sub(self.order.next_seq()),
             would_block: o.would_block + m.would_block,
             send_errors: o.send_errors + m.send_errors,

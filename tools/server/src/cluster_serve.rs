@@ -15,12 +15,12 @@ use crate::cluster_node::{ClusterNode, ServingSignal};
 use crate::config::{AppKind, ConfigError, ServeConfig};
 use crate::error::ServeError;
 use crate::feed_run::FeedRun;
-use crate::market_data::{MarketDataBuilder, SnapshotReader};
+use crate::market_data::SnapshotReader;
 use crate::runtime::{run_stage, ServerReport, SEQUENCER_BATCH};
 use crate::serve::{
     bind_gateways, build_app, gateway_options, restore_from, runtime_config, ServerApp, ServerHandle,
 };
-use crate::snapshot::{engine_config, restore_state, StateSnapshot, StateSnapshotError};
+use crate::snapshot::{market_data_position, restore_state, StateSnapshot, StateSnapshotError};
 use crate::stage::StageStop;
 use peregrine_cluster::{
     read_installed_snapshot, AckLevel, ClusterConfig, JournalLogStore, NodeTransport, ReplicatedLog,
@@ -174,12 +174,26 @@ impl NodeSetup {
         // the commit index).
         let every = self.cluster.snapshot_records;
         if every > 0 && commit_index > 0 && committed_seq + 1 >= replay_from + every {
-            let market_data_blocks = self.market_data_position(
-                restored_snapshot.as_ref(),
+            let market_data_blocks = match market_data_position(
+                cfg,
                 &journal_dir,
-                replay_from,
+                restored_snapshot.as_ref(),
                 committed_seq,
-            )?;
+            ) {
+                Ok(Some(p)) => Some(p),
+                Ok(None) if cfg.app != AppKind::Match => None,
+                // The position is optional; the snapshot is not.
+                Ok(None) => {
+                    tracing::warn!(
+                        "the previous snapshot did not know the market-data position; nor will the new one"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the new snapshot will not carry the market-data position");
+                    None
+                }
+            };
             let snap = StateSnapshot {
                 last_seq: committed_seq,
                 app_kind: cfg.app,
@@ -225,47 +239,6 @@ impl NodeSetup {
             first_seq,
             journal_dir,
         })
-    }
-
-    /// The market-data stream's position (blocks emitted) at
-    /// `committed_seq`, for a snapshot there: the feed's derivation run
-    /// from the previous snapshot's state (`previous`, or the start when
-    /// `replay_from` is 1) over the journal's records up to it. `None`
-    /// when the previous snapshot did not know its own position, or the
-    /// application has no book.
-    fn market_data_position(
-        &self,
-        previous: Option<&StateSnapshot>,
-        journal_dir: &std::path::Path,
-        replay_from: u64,
-        committed_seq: u64,
-    ) -> Result<Option<u64>, ServeError> {
-        if self.cfg.app != AppKind::Match {
-            return Ok(None);
-        }
-        let ecfg = engine_config(&self.cfg);
-        let mut md = match previous {
-            Some(s) => match MarketDataBuilder::from_snapshot(&ecfg, s) {
-                Ok(md) => md,
-                Err(why) => {
-                    tracing::warn!(reason = %why, "the new snapshot will not carry the market-data position");
-                    return Ok(None);
-                }
-            },
-            None if replay_from == 1 => MarketDataBuilder::new(&ecfg)?,
-            None => return Ok(None),
-        };
-        if committed_seq >= replay_from {
-            match Journal::open_read_only(journal_dir) {
-                Ok(rec) => md.catch_up(rec.range(replay_from..=committed_seq)),
-                Err(e) => {
-                    // The position is optional; the snapshot is not.
-                    tracing::warn!(error = %e, "the new snapshot will not carry the market-data position");
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(Some(md.blocks_emitted()))
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::market_data::{MarketDataBuilder, SnapshotReader};
-use crate::snapshot::{engine_config, StateSnapshot};
+use crate::snapshot::engine_config;
 use peregrine_feed::{FeedCounters, FeedHandle, FeedService, PublicOutput, Watermark};
 use peregrine_journal::Journal;
 use std::net::SocketAddr;
@@ -40,7 +40,7 @@ impl FeedRun {
         cfg: &ServeConfig,
         journal_dir: &Path,
         first_seq: u64,
-        mut snapshots: Option<SnapshotReader>,
+        snapshots: Option<SnapshotReader>,
     ) -> Result<Option<FeedRun>, ServeError> {
         let Some(feed) = &cfg.feed else {
             return Ok(None);
@@ -52,26 +52,20 @@ impl FeedRun {
         let mut note = format!("feed from sequence {first_seq}");
         let output: Option<Box<dyn PublicOutput>> = match &feed.market_data {
             Some(_) => {
-                let ecfg = engine_config(cfg);
-                let mut b = MarketDataBuilder::new(&ecfg)?;
+                let mut b = MarketDataBuilder::new(&engine_config(cfg))?;
+                if let Some(r) = snapshots {
+                    b = b.with_snapshots(r);
+                }
                 if first_seq > 1 {
                     let journal = Journal::open_read_only(journal_dir).map_err(journal_err)?;
-                    if journal.first_seq() <= 1 {
-                        b.catch_up(journal.range(..first_seq));
-                    } else {
+                    if journal.first_seq() > 1 {
                         // The records before the journal's first are in the
                         // snapshot only: start from its state and position.
-                        match from_snapshot(&ecfg, &mut snapshots, journal.first_seq()) {
-                            Ok(mut restored) => {
-                                if restored.last_seq() + 1 < first_seq {
-                                    restored.catch_up(journal.range(restored.last_seq() + 1..first_seq));
-                                }
-                                note.push_str(&format!(
-                                    "; market data from the snapshot at sequence {}",
-                                    restored.last_seq()
-                                ));
-                                b = restored;
-                            }
+                        match b.rebase(journal.first_seq()) {
+                            Ok(_) => note.push_str(&format!(
+                                "; market data from the snapshot at sequence {}",
+                                b.last_seq()
+                            )),
                             Err(why) => tracing::warn!(
                                 first = journal.first_seq(),
                                 reason = %why,
@@ -80,11 +74,11 @@ impl FeedRun {
                             ),
                         }
                     }
+                    if journal.first_seq() <= b.last_seq() + 1 {
+                        b.catch_up(journal.range(b.last_seq() + 1..first_seq));
+                    }
                 }
                 note.push_str(&format!("; market data from block {}", b.blocks_emitted() + 1));
-                if let Some(r) = snapshots {
-                    b = b.with_snapshots(r);
-                }
                 Some(Box::new(b))
             }
             None => None,
@@ -138,24 +132,6 @@ impl FeedRun {
         self.stop.store(true, Ordering::Release);
         Ok(self.handle.join()?)
     }
-}
-
-/// A replica at the latest snapshot `snapshots` gives, which must cover
-/// every record before `journal_first`.
-fn from_snapshot(
-    cfg: &peregrine_engine::EngineConfig,
-    snapshots: &mut Option<SnapshotReader>,
-    journal_first: u64,
-) -> Result<MarketDataBuilder, String> {
-    let read = snapshots.as_mut().ok_or("no snapshot source")?;
-    let snap: StateSnapshot = read()?.ok_or("no snapshot")?;
-    if snap.last_seq + 1 < journal_first {
-        return Err(format!(
-            "the snapshot ends at sequence {}, before the journal's first, {journal_first}",
-            snap.last_seq
-        ));
-    }
-    MarketDataBuilder::from_snapshot(cfg, &snap).map_err(|e| e.to_string())
 }
 
 /// One line of feed counters for the shutdown report.

@@ -87,16 +87,34 @@ pub enum MarketDataStartError {
 impl MarketDataBuilder {
     /// A builder whose book is empty (the stream from sequence 1).
     pub fn new(cfg: &EngineConfig) -> Result<Self, peregrine_engine::ConfigError> {
-        Ok(MarketDataBuilder {
-            engine: Engine::new(cfg)?,
+        Ok(Self::over(
+            cfg,
+            Engine::new(cfg)?,
+            HashMap::with_capacity(4096),
+            0,
+            0,
+        ))
+    }
+
+    /// A builder over `engine` whose stream has emitted `blocks` through
+    /// record `last_seq`, with `published` the totals it last sent.
+    fn over(
+        cfg: &EngineConfig,
+        engine: Engine,
+        published: HashMap<LevelKey, u64>,
+        blocks: u64,
+        last_seq: u64,
+    ) -> Self {
+        MarketDataBuilder {
+            engine,
             reports: Vec::with_capacity(256),
             touched: Vec::with_capacity(TOUCHED_SCAN),
-            published: HashMap::with_capacity(4096),
-            blocks: 0,
-            last_seq: 0,
+            published,
+            blocks,
+            last_seq,
             config: cfg.clone(),
             snapshots: None,
-        })
+        }
     }
 
     /// A builder in the state `snap` describes: its engine state, and the
@@ -120,16 +138,7 @@ impl MarketDataBuilder {
                 }
             }
         }
-        Ok(MarketDataBuilder {
-            engine,
-            reports: Vec::with_capacity(256),
-            touched: Vec::with_capacity(TOUCHED_SCAN),
-            published,
-            blocks,
-            last_seq: snap.last_seq,
-            config: cfg.clone(),
-            snapshots: None,
-        })
+        Ok(Self::over(cfg, engine, published, blocks, snap.last_seq))
     }
 
     /// Lets the builder follow its node's journal past a gap (see

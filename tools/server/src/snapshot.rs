@@ -32,7 +32,7 @@
 //! fsynced, renamed over the target, and the directory fsynced.
 
 use crate::config::{AppKind, ConfigError, ServeConfig};
-use crate::market_data::MarketDataBuilder;
+use crate::market_data::{MarketDataBuilder, MarketDataStartError};
 use crate::match_app::MatchApp;
 use crate::serve::ServerApp;
 use peregrine_gateway::directory::{DirectoryError, SessionDirectory};
@@ -612,34 +612,46 @@ pub fn snapshot_journal(
     at: Option<u64>,
 ) -> Result<StateSnapshot, StateSnapshotError> {
     let mut snap = replay_journal_to(cfg, dir, at)?.snapshot();
-    snap.market_data_blocks = market_data_position(cfg, dir, snap.last_seq)?;
+    snap.market_data_blocks = market_data_position(cfg, dir, None, snap.last_seq)?;
     Ok(snap)
 }
 
 /// The market-data stream's position (blocks emitted) after record `at`
 /// of the journal in `dir`, for a snapshot there: the feed's derivation
-/// over records 1..=`at`. `None` for an application without a book.
+/// from `previous` (an earlier snapshot; `None`: the start) over the
+/// journal's records after it, up to `at`. `Ok(None)` for an application
+/// without a book, or when `previous` does not know its own position.
 pub fn market_data_position(
     cfg: &ServeConfig,
     dir: &Path,
+    previous: Option<&StateSnapshot>,
     at: u64,
 ) -> Result<Option<u64>, StateSnapshotError> {
     if cfg.app != AppKind::Match {
         return Ok(None);
     }
-    let rec = Journal::open_read_only(dir).map_err(|source| StateSnapshotError::Journal {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
-    if at > 0 && rec.first_seq() > 1 {
-        return Err(StateSnapshotError::NotInJournal {
-            at,
-            first: rec.first_seq(),
-            last: rec.last_seq().unwrap_or(0),
-        });
+    let ecfg = engine_config(cfg);
+    let mut md = match previous.map(|s| MarketDataBuilder::from_snapshot(&ecfg, s)) {
+        None => MarketDataBuilder::new(&ecfg)?,
+        Some(Ok(md)) => md,
+        Some(Err(MarketDataStartError::Engine(e))) => return Err(e.into()),
+        Some(Err(_)) => return Ok(None),
+    };
+    let from = md.last_seq() + 1;
+    if at >= from {
+        let rec = Journal::open_read_only(dir).map_err(|source| StateSnapshotError::Journal {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if rec.first_seq() > from {
+            return Err(StateSnapshotError::NotInJournal {
+                at,
+                first: rec.first_seq(),
+                last: rec.last_seq().unwrap_or(0),
+            });
+        }
+        md.catch_up(rec.range(from..=at));
     }
-    let mut md = MarketDataBuilder::new(&engine_config(cfg))?;
-    md.catch_up(rec.records().take_while(|r| r.global_seq <= at));
     Ok(Some(md.blocks_emitted()))
 }
 

@@ -45,7 +45,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<()> {
     let cfg = config(&a.config)?;
     let state = replay_journal_to(&cfg, journal, a.at)?;
     let mut snapshot = state.snapshot();
-    snapshot.market_data_blocks = market_data_position(&cfg, journal, snapshot.last_seq)?;
+    snapshot.market_data_blocks = market_data_position(&cfg, journal, None, snapshot.last_seq)?;
     snapshot.write_atomic(out)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     println!("snapshot {}: last sequence {}", out.display(), snapshot.last_seq);
