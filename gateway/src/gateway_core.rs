@@ -93,6 +93,29 @@ impl GatewayCore {
         });
     }
 
+    /// Stages the run of `blocks` that session `session` takes in order
+    /// from client sequence `first` without per-message decisions
+    /// ([`SessionCore::take_in_order_run`], bounded by the ring's free
+    /// slots); returns how many, with `blocks` left at the first not taken.
+    #[inline]
+    pub(crate) fn stage_in_order_run<'a, I>(&mut self, session: u32, first: u64, blocks: &mut I) -> usize
+    where
+        I: Iterator<Item = &'a [u8]> + Clone,
+    {
+        let (origin, rx_ns) = (self.core.origin(session), self.core.now());
+        let room = self.to_sequencer.free_slots();
+        let ring = &mut self.to_sequencer;
+        self.core
+            .take_in_order_run(session, first, blocks, room, |client_seq, block| {
+                ring.stage_with(|s| {
+                    s.msg.copy_from_slice(block);
+                    s.origin = origin;
+                    s.client_seq = client_seq;
+                    s.gateway_rx_ns = rx_ns;
+                });
+            })
+    }
+
     /// Makes what was staged visible to the sequencer (once per burst).
     #[inline]
     pub(crate) fn publish(&mut self) {

@@ -196,7 +196,17 @@ impl MoldUdp {
         let first = pkt.sequence();
         // Held messages that follow on but did not fit the ring last time.
         self.drain_held(session, port);
-        for (k, block) in pkt.blocks().enumerate().skip(self.block_pos) {
+        let mut blocks = pkt.blocks();
+        if self.block_pos > 0 {
+            blocks.nth(self.block_pos - 1);
+        }
+        // The usual datagram (in order, nothing held, room in the ring) is
+        // staged in one pass; whatever it stops at is decided one by one.
+        let start = self.block_pos;
+        let run = self
+            .gw
+            .stage_in_order_run(session, first.saturating_add(start as u64), &mut blocks);
+        for (k, block) in blocks.enumerate().map(|(i, b)| (start + run + i, b)) {
             // Never wraps: past 2^64 - 1 is far ahead, not a copy.
             let client_seq = first.saturating_add(k as u64);
             let room = self.gw.ring_has_room();
