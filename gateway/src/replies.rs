@@ -49,7 +49,7 @@ pub struct ReplyBatcher {
     now_ns: u64,
     framing: Framing,
     per_packet: usize,
-    staged: Vec<u8>,
+    staged: Vec<[u8; MESSAGE_LEN]>,
     counts: Vec<u16>,
     dirty: Vec<u32>,
 }
@@ -62,7 +62,7 @@ impl ReplyBatcher {
             now_ns: 0,
             framing,
             per_packet,
-            staged: vec![0u8; max_sessions * per_packet * MESSAGE_LEN],
+            staged: vec![[0u8; MESSAGE_LEN]; max_sessions * per_packet],
             counts: vec![0u16; max_sessions],
             dirty: Vec::with_capacity(max_sessions),
         }
@@ -88,8 +88,7 @@ impl ReplyBatcher {
             return Err(TxFull);
         }
         let c = self.counts[i] as usize;
-        let at = (i * self.per_packet + c) * MESSAGE_LEN;
-        self.staged[at..at + MESSAGE_LEN].copy_from_slice(msg);
+        self.staged[i * self.per_packet + c] = *msg;
         if c == 0 {
             self.dirty.push(idx);
         }
@@ -138,10 +137,10 @@ impl ReplyBatcher {
         // numbering stays consistent for a client that comes back.
         session.next_reply_seq += count as u64;
         session.last_tx_ns = self.now_ns;
-        let base = i * self.per_packet * MESSAGE_LEN;
-        let msgs = &self.staged[base..base + count * MESSAGE_LEN];
+        let base = i * self.per_packet;
+        let msgs = &self.staged[base..base + count];
         let Some(peer) = session.peer else {
-            log_replies(session, first_seq, msgs);
+            session.log_replies(first_seq, msgs);
             counters.replies_unroutable += count as u64;
             self.counts[i] = 0;
             return true;
@@ -150,20 +149,20 @@ impl ReplyBatcher {
             session.next_reply_seq = first_seq;
             return false;
         };
-        log_replies(session, first_seq, msgs);
+        session.log_replies(first_seq, msgs);
         let len = match self.framing {
             Framing::MoldUdp64 => {
                 let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
                     return true;
                 };
-                for m in msgs.chunks_exact(MESSAGE_LEN) {
+                for m in msgs {
                     b.push(m);
                 }
                 b.finish()
             }
             Framing::SoupBinTcp => {
                 let mut at = 0;
-                for m in msgs.chunks_exact(MESSAGE_LEN) {
+                for m in msgs {
                     at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
                 }
                 at
@@ -194,15 +193,6 @@ fn send_batch(tx: &mut PacketBatch, port: &mut (impl Port + ?Sized)) {
     if built_in_port || !tx.is_empty() {
         let _ = port.send(tx);
         tx.clear();
-    }
-}
-
-/// Keeps `msgs` (replies `first_seq..`) in the session's reply log.
-fn log_replies(session: &mut crate::session::Session, first_seq: u64, msgs: &[u8]) {
-    for (k, m) in msgs.chunks_exact(MESSAGE_LEN).enumerate() {
-        if let Ok(m) = <&[u8; MESSAGE_LEN]>::try_from(m) {
-            session.log_reply(first_seq + k as u64, m);
-        }
     }
 }
 

@@ -69,6 +69,15 @@ impl Session {
         self.replied_client_seq = self.replied_client_seq.max(reply_client_seq(msg));
     }
 
+    /// Keeps replies `first_seq..` in the reply log, as
+    /// [`Session::log_reply`] does one by one.
+    #[inline]
+    pub fn log_replies(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
+        self.log.push_run(first_seq, msgs);
+        let newest = msgs.iter().map(reply_client_seq).max().unwrap_or(0);
+        self.replied_client_seq = self.replied_client_seq.max(newest);
+    }
+
     /// Recovery: a journaled message of this session, client sequence
     /// `client_seq`, was sequenced before the restart.
     pub fn restore_input(&mut self, client_seq: u64) {
@@ -252,6 +261,9 @@ pub struct ReplyLog {
     first: u64,
     /// Replies kept.
     len: usize,
+    /// Where the next reply goes: its sequence modulo the depth, kept
+    /// running so a push needs no division.
+    next_at: usize,
 }
 
 impl ReplyLog {
@@ -261,6 +273,7 @@ impl ReplyLog {
             msgs: vec![[0u8; MESSAGE_LEN]; depth],
             first: 1,
             len: 0,
+            next_at: 0,
         }
     }
 
@@ -272,14 +285,58 @@ impl ReplyLog {
             return;
         }
         if self.len == 0 {
-            self.first = seq;
+            self.start_at(seq);
         } else if self.len == cap {
             self.first += 1;
             self.len -= 1;
         }
-        let at = ((self.first + self.len as u64) % cap as u64) as usize;
-        self.msgs[at] = *msg;
+        self.msgs[self.next_at] = *msg;
+        self.next_at += 1;
+        if self.next_at == cap {
+            self.next_at = 0;
+        }
         self.len += 1;
+    }
+
+    /// Records replies `first_seq..first_seq + msgs.len()` (the first must
+    /// follow the previous reply), as that many [`ReplyLog::push`]es would,
+    /// in at most two copies.
+    pub fn push_run(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
+        let cap = self.msgs.len();
+        if cap == 0 || msgs.is_empty() {
+            return;
+        }
+        if self.len == 0 {
+            self.start_at(first_seq);
+        }
+        // Only the newest `cap` can stay; the rest only move the position.
+        let skip = msgs.len().saturating_sub(cap);
+        if skip > 0 {
+            self.next_at = (self.next_at + skip % cap) % cap;
+        }
+        let mut rest = &msgs[skip..];
+        while !rest.is_empty() {
+            let k = rest.len().min(cap - self.next_at);
+            self.msgs[self.next_at..self.next_at + k].copy_from_slice(&rest[..k]);
+            self.next_at += k;
+            if self.next_at == cap {
+                self.next_at = 0;
+            }
+            rest = &rest[k..];
+        }
+        let kept = self.len + msgs.len();
+        if kept > cap {
+            self.first += (kept - cap) as u64;
+            self.len = cap;
+        } else {
+            self.len = kept;
+        }
+    }
+
+    /// An empty log's first reply will be `seq`.
+    fn start_at(&mut self, seq: u64) {
+        self.first = seq;
+        self.next_at = (seq % self.msgs.len() as u64) as usize;
     }
 
     /// True when replies have been dropped to make room.
@@ -486,6 +543,33 @@ mod tests {
                 for probe in first.saturating_sub(2)..=seq + 2 {
                     let want = model.iter().find(|(s, _)| *s == probe).map(|(_, m)| m);
                     proptest::prop_assert_eq!(log.get(probe), want);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Runs of replies logged at once leave the log exactly as the
+        /// same replies pushed one by one.
+        #[test]
+        fn a_run_is_logged_as_its_replies_one_by_one(
+            depth in 0usize..9,
+            first in 1u64..1_000,
+            runs in proptest::collection::vec(0usize..20, 0..12),
+        ) {
+            let (mut one_by_one, mut in_runs) = (ReplyLog::new(depth), ReplyLog::new(depth));
+            let mut seq = first;
+            for n in runs {
+                let msgs: Vec<[u8; MESSAGE_LEN]> =
+                    (0..n as u64).map(|k| reply(seq + k, ((seq + k) % 251) as u8)).collect();
+                for (k, m) in msgs.iter().enumerate() {
+                    one_by_one.push(seq + k as u64, m);
+                }
+                in_runs.push_run(seq, &msgs);
+                seq += n as u64;
+                proptest::prop_assert_eq!(in_runs.oldest(), one_by_one.oldest());
+                for probe in first.saturating_sub(2)..=seq + 2 {
+                    proptest::prop_assert_eq!(in_runs.get(probe), one_by_one.get(probe));
                 }
             }
         }
