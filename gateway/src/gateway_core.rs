@@ -93,26 +93,40 @@ impl GatewayCore {
         });
     }
 
-    /// Stages the run of `blocks` that session `session` takes in order
-    /// from client sequence `first` without per-message decisions
-    /// ([`SessionCore::take_in_order_run`], bounded by the ring's free
-    /// slots); returns how many, with `blocks` left at the first not taken.
+    /// Stages the run of `blocks` (`want` of them left in the datagram)
+    /// that session `session` takes in order from client sequence `first`
+    /// without per-message decisions ([`SessionCore::take_in_order_run`],
+    /// bounded by the ring's free slots); returns how many, with `blocks`
+    /// left at the first not taken.
     #[inline]
-    pub(crate) fn stage_in_order_run<'a, I>(&mut self, session: u32, first: u64, blocks: &mut I) -> usize
+    pub(crate) fn stage_in_order_run<'a, I>(
+        &mut self,
+        session: u32,
+        first: u64,
+        want: usize,
+        blocks: &mut I,
+    ) -> usize
     where
         I: Iterator<Item = &'a [u8]> + Clone,
     {
         let (origin, rx_ns) = (self.core.origin(session), self.core.now());
-        let room = self.to_sequencer.free_slots();
+        // The consumer's index is read from shared memory only when the
+        // private copy says the datagram might not fit.
+        let room = if self.to_sequencer.has_room(want) {
+            want
+        } else {
+            self.to_sequencer.free_slots()
+        };
         let ring = &mut self.to_sequencer;
         self.core
             .take_in_order_run(session, first, blocks, room, |client_seq, block| {
-                ring.stage_with(|s| {
+                let staged = ring.stage_with(|s| {
                     s.msg.copy_from_slice(block);
                     s.origin = origin;
                     s.client_seq = client_seq;
                     s.gateway_rx_ns = rx_ns;
                 });
+                debug_assert!(staged, "the run is bounded by the ring's room");
             })
     }
 

@@ -153,6 +153,9 @@ impl ReplyBatcher {
         let len = match self.framing {
             Framing::MoldUdp64 => {
                 let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
+                    // A transmit buffer too small for a header: the
+                    // replies stay in the log, for the client to ask for.
+                    self.counts[i] = 0;
                     return true;
                 };
                 for m in msgs {

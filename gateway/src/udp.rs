@@ -203,9 +203,10 @@ impl MoldUdp {
         // The usual datagram (in order, nothing held, room in the ring) is
         // staged in one pass; whatever it stops at is decided one by one.
         let start = self.block_pos;
+        let want = usize::from(pkt.count()).saturating_sub(start);
         let run = self
             .gw
-            .stage_in_order_run(session, first.saturating_add(start as u64), &mut blocks);
+            .stage_in_order_run(session, first.saturating_add(start as u64), want, &mut blocks);
         for (k, block) in blocks.enumerate().map(|(i, b)| (start + run + i, b)) {
             // Never wraps: past 2^64 - 1 is far ahead, not a copy.
             let client_seq = first.saturating_add(k as u64);

@@ -432,48 +432,75 @@ fn tag_of(block: &[u8]) -> u64 {
     Echo::read_from_bytes(block).map_or(0, |e| e.client_tag.get())
 }
 
-/// One datagram as the UDP gateway decides it: held messages first, then
-/// (with `run_room`) the in-order run, then every remaining block one by
-/// one, each staged or rejected one followed by the held ones it frees.
+/// One datagram as the UDP gateway decides it, into an input ring with
+/// room for `ring` messages (at least 1) per attempt: held messages first,
+/// then (with `with_run`) the in-order run, then every remaining block one
+/// by one, each staged or rejected one followed by the held ones it frees.
+/// A full ring stops the attempt at that block; the next attempt (the
+/// sequencer drained the ring) resumes from it, as the gateway does.
 fn decide_datagram(
     core: &mut SessionCore,
     id: u32,
     first: u64,
     blocks: &[Vec<u8>],
-    run_room: Option<usize>,
+    ring: usize,
+    with_run: bool,
 ) -> Decisions {
     let mut out = Decisions::new();
-    let drain = |core: &mut SessionCore, out: &mut Decisions| {
-        while let Some((action, msg, len)) = core.take_held(id, true) {
+    let drain = |core: &mut SessionCore, out: &mut Decisions, staged: &mut usize| {
+        while let Some((action, msg, len)) = core.take_held(id, *staged < ring) {
+            *staged += usize::from(matches!(action, Action::Stage { .. }));
             out.push((action, tag_of(&msg[..len])));
         }
     };
-    drain(core, &mut out);
-    let mut it = blocks.iter().map(|b| &b[..]);
-    let run = match run_room {
-        Some(room) => core.take_in_order_run(id, first, &mut it, room, |client_seq, block| {
-            out.push((Action::Stage { client_seq }, tag_of(block)))
-        }),
-        None => 0,
-    };
-    for (k, block) in it.enumerate().map(|(i, b)| (run + i, b)) {
-        let action = core.inbound(id, first + k as u64, block, true);
-        let staged = matches!(action, Action::Stage { .. });
-        out.push((action, if staged { tag_of(block) } else { 0 }));
-        if staged || matches!(action, Action::Reject { .. }) {
-            drain(core, &mut out);
+    let mut start = 0usize;
+    for _attempt in 0..10_000 {
+        let mut staged = 0usize;
+        drain(core, &mut out, &mut staged);
+        let mut it = blocks[start..].iter().map(|b| &b[..]);
+        let run = if with_run {
+            let room = ring - staged.min(ring);
+            core.take_in_order_run(id, first + start as u64, &mut it, room, |client_seq, block| {
+                staged += 1;
+                out.push((Action::Stage { client_seq }, tag_of(block)))
+            })
+        } else {
+            0
+        };
+        let mut stopped_at = None;
+        for (k, block) in it.enumerate().map(|(i, b)| (start + run + i, b)) {
+            let action = core.inbound(id, first + k as u64, block, staged < ring);
+            if action == Action::RingFull {
+                let now = core.now();
+                core.ring_full(now);
+                out.push((action, 0));
+                stopped_at = Some(k);
+                break;
+            }
+            let took = matches!(action, Action::Stage { .. });
+            staged += usize::from(took);
+            out.push((action, if took { tag_of(block) } else { 0 }));
+            if took || matches!(action, Action::Reject { .. }) {
+                drain(core, &mut out, &mut staged);
+            }
+        }
+        match stopped_at {
+            Some(k) => start = k,
+            None => {
+                out.push((core.gap_after_datagram(id), 0));
+                return out;
+            }
         }
     }
-    out.push((core.gap_after_datagram(id), 0));
-    out
+    panic!("a datagram that never finishes");
 }
 
 proptest::proptest! {
     /// The in-order run decides every datagram exactly as the core does
     /// message by message: the same actions for the same blocks, the same
-    /// counters and the same next expected sequence, across duplicates,
-    /// gaps, held messages, malformed blocks, the rate limit and a ring
-    /// with little room.
+    /// counters, expected sequence, last staged message and full-ring
+    /// clock, across duplicates, gaps, held messages, malformed blocks, the
+    /// rate limit and a ring that fills part-way through a datagram.
     #[test]
     fn the_in_order_run_decides_as_message_by_message(
         datagrams in proptest::collection::vec(
@@ -481,7 +508,7 @@ proptest::proptest! {
                 -4i64..8,
                 proptest::collection::vec(0u8..8, 1..15),
                 0u64..600_000_000,
-                0usize..20,
+                1usize..20,
             ),
             1..60,
         )
@@ -494,13 +521,14 @@ proptest::proptest! {
         let (mut with_run, b) = logged_in(limited);
         let mut now = 1_000u64;
         let mut tag = 1u64;
-        for (offset, kinds, dt, room) in datagrams {
+        for (offset, kinds, dt, ring) in datagrams {
             now += dt;
             one_by_one.set_now(now);
             with_run.set_now(now);
             let expected = one_by_one.session(a).unwrap().next_client_seq as i64;
             let first = (expected + offset).max(1) as u64;
-            // Kinds 3..8 are good messages, so most datagrams are clean.
+            // Kinds 0..=5 are good messages, 6 a short block, 7 an
+            // unknown type, so most datagrams are clean.
             let blocks: Vec<Vec<u8>> = kinds
                 .iter()
                 .map(|&k| {
@@ -508,14 +536,14 @@ proptest::proptest! {
                     test_block(k.saturating_sub(5), tag)
                 })
                 .collect();
-            let want = decide_datagram(&mut one_by_one, a, first, &blocks, None);
-            let got = decide_datagram(&mut with_run, b, first, &blocks, Some(room));
+            let want = decide_datagram(&mut one_by_one, a, first, &blocks, ring, false);
+            let got = decide_datagram(&mut with_run, b, first, &blocks, ring, true);
             proptest::prop_assert_eq!(got, want);
             proptest::prop_assert_eq!(with_run.counters().values(), one_by_one.counters().values());
-            proptest::prop_assert_eq!(
-                with_run.session(b).unwrap().next_client_seq,
-                one_by_one.session(a).unwrap().next_client_seq
-            );
+            let (sa, sb) = (one_by_one.session(a).unwrap(), with_run.session(b).unwrap());
+            proptest::prop_assert_eq!(sb.next_client_seq, sa.next_client_seq);
+            proptest::prop_assert_eq!(sb.last_staged, sa.last_staged);
+            proptest::prop_assert_eq!(with_run.full_since_ns, one_by_one.full_since_ns);
         }
     }
 }
