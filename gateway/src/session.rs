@@ -65,12 +65,11 @@ impl Session {
     /// answers (every reply layout carries it: [`reply_client_seq`]).
     #[inline]
     pub fn log_reply(&mut self, seq: u64, msg: &[u8; MESSAGE_LEN]) {
-        self.log.push(seq, msg);
-        self.replied_client_seq = self.replied_client_seq.max(reply_client_seq(msg));
+        self.log_replies(seq, std::slice::from_ref(msg));
     }
 
-    /// Keeps replies `first_seq..` in the reply log, as
-    /// [`Session::log_reply`] does one by one.
+    /// Keeps replies `first_seq..` in the reply log and notes the client
+    /// messages they answer, as [`Session::log_reply`] does for one.
     #[inline]
     pub fn log_replies(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
         self.log.push_run(first_seq, msgs);
@@ -280,27 +279,12 @@ impl ReplyLog {
     /// Records reply `seq` (must follow the previous one).
     #[inline]
     pub fn push(&mut self, seq: u64, msg: &[u8; MESSAGE_LEN]) {
-        let cap = self.msgs.len();
-        if cap == 0 {
-            return;
-        }
-        if self.len == 0 {
-            self.start_at(seq);
-        } else if self.len == cap {
-            self.first += 1;
-            self.len -= 1;
-        }
-        self.msgs[self.next_at] = *msg;
-        self.next_at += 1;
-        if self.next_at == cap {
-            self.next_at = 0;
-        }
-        self.len += 1;
+        self.push_run(seq, std::slice::from_ref(msg));
     }
 
     /// Records replies `first_seq..first_seq + msgs.len()` (the first must
-    /// follow the previous reply), as that many [`ReplyLog::push`]es would,
-    /// in at most two copies.
+    /// follow the previous reply) in at most two copies; the oldest leave
+    /// when the log is full.
     pub fn push_run(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
         let cap = self.msgs.len();
         if cap == 0 || msgs.is_empty() {
@@ -312,7 +296,7 @@ impl ReplyLog {
         // Only the newest `cap` can stay; the rest only move the position.
         let skip = msgs.len().saturating_sub(cap);
         if skip > 0 {
-            self.next_at = (self.next_at + skip % cap) % cap;
+            self.next_at = (self.next_at + skip) % cap;
         }
         let mut rest = &msgs[skip..];
         while !rest.is_empty() {

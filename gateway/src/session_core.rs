@@ -394,8 +394,9 @@ impl SessionCore {
     /// Takes `blocks` in order, numbering them from `first`, while each is
     /// a well-formed message within the rate limit and fewer than `room`
     /// were taken; `stage(client_seq, block)` copies each taken one into
-    /// the input ring, which must have room for `room` more. Returns how many were taken, with `blocks` left at
-    /// the first one not taken (untouched when the case does not apply).
+    /// the input ring, which must have room for `room` more. Returns how
+    /// many were taken, with `blocks` left at the first one not taken
+    /// (untouched when the case does not apply).
     ///
     /// Every taken block gets exactly what [`SessionCore::inbound`] would
     /// have decided for it (consumed number, counted accepted,
