@@ -30,7 +30,7 @@
 //! assert_eq!(reports[3].1.liquidity, Liquidity::Maker);
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod book;
@@ -46,6 +46,7 @@ mod matching;
 mod new_order;
 mod order_index;
 mod order_pool;
+mod prefetch;
 mod replace;
 mod report;
 mod snapshot;

@@ -311,7 +311,20 @@ impl<A: Application> Sequencer<A> {
                 now = peregrine_netio::clock::now_ns();
             }
             let mut done = 0usize;
+            let ahead = A::PREFETCH_DISTANCE;
+            if ahead > 0 {
+                for j in 0..ahead.min(avail) {
+                    if let Some(slot) = input.peek(j) {
+                        self.app.prefetch(&slot.msg, slot.origin);
+                    }
+                }
+            }
             for j in 0..avail {
+                if ahead > 0 && j + ahead < avail {
+                    if let Some(next) = input.peek(j + ahead) {
+                        self.app.prefetch(&next.msg, next.origin);
+                    }
+                }
                 let Some(slot) = input.peek(j) else { break };
                 let m = Sequenced {
                     global_seq: self.next_seq,
@@ -424,7 +437,7 @@ mod tests {
     use super::*;
     use crate::echo::EchoApp;
     use peregrine_ring::ring;
-    use peregrine_wire::message::{Ack, Echo};
+    use peregrine_wire::message::{Ack, Echo, MESSAGE_LEN};
     use zerocopy::{FromBytes, IntoBytes};
 
     type Rings = (
@@ -484,6 +497,59 @@ mod tests {
         // Round-robin with batch 4: the first 8 sequence numbers alternate
         // gateways in blocks of 4.
         assert_eq!(seq.counters().sequenced, 20);
+    }
+
+    /// Records, in order, which messages (by client sequence) were shown to
+    /// `prefetch` and which were handled.
+    #[derive(Default)]
+    struct PrefetchLog {
+        events: std::cell::RefCell<Vec<(char, u64)>>,
+    }
+
+    impl Application for PrefetchLog {
+        const PREFETCH_DISTANCE: usize = 3;
+
+        fn on_message(&mut self, m: &Sequenced<'_>, _out: &mut ReplySink<'_>) {
+            self.events.get_mut().push(('H', m.client_seq));
+        }
+
+        fn prefetch(&self, msg: &[u8; MESSAGE_LEN], _origin: SessionRef) {
+            let e = Echo::read_from_bytes(msg).unwrap();
+            self.events.borrow_mut().push(('P', e.client_tag.get()));
+        }
+    }
+
+    /// The events a burst of `first..=last` should produce with distance 3:
+    /// the first three shown, then each message handled after the one three
+    /// places on is shown, never past the burst.
+    fn burst_events(first: u64, last: u64) -> Vec<(char, u64)> {
+        let mut v: Vec<(char, u64)> = (first..=last.min(first + 2)).map(|c| ('P', c)).collect();
+        for c in first..=last {
+            if c + 3 <= last {
+                v.push(('P', c + 3));
+            }
+            v.push(('H', c));
+        }
+        v
+    }
+
+    #[test]
+    fn the_application_sees_each_message_prefetched_ahead_within_its_burst() {
+        for (batch, bursts) in [(16, vec![(1, 10)]), (4, vec![(1, 4), (5, 8), (9, 10)])] {
+            let (ic, mut ip) = {
+                let (ip, ic) = ring::<InboundSlot>(64).unwrap();
+                (ic, ip)
+            };
+            let (op, _oc) = ring::<OutboundSlot>(64).unwrap();
+            let mut seq = Sequencer::new(vec![(ic, op)], PrefetchLog::default(), 1, batch);
+            for c in 1..=10 {
+                assert!(ip.stage(echo_slot(0, 1, c)));
+            }
+            ip.publish();
+            while seq.poll() > 0 {}
+            let want: Vec<(char, u64)> = bursts.iter().flat_map(|&(a, b)| burst_events(a, b)).collect();
+            assert_eq!(*seq.app.events.borrow(), want, "batch limit {batch}");
+        }
     }
 
     #[test]

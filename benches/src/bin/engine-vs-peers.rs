@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p peregrine-benches --bin engine-vs-peers -- --json FILE
-//!     [--ops N] [--resting N] [--runs N] [--peer-runs N]
+//!     [--ops N] [--resting N] [--runs N] [--peer-runs N] [--prefetch N]
 //! ```
 //!
 //! Method:
@@ -19,6 +19,12 @@
 //!   timed by one `Instant` pair; `ops_per_s` is the median over `--runs`
 //!   (default 3) for ours and `--peer-runs` (default 1: the peers are an
 //!   order of magnitude slower, and the run should stay short) for each peer.
+//! * Ours is driven as the sequencer drives it: each command's order-index
+//!   line is prefetched `--prefetch` commands ahead (default
+//!   `Engine::PREFETCH_DISTANCE`; the sequencer does the same within each
+//!   burst it drains). Runs without prefetch alternate with those runs, and
+//!   the report gives both medians and their ratio, so the gain is measured
+//!   in the same run; `--prefetch 0` drives it without.
 //! * Latency (ours): another fresh run with a timestamp pair around every
 //!   operation: the `lfence`d time stamp counter on x86_64 (a few ns a
 //!   pair, calibrated against `Instant` over 100 ms at start; an `Instant`
@@ -58,6 +64,7 @@ struct Args {
     resting: usize,
     runs: usize,
     peer_runs: usize,
+    prefetch: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
         resting: FlowConfig::standard().resting_target,
         runs: DEFAULT_RUNS,
         peer_runs: 1,
+        prefetch: Engine::PREFETCH_DISTANCE,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,9 +90,10 @@ fn parse_args() -> Result<Args, String> {
             "--resting" => args.resting = number(value()?)?,
             "--runs" => args.runs = number(value()?)?.max(1),
             "--peer-runs" => args.peer_runs = number(value()?)?.max(1),
+            "--prefetch" => args.prefetch = number(value()?)?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: engine-vs-peers [--json FILE] [--ops N] [--resting N] [--runs N] [--peer-runs N]"
+                    "usage: engine-vs-peers [--json FILE] [--ops N] [--resting N] [--runs N] [--peer-runs N] [--prefetch N]"
                         .into(),
                 )
             }
@@ -115,13 +124,32 @@ fn prepared_engine(config: &EngineConfig, flow: &OrderFlow) -> Engine {
     engine
 }
 
-fn ours_throughput(config: &EngineConfig, flow: &OrderFlow) -> (f64, CountingSink, Engine) {
+/// Applies `commands` in order, each after prefetching the one `prefetch`
+/// places ahead (none when 0), as the sequencer does within a burst.
+#[inline]
+fn apply_all(engine: &mut Engine, commands: &[Command], prefetch: usize, sink: &mut impl ReportSink) {
+    if prefetch == 0 {
+        for command in commands {
+            engine.apply(black_box(command), sink);
+        }
+        return;
+    }
+    for command in commands.iter().take(prefetch) {
+        engine.prefetch(command);
+    }
+    for (i, command) in commands.iter().enumerate() {
+        if let Some(ahead) = commands.get(i + prefetch) {
+            engine.prefetch(ahead);
+        }
+        engine.apply(black_box(command), sink);
+    }
+}
+
+fn ours_throughput(config: &EngineConfig, flow: &OrderFlow, prefetch: usize) -> (f64, CountingSink, Engine) {
     let mut engine = prepared_engine(config, flow);
     let mut sink = CountingSink::default();
     let start = Instant::now();
-    for command in &flow.commands {
-        engine.apply(black_box(command), &mut sink);
-    }
+    apply_all(&mut engine, &flow.commands, prefetch, &mut sink);
     let elapsed = start.elapsed();
     (ops_per_s(flow.commands.len(), elapsed), black_box(sink), engine)
 }
@@ -166,13 +194,24 @@ fn ours_latency(
     flow: &OrderFlow,
     timer: &Timer,
     overhead_ns: f64,
+    prefetch: usize,
 ) -> (Histogram<u64>, Vec<Histogram<u64>>) {
     let mut all = new_histogram();
     let mut by_kind: Vec<Histogram<u64>> = KINDS.iter().map(|_| new_histogram()).collect();
     let mut engine = prepared_engine(config, flow);
     let mut sink = CountingSink::default();
-    for command in &flow.commands {
+    let commands = &flow.commands;
+    for command in commands.iter().take(prefetch) {
+        engine.prefetch(command);
+    }
+    for (i, command) in commands.iter().enumerate() {
         let t0 = timer.now();
+        // The prefetch is part of what the sequencer does per message.
+        if prefetch > 0 {
+            if let Some(ahead) = commands.get(i + prefetch) {
+                engine.prefetch(ahead);
+            }
+        }
         engine.apply(black_box(command), &mut sink);
         let t1 = timer.now();
         let ns = (timer.ns(t1.wrapping_sub(t0)) - overhead_ns).max(1.0) as u64;
@@ -424,9 +463,13 @@ fn main() {
 
     // Ours: throughput (median of runs), then per-op latency.
     let mut ours_runs = Vec::new();
+    let mut unprefetched_runs = Vec::new();
     let mut final_state = None;
     for _ in 0..args.runs {
-        let (rate, sink, engine) = ours_throughput(&config, &flow);
+        if args.prefetch > 0 {
+            unprefetched_runs.push(ours_throughput(&config, &flow, 0).0);
+        }
+        let (rate, sink, engine) = ours_throughput(&config, &flow, args.prefetch);
         ours_runs.push(rate);
         final_state = Some((
             sink,
@@ -436,8 +479,9 @@ fn main() {
         ));
     }
     let ours = median(ours_runs.clone());
+    let unprefetched = (!unprefetched_runs.is_empty()).then(|| median(unprefetched_runs.clone()));
     let overhead = pair_ns.round() as u64;
-    let (latency, by_kind) = ours_latency(&config, &flow, &timer, pair_ns);
+    let (latency, by_kind) = ours_latency(&config, &flow, &timer, pair_ns, args.prefetch);
     // A working set of the engine's size; 64 MiB when it cannot be measured.
     let floor_bytes = engine_bytes.filter(|&b| b > 0).unwrap_or(64 << 20);
     let (floor, floor_bytes) = memory_floor(&timer, floor_bytes, ops, pair_ns);
@@ -550,11 +594,23 @@ fn main() {
         "peregrine / orderbook-rs throughput: {:.1}x (orderbook-rs rejected {ob_failed} of {ops} ops)",
         ours / ob_rate
     );
-    println!("ours, each run (ops/s): {ours_runs:.0?}");
+    println!(
+        "ours, each run (ops/s), prefetching {} ahead: {ours_runs:.0?}",
+        args.prefetch
+    );
+    if let Some(without) = unprefetched {
+        println!(
+            "ours without prefetch, alternating with those runs (ops/s): {unprefetched_runs:.0?}; \
+             median {without:.0}, prefetch gain {:.2}x",
+            ours / without
+        );
+    }
 
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "ops_per_s": ours.round(),
+            "prefetch_distance": args.prefetch,
+            "ops_per_s_without_prefetch": unprefetched.map(f64::round),
             "latency_ns": {
                 "p50": p(0.50),
                 "p99": p(0.99),

@@ -124,6 +124,21 @@ impl ReportSink for WireSink<'_, '_> {
 }
 
 impl Application for MatchApp {
+    const PREFETCH_DISTANCE: usize = Engine::PREFETCH_DISTANCE;
+
+    /// Starts loading the engine's order-index line for an order message
+    /// (the line its duplicate check, cancel or replace looks up).
+    #[inline]
+    fn prefetch(&self, msg: &[u8; MESSAGE_LEN], origin: SessionRef) {
+        let order_id = match parse_inbound(msg) {
+            Ok(Inbound::NewOrder(o)) => o.order_id.get(),
+            Ok(Inbound::Cancel(c)) => c.order_id.get(),
+            Ok(Inbound::Replace(r)) => r.order_id.get(),
+            Ok(Inbound::Echo(_)) | Err(_) => return,
+        };
+        self.engine.prefetch_order(engine_session(origin), order_id);
+    }
+
     #[inline]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
         let Ok(inbound) = parse_inbound(m.msg) else {
