@@ -7,6 +7,7 @@ use crate::book_side::BookSide;
 use crate::command::Side;
 use crate::config::InstrumentConfig;
 use crate::report::RejectReason;
+use strength_reduce::StrengthReducedU64;
 
 /// An instrument's book.
 #[derive(Debug)]
@@ -23,6 +24,11 @@ pub struct Book {
     pub price_max: i64,
     /// Largest order quantity.
     pub max_quantity: u64,
+    /// `tick_size` as a divisor that multiplies (every limit price is
+    /// divided by it; a hardware 64-bit division costs tens of cycles).
+    tick: StrengthReducedU64,
+    /// `lot_size` as a divisor that multiplies (every quantity is checked).
+    lot: StrengthReducedU64,
     /// Resting buy orders.
     pub bids: BookSide,
     /// Resting sell orders.
@@ -40,6 +46,9 @@ impl Book {
             price_min: config.price_min,
             price_max: config.price_max,
             max_quantity: config.effective_max_quantity(),
+            // Validated positive, so neither constructor can panic.
+            tick: StrengthReducedU64::new(config.tick_size.unsigned_abs().max(1)),
+            lot: StrengthReducedU64::new(config.lot_size.max(1)),
             bids: BookSide::new(Side::Buy, levels),
             asks: BookSide::new(Side::Sell, levels),
         }
@@ -68,7 +77,7 @@ impl Book {
     pub fn check_quantity(&self, quantity: u64) -> Result<(), RejectReason> {
         if quantity == 0 {
             Err(RejectReason::ZeroQuantity)
-        } else if quantity % self.lot_size != 0 {
+        } else if quantity % self.lot != 0 {
             Err(RejectReason::OffLot)
         } else if quantity > self.max_quantity {
             Err(RejectReason::QuantityTooLarge)
@@ -80,14 +89,22 @@ impl Book {
     /// Checks a limit price against the tick grid and the band, returning its tick index.
     #[inline]
     pub fn level_of(&self, price: i64) -> Result<u32, RejectReason> {
-        if price.rem_euclid(self.tick_size) != 0 {
+        // `price_min` is on the grid, so `price` is on it exactly when its
+        // distance from `price_min` is a whole number of ticks.
+        let above_min = price.wrapping_sub(self.price_min);
+        if price >= self.price_min && price <= self.price_max {
+            // In band: the distance is non-negative and the quotient is
+            // below the level count (validated to fit in u32).
+            let (level, off) = StrengthReducedU64::div_rem(above_min as u64, self.tick);
+            if off != 0 {
+                Err(RejectReason::OffTick)
+            } else {
+                Ok(level as u32)
+            }
+        } else if price.rem_euclid(self.tick_size) != 0 {
             Err(RejectReason::OffTick)
-        } else if price < self.price_min || price > self.price_max {
-            Err(RejectReason::OutsideBand)
         } else {
-            // In band, so the difference fits and the quotient is below the
-            // level count (validated to fit in u32).
-            Ok(((price - self.price_min) / self.tick_size) as u32)
+            Err(RejectReason::OutsideBand)
         }
     }
 
@@ -113,5 +130,72 @@ pub fn crosses_level(side: Side, limit: u32, resting: u32) -> bool {
     match side {
         Side::Buy => resting <= limit,
         Side::Sell => resting >= limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The checks written with the hardware division, as they read.
+    fn reference_level(c: &InstrumentConfig, price: i64) -> Result<u32, RejectReason> {
+        if price.rem_euclid(c.tick_size) != 0 {
+            Err(RejectReason::OffTick)
+        } else if price < c.price_min || price > c.price_max {
+            Err(RejectReason::OutsideBand)
+        } else {
+            Ok(((price - c.price_min) / c.tick_size) as u32)
+        }
+    }
+
+    fn reference_quantity(c: &InstrumentConfig, quantity: u64) -> Result<(), RejectReason> {
+        if quantity == 0 {
+            Err(RejectReason::ZeroQuantity)
+        } else if quantity % c.lot_size != 0 {
+            Err(RejectReason::OffLot)
+        } else if quantity > c.effective_max_quantity() {
+            Err(RejectReason::QuantityTooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn instrument() -> impl Strategy<Value = InstrumentConfig> {
+        // Ticks and lots both powers of two (a shift) and not (a multiply).
+        let size = prop_oneof![1u64..=1_000, (0u32..20).prop_map(|k| 1u64 << k)];
+        (size.clone(), size, -1_000i64..1_000, 1i64..50_000).prop_map(|(tick, lot, min_ticks, levels)| {
+            let tick_size = tick as i64;
+            let price_min = min_ticks * tick_size;
+            InstrumentConfig {
+                symbol: "T".into(),
+                id: 1,
+                tick_size,
+                lot_size: lot,
+                price_min,
+                price_max: price_min + (levels - 1) * tick_size,
+                max_quantity: crate::config::DEFAULT_MAX_QUANTITY / lot * lot,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn price_and_quantity_checks_agree_with_plain_division(
+            c in instrument(),
+            near in -3i64..3,
+            offset in any::<u64>(),
+            far in any::<i64>(),
+            quantity in prop_oneof![any::<u64>(), 0u64..10_000],
+        ) {
+            let book = Book::new(&c);
+            // Prices around and inside the band, and anywhere at all.
+            let span = c.price_max - c.price_min + 1;
+            let inside = c.price_min + (offset % span as u64) as i64;
+            for price in [inside, inside + near, c.price_min + near, c.price_max + near, far] {
+                prop_assert_eq!(book.level_of(price), reference_level(&c, price), "price {}", price);
+            }
+            prop_assert_eq!(book.check_quantity(quantity), reference_quantity(&c, quantity));
+        }
     }
 }
