@@ -124,6 +124,7 @@ fn echo_udp_options(b: &BenchConfig) -> UdpOptions {
         recv_buffer: b.server.recv_buffer,
         send_buffer: b.server.send_buffer,
         max_batch: b.server.rx_burst.max(64),
+        segmentation: b.server.udp_segmentation,
         ..UdpOptions::default()
     }
 }

@@ -87,6 +87,7 @@ fn port_options() -> UdpOptions {
         // A full socket is retried on the next poll round (the datagrams
         // stay in the outbox), not spun on inside `send`.
         send_retries: 0,
+        segmentation: true,
     }
 }
 

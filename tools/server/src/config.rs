@@ -11,6 +11,7 @@
 //! ring_capacity = 65536      # slots per ring, power of two
 //! recv_buffer = 8388608      # socket buffer bytes
 //! send_buffer = 8388608
+//! udp_segmentation = true    # UDP GSO for runs of replies to one client
 //! max_sessions = 4096
 //! rx_burst = 32
 //! ```
@@ -65,6 +66,10 @@ pub struct ServeConfig {
     pub recv_buffer: usize,
     /// Socket send buffer, bytes.
     pub send_buffer: usize,
+    /// UDP: send each run of reply datagrams to one client as one
+    /// segmented message (UDP GSO, `UDP_SEGMENT`); off sends them one by
+    /// one. The port falls back by itself where the kernel refuses.
+    pub udp_segmentation: bool,
     /// Most sessions per gateway.
     pub max_sessions: usize,
     /// Datagrams per receive burst.
@@ -152,6 +157,7 @@ impl Default for ServeConfig {
             ring_capacity: 1 << 16,
             recv_buffer: 8 << 20,
             send_buffer: 8 << 20,
+            udp_segmentation: true,
             max_sessions: 4096,
             rx_burst: 32,
             session_rate_limit: 0,

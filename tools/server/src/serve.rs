@@ -131,6 +131,7 @@ pub(crate) fn bind_gateways(
         recv_buffer: cfg.recv_buffer,
         send_buffer: cfg.send_buffer,
         max_batch: cfg.rx_burst.max(opts.tx_burst),
+        segmentation: cfg.udp_segmentation,
         ..UdpOptions::default()
     };
     let tcp_opts = TcpOptions {
