@@ -126,6 +126,13 @@ pub struct AttachedJournal {
     pub mode: JournalMode,
 }
 
+/// Replies each gateway's overflow queue holds without growing: at least
+/// this many, however small its output ring, so that a poll whose replies
+/// outrun a small ring (a matching engine's sweep reports every fill
+/// twice) does not allocate. Reserved address space, touched only when
+/// used.
+pub const MIN_OVERFLOW_REPLIES: usize = 1 << 16;
+
 /// The single thread that assigns global sequence numbers.
 pub struct Sequencer<A> {
     inputs: Vec<Consumer<InboundSlot>>,
@@ -159,7 +166,7 @@ impl<A: Application> Sequencer<A> {
         let mut outputs = Vec::with_capacity(n);
         let mut overflow = Vec::with_capacity(n);
         for (i, o) in rings {
-            overflow.push(VecDeque::with_capacity(o.capacity()));
+            overflow.push(VecDeque::with_capacity(o.capacity().max(MIN_OVERFLOW_REPLIES)));
             inputs.push(i);
             outputs.push(o);
         }

@@ -154,7 +154,8 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
     let mut port = DpdkPort::open_queue(eal, &cfg, 0)?;
     let mac = port.mac();
     port.add_neighbour(CLIENT_IP, mac);
-    let (g, s) = ring_pair(1 << 14)?;
+    // The server's rings with the shared layout, which this loop is.
+    let (g, s) = ring_pair(peregrine_server::config::SHARED_RING_CAPACITY)?;
     let opts = GatewayOptions {
         rx_burst: burst as usize,
         tx_burst: burst as usize,

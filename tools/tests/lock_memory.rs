@@ -32,7 +32,7 @@ fn a_locked_server_holds_its_rings_resident_and_answers() {
         }
         Err(e) => panic!("start: {e}"),
     };
-    let rings = 2 * cfg.ring_capacity * 128;
+    let rings = 2 * cfg.ring_slots() * 128;
     assert!(
         locked_bytes() >= rings as u64,
         "VmLck {} below the rings' {rings} bytes",

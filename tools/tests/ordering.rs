@@ -165,7 +165,7 @@ fn tiny_rings_backpressure_without_loss() {
         let mut cfg = peregrine_server::config::ServeConfig {
             sessions: common::test_sessions(),
             idle: "yield".into(),
-            ring_capacity: 2,
+            ring_capacity: Some(2),
             ..Default::default()
         };
         match t {

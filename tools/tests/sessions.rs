@@ -249,7 +249,7 @@ fn every_message_is_sequenced_exactly_once_through_a_lossy_network() {
 fn a_full_input_ring_answers_busy_and_the_resend_is_taken() {
     use peregrine_wire::message::RejectReason;
     let mut cfg = server_config(1, 0);
-    cfg.ring_capacity = 2;
+    cfg.ring_capacity = Some(2);
     cfg.busy_after_us = 0;
     let srv = peregrine_server::serve::start(&cfg).unwrap();
     let s = udp_client();

@@ -19,7 +19,7 @@ fn server() -> peregrine_server::serve::ServerHandle {
         tcp: vec![lo],
         idle: "yield".into(),
         app: AppKind::Match,
-        ring_capacity: 1024,
+        ring_capacity: Some(1024),
         sessions: vec![SessionSpec::block("PG", 4, SECRET)],
         ..ServeConfig::default()
     })

@@ -12,7 +12,7 @@
 //! connection or silence and fail over to the new leader.
 
 use crate::cluster_node::{ClusterNode, ServingSignal};
-use crate::config::{AppKind, ConfigError, ServeConfig};
+use crate::config::{AppKind, ConfigError, ServeConfig, DEDICATED_RING_CAPACITY};
 use crate::error::ServeError;
 use crate::feed_run::FeedRun;
 use crate::market_data::SnapshotReader;
@@ -226,7 +226,9 @@ impl NodeSetup {
         };
         let first_seq = committed_seq + 1;
         let seq = Sequencer::new(bound.rings, app, first_seq, SEQUENCER_BATCH)
-            .with_replication(release, cfg.ring_capacity)
+            // Replies waiting for their commit: the dedicated layout's ring
+            // depth at least, whatever the rings are.
+            .with_replication(release, cfg.ring_slots().max(DEDICATED_RING_CAPACITY))
             .with_latency_recording(cfg.latency_histograms);
         let leadership = Arc::clone(&self.leadership);
         let signal: ServingSignal = Box::new(move |serving, leader| leadership.set(serving, leader));

@@ -157,7 +157,7 @@ pub(crate) fn bind_gateways(
     for addr in udp_addrs {
         let port = UdpPort::bind(*addr, udp_opts).map_err(bind("UDP", *addr))?;
         b.udp.push(peregrine_netio::Port::local_addr(&port));
-        let (g, s) = ring_pair(cfg.ring_capacity)?;
+        let (g, s) = ring_pair(cfg.ring_slots())?;
         let id = next_id(b.gateways.len())?;
         b.gateways.push(Box::new(UdpGateway::new(
             id,
@@ -171,7 +171,7 @@ pub(crate) fn bind_gateways(
     for addr in tcp_addrs {
         let port = TcpPort::bind(*addr, tcp_opts).map_err(bind("TCP", *addr))?;
         b.tcp.push(peregrine_netio::Port::local_addr(&port));
-        let (g, s) = ring_pair(cfg.ring_capacity)?;
+        let (g, s) = ring_pair(cfg.ring_slots())?;
         let id = next_id(b.gateways.len())?;
         b.gateways.push(Box::new(TcpGateway::new(
             id,
@@ -187,7 +187,7 @@ pub(crate) fn bind_gateways(
         let ((gws, rings), described) = crate::dpdk::dpdk_gateways(
             d,
             next_id(b.gateways.len())?,
-            cfg.ring_capacity,
+            cfg.ring_slots(),
             Arc::clone(directory),
             opts,
         )?;

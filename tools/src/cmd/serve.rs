@@ -136,13 +136,15 @@ impl ServeArgs {
         if !self.tcp.is_empty() {
             c.tcp = self.tcp.clone();
         }
+        if let Some(v) = self.ring_capacity {
+            c.ring_capacity = Some(v);
+        }
         macro_rules! take { ($($f:ident),*) => { $(if let Some(v) = &self.$f { c.$f = v.clone(); })* } }
         take!(
             layout,
             cores,
             idle,
             app,
-            ring_capacity,
             recv_buffer,
             send_buffer,
             max_sessions,

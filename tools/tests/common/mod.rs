@@ -41,7 +41,7 @@ pub fn server_config(udp: usize, tcp: usize) -> ServeConfig {
         udp: vec![lo(); udp],
         tcp: vec![lo(); tcp],
         idle: "yield".into(),
-        ring_capacity: 1024,
+        ring_capacity: Some(1024),
         sessions: test_sessions(),
         ..ServeConfig::default()
     }
