@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peregrine_benches::engine_workload::engine_config;
 use peregrine_engine::flow::{generate, FlowConfig};
-use peregrine_engine::{Command, EngineConfig};
+use peregrine_engine::{Command, Engine, EngineConfig};
 use peregrine_ring::{ring, Consumer, Producer};
 use peregrine_sequencer::{Application, InboundSlot, OutboundSlot, ReplySink, Sequenced, Sequencer};
 use peregrine_server::engine_codec::encode;
@@ -164,11 +164,11 @@ fn sequencer_match(c: &mut Criterion) {
         "\nring -> Sequencer<MatchApp> -> ring: {OPS} operations after {} setup orders, \
          {replies_with} reports; batch {BATCH}, prefetch distance {}\n",
         work.setup.len(),
-        MatchApp::PREFETCH_DISTANCE
+        Engine::PREFETCH_DISTANCE
     );
     let mut group = c.benchmark_group("sequencer_match");
     group.throughput(Throughput::Elements(OPS as u64));
-    group.bench_function(BenchmarkId::new("prefetch", MatchApp::PREFETCH_DISTANCE), |b| {
+    group.bench_function(BenchmarkId::new("prefetch", Engine::PREFETCH_DISTANCE), |b| {
         b.iter_custom(|iters| work.timed(iters, with).0)
     });
     group.bench_function(BenchmarkId::new("prefetch", 0), |b| {

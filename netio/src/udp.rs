@@ -17,10 +17,15 @@
 //! NIC where it supports it). The receiver sees the same datagrams as
 //! before. A reply stream to one client is exactly such a run (full
 //! MoldUDP64 packets of 14 messages), and on loopback the sender's kernel
-//! cost per datagram falls to about a third. Where the kernel refuses it
-//! (older kernels, a route without checksum offload), the port turns it off
-//! for good and sends those datagrams one by one;
-//! [`UdpOptions::segmentation`] turns it off from the start.
+//! cost per datagram falls to about a third. The port does not segment
+//! where it cannot tell that the kernel will: a kernel without
+//! `UDP_SEGMENT` (its `getsockopt` fails at bind), or a process running
+//! under OpenOnload (`LD_PRELOAD` naming libonload), whose stack would send
+//! a run as one long datagram. Where the kernel refuses a run (a route
+//! without checksum offload, a path MTU below the segment), the port sends
+//! that run and the rest of the batch one datagram at a time, and stops
+//! segmenting for good; [`UdpOptions::segmentation`] turns it off from the
+//! start.
 //!
 //! Datagram size: the port's own receive batch has slots of
 //! [`DATAGRAM_SLOT_BYTES`], so every datagram the socket can deliver (up to
@@ -45,8 +50,10 @@ use std::os::fd::AsRawFd;
 
 /// `UDP_SEGMENT` from `<linux/udp.h>` (not in the libc crate for glibc).
 const UDP_SEGMENT: libc::c_int = 103;
-/// Most datagrams the kernel cuts one message into (`UDP_MAX_SEGMENTS`).
-const MAX_SEGMENTS: usize = 64;
+/// Most datagrams per segmented message: one below the kernel's
+/// `UDP_MAX_SEGMENTS` (64), which kernels before 5.16 checked against a
+/// length that included the headers, refusing a run of exactly 64.
+const MAX_SEGMENTS: usize = 63;
 /// Largest UDP payload of one IPv4 message, which a segmented run must fit.
 const MAX_RUN_BYTES: usize = 65_507;
 
@@ -66,6 +73,27 @@ const SEGMENT_CONTROL_SPACE: usize = unsafe { libc::CMSG_SPACE(2) } as usize;
 const SEGMENT_CONTROL_LEN: usize = unsafe { libc::CMSG_LEN(2) } as usize;
 const _: () = assert!(std::mem::size_of::<SegmentControl>() == SEGMENT_CONTROL_SPACE);
 const _: () = assert!(std::mem::offset_of!(SegmentControl, segment_size) + 2 == SEGMENT_CONTROL_LEN);
+
+/// Whether segmented sends can be used on `fd`: the kernel knows
+/// `UDP_SEGMENT` (Linux 4.18; `getsockopt` fails before), and the process
+/// is not running under OpenOnload, whose stack ignores the control
+/// message and would send a whole run as one datagram.
+fn segmentation_available(fd: libc::c_int) -> bool {
+    let onload = std::env::var_os("LD_PRELOAD").is_some_and(|v| v.to_string_lossy().contains("onload"));
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket, and an int-sized buffer with its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            &mut size as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    rc == 0 && !onload
+}
 
 impl SegmentControl {
     fn new(segment_size: u16) -> Self {
@@ -121,6 +149,8 @@ pub struct UdpPort {
     controls: Vec<SegmentControl>,
     /// Per message of a `sendmmsg`: how many datagrams it carries.
     runs: Vec<u8>,
+    /// Per message of a `sendmmsg`: its payload bytes.
+    run_bytes: Vec<u32>,
     /// Whether runs are sent segmented (turned off for good when the
     /// kernel refuses it).
     segmentation: bool,
@@ -157,7 +187,8 @@ impl UdpPort {
     /// Wraps an already bound socket (made non-blocking here).
     pub fn from_socket(socket: UdpSocket, opts: UdpOptions) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
-        let buffers = sockopt::set_buffers(socket.as_raw_fd(), opts.recv_buffer, opts.send_buffer)?;
+        let fd = socket.as_raw_fd();
+        let buffers = sockopt::set_buffers(fd, opts.recv_buffer, opts.send_buffer)?;
         let local = socket.local_addr()?;
         let n = opts.max_batch.max(1);
         // SAFETY: all-zero bytes are valid values of these plain C structs.
@@ -176,7 +207,8 @@ impl UdpPort {
             addrs: vec![st; n],
             controls: vec![SegmentControl::new(0); n],
             runs: vec![0; n],
-            segmentation: opts.segmentation,
+            run_bytes: vec![0; n],
+            segmentation: opts.segmentation && segmentation_available(fd),
             #[cfg(test)]
             segmented_runs: 0,
             send_retries: opts.send_retries,
@@ -230,7 +262,10 @@ impl UdpPort {
     }
 
     /// Sends datagrams `from..to` of `batch` (whose storage starts at
-    /// `base`) in `sendmmsg` calls; returns how many datagrams left.
+    /// `base`) in `sendmmsg` calls, counting what left (`tx_packets`,
+    /// `tx_bytes`) and what could not (`tx_dropped`); returns how many
+    /// datagrams from `from` on were dealt with either way (the rest found
+    /// the socket full until the retries ran out).
     fn send_slice(
         &mut self,
         batch: &PacketBatch,
@@ -248,8 +283,10 @@ impl UdpPort {
             let m = msgs;
             let j = i - from;
             self.runs[m] = run as u8;
+            self.run_bytes[m] = 0;
             for k in 0..run {
                 let len = batch.get(i + k).2.len();
+                self.run_bytes[m] += len as u32;
                 // SAFETY: slot `i + k` lies within the batch storage
                 // (i + k < len <= capacity).
                 self.iovs[j + k].iov_base = unsafe { base.add((i + k) * stride) } as *mut libc::c_void;
@@ -302,6 +339,8 @@ impl UdpPort {
             if rc > 0 {
                 for m in done_msgs..done_msgs + rc as usize {
                     sent += usize::from(self.runs[m]);
+                    self.counters.tx_packets += u64::from(self.runs[m]);
+                    self.counters.tx_bytes += u64::from(self.run_bytes[m]);
                     #[cfg(test)]
                     {
                         self.segmented_runs += u64::from(self.runs[m] > 1);
@@ -313,10 +352,13 @@ impl UdpPort {
             let err = io::Error::last_os_error();
             let run = usize::from(self.runs[done_msgs]);
             match err.raw_os_error() {
-                Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) if run > 1 => {
-                    // The kernel will not segment this run (no UDP GSO, or
-                    // a route without checksum offload): stop asking, and
-                    // send the rest of the slice one datagram at a time.
+                Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::EMSGSIZE) | Some(libc::ENOPROTOOPT)
+                    if run > 1 =>
+                {
+                    // The kernel will not segment this run (a route without
+                    // checksum offload, a path MTU below the segment, an
+                    // old kernel's limits): stop asking, and send the rest
+                    // of the slice, this run first, one datagram at a time.
                     self.segmentation = false;
                     let first = from
                         + self.runs[..done_msgs]
@@ -508,10 +550,6 @@ impl Port for UdpPort {
         while done < total {
             let to = (done + chunk).min(total);
             let sent = self.send_slice(batch, done, to, base)?;
-            for i in done..done + sent {
-                self.counters.tx_bytes += batch.get(i).2.len() as u64;
-            }
-            self.counters.tx_packets += sent as u64;
             self.counters.tx_dropped += (to - done - sent) as u64;
             sent_total += sent;
             done = to;
@@ -605,15 +643,21 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn runs_to_one_peer_leave_segmented_and_arrive_as_sent() {
-        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+    /// Sends the datagrams of [`mixed_runs`] from `a` in one batch and
+    /// checks that each receiver got its own, whole and in order.
+    fn send_mixed_runs(a: &mut UdpPort) {
         let (b, c) = (UdpSocket::bind(lo()).unwrap(), UdpSocket::bind(lo()).unwrap());
         let mut tx = PacketBatch::with_slot_bytes(32, 2048);
         let (to_b, to_c) = mixed_runs(&mut tx, b.local_addr().unwrap(), c.local_addr().unwrap());
         assert_eq!(a.send(&mut tx).unwrap(), 27);
         assert_eq!(read_datagrams(&b, to_b.len()), to_b);
         assert_eq!(read_datagrams(&c, to_c.len()), to_c);
+    }
+
+    #[test]
+    fn runs_to_one_peer_leave_segmented_and_arrive_as_sent() {
+        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        send_mixed_runs(&mut a);
         assert!(a.segmentation());
         assert_eq!(
             a.segmented_runs, 3,
@@ -629,12 +673,7 @@ mod tests {
             ..UdpOptions::default()
         };
         let mut a = UdpPort::bind(lo(), opts).unwrap();
-        let (b, c) = (UdpSocket::bind(lo()).unwrap(), UdpSocket::bind(lo()).unwrap());
-        let mut tx = PacketBatch::with_slot_bytes(32, 2048);
-        let (to_b, to_c) = mixed_runs(&mut tx, b.local_addr().unwrap(), c.local_addr().unwrap());
-        assert_eq!(a.send(&mut tx).unwrap(), 27);
-        assert_eq!(read_datagrams(&b, to_b.len()), to_b);
-        assert_eq!(read_datagrams(&c, to_c.len()), to_c);
+        send_mixed_runs(&mut a);
         assert_eq!(a.segmented_runs, 0);
     }
 
@@ -655,14 +694,24 @@ mod tests {
             )
         };
         assert_eq!(rc, 0);
-        let (b, c) = (UdpSocket::bind(lo()).unwrap(), UdpSocket::bind(lo()).unwrap());
-        let mut tx = PacketBatch::with_slot_bytes(32, 2048);
-        let (to_b, to_c) = mixed_runs(&mut tx, b.local_addr().unwrap(), c.local_addr().unwrap());
-        assert_eq!(a.send(&mut tx).unwrap(), 27);
+        send_mixed_runs(&mut a);
         assert!(!a.segmentation(), "turned off after the refusal");
-        assert_eq!(read_datagrams(&b, to_b.len()), to_b);
-        assert_eq!(read_datagrams(&c, to_c.len()), to_c);
         assert_eq!((a.counters().tx_packets, a.counters().tx_dropped), (27, 0));
+    }
+
+    #[test]
+    fn a_datagram_that_cannot_go_is_counted_dropped_once_and_the_rest_leave() {
+        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let b = UdpSocket::bind(lo()).unwrap();
+        let to = Peer::Addr(b.local_addr().unwrap());
+        let mut tx = PacketBatch::with_slot_bytes(8, 2048);
+        for (k, peer) in [to, to, to, Peer::NONE, to, to].into_iter().enumerate() {
+            assert!(tx.push(peer, &[k as u8 + 1; 1000]));
+        }
+        assert_eq!(a.send(&mut tx).unwrap(), 6, "every datagram dealt with");
+        let c = a.counters();
+        assert_eq!((c.tx_packets, c.tx_bytes, c.tx_dropped), (5, 5000, 1));
+        assert_eq!(read_datagrams(&b, 5), [1, 2, 3, 5, 6].map(|t| (1000, t)));
     }
 
     #[test]

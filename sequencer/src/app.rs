@@ -16,14 +16,19 @@ use std::collections::VecDeque;
 pub trait Application {
     /// How many messages ahead of [`on_message`](Self::on_message) the
     /// sequencer shows each message to [`prefetch`](Self::prefetch), within
-    /// the burst it drains from one input ring. 0 (the default): never.
-    const PREFETCH_DISTANCE: usize = 0;
+    /// the burst it drains from one input ring (read once per burst). 0
+    /// (the default): never.
+    #[inline]
+    fn prefetch_distance(&self) -> usize {
+        0
+    }
 
     /// Handles one sequenced message.
     fn on_message(&mut self, msg: &Sequenced<'_>, out: &mut ReplySink<'_>);
 
     /// A message that will be handed to [`on_message`](Self::on_message)
-    /// soon, `PREFETCH_DISTANCE` messages from now (or sooner, at the start
+    /// soon, [`prefetch_distance`](Self::prefetch_distance) messages from
+    /// now (or sooner, at the start
     /// of a burst), from session `origin`: the application may start
     /// loading the memory it will touch. Must not change any state the
     /// replies depend on: the message may be any bytes the gateway

@@ -129,8 +129,9 @@ pub struct AttachedJournal {
 /// Replies each gateway's overflow queue holds without growing: at least
 /// this many, however small its output ring, so that a poll whose replies
 /// outrun a small ring (a matching engine's sweep reports every fill
-/// twice) does not allocate. Reserved address space, touched only when
-/// used.
+/// twice) does not allocate. Reserved address space (8 MiB per gateway),
+/// touched only when used, unless the server locks its memory, which
+/// faults it in at start.
 pub const MIN_OVERFLOW_REPLIES: usize = 1 << 16;
 
 /// The single thread that assigns global sequence numbers.
@@ -318,7 +319,7 @@ impl<A: Application> Sequencer<A> {
                 now = peregrine_netio::clock::now_ns();
             }
             let mut done = 0usize;
-            let ahead = A::PREFETCH_DISTANCE;
+            let ahead = self.app.prefetch_distance();
             if ahead > 0 {
                 for j in 0..ahead.min(avail) {
                     if let Some(slot) = input.peek(j) {
@@ -514,7 +515,9 @@ mod tests {
     }
 
     impl Application for PrefetchLog {
-        const PREFETCH_DISTANCE: usize = 3;
+        fn prefetch_distance(&self) -> usize {
+            3
+        }
 
         fn on_message(&mut self, m: &Sequenced<'_>, _out: &mut ReplySink<'_>) {
             self.events.get_mut().push(('H', m.client_seq));

@@ -24,9 +24,10 @@ use std::path::Path;
 
 /// Default slots per ring with the `shared` layout. One thread polls the
 /// gateways, then the sequencer, then the replies, so an input ring holds
-/// at most one round's receive bursts (32 datagrams of 14 messages per
-/// UDP gateway) and an output ring one poll's replies (the sequencer's
-/// overflow queue takes any excess): 4,096 slots (512 KiB) cover both with
+/// about one round's receive bursts (32 datagrams of 14 messages per UDP
+/// gateway; more only while replies back up and the sequencer takes no
+/// input) and an output ring one poll's replies (the sequencer's overflow
+/// queue takes any excess): 4,096 slots (512 KiB) cover both with
 /// room to spare, and a ring that small stays in the core's caches. A ring
 /// walks all its slots whatever its occupancy, so at 65,536 slots (8 MiB)
 /// every slot written is a cache miss.

@@ -124,7 +124,10 @@ impl ReportSink for WireSink<'_, '_> {
 }
 
 impl Application for MatchApp {
-    const PREFETCH_DISTANCE: usize = Engine::PREFETCH_DISTANCE;
+    #[inline]
+    fn prefetch_distance(&self) -> usize {
+        Engine::PREFETCH_DISTANCE
+    }
 
     /// Starts loading the engine's order-index line for an order message
     /// (the line its duplicate check, cancel or replace looks up).

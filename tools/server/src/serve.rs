@@ -12,7 +12,10 @@ use peregrine_gateway::GatewayOptions;
 use peregrine_gateway::{ring_pair, GatewayLoop, SequencerRings, TcpGateway, UdpGateway};
 use peregrine_journal::{Journal, WriterConfig};
 use peregrine_netio::{TcpOptions, TcpPort, UdpOptions, UdpPort};
-use peregrine_sequencer::{replay_journal_with, Application, AttachedJournal, EchoApp, ReplySink, Sequenced};
+use peregrine_sequencer::{
+    replay_journal_with, Application, AttachedJournal, EchoApp, ReplySink, Sequenced, SessionRef,
+};
+use peregrine_wire::message::MESSAGE_LEN;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,10 +31,25 @@ pub enum ServerApp {
 
 impl Application for ServerApp {
     #[inline]
+    fn prefetch_distance(&self) -> usize {
+        match self {
+            ServerApp::Echo(a) => a.prefetch_distance(),
+            ServerApp::Match(a) => a.prefetch_distance(),
+        }
+    }
+
+    #[inline]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
         match self {
             ServerApp::Echo(a) => a.on_message(m, out),
             ServerApp::Match(a) => a.on_message(m, out),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, msg: &[u8; MESSAGE_LEN], origin: SessionRef) {
+        if let ServerApp::Match(a) = self {
+            a.prefetch(msg, origin);
         }
     }
 }
@@ -480,4 +498,22 @@ pub fn format_report(r: &ServerReport) -> String {
         let _ = writeln!(s, "STOPPED: {f}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_engine::{Engine, EngineConfig};
+
+    #[test]
+    fn the_matching_engine_asks_for_prefetch_and_the_echo_does_not() {
+        let matching = ServerApp::Match(Box::new(MatchApp::new(&EngineConfig::sample()).unwrap()));
+        let echo = ServerApp::Echo(EchoApp::new());
+        assert_eq!(matching.prefetch_distance(), Engine::PREFETCH_DISTANCE);
+        assert_eq!(echo.prefetch_distance(), 0);
+        // Any bytes may be shown; nothing may panic.
+        for app in [&matching, &echo] {
+            app.prefetch(&[0xff; MESSAGE_LEN], SessionRef::new(0, 1));
+        }
+    }
 }
