@@ -19,6 +19,7 @@
 use crate::command::{NewOrder, OrderKind, Side, TimeInForce};
 use crate::engine::Engine;
 use crate::matching::{Aggressor, MatchEnd};
+use crate::order_index::Vacancy;
 use crate::order_pool::{Order, NIL};
 use crate::report::{RejectReason, Report, ReportKind, ReportSink};
 
@@ -38,7 +39,7 @@ impl Engine {
             leaves: cmd.quantity,
             ..Report::BLANK
         };
-        let (book_index, mut taker, crosses) = match self.admit(cmd) {
+        let (book_index, mut taker, crosses, vacancy) = match self.admit(cmd) {
             Ok(admitted) => admitted,
             Err(reason) => {
                 let rejected = Report {
@@ -72,7 +73,9 @@ impl Engine {
             let report = removed(RejectReason::SelfTradePrevention, ReportKind::Cancelled);
             out.report(cmd.session, &report);
         } else if rests(cmd) {
-            if !self.rest(book_index, cmd, &taker) {
+            // Without a match the index is as admission probed it.
+            let vacancy = (!crosses).then_some(vacancy);
+            if !self.rest(book_index, cmd, &taker, vacancy) {
                 // Unreachable by the PoolFull admission rule; handled so that
                 // no input can panic or lose quantity.
                 let report = removed(RejectReason::PoolFull, ReportKind::Cancelled);
@@ -85,9 +88,10 @@ impl Engine {
     }
 
     /// Runs every admission check; on success returns the book index, the
-    /// order as an aggressor, and whether it crosses the opposite best.
+    /// order as an aggressor, whether it crosses the opposite best, and
+    /// where the order's id goes in the index.
     #[inline]
-    fn admit(&self, cmd: &NewOrder) -> Result<(usize, Aggressor, bool), RejectReason> {
+    fn admit(&self, cmd: &NewOrder) -> Result<(usize, Aggressor, bool, Vacancy), RejectReason> {
         let book_index = self
             .book_index(cmd.instrument)
             .ok_or(RejectReason::UnknownInstrument)?;
@@ -103,9 +107,9 @@ impl Engine {
         if cmd.post_only && !rests(cmd) {
             return Err(RejectReason::PostOnlyNotGtcLimit);
         }
-        if self.index.get(cmd.session, cmd.order_id).is_some() {
+        let Err(vacancy) = self.index.find(cmd.session, cmd.order_id) else {
             return Err(RejectReason::DuplicateOrderId);
-        }
+        };
         if cmd.kind == OrderKind::Market && book.side(cmd.side.opposite()).best() == NIL {
             return Err(RejectReason::NoLiquidity);
         }
@@ -127,13 +131,20 @@ impl Engine {
         if cmd.tif == TimeInForce::Fok && !self.can_fill_completely(book_index, &taker) {
             return Err(RejectReason::FokCannotFill);
         }
-        Ok((book_index, taker, crosses))
+        Ok((book_index, taker, crosses, vacancy))
     }
 
-    /// Puts the unfilled remainder of a GTC limit order in the book. Returns
-    /// false (and changes nothing) if the pool is full.
+    /// Puts the unfilled remainder of a GTC limit order in the book, its id
+    /// at `vacancy` when the index has not changed since admission probed
+    /// it. Returns false (and changes nothing) if the pool is full.
     #[inline]
-    fn rest(&mut self, book_index: usize, cmd: &NewOrder, taker: &Aggressor) -> bool {
+    fn rest(
+        &mut self,
+        book_index: usize,
+        cmd: &NewOrder,
+        taker: &Aggressor,
+        vacancy: Option<Vacancy>,
+    ) -> bool {
         let order = Order {
             order_id: cmd.order_id,
             price: cmd.price,
@@ -151,7 +162,10 @@ impl Engine {
         let Some(slot) = self.pool.insert(order) else {
             return false;
         };
-        self.index.insert(cmd.session, cmd.order_id, slot);
+        match vacancy {
+            Some(at) => self.index.insert_at(at, cmd.session, cmd.order_id, slot),
+            None => self.index.insert(cmd.session, cmd.order_id, slot),
+        }
         self.books[book_index]
             .side_mut(cmd.side)
             .push_back(&mut self.pool, slot);

@@ -34,6 +34,11 @@ fn mix(session: u32, order_id: u64) -> u64 {
     x ^ (x >> 32)
 }
 
+/// Where an absent key would be stored, as found by
+/// [`OrderIndex::find`]; valid until the index next changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Vacancy(usize);
+
 /// Fixed-capacity hash index of live orders.
 #[derive(Debug)]
 pub struct OrderIndex {
@@ -84,6 +89,34 @@ impl OrderIndex {
     #[inline]
     pub fn prefetch(&self, session: u32, order_id: u64) {
         crate::prefetch::prefetch_read(&self.entries[self.home(session, order_id)]);
+    }
+
+    /// The pool index stored for the key, or where the key would go: one
+    /// probe serves both a duplicate check and the insert after it.
+    #[inline]
+    pub fn find(&self, session: u32, order_id: u64) -> Result<u32, Vacancy> {
+        let pos = self.probe(session, order_id);
+        match self.entries[pos].slot {
+            NIL => Err(Vacancy(pos)),
+            slot => Ok(slot),
+        }
+    }
+
+    /// Stores the key where [`find`](Self::find) said it would go. The
+    /// caller guarantees that the index has not changed since, and that it
+    /// holds fewer keys than the capacity it was built for.
+    #[inline]
+    pub fn insert_at(&mut self, at: Vacancy, session: u32, order_id: u64, slot: u32) {
+        debug_assert_eq!(
+            self.entries[at.0].slot, NIL,
+            "a vacancy from before the index changed"
+        );
+        self.len += 1;
+        self.entries[at.0] = Entry {
+            order_id,
+            session,
+            slot,
+        };
     }
 
     /// The pool index stored for the key.
