@@ -56,16 +56,11 @@ fn slots(commands: &[Command]) -> Vec<InboundSlot> {
         .iter()
         .enumerate()
         .map(|(i, command)| {
-            let session = match command {
-                Command::New(c) => c.session,
-                Command::Cancel(c) => c.session,
-                Command::Replace(c) => c.session,
-            };
             let mut msg = [0u8; MESSAGE_LEN];
             encode(command, i as u64, &mut msg);
             InboundSlot {
                 msg,
-                origin: session_ref(session),
+                origin: session_ref(command.session()),
                 client_seq: i as u64 + 1,
                 ..InboundSlot::default()
             }

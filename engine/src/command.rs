@@ -150,6 +150,15 @@ impl Command {
             Command::Replace(c) => c.session,
         }
     }
+
+    /// The client order id the command names.
+    pub fn order_id(&self) -> u64 {
+        match self {
+            Command::New(c) => c.order_id,
+            Command::Cancel(c) => c.order_id,
+            Command::Replace(c) => c.order_id,
+        }
+    }
 }
 
 impl From<NewOrder> for Command {

@@ -94,12 +94,7 @@ impl Engine {
     /// be passed, applied later or not at all.
     #[inline]
     pub fn prefetch(&self, command: &Command) {
-        let (session, order_id) = match command {
-            Command::New(cmd) => (cmd.session, cmd.order_id),
-            Command::Cancel(cmd) => (cmd.session, cmd.order_id),
-            Command::Replace(cmd) => (cmd.session, cmd.order_id),
-        };
-        self.prefetch_order(session, order_id);
+        self.prefetch_order(command.session(), command.order_id());
     }
 
     /// [`prefetch`](Self::prefetch) for a command known only by its

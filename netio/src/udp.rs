@@ -304,14 +304,13 @@ impl UdpPort {
                 }
                 Peer::Conn(_) => {
                     // Not addressable over UDP: send nowhere, count it.
-                    self.addrs[m].ss_family = libc::AF_UNSPEC as libc::sa_family_t;
                     h.msg_name = std::ptr::null_mut();
                     h.msg_namelen = 0;
                     self.iovs[j].iov_len = 0;
                 }
             }
             if run > 1 {
-                self.controls[m] = SegmentControl::new(batch.get(i).2.len() as u16);
+                self.controls[m] = SegmentControl::new(self.iovs[j].iov_len as u16);
                 h.msg_control = &mut self.controls[m] as *mut SegmentControl as *mut libc::c_void;
                 h.msg_controllen = SEGMENT_CONTROL_SPACE as _;
             } else {

@@ -320,11 +320,9 @@ impl<A: Application> Sequencer<A> {
             }
             let mut done = 0usize;
             let ahead = self.app.prefetch_distance();
-            if ahead > 0 {
-                for j in 0..ahead.min(avail) {
-                    if let Some(slot) = input.peek(j) {
-                        self.app.prefetch(&slot.msg, slot.origin);
-                    }
+            for j in 0..ahead.min(avail) {
+                if let Some(slot) = input.peek(j) {
+                    self.app.prefetch(&slot.msg, slot.origin);
                 }
             }
             for j in 0..avail {

@@ -124,32 +124,33 @@ fn prepared_engine(config: &EngineConfig, flow: &OrderFlow) -> Engine {
     engine
 }
 
-/// Applies `commands` in order, each after prefetching the one `prefetch`
-/// places ahead (none when 0), as the sequencer does within a burst.
+/// What the sequencer prefetches before handing over command `i` of a
+/// burst, `prefetch` commands ahead (nothing when 0): the first `prefetch`
+/// commands at the start, then command `i + prefetch`.
 #[inline]
-fn apply_all(engine: &mut Engine, commands: &[Command], prefetch: usize, sink: &mut impl ReportSink) {
+fn prefetch_before(engine: &Engine, commands: &[Command], i: usize, prefetch: usize) {
     if prefetch == 0 {
-        for command in commands {
-            engine.apply(black_box(command), sink);
-        }
         return;
     }
-    for command in commands.iter().take(prefetch) {
-        engine.prefetch(command);
-    }
-    for (i, command) in commands.iter().enumerate() {
-        if let Some(ahead) = commands.get(i + prefetch) {
-            engine.prefetch(ahead);
+    if i == 0 {
+        for command in commands.iter().take(prefetch) {
+            engine.prefetch(command);
         }
-        engine.apply(black_box(command), sink);
+    }
+    if let Some(ahead) = commands.get(i + prefetch) {
+        engine.prefetch(ahead);
     }
 }
 
 fn ours_throughput(config: &EngineConfig, flow: &OrderFlow, prefetch: usize) -> (f64, CountingSink, Engine) {
     let mut engine = prepared_engine(config, flow);
     let mut sink = CountingSink::default();
+    let commands = &flow.commands;
     let start = Instant::now();
-    apply_all(&mut engine, &flow.commands, prefetch, &mut sink);
+    for (i, command) in commands.iter().enumerate() {
+        prefetch_before(&engine, commands, i, prefetch);
+        engine.apply(black_box(command), &mut sink);
+    }
     let elapsed = start.elapsed();
     (ops_per_s(flow.commands.len(), elapsed), black_box(sink), engine)
 }
@@ -201,17 +202,10 @@ fn ours_latency(
     let mut engine = prepared_engine(config, flow);
     let mut sink = CountingSink::default();
     let commands = &flow.commands;
-    for command in commands.iter().take(prefetch) {
-        engine.prefetch(command);
-    }
     for (i, command) in commands.iter().enumerate() {
         let t0 = timer.now();
         // The prefetch is part of what the sequencer does per message.
-        if prefetch > 0 {
-            if let Some(ahead) = commands.get(i + prefetch) {
-                engine.prefetch(ahead);
-            }
-        }
+        prefetch_before(&engine, commands, i, prefetch);
         engine.apply(black_box(command), &mut sink);
         let t1 = timer.now();
         let ns = (timer.ns(t1.wrapping_sub(t0)) - overhead_ns).max(1.0) as u64;

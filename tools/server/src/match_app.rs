@@ -133,13 +133,12 @@ impl Application for MatchApp {
     /// (the line its duplicate check, cancel or replace looks up).
     #[inline]
     fn prefetch(&self, msg: &[u8; MESSAGE_LEN], origin: SessionRef) {
-        let order_id = match parse_inbound(msg) {
-            Ok(Inbound::NewOrder(o)) => o.order_id.get(),
-            Ok(Inbound::Cancel(c)) => c.order_id.get(),
-            Ok(Inbound::Replace(r)) => r.order_id.get(),
-            Ok(Inbound::Echo(_)) | Err(_) => return,
-        };
-        self.engine.prefetch_order(engine_session(origin), order_id);
+        match parse_inbound(msg) {
+            Ok(Inbound::Echo(_)) | Err(_) => {}
+            Ok(order) => self
+                .engine
+                .prefetch_order(engine_session(origin), order.order_id_or_tag()),
+        }
     }
 
     #[inline]
