@@ -221,7 +221,21 @@ impl UdpRepr {
         p.set_dst_port(self.dst_port);
         p.set_len(l);
         match cksum {
-            ChecksumMode::Compute => p.fill_checksum(src, dst),
+            // The header's words from the values, not read back from the
+            // buffer: the 16-bit stores above would delay a wider read of
+            // them (see `Ipv4Repr::header_checksum`).
+            ChecksumMode::Compute => {
+                let payload = &p.buffer.as_ref()[Self::HEADER_LEN..usize::from(l)];
+                let sum = checksum::combine(&[
+                    checksum::pseudo_header(src, dst, PROTO_UDP, l),
+                    self.src_port,
+                    self.dst_port,
+                    l,
+                    checksum::data(payload),
+                ]);
+                let c = !sum;
+                p.set_checksum(if c == 0 { 0xffff } else { c })
+            }
             ChecksumMode::Offload => p.set_checksum(checksum::pseudo_header(src, dst, PROTO_UDP, l)),
             ChecksumMode::Skip => p.set_checksum(0),
         }
@@ -263,6 +277,27 @@ mod tests {
         buf[7] = 0;
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(SRC, DST), "zero means no checksum");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_emitted_checksum_is_the_sum_over_the_emitted_datagram(
+            src in proptest::prelude::any::<u32>(),
+            dst in proptest::prelude::any::<u32>(),
+            src_port in proptest::prelude::any::<u16>(),
+            dst_port in proptest::prelude::any::<u16>(),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1_473),
+        ) {
+            let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+            let repr = UdpRepr { src_port, dst_port };
+            let mut buf = vec![0u8; 8 + payload.len()];
+            let mut p = UdpPacket::new_unchecked(&mut buf[..]);
+            repr.emit(&mut p, src, dst, &payload, ChecksumMode::Compute);
+            let emitted = p.checksum();
+            p.fill_checksum(src, dst);
+            proptest::prop_assert_eq!(emitted, p.checksum());
+            proptest::prop_assert!(UdpPacket::new_unchecked(&buf[..]).verify_checksum(src, dst));
+        }
     }
 
     #[test]

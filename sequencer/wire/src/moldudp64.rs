@@ -95,6 +95,14 @@ pub struct MoldPacket<'a> {
 
 impl<'a> MoldPacket<'a> {
     /// Validates header, every block boundary, and that nothing trails.
+    ///
+    /// Why two ways: walking the blocks makes each length read depend on
+    /// the one before, a chain of loads through a packet that arrived
+    /// moments ago and may still be outside the core's caches. A packet
+    /// whose blocks all have the first block's length (every packet of
+    /// fixed-size messages) is recognised from lengths at fixed offsets,
+    /// which the processor loads in parallel. Any other packet is walked;
+    /// both give the same answer for every input.
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, MoldError> {
         if buf.len() < HEADER_LEN {
             return Err(MoldError::Truncated(buf.len()));
@@ -102,6 +110,9 @@ impl<'a> MoldPacket<'a> {
         let p = MoldPacket { buf };
         let count = p.count();
         let blocks = if count == END_OF_SESSION { 0 } else { count };
+        if has_uniform_blocks(&buf[HEADER_LEN..], blocks) {
+            return Ok(p);
+        }
         let mut at = HEADER_LEN;
         for i in 0..blocks {
             let Some(lb) = buf.get(at..at + 2) else {
@@ -155,6 +166,23 @@ impl<'a> MoldPacket<'a> {
             rest: &self.buf[HEADER_LEN..],
         }
     }
+}
+
+/// True when `body` is exactly `blocks` (at least one) blocks that all
+/// carry the first block's length. The lengths read after the first do not
+/// depend on one another.
+#[inline]
+fn has_uniform_blocks(body: &[u8], blocks: u16) -> bool {
+    let Some(first) = body.get(..2) else {
+        return false;
+    };
+    let len = u16::from_be_bytes([first[0], first[1]]);
+    let stride = 2 + usize::from(len);
+    if blocks == 0 || stride * usize::from(blocks) != body.len() {
+        return false;
+    }
+    body.chunks_exact(stride)
+        .all(|b| u16::from_be_bytes([b[0], b[1]]) == len)
 }
 
 /// Iterator over the blocks of a validated packet.
@@ -327,6 +355,31 @@ mod tests {
         );
     }
 
+    /// The plain block walk: the reference the fast path must agree with.
+    fn walk(buf: &[u8]) -> Result<Vec<Vec<u8>>, MoldError> {
+        if buf.len() < HEADER_LEN {
+            return Err(MoldError::Truncated(buf.len()));
+        }
+        let count = u16::from_be_bytes([buf[18], buf[19]]);
+        let blocks = if count == END_OF_SESSION { 0 } else { count };
+        let (mut at, mut out) = (HEADER_LEN, Vec::new());
+        for i in 0..blocks {
+            let Some(lb) = buf.get(at..at + 2) else {
+                return Err(MoldError::BlockHeaderTruncated(i));
+            };
+            let len = usize::from(u16::from_be_bytes([lb[0], lb[1]]));
+            let Some(b) = buf.get(at + 2..at + 2 + len) else {
+                return Err(MoldError::BlockTruncated(i, len));
+            };
+            out.push(b.to_vec());
+            at += 2 + len;
+        }
+        if at != buf.len() {
+            return Err(MoldError::TrailingBytes(buf.len() - at));
+        }
+        Ok(out)
+    }
+
     #[test]
     fn heartbeat_and_end_of_session() {
         let mut h = [0u8; HEADER_LEN];
@@ -345,6 +398,35 @@ mod tests {
                 let total: usize = p.blocks().map(|b| 2 + b.len()).sum();
                 prop_assert_eq!(total + HEADER_LEN, bytes.len());
             }
+        }
+
+        #[test]
+        fn uniform_blocks_are_judged_as_the_walk_judges_them(
+            len in 0usize..40,
+            blocks in 0usize..8,
+            count in 0u16..10,
+            corrupt in proptest::option::of((any::<proptest::sample::Index>(), any::<u8>())),
+            cut in 0usize..4,
+            extra in 0usize..4,
+        ) {
+            // Packets near the uniform shape: right or wrong count, one
+            // length byte changed, bytes cut off or added.
+            let mut buf = vec![0u8; HEADER_LEN];
+            buf[18..20].copy_from_slice(&count.to_be_bytes());
+            for k in 0..blocks {
+                buf.extend_from_slice(&(len as u16).to_be_bytes());
+                buf.extend(std::iter::repeat_n(k as u8, len));
+            }
+            if let Some((at, v)) = corrupt {
+                if blocks > 0 {
+                    let i = HEADER_LEN + at.index(blocks) * (2 + len) + usize::from(v & 1);
+                    buf[i] = v;
+                }
+            }
+            buf.truncate(buf.len() - cut.min(buf.len() - HEADER_LEN));
+            buf.extend(std::iter::repeat_n(7u8, extra));
+            let got = MoldPacket::new_checked(&buf).map(|p| p.blocks().map(|b| b.to_vec()).collect::<Vec<_>>());
+            prop_assert_eq!(got, walk(&buf));
         }
 
         #[test]
