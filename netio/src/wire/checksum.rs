@@ -25,6 +25,9 @@ pub fn fold(mut acc: u64) -> u16 {
 /// the end. The accumulator cannot overflow below 2^32 words (16 GiB).
 #[inline]
 pub fn data(data: &[u8]) -> u16 {
+    if let Ok(header) = <&[u8; 20]>::try_from(data) {
+        return header20(header);
+    }
     let mut acc: u64 = 0;
     let mut words = data.chunks_exact(4);
     for w in &mut words {
@@ -37,6 +40,15 @@ pub fn data(data: &[u8]) -> u16 {
     tail[..rest.len()].copy_from_slice(rest);
     acc += u64::from(u32::from_ne_bytes(tail));
     u16::from_be(fold(acc))
+}
+
+/// [`data`] over exactly 20 bytes (an IPv4 header without options, every
+/// received frame's): five words added straight, where the general loop's
+/// set-up for vectors would cost more than the sum.
+#[inline]
+fn header20(h: &[u8; 20]) -> u16 {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    u16::from_be(fold(w(0) + w(4) + w(8) + w(12) + w(16)))
 }
 
 /// Ones'-complement sum of several partial sums.
