@@ -112,6 +112,42 @@ impl<'a> ReplySink<'a> {
         }
     }
 
+    /// Queues a reply for session `to` built by `fill`, as [`send`] would
+    /// queue the bytes `fill` writes. `fill` is given the reply's 100
+    /// bytes with unspecified contents and must write every one of them.
+    ///
+    /// Why: when the reply can go straight into its gateway's output ring
+    /// (the common case) it is built in the ring slot, where it leaves
+    /// from. A reply assembled on the stack field by field and then copied
+    /// is read back over narrow stores that are still in flight, and the
+    /// processor makes that read wait for them.
+    ///
+    /// [`send`]: Self::send
+    #[inline]
+    pub fn send_with(&mut self, to: SessionRef, fill: impl FnOnce(&mut [u8; MESSAGE_LEN])) {
+        if matches!(self.mode, SinkMode::Send) {
+            let g = usize::from(to.gateway);
+            if let (Some(out), Some(over)) = (self.outputs.get_mut(g), self.overflow.get_mut(g)) {
+                if over.is_empty() && out.has_room(1) {
+                    let rx_ns = self.current_rx_ns;
+                    let staged = out.stage_with(|s| {
+                        fill(&mut s.msg);
+                        s.to = to;
+                        s.kind = OutboundKind::Reply;
+                        s.client_seq = 0;
+                        s.rx_ns = rx_ns;
+                    });
+                    debug_assert!(staged, "room was checked");
+                    self.sent += 1;
+                    return;
+                }
+            }
+        }
+        let mut msg = [0u8; MESSAGE_LEN];
+        fill(&mut msg);
+        self.send(to, &msg);
+    }
+
     /// Routes `slot` to its gateway's output ring, or to that gateway's
     /// overflow queue when the ring is full or already backed up.
     #[inline]
@@ -192,5 +228,88 @@ impl ReadyLatency {
     /// Values above [`HIGHEST_NS`](Self::HIGHEST_NS).
     pub fn out_of_range(&self) -> u64 {
         self.out_of_range
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_ring::ring;
+
+    fn reply(k: u8) -> [u8; MESSAGE_LEN] {
+        let mut m = [0u8; MESSAGE_LEN];
+        for (i, b) in m.iter_mut().enumerate() {
+            *b = k.wrapping_add(i as u8);
+        }
+        m
+    }
+
+    #[derive(Clone, Copy)]
+    enum Mode {
+        Send,
+        Restore,
+        Hold,
+    }
+
+    /// What a sink in `mode` leaves in a 2-slot ring and its overflow queue
+    /// after five replies to gateway 0 and one to a gateway that does not
+    /// exist, sent with `send_with` or `send`; and its counts.
+    fn outcome(build_in_place: bool, mode: Mode) -> (Vec<String>, Vec<String>, Vec<String>, [u64; 3]) {
+        let (p, mut c) = ring::<OutboundSlot>(2).unwrap();
+        // The ring's slots hold stale bytes that must not show through.
+        let (mut outputs, mut overflow) = (vec![p], vec![VecDeque::new()]);
+        outputs[0].stage(OutboundSlot {
+            client_seq: 99,
+            rx_ns: 99,
+            ..OutboundSlot::reply(SessionRef::new(0, 9), &[0xee; MESSAGE_LEN])
+        });
+        outputs[0].publish();
+        let _ = c.pop();
+        let mut held = VecDeque::new();
+        let counts = {
+            let mode = match mode {
+                Mode::Send => SinkMode::Send,
+                Mode::Restore => SinkMode::Restore,
+                Mode::Hold => SinkMode::Hold(&mut held),
+            };
+            let mut sink = ReplySink::new(&mut outputs, &mut overflow, mode);
+            for k in 0..6u8 {
+                sink.current_rx_ns = 1_000 + u64::from(k);
+                let to = SessionRef::new(if k == 3 { 7 } else { 0 }, u32::from(k));
+                if build_in_place {
+                    sink.send_with(to, |m| *m = reply(k));
+                } else {
+                    sink.send(to, &reply(k));
+                }
+            }
+            [sink.sent, sink.overflowed, sink.misrouted]
+        };
+        outputs[0].publish();
+        let show = |s: &OutboundSlot| format!("{:?}", s);
+        let in_ring = std::iter::from_fn(|| c.pop()).map(|s| show(&s)).collect();
+        let queued = overflow[0].iter().map(show).collect();
+        (in_ring, queued, held.iter().map(show).collect(), counts)
+    }
+
+    #[test]
+    fn a_reply_built_in_place_is_queued_as_the_same_reply_sent() {
+        for in_place in [false, true] {
+            let (ring, over, held, counts) = outcome(in_place, Mode::Send);
+            assert_eq!(
+                (ring.len(), over.len(), held.len()),
+                (2, 3, 0),
+                "in place: {in_place}"
+            );
+            assert_eq!(counts, [6, 3, 1], "in place: {in_place}");
+        }
+        for mode in [Mode::Send, Mode::Restore, Mode::Hold] {
+            assert_eq!(outcome(true, mode), outcome(false, mode));
+        }
+        let held = outcome(true, Mode::Hold);
+        assert_eq!(
+            (held.0.len(), held.2.len()),
+            (0, 6),
+            "all held; routing comes later"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::app::{Application, ReplySink};
 use peregrine_journal::Sequenced;
-use peregrine_wire::message::{client_ts_of, msg_type_of, order_id_or_tag_of, Ack, MessageType, MESSAGE_LEN};
+use peregrine_wire::message::{client_ts_of, msg_type_of, order_id_or_tag_of, Ack, MessageType};
 use zerocopy::little_endian::U64;
 
 /// Acknowledges every message to its sender.
@@ -27,18 +27,25 @@ impl EchoApp {
 impl Application for EchoApp {
     #[inline]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
-        let mut ack = Ack::empty();
-        ack.acked_type = msg_type_of(m.msg);
-        ack.global_seq = U64::new(m.global_seq);
-        ack.client_seq = U64::new(m.client_seq);
-        ack.client_ts_ns = U64::new(client_ts_of(m.msg));
-        ack.gateway_rx_ns = U64::new(m.gateway_rx_ns);
-        ack.sequencer_ns = U64::new(m.sequencer_ns);
-        if ack.acked_type == MessageType::Echo as u8 {
-            ack.client_tag = U64::new(order_id_or_tag_of(m.msg));
-        }
-        let bytes: [u8; MESSAGE_LEN] = zerocopy::transmute!(ack);
-        out.send(m.origin, &bytes);
+        let acked_type = msg_type_of(m.msg);
+        let client_tag = if acked_type == MessageType::Echo as u8 {
+            order_id_or_tag_of(m.msg)
+        } else {
+            0
+        };
+        let client_ts_ns = client_ts_of(m.msg);
+        // Built where it goes (see `ReplySink::send_with`).
+        out.send_with(m.origin, |bytes| {
+            let ack: &mut Ack = zerocopy::transmute_mut!(bytes);
+            *ack = Ack::empty();
+            ack.acked_type = acked_type;
+            ack.global_seq = U64::new(m.global_seq);
+            ack.client_seq = U64::new(m.client_seq);
+            ack.client_ts_ns = U64::new(client_ts_ns);
+            ack.gateway_rx_ns = U64::new(m.gateway_rx_ns);
+            ack.sequencer_ns = U64::new(m.sequencer_ns);
+            ack.client_tag = U64::new(client_tag);
+        });
         self.acked += 1;
     }
 }

@@ -80,35 +80,50 @@ impl ReportSink for WireSink<'_, '_> {
     #[inline]
     fn report(&mut self, session: u32, r: &Report) {
         let mine = session == self.origin;
-        let bytes: [u8; MESSAGE_LEN] = if r.kind == ReportKind::Rejected {
-            let mut j = Reject::for_block(
-                &[],
-                ENGINE_REASON_BASE + r.reason.code(),
-                self.client_seq,
-                self.gateway_rx_ns,
-            );
-            j.rejected_type = self.msg_type;
-            j.global_seq = U64::new(self.global_seq);
-            j.client_ts_ns = U64::new(self.client_ts_ns);
-            j.order_id = U64::new(r.order_id);
-            j.sequencer_ns = U64::new(self.sequencer_ns);
-            zerocopy::transmute!(j)
-        } else {
-            let t = match r.kind {
-                ReportKind::Accepted => MessageType::Accepted,
-                ReportKind::Fill => MessageType::Fill,
-                ReportKind::Cancelled => MessageType::Cancelled,
-                ReportKind::Replaced => MessageType::Replaced,
-                _ => MessageType::Expired,
-            };
-            let mut e = ExecReport::empty(t);
+        let WireSink {
+            msg_type,
+            global_seq,
+            client_seq,
+            client_ts_ns,
+            gateway_rx_ns,
+            sequencer_ns,
+            ..
+        } = *self;
+        // Built where it goes (see `ReplySink::send_with`).
+        if r.kind == ReportKind::Rejected {
+            self.out.send_with(session_ref(session), |bytes| {
+                let j: &mut Reject = zerocopy::transmute_mut!(bytes);
+                *j = Reject::for_block(
+                    &[],
+                    ENGINE_REASON_BASE + r.reason.code(),
+                    client_seq,
+                    gateway_rx_ns,
+                );
+                j.rejected_type = msg_type;
+                j.global_seq = U64::new(global_seq);
+                j.client_ts_ns = U64::new(client_ts_ns);
+                j.order_id = U64::new(r.order_id);
+                j.sequencer_ns = U64::new(sequencer_ns);
+            });
+            return;
+        }
+        let t = match r.kind {
+            ReportKind::Accepted => MessageType::Accepted,
+            ReportKind::Fill => MessageType::Fill,
+            ReportKind::Cancelled => MessageType::Cancelled,
+            ReportKind::Replaced => MessageType::Replaced,
+            _ => MessageType::Expired,
+        };
+        self.out.send_with(session_ref(session), |bytes| {
+            let e: &mut ExecReport = zerocopy::transmute_mut!(bytes);
+            *e = ExecReport::empty(t);
             e.set_side(wire_side(r.side));
             e.set_liquidity(wire_liquidity(r.liquidity));
             e.reason = U16::new(r.reason.code());
-            e.global_seq = U64::new(self.global_seq);
+            e.global_seq = U64::new(global_seq);
             if mine {
-                e.client_seq = U64::new(self.client_seq);
-                e.client_ts_ns = U64::new(self.client_ts_ns);
+                e.client_seq = U64::new(client_seq);
+                e.client_ts_ns = U64::new(client_ts_ns);
             }
             e.order_id = U64::new(r.order_id);
             e.instrument = U32::new(r.instrument);
@@ -116,10 +131,8 @@ impl ReportSink for WireSink<'_, '_> {
             e.quantity = U64::new(r.quantity);
             e.leaves = U64::new(r.leaves);
             e.match_id = U64::new(r.match_id);
-            e.sequencer_ns = U64::new(self.sequencer_ns);
-            zerocopy::transmute!(e)
-        };
-        self.out.send(session_ref(session), &bytes);
+            e.sequencer_ns = U64::new(sequencer_ns);
+        });
     }
 }
 
