@@ -205,7 +205,10 @@ pub trait Port {
 pub trait DatagramPort: Port {
     /// When nothing is held, receives up to `max` pending datagrams without
     /// blocking and holds them; returns how many were newly received (0:
-    /// nothing pending, or earlier datagrams are still held).
+    /// nothing pending, or earlier datagrams are still held). A port that
+    /// takes runs of datagrams coalesced by the kernel counts `max` in
+    /// receive messages, each of which may hold a run (see
+    /// [`crate::udp`]), so it may return more than `max`.
     fn receive(&mut self, max: usize) -> Result<usize, crate::NetError>;
 
     /// Lends each held datagram, in order, to `f` with its source address

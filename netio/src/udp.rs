@@ -27,6 +27,19 @@
 //! segmenting for good; [`UdpOptions::segmentation`] turns it off from the
 //! start.
 //!
+//! Receive coalescing: with Linux's `UDP_GRO` socket option (Linux 5.0)
+//! the kernel may hand over several datagrams from one peer that arrived
+//! as one run (a sender's segmented run on loopback, or a NIC's receive
+//! coalescing) as one message, with their size in a control message,
+//! instead of building, queueing and copying one socket buffer per
+//! datagram. The port cuts such a message back into its datagrams, so
+//! [`DatagramPort::consume`] and [`DatagramPort::recv`] lend exactly the
+//! datagrams that were sent. A coalesced message does not fit a caller's
+//! small slots, so with coalescing on, `recv` receives into the port's own
+//! batch and copies out from there. Off under OpenOnload (as segmentation,
+//! and for the same reason: its stack is not the kernel's), where the
+//! option is refused, or through [`UdpOptions::receive_coalescing`].
+//!
 //! Datagram size: the port's own receive batch has slots of
 //! [`DATAGRAM_SLOT_BYTES`], so every datagram the socket can deliver (up to
 //! [`crate::MAX_UDP_PAYLOAD`] bytes over IPv4) arrives whole, in the same
@@ -57,6 +70,19 @@ const MAX_SEGMENTS: usize = 63;
 /// Largest UDP payload of one IPv4 message, which a segmented run must fit.
 const MAX_RUN_BYTES: usize = 65_507;
 
+/// `UDP_GRO` from `<linux/udp.h>`: as a socket option, turns receive
+/// coalescing on; as a received control message, the size of the
+/// datagrams a coalesced message holds.
+const UDP_GRO: libc::c_int = 104;
+
+/// Room for the control messages of one received message (a `UDP_GRO`
+/// one is `CMSG_SPACE(sizeof(int))`, 24 bytes), aligned for `cmsghdr`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct ReceiveControl {
+    bytes: [u8; 64],
+}
+
 /// The control message of a segmented send: a `cmsghdr` and the segment
 /// size, laid out as `CMSG_SPACE(sizeof(u16))` bytes.
 #[repr(C)]
@@ -79,7 +105,7 @@ const _: () = assert!(std::mem::offset_of!(SegmentControl, segment_size) + 2 == 
 /// is not running under OpenOnload, whose stack ignores the control
 /// message and would send a whole run as one datagram.
 fn segmentation_available(fd: libc::c_int) -> bool {
-    let onload = std::env::var_os("LD_PRELOAD").is_some_and(|v| v.to_string_lossy().contains("onload"));
+    let onload = under_onload();
     let mut size: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a valid socket, and an int-sized buffer with its length.
@@ -93,6 +119,51 @@ fn segmentation_available(fd: libc::c_int) -> bool {
         )
     };
     rc == 0 && !onload
+}
+
+/// Whether the process runs under OpenOnload (`LD_PRELOAD` names it).
+fn under_onload() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|v| v.to_string_lossy().contains("onload"))
+}
+
+/// Turns receive coalescing on for `fd` if it can be: not under OpenOnload,
+/// and the kernel accepts `UDP_GRO`. Returns whether it is on.
+fn enable_coalescing(fd: libc::c_int) -> bool {
+    if under_onload() {
+        return false;
+    }
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket, and an int-sized option value with its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            UDP_GRO,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// The datagram size of a coalesced message, from its `UDP_GRO` control
+/// message; 0 when it has none (one datagram).
+fn coalesced_size(h: &libc::msghdr) -> usize {
+    let mut size = 0;
+    // SAFETY: `h` is a header the kernel has just filled: its control
+    // pointer and length describe a buffer we own (or are null and 0),
+    // and the CMSG_* functions only walk within msg_controllen bytes.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                size = usize::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    size
 }
 
 impl SegmentControl {
@@ -124,6 +195,9 @@ pub struct UdpOptions {
     /// Send runs of equal-sized datagrams to one peer as one UDP GSO
     /// message (see the module docs). On by default.
     pub segmentation: bool,
+    /// Let the kernel hand over runs of datagrams as one message (UDP
+    /// GRO, see the module docs). On by default.
+    pub receive_coalescing: bool,
 }
 
 impl Default for UdpOptions {
@@ -134,6 +208,7 @@ impl Default for UdpOptions {
             max_batch: 64,
             send_retries: 10_000,
             segmentation: true,
+            receive_coalescing: true,
         }
     }
 }
@@ -160,11 +235,24 @@ pub struct UdpPort {
     send_retries: u32,
     counters: PortCounters,
     buffers: (usize, usize),
+    /// Whether the kernel may coalesce received datagrams.
+    coalescing: bool,
+    /// Per message of a `recvmmsg` with coalescing on: its control buffer.
+    rx_controls: Vec<ReceiveControl>,
+    /// Per entry of the last `recvmmsg`'s batch: the size of the datagrams
+    /// it holds back to back, or 0 for one datagram.
+    rx_sizes: Vec<u32>,
+    /// Coalesced messages received (tests check that coalescing happens).
+    #[cfg(test)]
+    coalesced_received: u64,
     /// Datagrams received by `receive`, lent by `consume`; `None` only
     /// while `consume` lends from it.
     held: Option<PacketBatch>,
-    /// The first held datagram not consumed yet.
+    /// The first held entry not wholly consumed yet.
     held_pos: usize,
+    /// Bytes of that entry already consumed (a coalesced entry is lent one
+    /// datagram at a time).
+    held_off: usize,
 }
 
 // SAFETY: the raw pointers inside `hdrs`/`iovs` are scratch values rewritten
@@ -214,9 +302,22 @@ impl UdpPort {
             send_retries: opts.send_retries,
             counters: PortCounters::default(),
             buffers,
+            coalescing: opts.receive_coalescing && enable_coalescing(fd),
+            rx_controls: vec![ReceiveControl { bytes: [0; 64] }; n],
+            rx_sizes: vec![0; n],
+            #[cfg(test)]
+            coalesced_received: 0,
             held: Some(PacketBatch::with_slot_bytes(n, DATAGRAM_SLOT_BYTES)),
             held_pos: 0,
+            held_off: 0,
         })
+    }
+
+    /// Whether the kernel may hand over coalesced runs of datagrams (see
+    /// the module docs): false when [`UdpOptions::receive_coalescing`] was
+    /// off or the option was refused.
+    pub fn receive_coalescing(&self) -> bool {
+        self.coalescing
     }
 
     /// The underlying socket (e.g. for `connect` in a client).
@@ -416,8 +517,13 @@ impl UdpPort {
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[j];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            if self.coalescing {
+                h.msg_control = &mut self.rx_controls[j] as *mut ReceiveControl as *mut libc::c_void;
+                h.msg_controllen = std::mem::size_of::<ReceiveControl>() as _;
+            } else {
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+            }
             h.msg_flags = 0;
         }
         // SAFETY: the n headers point at live iovecs/addresses and at batch
@@ -447,11 +553,27 @@ impl UdpPort {
         }
         let got = rc as usize;
         let mut kept = 0usize;
+        let mut datagrams = 0usize;
         for j in 0..got {
             let len = self.hdrs[j].msg_len as usize;
             let truncated = self.hdrs[j].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             let peer = sockaddr::from_storage(&self.addrs[j]);
-            self.counters.rx_packets += 1;
+            // A message with a datagram size no larger than itself holds
+            // ceil(len / size) datagrams; anything else is one.
+            let size = if self.coalescing {
+                coalesced_size(&self.hdrs[j].msg_hdr)
+            } else {
+                0
+            };
+            let (size, count) = match size {
+                s if s > 0 && s < len => (s, len.div_ceil(s)),
+                _ => (0, 1),
+            };
+            #[cfg(test)]
+            if count > 1 {
+                self.coalesced_received += 1;
+            }
+            self.counters.rx_packets += count as u64;
             self.counters.rx_bytes += len as u64;
             match (peer, truncated) {
                 (Some(addr), false) => {
@@ -464,13 +586,15 @@ impl UdpPort {
                         }
                     }
                     batch.set_entry(kept, Peer::Addr(addr), len);
+                    self.rx_sizes[kept] = size as u32;
                     kept += 1;
+                    datagrams += count;
                 }
-                _ => self.counters.rx_oversize += 1,
+                _ => self.counters.rx_oversize += count as u64,
             }
         }
         batch.set_len(kept);
-        Ok(kept)
+        Ok(datagrams)
     }
 }
 
@@ -483,6 +607,7 @@ impl DatagramPort for UdpPort {
             return Ok(0);
         };
         self.held_pos = 0;
+        self.held_off = 0;
         let got = self.recv_burst(&mut batch, max);
         self.held = Some(batch);
         got
@@ -496,28 +621,47 @@ impl DatagramPort for UdpPort {
         let Some(batch) = self.held.take() else {
             return 0;
         };
-        let start = self.held_pos;
-        while self.held_pos < batch.len() {
+        let mut consumed = 0;
+        'entries: while self.held_pos < batch.len() {
             let (peer, _, data) = batch.get(self.held_pos);
             let Peer::Addr(from) = peer else {
                 self.held_pos += 1;
                 continue;
             };
-            if !f(from, data, self) {
-                break;
+            // A coalesced entry is lent one datagram at a time, from where
+            // the last call stopped.
+            let size = match self.rx_sizes[self.held_pos] as usize {
+                0 => data.len(),
+                s => s,
+            };
+            while self.held_off < data.len() || (data.is_empty() && self.held_off == 0) {
+                let end = (self.held_off + size).min(data.len());
+                if !f(from, &data[self.held_off..end], self) {
+                    break 'entries;
+                }
+                consumed += 1;
+                if data.is_empty() {
+                    break;
+                }
+                self.held_off = end;
             }
             self.held_pos += 1;
+            self.held_off = 0;
         }
-        let consumed = self.held_pos - start;
         self.held = Some(batch);
         consumed
     }
 
     /// Held datagrams first (copied); otherwise one `recvmmsg` straight
-    /// into `batch`.
+    /// into `batch`, or, with receive coalescing on, into the port's own
+    /// batch, copied from there.
     fn recv(&mut self, batch: &mut PacketBatch) -> Result<usize, NetError> {
         if !self.holds() {
-            return self.recv_burst(batch, batch.capacity());
+            if !self.coalescing {
+                return self.recv_burst(batch, batch.capacity());
+            }
+            // A coalesced message needs the port's large slots.
+            self.receive(batch.capacity())?;
         }
         batch.clear();
         // A held datagram longer than the caller's slots cannot be lent
@@ -674,6 +818,92 @@ mod tests {
         let mut a = UdpPort::bind(lo(), opts).unwrap();
         send_mixed_runs(&mut a);
         assert_eq!(a.segmented_runs, 0);
+    }
+
+    /// Sends [`mixed_runs`] (segmented) to a `UdpPort` receiving with
+    /// `opts` and to a plain socket; returns the receiver after reading
+    /// every datagram meant for it through `consume`, lending at most
+    /// `per_call` per call (each call after the first stops one datagram
+    /// early and finds it again on the next), checked whole and in order.
+    fn receive_mixed_runs(opts: UdpOptions, per_call: usize) -> UdpPort {
+        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let mut b = UdpPort::bind(lo(), opts).unwrap();
+        let c = UdpSocket::bind(lo()).unwrap();
+        let mut tx = PacketBatch::with_slot_bytes(32, 2048);
+        let (to_b, to_c) = mixed_runs(&mut tx, b.local_addr(), c.local_addr().unwrap());
+        assert_eq!(a.send(&mut tx).unwrap(), 27);
+        assert_eq!(read_datagrams(&c, to_c.len()), to_c);
+        let mut got: Arrivals = Vec::new();
+        let start = std::time::Instant::now();
+        while got.len() < to_b.len() && start.elapsed() < std::time::Duration::from_secs(5) {
+            b.receive(64).unwrap();
+            let mut lent = 0;
+            b.consume(|from, data, _| {
+                assert_eq!(from, a.local_addr());
+                if lent == per_call {
+                    return false;
+                }
+                lent += 1;
+                assert!(data.iter().all(|&x| x == data[0]), "datagram intact");
+                got.push((data.len(), data[0]));
+                true
+            });
+        }
+        assert_eq!(got, to_b);
+        assert_eq!(b.counters().rx_packets, to_b.len() as u64);
+        b
+    }
+
+    #[test]
+    fn a_coalesced_run_is_lent_as_the_datagrams_sent() {
+        let b = receive_mixed_runs(UdpOptions::default(), usize::MAX);
+        assert!(b.receive_coalescing());
+        assert!(
+            b.coalesced_received > 0,
+            "the kernel coalesced the segmented runs"
+        );
+    }
+
+    #[test]
+    fn a_consumer_stopping_inside_a_coalesced_run_resumes_at_the_next_datagram() {
+        let b = receive_mixed_runs(UdpOptions::default(), 3);
+        assert!(b.coalesced_received > 0);
+    }
+
+    #[test]
+    fn without_coalescing_the_same_datagrams_arrive_one_by_one() {
+        let opts = UdpOptions {
+            receive_coalescing: false,
+            ..UdpOptions::default()
+        };
+        let b = receive_mixed_runs(opts, 5);
+        assert!(!b.receive_coalescing());
+        assert_eq!(b.coalesced_received, 0);
+    }
+
+    #[test]
+    fn recv_copies_a_coalesced_run_out_across_calls_into_small_batches() {
+        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let c = UdpSocket::bind(lo()).unwrap();
+        let mut tx = PacketBatch::with_slot_bytes(32, 2048);
+        let (to_b, _) = mixed_runs(&mut tx, b.local_addr(), c.local_addr().unwrap());
+        assert_eq!(a.send(&mut tx).unwrap(), 27);
+        // Four slots a call: a coalesced run of 21 takes several calls.
+        let mut rx = PacketBatch::with_slot_bytes(4, 2048);
+        let mut got: Arrivals = Vec::new();
+        let start = std::time::Instant::now();
+        while got.len() < to_b.len() && start.elapsed() < std::time::Duration::from_secs(5) {
+            let n = b.recv(&mut rx).unwrap();
+            assert!(n <= 4);
+            got.extend((0..n).map(|i| {
+                let data = rx.get(i).2;
+                (data.len(), data[0])
+            }));
+        }
+        assert_eq!(got, to_b);
+        assert!(b.coalesced_received > 0);
+        assert_eq!(b.counters().rx_oversize, 0);
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn echo_udp_options(b: &BenchConfig) -> UdpOptions {
         send_buffer: b.server.send_buffer,
         max_batch: b.server.rx_burst.max(64),
         segmentation: b.server.udp_segmentation,
+        receive_coalescing: b.server.udp_receive_coalescing,
         ..UdpOptions::default()
     }
 }

@@ -88,6 +88,7 @@ fn port_options() -> UdpOptions {
         // stay in the outbox), not spun on inside `send`.
         send_retries: 0,
         segmentation: true,
+        receive_coalescing: true,
     }
 }
 

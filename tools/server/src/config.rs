@@ -12,6 +12,7 @@
 //! recv_buffer = 8388608      # socket buffer bytes
 //! send_buffer = 8388608
 //! udp_segmentation = true    # UDP GSO for runs of replies to one client
+//! udp_receive_coalescing = true # UDP GRO: runs of client datagrams as one receive
 //! max_sessions = 4096
 //! rx_burst = 32
 //! ```
@@ -87,6 +88,11 @@ pub struct ServeConfig {
     /// segmented message (UDP GSO, `UDP_SEGMENT`); off sends them one by
     /// one. The port falls back by itself where the kernel refuses.
     pub udp_segmentation: bool,
+    /// UDP: let the kernel hand over runs of datagrams from one client as
+    /// one message (UDP GRO, `UDP_GRO`), cut back into datagrams by the
+    /// port; off receives them one by one. Off by itself where the kernel
+    /// refuses the option, and under OpenOnload.
+    pub udp_receive_coalescing: bool,
     /// Most sessions per gateway.
     pub max_sessions: usize,
     /// Datagrams per receive burst.
@@ -175,6 +181,7 @@ impl Default for ServeConfig {
             recv_buffer: 8 << 20,
             send_buffer: 8 << 20,
             udp_segmentation: true,
+            udp_receive_coalescing: true,
             max_sessions: 4096,
             rx_burst: 32,
             session_rate_limit: 0,
@@ -473,6 +480,7 @@ mod tests {
             "shared is the default layout"
         );
         assert!(ServeConfig::default().udp_segmentation);
+        assert!(ServeConfig::default().udp_receive_coalescing);
     }
 
     #[test]
@@ -489,6 +497,7 @@ mod tests {
             recv_buffer = 1
             send_buffer = 2
             udp_segmentation = false
+            udp_receive_coalescing = false
             max_sessions = 3
             rx_burst = 4
             login_policy = "takeover"
@@ -508,6 +517,7 @@ mod tests {
         assert_eq!(c.layout().unwrap(), Layout::Dedicated);
         assert_eq!((c.ring_slots(), c.max_sessions, c.rx_burst), (1024, 3, 4));
         assert!(!c.udp_segmentation);
+        assert!(!c.udp_receive_coalescing);
         let names: Vec<String> = c
             .credentials()
             .unwrap()

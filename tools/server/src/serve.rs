@@ -150,6 +150,7 @@ pub(crate) fn bind_gateways(
         send_buffer: cfg.send_buffer,
         max_batch: cfg.rx_burst.max(opts.tx_burst),
         segmentation: cfg.udp_segmentation,
+        receive_coalescing: cfg.udp_receive_coalescing,
         ..UdpOptions::default()
     };
     let tcp_opts = TcpOptions {
