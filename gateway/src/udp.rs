@@ -74,7 +74,7 @@ use zerocopy::FromBytes;
 /// A MoldUDP64 gateway owning one datagram port.
 pub struct UdpGateway<P: DatagramPort> {
     port: P,
-    /// Datagrams per receive burst.
+    /// Receive messages per burst (see `DatagramPort::receive`).
     rx_burst: usize,
     mold: MoldUdp,
 }

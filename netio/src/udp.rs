@@ -150,13 +150,21 @@ fn enable_coalescing(fd: libc::c_int) -> bool {
 /// message; 0 when it has none (one datagram).
 fn coalesced_size(h: &libc::msghdr) -> usize {
     let mut size = 0;
+    // SAFETY: CMSG_LEN is pure arithmetic.
+    let int_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) } as usize;
     // SAFETY: `h` is a header the kernel has just filled: its control
-    // pointer and length describe a buffer we own (or are null and 0),
-    // and the CMSG_* functions only walk within msg_controllen bytes.
+    // pointer and length describe a buffer we own (or are null and 0).
+    // CMSG_FIRSTHDR/CMSG_NXTHDR return only headers that lie whole within
+    // msg_controllen bytes, and the int after a header is read only when
+    // that header's cmsg_len says the message holds it; the kernel wrote
+    // cmsg_len no larger than what it copied.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+            if (*c).cmsg_level == libc::SOL_UDP
+                && (*c).cmsg_type == UDP_GRO
+                && (*c).cmsg_len as usize >= int_len
+            {
                 let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
                 size = usize::try_from(v).unwrap_or(0);
             }
@@ -527,8 +535,10 @@ impl UdpPort {
             h.msg_flags = 0;
         }
         // SAFETY: the n headers point at live iovecs/addresses and at batch
-        // slots of `stride` bytes each; MSG_DONTWAIT never blocks; a null timeout
-        // is allowed.
+        // slots of `stride` bytes each, and, with coalescing on, each at its
+        // own `rx_controls[j]` with `msg_controllen` its size (else no
+        // control buffer); MSG_DONTWAIT never blocks; a null timeout is
+        // allowed.
         let rc = unsafe {
             libc::recvmmsg(
                 self.socket.as_raw_fd(),
@@ -556,7 +566,15 @@ impl UdpPort {
         let mut datagrams = 0usize;
         for j in 0..got {
             let len = self.hdrs[j].msg_len as usize;
-            let truncated = self.hdrs[j].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            // A message cut short is refused whole (counted). So is one whose
+            // control messages were cut short with coalescing on: it may be
+            // a coalesced run whose datagram size was lost, which would
+            // otherwise be lent as one long datagram. (A coalesced run
+            // always fits the port's own slots: the kernel stops a run
+            // below 64 KiB.)
+            let flags = self.hdrs[j].msg_hdr.msg_flags;
+            let truncated =
+                flags & libc::MSG_TRUNC != 0 || (self.coalescing && flags & libc::MSG_CTRUNC != 0);
             let peer = sockaddr::from_storage(&self.addrs[j]);
             // A message with a datagram size no larger than itself holds
             // ceil(len / size) datagrams; anything else is one.
@@ -586,6 +604,8 @@ impl UdpPort {
                         }
                     }
                     batch.set_entry(kept, Peer::Addr(addr), len);
+                    // Non-zero only in the port's own batch: a caller's
+                    // batch is filled here only with coalescing off.
                     self.rx_sizes[kept] = size as u32;
                     kept += 1;
                     datagrams += count;
@@ -822,9 +842,10 @@ mod tests {
 
     /// Sends [`mixed_runs`] (segmented) to a `UdpPort` receiving with
     /// `opts` and to a plain socket; returns the receiver after reading
-    /// every datagram meant for it through `consume`, lending at most
-    /// `per_call` per call (each call after the first stops one datagram
-    /// early and finds it again on the next), checked whole and in order.
+    /// every datagram meant for it through `consume`, which takes
+    /// `per_call` datagrams a call and refuses the next (it stays held for
+    /// the next call), each checked whole and in order. `receive` must
+    /// report every datagram once.
     fn receive_mixed_runs(opts: UdpOptions, per_call: usize) -> UdpPort {
         let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
         let mut b = UdpPort::bind(lo(), opts).unwrap();
@@ -834,9 +855,10 @@ mod tests {
         assert_eq!(a.send(&mut tx).unwrap(), 27);
         assert_eq!(read_datagrams(&c, to_c.len()), to_c);
         let mut got: Arrivals = Vec::new();
+        let mut received = 0;
         let start = std::time::Instant::now();
         while got.len() < to_b.len() && start.elapsed() < std::time::Duration::from_secs(5) {
-            b.receive(64).unwrap();
+            received += b.receive(64).unwrap();
             let mut lent = 0;
             b.consume(|from, data, _| {
                 assert_eq!(from, a.local_addr());
@@ -850,8 +872,37 @@ mod tests {
             });
         }
         assert_eq!(got, to_b);
+        assert_eq!(received, to_b.len(), "receive counts datagrams");
         assert_eq!(b.counters().rx_packets, to_b.len() as u64);
         b
+    }
+
+    #[test]
+    fn an_empty_datagram_is_lent_once_among_coalesced_runs() {
+        let mut a = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        let mut tx = PacketBatch::with_slot_bytes(16, 2048);
+        for tag in 1..=4u8 {
+            assert!(tx.push(Peer::Addr(b.local_addr()), &[tag; 1000]));
+        }
+        assert!(tx.push(Peer::Addr(b.local_addr()), &[]));
+        for tag in 6..=8u8 {
+            assert!(tx.push(Peer::Addr(b.local_addr()), &[tag; 1000]));
+        }
+        assert_eq!(a.send(&mut tx).unwrap(), 8);
+        let mut got = Vec::new();
+        let start = std::time::Instant::now();
+        while got.len() < 8 && start.elapsed() < std::time::Duration::from_secs(5) {
+            b.receive(64).unwrap();
+            b.consume(|_, data, _| {
+                got.push((data.len(), data.first().copied().unwrap_or(0)));
+                true
+            });
+        }
+        let want: Vec<(usize, u8)> = (1..=8u8)
+            .map(|t| if t == 5 { (0, 0) } else { (1000, t) })
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -943,9 +994,22 @@ mod tests {
         assert_eq!(read_datagrams(&b, 5), [1, 2, 3, 5, 6].map(|t| (1000, t)));
     }
 
+    /// A datagram longer than the caller's slots, through the copy out of
+    /// the port's own slots (coalescing on) and through the kernel's
+    /// truncation (coalescing off: `recvmmsg` straight into the caller's
+    /// slots).
     #[test]
     fn oversize_datagram_is_counted_not_delivered() {
-        let mut b = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        for receive_coalescing in [true, false] {
+            oversize_datagram_is_counted_not_delivered_with(UdpOptions {
+                receive_coalescing,
+                ..UdpOptions::default()
+            });
+        }
+    }
+
+    fn oversize_datagram_is_counted_not_delivered_with(opts: UdpOptions) {
+        let mut b = UdpPort::bind(lo(), opts).unwrap();
         let s = UdpSocket::bind(lo()).unwrap();
         s.send_to(&vec![7u8; crate::SLOT_BYTES + 100], b.local_addr())
             .unwrap();

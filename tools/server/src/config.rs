@@ -26,7 +26,8 @@ use std::path::Path;
 /// Default slots per ring with the `shared` layout. One thread polls the
 /// gateways, then the sequencer, then the replies, so an input ring holds
 /// about one round's receive bursts (32 datagrams of 14 messages, 448, per
-/// UDP gateway; what does not fit waits in the port for the next round)
+/// UDP gateway, and more when the kernel coalesces runs; what does not
+/// fit waits in the port for the next round)
 /// and an output ring one poll's replies (the sequencer's overflow queue
 /// takes any excess): 1,024 slots (128 KiB) cover a round, and the
 /// round's slots stay in the core's nearest caches. A ring walks all its
@@ -97,7 +98,8 @@ pub struct ServeConfig {
     pub udp_receive_coalescing: bool,
     /// Most sessions per gateway.
     pub max_sessions: usize,
-    /// Datagrams per receive burst.
+    /// Receive messages per burst: datagrams, or with UDP receive
+    /// coalescing runs of up to 64 datagrams each; TCP reads.
     pub rx_burst: usize,
     /// Per-session limit, messages per second (0: unlimited). Messages over
     /// it are rejected (reason 7), never sequenced.

@@ -70,7 +70,8 @@ pub struct ServeArgs {
     /// Most sessions per gateway.
     #[arg(long)]
     max_sessions: Option<usize>,
-    /// Datagrams per receive burst.
+    /// Receive messages per burst (UDP: datagrams, or coalesced runs of
+    /// up to 64 datagrams).
     #[arg(long)]
     rx_burst: Option<usize>,
     /// Journal directory (recovered and replayed on start).
