@@ -295,6 +295,13 @@ impl UdpPort {
                 std::mem::zeroed::<libc::sockaddr_storage>(),
             )
         };
+        let coalescing = opts.receive_coalescing && enable_coalescing(fd);
+        let mut held = PacketBatch::with_slot_bytes(n, DATAGRAM_SLOT_BYTES);
+        if coalescing {
+            // Coalesced runs fill the slots deep: resident from the start
+            // (see `crate::batch`).
+            held.fault_in();
+        }
         Ok(UdpPort {
             socket,
             local,
@@ -310,12 +317,12 @@ impl UdpPort {
             send_retries: opts.send_retries,
             counters: PortCounters::default(),
             buffers,
-            coalescing: opts.receive_coalescing && enable_coalescing(fd),
+            coalescing,
             rx_controls: vec![ReceiveControl { bytes: [0; 64] }; n],
             rx_sizes: vec![0; n],
             #[cfg(test)]
             coalesced_received: 0,
-            held: Some(PacketBatch::with_slot_bytes(n, DATAGRAM_SLOT_BYTES)),
+            held: Some(held),
             held_pos: 0,
             held_off: 0,
         })
@@ -875,6 +882,45 @@ mod tests {
         assert_eq!(received, to_b.len(), "receive counts datagrams");
         assert_eq!(b.counters().rx_packets, to_b.len() as u64);
         b
+    }
+
+    /// How many of the pages spanning `len` bytes from `ptr` are resident,
+    /// and how many there are.
+    fn resident_pages(ptr: *const u8, len: usize) -> (usize, usize) {
+        let page = 4096usize;
+        let start = (ptr as usize) & !(page - 1);
+        let end = ptr as usize + len;
+        let n = (end - start).div_ceil(page);
+        let mut pages = vec![0u8; n];
+        // SAFETY: the range is a live allocation rounded out to whole pages,
+        // all mapped (a batch this large is its own mapping), and `pages`
+        // has one byte per page.
+        let rc = unsafe { libc::mincore(start as *mut libc::c_void, end - start, pages.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
+        (pages.iter().filter(|&&b| b & 1 != 0).count(), n)
+    }
+
+    fn held_pages(port: &mut UdpPort) -> (usize, usize) {
+        let batch = port.held.as_mut().unwrap();
+        let len = batch.capacity() * batch.slot_stride();
+        resident_pages(batch.slots_ptr(), len)
+    }
+
+    #[test]
+    fn a_coalescing_port_has_its_receive_slots_resident_from_the_start() {
+        let mut on = UdpPort::bind(lo(), UdpOptions::default()).unwrap();
+        assert!(on.receive_coalescing());
+        let (resident, pages) = held_pages(&mut on);
+        assert_eq!(resident, pages, "no page fault on the receive path");
+        let off = UdpOptions {
+            receive_coalescing: false,
+            ..UdpOptions::default()
+        };
+        let (resident, pages) = held_pages(&mut UdpPort::bind(lo(), off).unwrap());
+        assert!(
+            resident < pages / 2,
+            "without coalescing, only what datagrams touch ({resident} of {pages})"
+        );
     }
 
     #[test]
