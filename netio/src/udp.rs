@@ -661,16 +661,18 @@ impl DatagramPort for UdpPort {
                 0 => data.len(),
                 s => s,
             };
-            while self.held_off < data.len() || (data.is_empty() && self.held_off == 0) {
+            // At least one lend per entry (an empty datagram is one);
+            // `size` is non-zero whenever `data` is not empty.
+            loop {
                 let end = (self.held_off + size).min(data.len());
                 if !f(from, &data[self.held_off..end], self) {
                     break 'entries;
                 }
                 consumed += 1;
-                if data.is_empty() {
+                self.held_off = end;
+                if end == data.len() {
                     break;
                 }
-                self.held_off = end;
             }
             self.held_pos += 1;
             self.held_off = 0;
