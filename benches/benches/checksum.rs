@@ -1,7 +1,9 @@
 //! The internet checksum over a reply packet's payload: ours
-//! (`peregrine_netio::wire::checksum::data`) against the `internet-checksum`
-//! crate and against our previous loop (big-endian 32-bit words, one byte
-//! swap per word), in the same run.
+//! (`peregrine_netio::wire::checksum::data`, AVX2 where the CPU has it)
+//! against its portable path (`data_portable`, native-order 32-bit words,
+//! which the compiler vectorises for the target's baseline), against the
+//! `internet-checksum` crate and against our first loop (big-endian 32-bit
+//! words, one byte swap per word), in the same run.
 //!
 //! Why: a DPDK port without checksum offload (the `net_ring` and
 //! `af_packet` vdevs, and NICs that lack it) computes the UDP checksum in
@@ -58,9 +60,13 @@ fn bench_checksum(c: &mut Criterion) {
         // differently only for all-zero input, which this is not).
         assert_eq!(checksum::data(&buf), be_words(&buf), "len {n}");
         assert_eq!(checksum::data(&buf), crate_sum(&buf), "len {n}");
+        assert_eq!(checksum::data(&buf), checksum::data_portable(&buf), "len {n}");
         g.throughput(Throughput::Bytes(n as u64));
         g.bench_with_input(BenchmarkId::new("peregrine", n), &buf, |b, d| {
             b.iter(|| checksum::data(black_box(d)))
+        });
+        g.bench_with_input(BenchmarkId::new("portable", n), &buf, |b, d| {
+            b.iter(|| checksum::data_portable(black_box(d)))
         });
         g.bench_with_input(BenchmarkId::new("internet-checksum", n), &buf, |b, d| {
             b.iter(|| crate_sum(black_box(d)))
