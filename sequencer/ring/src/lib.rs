@@ -44,6 +44,26 @@ struct Shared<T> {
 // release-store of head. T: Send because values cross threads.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
+// SAFETY: an endpoint's raw `base` points into the slots its `Arc` keeps
+// alive, and is only used under the protocol above, which holds whichever
+// thread the endpoint lives on; so an endpoint may move between threads
+// exactly as its `Arc<Shared<T>>` (T: Send) may. Neither is Sync: each is
+// owned by one thread at a time.
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
+/// The slot of free-running position `pos` in a ring whose first slot is
+/// `base` and whose capacity is `mask + 1`: in bounds for any `pos`, since
+/// `pos & mask < capacity`.
+#[inline(always)]
+fn slot_at<T>(base: *const UnsafeCell<T>, mask: usize, pos: usize) -> *mut T {
+    // SAFETY: `base` is the first of `mask + 1` live slots (both copied from
+    // the `Shared` the caller's `Arc` keeps alive) and `pos & mask` is below
+    // that count, so the offset stays inside the allocation.
+    unsafe { UnsafeCell::raw_get(base.add(pos & mask)) }
+}
+
 /// Creates a ring of `capacity` slots (a power of two), every slot
 /// initialised to `T::default()` up front so steady state never allocates.
 pub fn ring<T: Copy + Default + Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), RingError> {
@@ -57,15 +77,21 @@ pub fn ring<T: Copy + Default + Send>(capacity: usize) -> Result<(Producer<T>, C
         slots,
         mask: capacity - 1,
     });
+    let base = shared.slots.as_ptr();
+    let mask = shared.mask;
     Ok((
         Producer {
             shared: Arc::clone(&shared),
+            base,
+            mask,
             tail: 0,
             published: 0,
             cached_head: 0,
         },
         Consumer {
             shared,
+            base,
+            mask,
             head: 0,
             released: 0,
             cached_tail: 0,
@@ -76,6 +102,12 @@ pub fn ring<T: Copy + Default + Send>(capacity: usize) -> Result<(Producer<T>, C
 /// The writing end. Owned by exactly one thread at a time.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// `shared.slots`' first slot and `shared.mask`, copied here so a slot
+    /// is one masked offset from a local pointer: no indirection through
+    /// the `Arc` and no bounds check per slot (the mask keeps every offset
+    /// inside the slots, which the `Arc` keeps alive).
+    base: *const UnsafeCell<T>,
+    mask: usize,
     /// Next position to write (staged, maybe not yet published).
     tail: usize,
     /// Last value stored to the shared tail.
@@ -85,10 +117,17 @@ pub struct Producer<T> {
 }
 
 impl<T: Copy> Producer<T> {
+    /// The slot of free-running position `pos`. Writing through it is the
+    /// caller's to justify (the ring protocol).
+    #[inline]
+    fn slot(&self, pos: usize) -> *mut T {
+        slot_at(self.base, self.mask, pos)
+    }
+
     /// Total slots.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.shared.mask + 1
+        self.mask + 1
     }
 
     /// Free slots now (refreshes the consumer's index from shared memory).
@@ -115,11 +154,10 @@ impl<T: Copy> Producer<T> {
         if !self.has_room(1) {
             return false;
         }
-        let slot = &self.shared.slots[self.tail & self.shared.mask];
         // SAFETY: has_room proved tail - head < capacity, so the consumer
         // has released this slot and will not read it until we publish a
         // tail beyond it; we are the only producer.
-        unsafe { *slot.get() = value };
+        unsafe { *self.slot(self.tail) = value };
         self.tail += 1;
         true
     }
@@ -133,13 +171,12 @@ impl<T: Copy> Producer<T> {
         if !self.has_room(1) {
             return false;
         }
-        let slot = &self.shared.slots[self.tail & self.shared.mask];
         // SAFETY: as in `stage`: the consumer has released this slot and
         // cannot read it before we publish past it, and we are the only
         // producer, so this is the only reference to it. `fill` cannot reach
         // the producer (it is mutably borrowed here), and T: Copy has no drop
         // glue, so even a panicking `fill` leaves a valid value behind.
-        fill(unsafe { &mut *slot.get() });
+        fill(unsafe { &mut *self.slot(self.tail) });
         self.tail += 1;
         true
     }
@@ -154,13 +191,11 @@ impl<T: Copy> Producer<T> {
         } else {
             values.len().min(self.free_slots())
         };
-        let mask = self.shared.mask;
         for (k, v) in values[..n].iter().enumerate() {
-            let slot = &self.shared.slots[(self.tail + k) & mask];
             // SAFETY: k < n <= capacity - (tail - head), so the consumer has
             // released this slot and will not read it before we publish past
             // it; we are the only producer.
-            unsafe { *slot.get() = *v };
+            unsafe { *self.slot(self.tail + k) = *v };
         }
         self.tail += n;
         n
@@ -197,6 +232,9 @@ impl<T: Copy> Producer<T> {
 /// The reading end. Owned by exactly one thread at a time.
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    /// As [`Producer`]'s: the first slot and the mask, held locally.
+    base: *const UnsafeCell<T>,
+    mask: usize,
     /// Next position to read.
     head: usize,
     /// Last value stored to the shared head.
@@ -209,7 +247,7 @@ impl<T: Copy> Consumer<T> {
     /// Total slots.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.shared.mask + 1
+        self.mask + 1
     }
 
     /// Readable slots: a lower bound, non-zero whenever anything is
@@ -233,12 +271,11 @@ impl<T: Copy> Consumer<T> {
         if i >= self.cached_tail - self.head {
             return None;
         }
-        let slot = &self.shared.slots[(self.head + i) & self.shared.mask];
         // SAFETY: head + i < cached_tail <= published tail (acquired), so the
         // producer finished writing this slot and will not touch it until we
         // release past it; the returned borrow of `self` stops us releasing
         // while it lives.
-        Some(unsafe { &*slot.get() })
+        Some(unsafe { &*slot_at(self.base, self.mask, self.head + i) })
     }
 
     /// Marks `n` slots read (locally; [`Consumer::release`] frees them).
