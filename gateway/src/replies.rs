@@ -128,54 +128,148 @@ impl ReplyBatcher {
     ) -> bool {
         let i = idx as usize;
         let count = self.counts[i] as usize;
-        let Some(session) = sessions.get_mut(idx) else {
-            self.counts[i] = 0;
-            return true;
-        };
-        let first_seq = session.next_reply_seq;
-        // The reply sequence advances whether or not a peer is connected, so
-        // numbering stays consistent for a client that comes back.
-        session.next_reply_seq += count as u64;
-        session.last_tx_ns = self.now_ns;
         let base = i * self.per_packet;
-        let msgs = &self.staged[base..base + count];
-        let Some(peer) = session.peer else {
-            session.log_replies(first_seq, msgs);
-            counters.replies_unroutable += count as u64;
+        let staged = &self.staged[base..base + count];
+        let built = build_packet(
+            self.framing,
+            self.now_ns,
+            sessions,
+            idx,
+            count,
+            |k| &staged[k],
+            tx,
+            counters,
+        );
+        if built {
             self.counts[i] = 0;
-            return true;
-        };
-        let Some(slot) = tx.next_slot() else {
-            session.next_reply_seq = first_seq;
-            return false;
-        };
-        session.log_replies(first_seq, msgs);
-        let len = match self.framing {
-            Framing::MoldUdp64 => {
-                let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
-                    // A transmit buffer too small for a header: the
-                    // replies stay in the log, for the client to ask for.
-                    self.counts[i] = 0;
-                    return true;
-                };
-                for m in msgs {
-                    b.push(m);
-                }
-                b.finish()
+        }
+        built
+    }
+
+    /// Whether session `idx` has nothing staged, so that a run of its
+    /// replies may be packed from where it lies ([`pack_run`](Self::pack_run)).
+    #[inline]
+    fn unstaged(&self, idx: u32) -> bool {
+        self.counts.get(idx as usize) == Some(&0)
+    }
+
+    /// Packs `count` replies for session `idx`, reply `k` read from
+    /// `msg(k)`, straight into one packet (and the session's reply log)
+    /// without staging them: for a full packet's run found in the output
+    /// ring of a session with nothing staged ([`unstaged`](Self::unstaged)),
+    /// so that the packet order stays the reply order. `Err(TxFull)`, with
+    /// nothing changed, when `tx` has no room.
+    #[inline]
+    fn pack_run<'m>(
+        &mut self,
+        sessions: &mut SessionTable,
+        idx: u32,
+        count: usize,
+        msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+        tx: &mut (impl TxSlots + ?Sized),
+        counters: &mut GatewayCounters,
+    ) -> Result<(), TxFull> {
+        debug_assert!(self.unstaged(idx) && count <= self.per_packet);
+        if build_packet(self.framing, self.now_ns, sessions, idx, count, msg, tx, counters) {
+            Ok(())
+        } else {
+            Err(TxFull)
+        }
+    }
+}
+
+/// Builds one packet of `count` replies (at most a packet's worth) for
+/// session `idx`, reply `k` read from `msg(k)`; logs them, advances the
+/// session's reply sequence and counts them. A session that is gone or
+/// has no peer takes the replies into nothing (counted unroutable; a
+/// peerless session still logs them, for a client that comes back). False,
+/// with nothing changed, when `tx` has no room for a packet.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn build_packet<'m>(
+    framing: Framing,
+    now_ns: u64,
+    sessions: &mut SessionTable,
+    idx: u32,
+    count: usize,
+    msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+    tx: &mut (impl TxSlots + ?Sized),
+    counters: &mut GatewayCounters,
+) -> bool {
+    let Some(session) = sessions.get_mut(idx) else {
+        counters.replies_unroutable += count as u64;
+        return true;
+    };
+    let first_seq = session.next_reply_seq;
+    let Some(peer) = session.peer else {
+        // The reply sequence advances whether or not a peer is connected,
+        // so numbering stays consistent for a client that comes back.
+        session.next_reply_seq += count as u64;
+        session.last_tx_ns = now_ns;
+        session.log_replies_with(first_seq, count, &msg);
+        counters.replies_unroutable += count as u64;
+        return true;
+    };
+    let Some(slot) = tx.next_slot() else {
+        return false;
+    };
+    session.next_reply_seq += count as u64;
+    session.last_tx_ns = now_ns;
+    session.log_replies_with(first_seq, count, &msg);
+    let len = match framing {
+        Framing::MoldUdp64 => {
+            let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
+                // A transmit buffer too small for a header: the replies
+                // stay in the log, for the client to ask for.
+                return true;
+            };
+            for k in 0..count {
+                b.push_array(msg(k));
             }
-            Framing::SoupBinTcp => {
-                let mut at = 0;
-                for m in msgs {
-                    at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
-                }
-                at
+            b.finish()
+        }
+        Framing::SoupBinTcp => {
+            let mut at = 0;
+            for k in 0..count {
+                at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, msg(k)).unwrap_or(0);
             }
-        };
-        tx.commit(peer, len);
-        counters.tx_replies += count as u64;
-        counters.tx_packets += 1;
-        self.counts[i] = 0;
-        true
+            at
+        }
+    };
+    tx.commit(peer, len);
+    counters.tx_replies += count as u64;
+    counters.tx_packets += 1;
+    true
+}
+
+/// Replies per packet for any framing, at most: bounds the run
+/// [`ReplyPath::drain`] packs from the ring slots.
+const MAX_PER_PACKET: usize = 32;
+
+const _: () = assert!(
+    MAX_MESSAGES_PER_PACKET <= MAX_PER_PACKET
+        && SLOT_BYTES / (LENGTH_PREFIX + 1 + MESSAGE_LEN) <= MAX_PER_PACKET
+);
+
+/// Placeholder for the unused places of a run.
+static EMPTY_REPLY: [u8; MESSAGE_LEN] = [0; MESSAGE_LEN];
+
+/// Notes one reply's receive time in `pending` (nothing for 0, a reply
+/// that answers no message): extends the last run when the time is the
+/// same, never grows the vector past its capacity.
+#[inline]
+fn note_rx(pending: &mut Vec<(u64, u64)>, rx_ns: u64) {
+    if rx_ns == 0 {
+        return;
+    }
+    if let Some(last) = pending.last_mut() {
+        if last.0 == rx_ns {
+            last.1 += 1;
+            return;
+        }
+    }
+    if pending.len() < pending.capacity() {
+        pending.push((rx_ns, 1));
     }
 }
 
@@ -212,8 +306,10 @@ pub struct ReplyPath {
     /// A session whose client was silent longer than this gets none, ns.
     live_ns: u64,
     /// Receive timestamps of the replies staged in the current drain, to
-    /// record once they are sent (capacity `reply_burst`, never grown).
-    pending_rx: Vec<u64>,
+    /// record once they are sent: `(time, replies)` per run of equal times
+    /// (the replies to one datagram's messages share its receive time;
+    /// capacity `reply_burst`, never grown).
+    pending_rx: Vec<(u64, u64)>,
     /// Receive-to-transmit latency of every reply sent that answers a
     /// message.
     latency: ReplyLatency,
@@ -395,39 +491,76 @@ impl ReplyPath {
         counters: &mut GatewayCounters,
     ) -> usize {
         let avail = self.from_sequencer.available().min(self.reply_burst);
+        let per_packet = self.batcher.per_packet;
         self.pending_rx.clear();
-        for j in 0..avail {
+        let mut run = [(&EMPTY_REPLY, 0u64); MAX_PER_PACKET];
+        let mut j = 0;
+        while j < avail {
             let Some(slot) = self.from_sequencer.peek(j) else {
                 break;
             };
             if slot.kind != OutboundKind::Reply {
                 apply_notice(sessions, directory, gateway, slot, counters);
+                j += 1;
                 continue;
             }
+            let idx = slot.to.index;
             let unroutable = counters.replies_unroutable;
-            // Staged straight from the ring slot (no copy on the way).
-            while self
-                .batcher
-                .stage(
-                    sessions,
-                    slot.to.index,
-                    &slot.msg,
-                    slots(&mut self.tx, port),
-                    counters,
-                )
-                .is_err()
-            {
-                send_batch(&mut self.tx, port);
+            // A full packet's run of one session's replies, when nothing of
+            // that session is staged, is packed from the ring slots where
+            // it lies (one copy into the packet, one into the reply log);
+            // anything else is staged and packed at the end of the drain.
+            let mut len = 0;
+            if self.batcher.unstaged(idx) && avail - j >= per_packet {
+                while len < per_packet {
+                    match self.from_sequencer.peek(j + len) {
+                        Some(s) if s.kind == OutboundKind::Reply && s.to.index == idx => {
+                            run[len] = (&s.msg, s.rx_ns);
+                            len += 1;
+                        }
+                        _ => break,
+                    }
+                }
             }
-            let rx_ns = slot.rx_ns;
-            // Only replies that will leave are measured; the capacity check
-            // keeps the push from ever allocating.
+            let taken = if len == per_packet {
+                while self
+                    .batcher
+                    .pack_run(
+                        sessions,
+                        idx,
+                        len,
+                        |k| run[k].0,
+                        slots(&mut self.tx, port),
+                        counters,
+                    )
+                    .is_err()
+                {
+                    send_batch(&mut self.tx, port);
+                }
+                &run[..len]
+            } else {
+                // Staged straight from the ring slot (no copy on the way).
+                while self
+                    .batcher
+                    .stage(sessions, idx, &slot.msg, slots(&mut self.tx, port), counters)
+                    .is_err()
+                {
+                    send_batch(&mut self.tx, port);
+                }
+                run[0] = (&slot.msg, slot.rx_ns);
+                &run[..1]
+            };
+            j += taken.len();
+            // Only replies that will leave are measured: a staged reply
+            // to a session without a peer is counted unroutable only when
+            // its stage is packed.
             if self.record_latency
-                && rx_ns != 0
                 && counters.replies_unroutable == unroutable
-                && self.pending_rx.len() < self.pending_rx.capacity()
+                && sessions.get(idx).is_some_and(|s| s.peer.is_some())
             {
-                self.pending_rx.push(rx_ns);
+                for &(_, rx_ns) in taken {
+                    note_rx(&mut self.pending_rx, rx_ns);
+                }
             }
         }
         self.from_sequencer.advance(avail);
@@ -442,11 +575,8 @@ impl ReplyPath {
         self.send(port);
         if !self.pending_rx.is_empty() {
             let now = clock::now_ns();
-            // Replies to one datagram's messages share its receive time:
-            // one histogram update per run of equal times.
-            for run in self.pending_rx.chunk_by(|a, b| a == b) {
-                self.latency
-                    .record_n(now.saturating_sub(run[0]), run.len() as u64);
+            for &(rx_ns, n) in &self.pending_rx {
+                self.latency.record_n(now.saturating_sub(rx_ns), n);
             }
         }
         avail
@@ -481,6 +611,127 @@ mod tests {
         assert_eq!(seqs, vec![(1, 14), (15, 14), (29, 2)]);
         assert_eq!(c.tx_replies, 30);
         assert_eq!(sessions.get(s).unwrap().next_reply_seq, 31);
+    }
+
+    /// A reply numbered `n` (its first eight bytes) answering client
+    /// message `n` (the client-sequence field every reply layout has).
+    fn numbered(n: u64) -> [u8; MESSAGE_LEN] {
+        let mut m = [0u8; MESSAGE_LEN];
+        m[..8].copy_from_slice(&n.to_le_bytes());
+        peregrine_wire::message::set_reply_client_seq(&mut m, n);
+        m
+    }
+
+    proptest::proptest! {
+        /// `drain` against a model: whatever mix of sessions the output
+        /// ring holds (runs long enough to be packed from the ring, short
+        /// runs, interleavings, a session with no peer, an unknown
+        /// session), however small the transmit batch and whichever
+        /// framing and port, each session receives exactly its replies, in
+        /// ring order, under consecutive reply sequences from 1, at most a
+        /// packet's worth per packet, and its reply log holds the newest.
+        #[test]
+        fn drain_sends_each_session_its_replies_in_order(
+            targets in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0u32..5, 1usize..40),
+                    (0u32..3, 14usize..15),
+                ],
+                0..40,
+            ),
+            tx_burst in 1usize..4,
+            reply_burst in 1usize..80,
+            lending in proptest::bool::ANY,
+            soup in proptest::bool::ANY,
+        ) {
+            use peregrine_netio::memory::MemoryPort;
+            use peregrine_wire::soupbintcp::kind;
+            use peregrine_wire::SessionRef;
+            const LOG_DEPTH: usize = 16;
+            let framing = if soup { Framing::SoupBinTcp } else { Framing::MoldUdp64 };
+            let local: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+            let (mut port, handle) = if lending {
+                MemoryPort::lending(local, tx_burst)
+            } else {
+                MemoryPort::new(local)
+            };
+            // Sessions 0..3 have peers, 3 has none, 4 does not exist.
+            let mut sessions = SessionTable::with_reply_log(4, LOG_DEPTH);
+            let peers: Vec<std::net::SocketAddr> =
+                (1..=3).map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect();
+            for (i, name) in ["A", "B", "C"].iter().enumerate() {
+                sessions.add(session_name(name), Some(Peer::Addr(peers[i]))).unwrap();
+            }
+            sessions.add(session_name("D"), None).unwrap();
+            let directory = SessionDirectory::new(&[]).unwrap();
+            let (mut to_gateway, from_sequencer) =
+                peregrine_ring::ring::<OutboundSlot>(4096).unwrap();
+            let mut path = ReplyPath::new(
+                framing, from_sequencer, 4, tx_burst, reply_burst, u64::MAX, 0,
+            );
+            let mut model: Vec<Vec<u64>> = vec![Vec::new(); 5];
+            let mut n = 0u64;
+            for &(to, len) in &targets {
+                for _ in 0..len {
+                    n += 1;
+                    let mut slot = OutboundSlot::reply(SessionRef::new(0, to), &numbered(n));
+                    slot.rx_ns = 1 + n / 3;
+                    proptest::prop_assert!(to_gateway.stage(slot));
+                    model[to as usize].push(n);
+                }
+            }
+            to_gateway.publish();
+            let mut counters = GatewayCounters::default();
+            while path.drain(&mut sessions, &directory, 0, &mut port, &mut counters) > 0 {}
+
+            let mut got: Vec<Vec<u64>> = vec![Vec::new(); 3];
+            let mut next_seq = [1u64; 3];
+            for (to, bytes) in handle.take_sent() {
+                let s = peers.iter().position(|p| *p == to).unwrap();
+                let msgs: Vec<u64> = if soup {
+                    let mut at = 0;
+                    let mut out = Vec::new();
+                    while at < bytes.len() {
+                        let len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
+                        proptest::prop_assert_eq!(bytes[at + 2], kind::SEQUENCED_DATA);
+                        let m = &bytes[at + 3..at + 2 + len];
+                        out.push(u64::from_le_bytes(m[..8].try_into().unwrap()));
+                        at += 2 + len;
+                    }
+                    out
+                } else {
+                    let p = MoldPacket::new_checked(&bytes).unwrap();
+                    proptest::prop_assert_eq!(p.sequence(), next_seq[s]);
+                    p.blocks()
+                        .map(|b| u64::from_le_bytes(b[..8].try_into().unwrap()))
+                        .collect()
+                };
+                proptest::prop_assert!(!msgs.is_empty() && msgs.len() <= framing.per_packet());
+                next_seq[s] += msgs.len() as u64;
+                got[s].extend(msgs);
+            }
+            for s in 0..3 {
+                proptest::prop_assert_eq!(&got[s], &model[s], "session {}", s);
+            }
+            for s in 0..4u32 {
+                let session = sessions.get(s).unwrap();
+                let sent = &model[s as usize];
+                proptest::prop_assert_eq!(session.next_reply_seq, sent.len() as u64 + 1);
+                for (k, &reply) in sent.iter().enumerate().rev().take(LOG_DEPTH) {
+                    let logged = session.log.get(k as u64 + 1).map(|m| u64::from_le_bytes(m[..8].try_into().unwrap()));
+                    proptest::prop_assert_eq!(logged, Some(reply));
+                }
+                proptest::prop_assert_eq!(session.replied_client_seq, sent.last().copied().unwrap_or(0));
+            }
+            let routable: usize = model[..3].iter().map(Vec::len).sum();
+            proptest::prop_assert_eq!(counters.tx_replies, routable as u64);
+            proptest::prop_assert_eq!(
+                counters.replies_unroutable,
+                (model[3].len() + model[4].len()) as u64
+            );
+            let recorded = path.latency().count();
+            proptest::prop_assert_eq!(recorded, routable as u64);
+        }
     }
 
     #[test]

@@ -72,8 +72,20 @@ impl Session {
     /// messages they answer, as [`Session::log_reply`] does for one.
     #[inline]
     pub fn log_replies(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
-        self.log.push_run(first_seq, msgs);
-        let newest = msgs.iter().map(reply_client_seq).max().unwrap_or(0);
+        self.log_replies_with(first_seq, msgs.len(), |k| &msgs[k]);
+    }
+
+    /// [`Session::log_replies`] for `count` replies wherever they lie,
+    /// reply `k` read from `msg(k)` (the output ring's slots, say).
+    #[inline]
+    pub fn log_replies_with<'m>(
+        &mut self,
+        first_seq: u64,
+        count: usize,
+        msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+    ) {
+        self.log.push_with(first_seq, count, &msg);
+        let newest = (0..count).map(|k| reply_client_seq(msg(k))).max().unwrap_or(0);
         self.replied_client_seq = self.replied_client_seq.max(newest);
     }
 
@@ -283,32 +295,43 @@ impl ReplyLog {
     }
 
     /// Records replies `first_seq..first_seq + msgs.len()` (the first must
-    /// follow the previous reply) in at most two copies; the oldest leave
-    /// when the log is full.
+    /// follow the previous reply); the oldest leave when the log is full.
     pub fn push_run(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
+        self.push_with(first_seq, msgs.len(), |k| &msgs[k]);
+    }
+
+    /// Records replies `first_seq..first_seq + count`, reply `k` read from
+    /// `msg(k)` (the first must follow the previous reply), each copied
+    /// once into its place; the oldest leave when the log is full.
+    #[inline]
+    pub fn push_with<'m>(
+        &mut self,
+        first_seq: u64,
+        count: usize,
+        msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+    ) {
         let cap = self.msgs.len();
-        if cap == 0 || msgs.is_empty() {
+        if cap == 0 || count == 0 {
             return;
         }
         if self.len == 0 {
             self.start_at(first_seq);
         }
         // Only the newest `cap` can stay; the rest only move the position.
-        let skip = msgs.len().saturating_sub(cap);
+        let skip = count.saturating_sub(cap);
         if skip > 0 {
             self.next_at = (self.next_at + skip) % cap;
         }
-        let mut rest = &msgs[skip..];
-        while !rest.is_empty() {
-            let k = rest.len().min(cap - self.next_at);
-            self.msgs[self.next_at..self.next_at + k].copy_from_slice(&rest[..k]);
-            self.next_at += k;
+        for k in skip..count {
+            if let Some(place) = self.msgs.get_mut(self.next_at) {
+                *place = *msg(k);
+            }
+            self.next_at += 1;
             if self.next_at == cap {
                 self.next_at = 0;
             }
-            rest = &rest[k..];
         }
-        let kept = self.len + msgs.len();
+        let kept = self.len + count;
         if kept > cap {
             self.first += (kept - cap) as u64;
             self.len = cap;
