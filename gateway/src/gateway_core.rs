@@ -99,7 +99,7 @@ impl GatewayCore {
     /// bounded by the ring's free slots); returns how many, with `blocks`
     /// left at the first not taken.
     #[inline]
-    pub(crate) fn stage_in_order_run<'a, I>(
+    pub(crate) fn stage_in_order_run<'a, I, B>(
         &mut self,
         session: u32,
         first: u64,
@@ -107,7 +107,8 @@ impl GatewayCore {
         blocks: &mut I,
     ) -> usize
     where
-        I: Iterator<Item = &'a [u8]> + Clone,
+        I: Iterator<Item = &'a B> + Clone,
+        B: AsRef<[u8]> + ?Sized + 'a,
     {
         let (origin, rx_ns) = (self.core.origin(session), self.core.now());
         // The consumer's index is read from shared memory only when the
@@ -121,7 +122,9 @@ impl GatewayCore {
         self.core
             .take_in_order_run(session, first, blocks, room, |client_seq, block| {
                 let staged = ring.stage_with(|s| {
-                    s.msg.copy_from_slice(block);
+                    // A fixed-size block (`B = [u8; 100]`) is copied
+                    // by a fixed run of moves.
+                    s.msg.copy_from_slice(block.as_ref());
                     s.origin = origin;
                     s.client_seq = client_seq;
                     s.gateway_rx_ns = rx_ns;

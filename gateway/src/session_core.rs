@@ -404,16 +404,17 @@ impl SessionCore {
     /// stops at is left to `inbound`, which decides it the same way it
     /// would have: the stop changed nothing (a rate-limit check refused at
     /// the burst's time refuses again at that time, refilling nothing).
-    pub fn take_in_order_run<'a, I>(
+    pub fn take_in_order_run<'a, I, B>(
         &mut self,
         id: u32,
         first: u64,
         blocks: &mut I,
         room: usize,
-        mut stage: impl FnMut(u64, &'a [u8]),
+        mut stage: impl FnMut(u64, &'a B),
     ) -> usize
     where
-        I: Iterator<Item = &'a [u8]> + Clone,
+        I: Iterator<Item = &'a B> + Clone,
+        B: AsRef<[u8]> + ?Sized + 'a,
     {
         let (now, limit) = (self.now_ns, self.rate_limit);
         let Some(s) = self.sessions.get_mut(id) else {
@@ -426,7 +427,7 @@ impl SessionCore {
         while taken < room {
             let mut rest = blocks.clone();
             let Some(block) = rest.next() else { break };
-            if classify_inbound(block).is_err() || !s.admit(now, limit) {
+            if classify_inbound(block.as_ref()).is_err() || !s.admit(now, limit) {
                 break;
             }
             let client_seq = s.next_client_seq;

@@ -196,17 +196,25 @@ impl MoldUdp {
         let first = pkt.sequence();
         // Held messages that follow on but did not fit the ring last time.
         self.drain_held(session, port);
-        let mut blocks = pkt.blocks();
-        if self.block_pos > 0 {
-            blocks.nth(self.block_pos - 1);
-        }
         // The usual datagram (in order, nothing held, room in the ring) is
         // staged in one pass; whatever it stops at is decided one by one.
+        // A packet of 100-byte blocks (every well-formed one) is read as
+        // fixed-size messages, without a length read per block.
         let start = self.block_pos;
         let want = usize::from(pkt.count()).saturating_sub(start);
-        let run = self
-            .gw
-            .stage_in_order_run(session, first.saturating_add(start as u64), want, &mut blocks);
+        let run_first = first.saturating_add(start as u64);
+        let run = match pkt.fixed_blocks::<MESSAGE_LEN>() {
+            Some(mut fixed) => {
+                if start > 0 {
+                    fixed.nth(start - 1);
+                }
+                self.gw.stage_in_order_run(session, run_first, want, &mut fixed)
+            }
+            None => self
+                .gw
+                .stage_in_order_run(session, run_first, want, &mut pkt.blocks_from(start)),
+        };
+        let blocks = pkt.blocks_from(start + run);
         for (k, block) in blocks.enumerate().map(|(i, b)| (start + run + i, b)) {
             // Never wraps: past 2^64 - 1 is far ahead, not a copy.
             let client_seq = first.saturating_add(k as u64);

@@ -443,7 +443,8 @@ mod tests {
     use super::*;
     use crate::echo::EchoApp;
     use peregrine_ring::ring;
-    use peregrine_wire::message::{Ack, Echo, MESSAGE_LEN};
+    use peregrine_wire::message::{Ack, Echo, MessageType, MESSAGE_LEN};
+    use zerocopy::little_endian::U64;
     use zerocopy::{FromBytes, IntoBytes};
 
     type Rings = (
@@ -557,6 +558,46 @@ mod tests {
             while seq.poll() > 0 {}
             let want: Vec<(char, u64)> = bursts.iter().flat_map(|&(a, b)| burst_events(a, b)).collect();
             assert_eq!(*seq.app.events.borrow(), want, "batch limit {batch}");
+        }
+    }
+
+    #[test]
+    fn an_ack_is_whole_whatever_its_ring_slot_held_before() {
+        let (to_seq, from_gw) = ring::<InboundSlot>(8).unwrap();
+        let (mut op, mut oc) = ring::<OutboundSlot>(4).unwrap();
+        // Every output slot holds garbage (written and read back) before
+        // the acks are built over it.
+        for _ in 0..4 {
+            assert!(op.stage(OutboundSlot::reply(SessionRef::new(0, 9), &[0xEE; MESSAGE_LEN])));
+        }
+        op.publish();
+        while oc.pop().is_some() {}
+        let mut seq = Sequencer::new(vec![(from_gw, op)], EchoApp::new(), 1, 4);
+        let (mut ins, mut outs) = (vec![to_seq], vec![oc]);
+        for c in 1..=6u64 {
+            let mut s = echo_slot(0, 2, c);
+            s.gateway_rx_ns = 77;
+            assert!(ins[0].stage(s));
+        }
+        ins[0].publish();
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            seq.poll();
+            while let Some(r) = outs[0].pop() {
+                got.push(r.msg);
+            }
+        }
+        for (k, msg) in got.iter().enumerate() {
+            let c = k as u64 + 1;
+            let mut want = Ack::empty();
+            want.acked_type = MessageType::Echo as u8;
+            want.global_seq = U64::new(c);
+            want.client_seq = U64::new(c);
+            want.client_ts_ns = U64::new(c * 10);
+            want.gateway_rx_ns = U64::new(77);
+            want.sequencer_ns = Ack::read_from_bytes(msg).unwrap().sequencer_ns;
+            want.client_tag = U64::new(c);
+            assert_eq!(msg, want.as_bytes(), "ack {c}");
         }
     }
 

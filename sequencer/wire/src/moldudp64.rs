@@ -91,6 +91,9 @@ impl RetransmissionRequest {
 #[derive(Clone, Copy, Debug)]
 pub struct MoldPacket<'a> {
     buf: &'a [u8],
+    /// Length of every block when all have the same one (at least one
+    /// block); `None` for a packet that had to be walked.
+    uniform_len: Option<u16>,
 }
 
 impl<'a> MoldPacket<'a> {
@@ -107,10 +110,14 @@ impl<'a> MoldPacket<'a> {
         if buf.len() < HEADER_LEN {
             return Err(MoldError::Truncated(buf.len()));
         }
-        let p = MoldPacket { buf };
+        let mut p = MoldPacket {
+            buf,
+            uniform_len: None,
+        };
         let count = p.count();
         let blocks = if count == END_OF_SESSION { 0 } else { count };
-        if has_uniform_blocks(&buf[HEADER_LEN..], blocks) {
+        if let Some(len) = uniform_block_len(&buf[HEADER_LEN..], blocks) {
+            p.uniform_len = Some(len);
             return Ok(p);
         }
         let mut at = HEADER_LEN;
@@ -166,23 +173,71 @@ impl<'a> MoldPacket<'a> {
             rest: &self.buf[HEADER_LEN..],
         }
     }
+
+    /// The blocks from block `k` on (none when `k` is past the last): a
+    /// constant-time offset for a packet of equal-length blocks, a walk
+    /// over the first `k` otherwise.
+    pub fn blocks_from(&self, k: usize) -> Blocks<'a> {
+        let body = &self.buf[HEADER_LEN..];
+        match self.uniform_len {
+            Some(len) => Blocks {
+                rest: body.get(k.saturating_mul(2 + usize::from(len))..).unwrap_or(&[]),
+            },
+            None => {
+                let mut blocks = self.blocks();
+                if k > 0 {
+                    blocks.nth(k - 1);
+                }
+                blocks
+            }
+        }
+    }
+
+    /// The blocks as `N`-byte arrays, when every block is `N` bytes long
+    /// (a packet of fixed-size messages); `None` otherwise, and for a
+    /// packet without blocks. The same blocks as [`blocks`](Self::blocks),
+    /// without a length read per block.
+    #[inline]
+    pub fn fixed_blocks<const N: usize>(&self) -> Option<FixedBlocks<'a, N>> {
+        match self.uniform_len {
+            Some(len) if usize::from(len) == N => Some(FixedBlocks {
+                chunks: self.buf[HEADER_LEN..].chunks_exact(2 + N),
+            }),
+            _ => None,
+        }
+    }
 }
 
-/// True when `body` is exactly `blocks` (at least one) blocks that all
-/// carry the first block's length. The lengths read after the first do not
-/// depend on one another.
+/// The common block length when `body` is exactly `blocks` (at least one)
+/// blocks that all carry the first block's length; `None` otherwise. The
+/// lengths read after the first do not depend on one another.
 #[inline]
-fn has_uniform_blocks(body: &[u8], blocks: u16) -> bool {
-    let Some(first) = body.get(..2) else {
-        return false;
-    };
+fn uniform_block_len(body: &[u8], blocks: u16) -> Option<u16> {
+    let first = body.get(..2)?;
     let len = u16::from_be_bytes([first[0], first[1]]);
     let stride = 2 + usize::from(len);
     if blocks == 0 || stride * usize::from(blocks) != body.len() {
-        return false;
+        return None;
     }
     body.chunks_exact(stride)
         .all(|b| u16::from_be_bytes([b[0], b[1]]) == len)
+        .then_some(len)
+}
+
+/// Iterator over the blocks of a packet whose blocks are all `N` bytes
+/// ([`MoldPacket::fixed_blocks`]).
+#[derive(Clone, Debug)]
+pub struct FixedBlocks<'a, const N: usize> {
+    chunks: core::slice::ChunksExact<'a, u8>,
+}
+
+impl<'a, const N: usize> Iterator for FixedBlocks<'a, N> {
+    type Item = &'a [u8; N];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8; N]> {
+        // Each chunk is 2 + N bytes: a length prefix, then the block.
+        self.chunks.next()?.get(2..)?.try_into().ok()
+    }
 }
 
 /// Iterator over the blocks of a validated packet.
@@ -445,7 +500,7 @@ mod tests {
 
         #[test]
         fn uniform_blocks_are_judged_as_the_walk_judges_them(
-            len in 0usize..40,
+            len in proptest::prop_oneof![0usize..40, 3usize..4, 5usize..6],
             blocks in 0usize..8,
             count in 0u16..10,
             corrupt in proptest::option::of((any::<proptest::sample::Index>(), any::<u8>())),
@@ -469,7 +524,26 @@ mod tests {
             buf.truncate(buf.len() - cut.min(buf.len() - HEADER_LEN));
             buf.extend(std::iter::repeat_n(7u8, extra));
             let got = MoldPacket::new_checked(&buf).map(|p| p.blocks().map(|b| b.to_vec()).collect::<Vec<_>>());
-            prop_assert_eq!(got, walk(&buf));
+            prop_assert_eq!(&got, &walk(&buf));
+            if let (Ok(p), Ok(all)) = (MoldPacket::new_checked(&buf), got) {
+                // The fixed-size view, where it exists, is the same blocks,
+                // and exists whenever there are blocks of one length.
+                let same_len = !all.is_empty() && all.iter().all(|b| b.len() == all[0].len());
+                let fixed: Option<Vec<Vec<u8>>> = match all.first().map(Vec::len) {
+                    Some(3) => p.fixed_blocks::<3>().map(|it| it.map(|b| b.to_vec()).collect()),
+                    _ => p.fixed_blocks::<5>().map(|it| it.map(|b| b.to_vec()).collect()),
+                };
+                let first_len = all.first().map_or(0, Vec::len);
+                if same_len && (first_len == 3 || first_len == 5) {
+                    prop_assert_eq!(fixed.as_ref(), Some(&all));
+                } else {
+                    prop_assert!(fixed.is_none());
+                }
+                for k in 0..all.len() + 2 {
+                    let from: Vec<Vec<u8>> = p.blocks_from(k).map(|b| b.to_vec()).collect();
+                    prop_assert_eq!(&from[..], &all[k.min(all.len())..], "from block {}", k);
+                }
+            }
         }
 
         #[test]
