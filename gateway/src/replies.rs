@@ -643,11 +643,11 @@ mod tests {
             reply_burst in 1usize..80,
             lending in proptest::bool::ANY,
             soup in proptest::bool::ANY,
+            log_depth in proptest::prop_oneof![0usize..1, 4usize..5, 16usize..17],
         ) {
             use peregrine_netio::memory::MemoryPort;
             use peregrine_wire::soupbintcp::kind;
             use peregrine_wire::SessionRef;
-            const LOG_DEPTH: usize = 16;
             let framing = if soup { Framing::SoupBinTcp } else { Framing::MoldUdp64 };
             let local: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
             let (mut port, handle) = if lending {
@@ -656,7 +656,7 @@ mod tests {
                 MemoryPort::new(local)
             };
             // Sessions 0..3 have peers, 3 has none, 4 does not exist.
-            let mut sessions = SessionTable::with_reply_log(4, LOG_DEPTH);
+            let mut sessions = SessionTable::with_reply_log(4, log_depth);
             let peers: Vec<std::net::SocketAddr> =
                 (1..=3).map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect();
             for (i, name) in ["A", "B", "C"].iter().enumerate() {
@@ -717,7 +717,7 @@ mod tests {
                 let session = sessions.get(s).unwrap();
                 let sent = &model[s as usize];
                 proptest::prop_assert_eq!(session.next_reply_seq, sent.len() as u64 + 1);
-                for (k, &reply) in sent.iter().enumerate().rev().take(LOG_DEPTH) {
+                for (k, &reply) in sent.iter().enumerate().rev().take(log_depth) {
                     let logged = session.log.get(k as u64 + 1).map(|m| u64::from_le_bytes(m[..8].try_into().unwrap()));
                     proptest::prop_assert_eq!(logged, Some(reply));
                 }

@@ -84,8 +84,19 @@ impl Session {
         count: usize,
         msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
     ) {
-        self.log.push_with(first_seq, count, &msg);
-        let newest = (0..count).map(|k| reply_client_seq(msg(k))).max().unwrap_or(0);
+        let mut newest = 0;
+        if self.log.keeps(count) {
+            // One pass: each reply is read once, for its copy and its
+            // client sequence.
+            self.log.push_with(first_seq, count, |k| {
+                let m = msg(k);
+                newest = newest.max(reply_client_seq(m));
+                m
+            });
+        } else {
+            self.log.push_with(first_seq, count, &msg);
+            newest = (0..count).map(|k| reply_client_seq(msg(k))).max().unwrap_or(0);
+        }
         self.replied_client_seq = self.replied_client_seq.max(newest);
     }
 
@@ -308,7 +319,7 @@ impl ReplyLog {
         &mut self,
         first_seq: u64,
         count: usize,
-        msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+        mut msg: impl FnMut(usize) -> &'m [u8; MESSAGE_LEN],
     ) {
         let cap = self.msgs.len();
         if cap == 0 || count == 0 {
@@ -338,6 +349,14 @@ impl ReplyLog {
         } else {
             self.len = kept;
         }
+    }
+
+    /// Whether a run of `count` replies pushed now would all be read and
+    /// kept ([`push_with`](Self::push_with) reads only the newest
+    /// `depth` of a longer run, and none when the depth is 0).
+    #[inline]
+    pub fn keeps(&self, count: usize) -> bool {
+        !self.msgs.is_empty() && count <= self.msgs.len()
     }
 
     /// An empty log's first reply will be `seq`.
