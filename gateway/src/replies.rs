@@ -130,16 +130,7 @@ impl ReplyBatcher {
         let count = self.counts[i] as usize;
         let base = i * self.per_packet;
         let staged = &self.staged[base..base + count];
-        let built = build_packet(
-            self.framing,
-            self.now_ns,
-            sessions,
-            idx,
-            count,
-            |k| &staged[k],
-            tx,
-            counters,
-        );
+        let built = self.build_packet(sessions, idx, count, |k| &staged[k], tx, counters);
         if built {
             self.counts[i] = 0;
         }
@@ -147,99 +138,79 @@ impl ReplyBatcher {
     }
 
     /// Whether session `idx` has nothing staged, so that a run of its
-    /// replies may be packed from where it lies ([`pack_run`](Self::pack_run)).
+    /// replies may be packed from where it lies ([`build_packet`](Self::build_packet)).
     #[inline]
     fn unstaged(&self, idx: u32) -> bool {
         self.counts.get(idx as usize) == Some(&0)
     }
 
-    /// Packs `count` replies for session `idx`, reply `k` read from
-    /// `msg(k)`, straight into one packet (and the session's reply log)
-    /// without staging them: for a full packet's run found in the output
-    /// ring of a session with nothing staged ([`unstaged`](Self::unstaged)),
-    /// so that the packet order stays the reply order. `Err(TxFull)`, with
-    /// nothing changed, when `tx` has no room.
+    /// Builds one packet of `count` replies (at most a packet's worth) for
+    /// session `idx`, reply `k` read from `msg(k)`; logs them, advances the
+    /// session's reply sequence and counts them. A session that is gone or
+    /// has no peer takes the replies into nothing (counted unroutable; a
+    /// peerless session still logs them, for a client that comes back).
+    /// False, with nothing changed, when `tx` has no room for a packet.
+    ///
+    /// Called with the session's stage ([`pack`](Self::pack)), or with a
+    /// full packet's run found in the output ring of a session with nothing
+    /// staged ([`unstaged`](Self::unstaged)), straight from the ring slots:
+    /// either way the packet order stays the reply order.
     #[inline]
-    fn pack_run<'m>(
-        &mut self,
+    fn build_packet<'m>(
+        &self,
         sessions: &mut SessionTable,
         idx: u32,
         count: usize,
         msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
         tx: &mut (impl TxSlots + ?Sized),
         counters: &mut GatewayCounters,
-    ) -> Result<(), TxFull> {
-        debug_assert!(self.unstaged(idx) && count <= self.per_packet);
-        if build_packet(self.framing, self.now_ns, sessions, idx, count, msg, tx, counters) {
-            Ok(())
-        } else {
-            Err(TxFull)
-        }
-    }
-}
-
-/// Builds one packet of `count` replies (at most a packet's worth) for
-/// session `idx`, reply `k` read from `msg(k)`; logs them, advances the
-/// session's reply sequence and counts them. A session that is gone or
-/// has no peer takes the replies into nothing (counted unroutable; a
-/// peerless session still logs them, for a client that comes back). False,
-/// with nothing changed, when `tx` has no room for a packet.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn build_packet<'m>(
-    framing: Framing,
-    now_ns: u64,
-    sessions: &mut SessionTable,
-    idx: u32,
-    count: usize,
-    msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
-    tx: &mut (impl TxSlots + ?Sized),
-    counters: &mut GatewayCounters,
-) -> bool {
-    let Some(session) = sessions.get_mut(idx) else {
-        counters.replies_unroutable += count as u64;
-        return true;
-    };
-    let first_seq = session.next_reply_seq;
-    let Some(peer) = session.peer else {
-        // The reply sequence advances whether or not a peer is connected,
-        // so numbering stays consistent for a client that comes back.
+    ) -> bool {
+        let (framing, now_ns) = (self.framing, self.now_ns);
+        let Some(session) = sessions.get_mut(idx) else {
+            counters.replies_unroutable += count as u64;
+            return true;
+        };
+        let first_seq = session.next_reply_seq;
+        let Some(peer) = session.peer else {
+            // The reply sequence advances whether or not a peer is connected,
+            // so numbering stays consistent for a client that comes back.
+            session.next_reply_seq += count as u64;
+            session.last_tx_ns = now_ns;
+            session.log_replies_with(first_seq, count, &msg);
+            counters.replies_unroutable += count as u64;
+            return true;
+        };
+        let Some(slot) = tx.next_slot() else {
+            return false;
+        };
         session.next_reply_seq += count as u64;
         session.last_tx_ns = now_ns;
         session.log_replies_with(first_seq, count, &msg);
-        counters.replies_unroutable += count as u64;
-        return true;
-    };
-    let Some(slot) = tx.next_slot() else {
-        return false;
-    };
-    session.next_reply_seq += count as u64;
-    session.last_tx_ns = now_ns;
-    session.log_replies_with(first_seq, count, &msg);
-    let len = match framing {
-        Framing::MoldUdp64 => {
-            let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
-                // A transmit buffer too small for a header: the replies
-                // stay in the log, for the client to ask for.
-                return true;
-            };
-            for k in 0..count {
-                b.push_array(msg(k));
+        let len = match framing {
+            Framing::MoldUdp64 => {
+                let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
+                    // A transmit buffer too small for a header: the replies
+                    // stay in the log, for the client to ask for.
+                    return true;
+                };
+                for k in 0..count {
+                    b.push_array(msg(k));
+                }
+                b.finish()
             }
-            b.finish()
-        }
-        Framing::SoupBinTcp => {
-            let mut at = 0;
-            for k in 0..count {
-                at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, msg(k)).unwrap_or(0);
+            Framing::SoupBinTcp => {
+                let mut at = 0;
+                for k in 0..count {
+                    at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, msg(k)).unwrap_or(0);
+                }
+                at
             }
-            at
-        }
-    };
-    tx.commit(peer, len);
-    counters.tx_replies += count as u64;
-    counters.tx_packets += 1;
-    true
+        };
+        tx.commit(peer, len);
+        counters.tx_replies += count as u64;
+        counters.tx_packets += 1;
+        true
+    }
 }
 
 /// Replies per packet for any framing, at most: bounds the run
@@ -523,18 +494,14 @@ impl ReplyPath {
                 }
             }
             let taken = if len == per_packet {
-                while self
-                    .batcher
-                    .pack_run(
-                        sessions,
-                        idx,
-                        len,
-                        |k| run[k].0,
-                        slots(&mut self.tx, port),
-                        counters,
-                    )
-                    .is_err()
-                {
+                while !self.batcher.build_packet(
+                    sessions,
+                    idx,
+                    len,
+                    |k| run[k].0,
+                    slots(&mut self.tx, port),
+                    counters,
+                ) {
                     send_batch(&mut self.tx, port);
                 }
                 &run[..len]
