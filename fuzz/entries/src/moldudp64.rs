@@ -64,6 +64,22 @@ fn parse(data: &[u8]) {
         assert_eq!(&data[at + 2..at + 2 + b.len()], *b);
         at += 2 + b.len();
     }
+    // The fixed-size view exists exactly when every block is 100 bytes,
+    // and is the same blocks; the blocks from any position are the tail.
+    let all_100 = !blocks.is_empty() && blocks.iter().all(|b| b.len() == 100);
+    match p.fixed_blocks::<100>() {
+        Some(fixed) => {
+            assert!(all_100, "a fixed view of blocks that are not all 100 bytes");
+            assert!(fixed.map(|b| &b[..]).eq(blocks.iter().copied()));
+        }
+        None => assert!(!all_100, "no fixed view of a packet of 100-byte blocks"),
+    }
+    for k in [0, 1, blocks.len() / 2, blocks.len(), blocks.len() + 1] {
+        assert!(
+            p.blocks_from(k).eq(blocks.iter().copied().skip(k)),
+            "blocks from {k}"
+        );
+    }
 
     // Rebuild: within MAX_PAYLOAD the builder must accept every block and
     // reproduce the packet byte for byte.
@@ -145,7 +161,11 @@ fn build(data: &[u8]) {
         };
         let block = &filler[(steps * 7) % 256..][..n];
         let fits = len + 2 + n <= limit;
-        assert_eq!(b.push(block), fits, "push of {n} bytes at {len}/{limit}");
+        let pushed_it = match <&[u8; 100]>::try_from(block) {
+            Ok(fixed) if sel & 1 == 1 => b.push_array(fixed),
+            _ => b.push(block),
+        };
+        assert_eq!(pushed_it, fits, "push of {n} bytes at {len}/{limit}");
         if fits {
             len += 2 + n;
             pushed.push(block.to_vec());
