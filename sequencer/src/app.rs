@@ -123,7 +123,9 @@ impl<'a> ReplySink<'a> {
     /// processor makes that read wait for them.
     ///
     /// [`send`]: Self::send
-    #[inline]
+    // Always inlined: left to the compiler, it went out of line under the
+    // server's application enum, a call per reply.
+    #[inline(always)]
     pub fn send_with(&mut self, to: SessionRef, fill: impl FnOnce(&mut [u8; MESSAGE_LEN])) {
         if matches!(self.mode, SinkMode::Send) {
             let g = usize::from(to.gateway);

@@ -17,6 +17,7 @@ use peregrine_gateway::{ring_pair, GatewayLoop, UdpGateway};
 use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkPort, Eal};
 use peregrine_netio::wire::{udp_frame, ChecksumMode, EthernetAddress, UdpEndpoints};
 use peregrine_sequencer::{EchoApp, Sequencer};
+use peregrine_server::serve::ServerApp;
 use peregrine_wire::alpha::checked_alpha_field;
 use peregrine_wire::moldudp64::{MoldBuilder, MAX_MESSAGES_PER_PACKET};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -162,7 +163,9 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         ..GatewayOptions::default()
     };
     let mut gw = UdpGateway::new(0, port, g, ring_directory(), opts);
-    let mut seq = Sequencer::new(vec![s], EchoApp::new(), 1, 1024);
+    // The server's own application type (the enum `serve` builds from its
+    // configuration), so the loop measured is the one a server runs.
+    let mut seq = Sequencer::new(vec![s], ServerApp::Echo(EchoApp::new()), 1, 1024);
     // Log the simulated client in first.
     for _ in 0..1000 {
         if gw.counters().logins > 0 {
@@ -182,7 +185,7 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
     // Cycles per stage: inject, gateway rx, sequencer, gateway tx.
     let mut spent = [0u64; 4];
     let mut step = |gw: &mut UdpGateway<DpdkPort>,
-                    seq: &mut Sequencer<EchoApp>,
+                    seq: &mut Sequencer<ServerApp>,
                     sent: &mut u64,
                     spent: &mut [u64; 4]| {
         let c0 = eal.tsc_cycles();

@@ -154,7 +154,10 @@ impl Application for MatchApp {
         }
     }
 
-    #[inline]
+    // Out of line: a call costs nothing beside an order's matching, and
+    // kept out of [`ServerApp`](crate::serve::ServerApp)'s dispatch it
+    // leaves that dispatch without this function's large stack frame.
+    #[inline(never)]
     fn on_message(&mut self, m: &Sequenced<'_>, out: &mut ReplySink<'_>) {
         let Ok(inbound) = parse_inbound(m.msg) else {
             // The gateway validated the block; nothing else can arrive.
