@@ -183,7 +183,7 @@ impl ReplyBatcher {
             // so numbering stays consistent for a client that comes back.
             session.next_reply_seq += count as u64;
             session.last_tx_ns = now_ns;
-            session.log_replies_with(first_seq, count, &msg);
+            session.log_replies_with(first_seq, count, &msg, |_| {});
             counters.replies_unroutable += count as u64;
             return true;
         };
@@ -192,24 +192,25 @@ impl ReplyBatcher {
         };
         session.next_reply_seq += count as u64;
         session.last_tx_ns = now_ns;
-        session.log_replies_with(first_seq, count, &msg);
+        // Each reply is read once, for the log and the packet together.
         let len = match framing {
             Framing::MoldUdp64 => {
                 let Some(mut b) = MoldBuilder::new(slot, &session.name, first_seq) else {
                     // A transmit buffer too small for a header: the replies
                     // stay in the log, for the client to ask for.
+                    session.log_replies_with(first_seq, count, &msg, |_| {});
                     return true;
                 };
-                for k in 0..count {
-                    b.push_array(msg(k));
-                }
+                session.log_replies_with(first_seq, count, &msg, |m| {
+                    b.push_array(m);
+                });
                 b.finish()
             }
             Framing::SoupBinTcp => {
                 let mut at = 0;
-                for k in 0..count {
-                    at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, msg(k)).unwrap_or(0);
-                }
+                session.log_replies_with(first_seq, count, &msg, |m| {
+                    at += write_packet(&mut slot[at..], kind::SEQUENCED_DATA, m).unwrap_or(0);
+                });
                 at
             }
         };

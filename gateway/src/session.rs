@@ -72,30 +72,39 @@ impl Session {
     /// messages they answer, as [`Session::log_reply`] does for one.
     #[inline]
     pub fn log_replies(&mut self, first_seq: u64, msgs: &[[u8; MESSAGE_LEN]]) {
-        self.log_replies_with(first_seq, msgs.len(), |k| &msgs[k]);
+        self.log_replies_with(first_seq, msgs.len(), |k| &msgs[k], |_| {});
     }
 
     /// [`Session::log_replies`] for `count` replies wherever they lie,
-    /// reply `k` read from `msg(k)` (the output ring's slots, say).
+    /// reply `k` read from `msg(k)` (the output ring's slots, say), and
+    /// handed to `each` too, once per reply in order (whatever the log
+    /// keeps), so a caller that also packs them into a packet reads each
+    /// reply once for both copies.
     #[inline]
     pub fn log_replies_with<'m>(
         &mut self,
         first_seq: u64,
         count: usize,
         msg: impl Fn(usize) -> &'m [u8; MESSAGE_LEN],
+        mut each: impl FnMut(&'m [u8; MESSAGE_LEN]),
     ) {
         let mut newest = 0;
         if self.log.keeps(count) {
-            // One pass: each reply is read once, for its copy and its
-            // client sequence.
+            // One pass: each reply is read once, for its copy into the
+            // log, its client sequence and `each`.
             self.log.push_with(first_seq, count, |k| {
                 let m = msg(k);
                 newest = newest.max(reply_client_seq(m));
+                each(m);
                 m
             });
         } else {
             self.log.push_with(first_seq, count, &msg);
-            newest = (0..count).map(|k| reply_client_seq(msg(k))).max().unwrap_or(0);
+            for k in 0..count {
+                let m = msg(k);
+                newest = newest.max(reply_client_seq(m));
+                each(m);
+            }
         }
         self.replied_client_seq = self.replied_client_seq.max(newest);
     }
