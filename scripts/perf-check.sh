@@ -91,6 +91,14 @@ def throughput(name, label):
          f"{r9999:.2f}x", f"target <= 2x ({p['p9999']/1e3:.1f} vs {b['p9999']/1e3:.1f} us)")
     line(p["max"] <= 10_000_000, f"{label} throughput max",
          f"{p['max']/1e6:.2f} ms", "target <= 10 ms")
+    # Which side bounds the run: rounds whose window was full mean the
+    # messages were queued at the server.
+    w, bw = j.get("client_waits"), j.get("baseline_client_waits")
+    if w and bw and w["rounds"] and bw["rounds"]:
+        full = 100 * w["window_full_rounds"] / w["rounds"]
+        bfull = 100 * bw["window_full_rounds"] / bw["rounds"]
+        line(None, f"{label} throughput client window full", f"{full:.0f}%",
+             f"(raw echo {bfull:.0f}%: far above it, the server is the bound)")
 
 def engine(name):
     j = load(name)

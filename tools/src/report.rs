@@ -102,6 +102,7 @@ impl BenchOutcome<'_> {
             "answers_never_sent": p.recorder.never_sent,
             "retransmitted": p.retransmitted,
             "throughput_msgs_per_s": p.throughput().round(),
+            "client_waits": waits_json(&p.waits),
             "rtt_ns": rtt_json(&p.recorder.hist),
             "samples": p.recorder.hist.len(),
         });
@@ -117,6 +118,7 @@ impl BenchOutcome<'_> {
             v["baseline_rtt_ns"] = rtt_json(&b.recorder.hist);
             v["baseline_lost"] = json!(b.lost());
             v["baseline_throughput_msgs_per_s"] = json!(b.throughput().round());
+            v["baseline_client_waits"] = waits_json(&b.waits);
         }
         if let Some(f) = &self.floor {
             v["floor"] = json!({
@@ -216,7 +218,9 @@ impl BenchOutcome<'_> {
             p.offered_rate,
             p.throughput()
         );
+        let _ = writeln!(s, "{}", waits_line("client waits (peregrine)", &p.waits));
         if let Some(b) = self.baseline {
+            let _ = writeln!(s, "{}", waits_line("client waits (baseline) ", &b.waits));
             let what = match self.baseline_kind {
                 Baseline::RawEcho => "baseline (raw echo, same sockets and polling, no gateway/sequencer)",
                 Baseline::SingleNode => "baseline (the same server as a single node, no replication)",
@@ -236,6 +240,36 @@ impl BenchOutcome<'_> {
         }
         s
     }
+}
+
+/// The simulator's wait counts as JSON.
+fn waits_json(w: &crate::client::waits::ClientWaits) -> Value {
+    json!({
+        "polls": w.polls,
+        "empty_polls": w.empty_polls,
+        "rounds": w.rounds,
+        "window_full_rounds": w.window_full_rounds,
+    })
+}
+
+/// One report line: how often the simulator's receive polls were empty
+/// and (throughput mode) its window full. Mostly empty and full: the
+/// messages queue at the server; rarely: the simulator is the bound.
+fn waits_line(what: &str, w: &crate::client::waits::ClientWaits) -> String {
+    let mut line = format!(
+        "{what}: receive polls {} ({:.1}% empty)",
+        w.polls,
+        100.0 * w.empty_share()
+    );
+    if w.rounds > 0 {
+        let _ = write!(
+            line,
+            ", sending rounds {} ({:.1}% with the window full)",
+            w.rounds,
+            100.0 * w.window_full_share()
+        );
+    }
+    line
 }
 
 /// HdrHistogram's percentile distribution text (values in µs, as

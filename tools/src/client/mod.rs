@@ -22,6 +22,7 @@ pub mod flow;
 pub mod recorder;
 pub mod seq_tracker;
 pub mod transport;
+pub mod waits;
 
 use flow::{Flow, FlowKind};
 use peregrine_netio::clock::now_ns;
@@ -29,6 +30,7 @@ use recorder::Recorder;
 use std::net::SocketAddr;
 use std::time::Duration;
 use transport::ClientTransport;
+use waits::ClientWaits;
 
 /// UDP or TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +172,8 @@ pub struct ClientResult {
     pub retransmitted: u64,
     /// The failovers the client went through.
     pub failover: peregrine_client::FailoverStats,
+    /// Where the sending loop waited (empty receive polls, full windows).
+    pub waits: ClientWaits,
 }
 
 impl ClientResult {
@@ -272,6 +276,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
     let mut sent = 0u64;
     let mut sent_in_window = 0u64;
     let mut offered_rate = 0.0;
+    let mut waits = ClientWaits::default();
     match cfg.mode {
         Mode::PingPong => {
             let mut s = 0usize;
@@ -294,7 +299,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                     let mut on = |r, n| {
                         rec.on_reply(&r, n);
                     };
-                    t.poll(&mut on)?;
+                    waits.poll(t.poll(&mut on)?);
                     t.retransmit(now_ns())?;
                     if now_ns() > deadline {
                         break; // counted as lost unless it turns up later
@@ -350,7 +355,7 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 let mut on = |r, n| {
                     rec.on_reply(&r, n);
                 };
-                t.poll(&mut on)?;
+                waits.poll(t.poll(&mut on)?);
                 t.retransmit(now)?;
                 if now >= end {
                     break;
@@ -382,11 +387,12 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
                 if k > 0 {
                     t.flush()?;
                 }
+                waits.round(k);
                 let before = rec.answered;
                 let mut on = |r, n| {
                     rec.on_reply(&r, n);
                 };
-                t.poll(&mut on)?;
+                waits.poll(t.poll(&mut on)?);
                 t.retransmit(now)?;
                 if rec.answered != before {
                     last_progress = now;
@@ -418,5 +424,6 @@ pub fn run_with(t: &mut dyn ClientTransport, cfg: &ClientConfig) -> anyhow::Resu
         offered_rate,
         retransmitted: t.retransmitted(),
         failover: t.failover_stats(),
+        waits,
     })
 }
