@@ -342,14 +342,17 @@ impl ReplyLog {
         if skip > 0 {
             self.next_at = (self.next_at + skip) % cap;
         }
-        for k in skip..count {
-            if let Some(place) = self.msgs.get_mut(self.next_at) {
-                *place = *msg(k);
+        // At most two contiguous stretches (before and after the wrap),
+        // each copied without a position check per reply.
+        let mut k = skip;
+        while k < count {
+            let start = self.next_at.min(cap - 1);
+            let n = (count - k).min(cap - start);
+            for (place, j) in self.msgs[start..start + n].iter_mut().zip(k..) {
+                *place = *msg(j);
             }
-            self.next_at += 1;
-            if self.next_at == cap {
-                self.next_at = 0;
-            }
+            k += n;
+            self.next_at = if start + n == cap { 0 } else { start + n };
         }
         let kept = self.len + count;
         if kept > cap {
