@@ -12,6 +12,7 @@
 
 use crate::timer::Timer;
 use hdrhistogram::Histogram;
+use peregrine_engine::HugePageVec;
 use std::hint::black_box;
 
 /// Bytes per cache line.
@@ -19,9 +20,11 @@ pub const LINE: usize = 64;
 const WORDS_PER_LINE: usize = LINE / 8;
 
 /// A random cyclic chain of cache lines: line `i`'s first word holds the
-/// index of the next line.
+/// index of the next line. The buffer is allocated as the engine's tables
+/// are (on huge pages where the kernel offers them), so that the floor and
+/// the engine pay the same address translation.
 pub struct Chain {
-    words: Vec<u64>,
+    words: HugePageVec<u64>,
     lines: usize,
 }
 
@@ -41,7 +44,7 @@ impl Chain {
             let j = (x % i as u64) as usize;
             order.swap(i, j);
         }
-        let mut words = vec![0u64; lines * WORDS_PER_LINE];
+        let mut words = HugePageVec::from_elem(0u64, lines * WORDS_PER_LINE);
         for k in 0..lines {
             let from = order[k] as usize;
             let to = order[(k + 1) % lines];

@@ -7,6 +7,7 @@
 //! [`LevelBitmap`] finds the next one.
 
 use crate::command::Side;
+use crate::huge_page_vec::HugePageVec;
 use crate::level_bitmap::LevelBitmap;
 use crate::order_pool::{OrderPool, NIL};
 use crate::touch::{self, Structure};
@@ -32,7 +33,7 @@ const EMPTY_LEVEL: Level = Level {
 #[derive(Debug)]
 pub struct BookSide {
     side: Side,
-    levels: Vec<Level>,
+    levels: HugePageVec<Level>,
     occupied: LevelBitmap,
     /// Tick index of the best non-empty level, or [`NIL`].
     best: u32,
@@ -43,7 +44,7 @@ impl BookSide {
     pub fn new(side: Side, level_count: usize) -> BookSide {
         BookSide {
             side,
-            levels: vec![EMPTY_LEVEL; level_count],
+            levels: HugePageVec::from_elem(EMPTY_LEVEL, level_count),
             occupied: LevelBitmap::new(level_count),
             best: NIL,
         }

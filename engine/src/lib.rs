@@ -40,6 +40,7 @@ mod command;
 mod config;
 mod engine;
 pub mod flow;
+pub mod huge_page_vec;
 mod invariants;
 mod level_bitmap;
 mod matching;
@@ -59,6 +60,7 @@ pub use config::{
     MAX_LEVELS_PER_BOOK, MAX_POOL_CAPACITY,
 };
 pub use engine::{Engine, OrderView};
+pub use huge_page_vec::{HugePageVec, HUGE_PAGE_BYTES};
 pub use invariants::InvariantViolation;
 pub use report::{CountingSink, Liquidity, RejectReason, Report, ReportKind, ReportSink};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};

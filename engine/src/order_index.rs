@@ -6,6 +6,7 @@
 //! one half. The hash is a fixed multiply-xorshift mix: deterministic across
 //! runs and processes, with no per-process random state and no allocation.
 
+use crate::huge_page_vec::HugePageVec;
 use crate::order_pool::NIL;
 use crate::touch::{self, Structure};
 
@@ -42,7 +43,7 @@ pub struct Vacancy(usize);
 /// Fixed-capacity hash index of live orders.
 #[derive(Debug)]
 pub struct OrderIndex {
-    entries: Vec<Entry>,
+    entries: HugePageVec<Entry>,
     mask: usize,
     len: usize,
 }
@@ -52,7 +53,7 @@ impl OrderIndex {
     pub fn with_capacity(capacity: usize) -> OrderIndex {
         let size = capacity.saturating_mul(2).max(8).next_power_of_two();
         OrderIndex {
-            entries: vec![EMPTY; size],
+            entries: HugePageVec::from_elem(EMPTY, size),
             mask: size - 1,
             len: 0,
         }

@@ -2,11 +2,13 @@
 //!
 //! Orders link to each other (per-level FIFO) by index rather than pointer, so
 //! the pool is safe Rust, compact (an index is 4 bytes) and reuse is O(1)
-//! through an intrusive free list. The backing `Vec` reserves full capacity
-//! once; slots are initialised on first use, so a large pool costs address
-//! space, not time, at start-up, and never reallocates.
+//! through an intrusive free list. The backing [`HugePageVec`] reserves full
+//! capacity once, on huge pages where the kernel offers them; slots are
+//! initialised on first use, so a large pool costs address space, not time,
+//! at start-up, and never reallocates.
 
 use crate::command::{SelfTradePrevention, Side};
+use crate::huge_page_vec::HugePageVec;
 use crate::touch::{self, Structure};
 
 /// "No order": the end of a list, an empty level, an empty free list.
@@ -53,8 +55,7 @@ impl Order {
 /// Fixed-capacity slab of [`Order`]s with an intrusive free list.
 #[derive(Debug)]
 pub struct OrderPool {
-    slots: Vec<Order>,
-    capacity: usize,
+    slots: HugePageVec<Order>,
     free_head: u32,
     live: usize,
 }
@@ -63,8 +64,7 @@ impl OrderPool {
     /// Reserves room for `capacity` orders (at most `u32::MAX - 1`).
     pub fn with_capacity(capacity: usize) -> OrderPool {
         OrderPool {
-            slots: Vec::with_capacity(capacity),
-            capacity,
+            slots: HugePageVec::with_capacity(capacity),
             free_head: NIL,
             live: 0,
         }
@@ -79,13 +79,13 @@ impl OrderPool {
     /// Number of orders the pool holds at most.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.slots.capacity()
     }
 
     /// Whether no slot is free.
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.live == self.capacity
+        self.live == self.slots.capacity()
     }
 
     /// Stores `order` in a free slot and returns its index, or `None` when full.
@@ -99,9 +99,8 @@ impl OrderPool {
             *slot = order;
             self.live += 1;
             Some(index)
-        } else if self.slots.len() < self.capacity {
-            let index = self.slots.len() as u32;
-            self.slots.push(order);
+        } else if self.slots.push(order).is_ok() {
+            let index = (self.slots.len() - 1) as u32;
             touch::record(Structure::Pool, &self.slots[index as usize]);
             self.live += 1;
             Some(index)

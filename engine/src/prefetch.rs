@@ -7,7 +7,8 @@
 //! it can ask for their lines while the current command runs, and the
 //! misses overlap instead of following one another.
 //!
-//! This is the crate's only `unsafe`: stable Rust has no safe prefetch.
+//! `unsafe` because stable Rust has no safe prefetch; the crate's only other
+//! `unsafe` is the huge-page buffer (`huge_page_vec`).
 
 /// Asks for the cache lines holding `value` (its first and last byte: at
 /// most two lines for a value of up to 64 bytes) to be brought towards the
