@@ -87,7 +87,7 @@ impl BookSide {
 
     /// Appends order `index` (whose `level` field is already set) to the tail
     /// of its level.
-    #[inline]
+    #[inline(always)]
     pub fn push_back(&mut self, pool: &mut OrderPool, index: u32) {
         let order = pool.get_mut(index);
         let level_index = order.level;
@@ -112,7 +112,7 @@ impl BookSide {
 
     /// Unlinks order `index` from its level (anywhere in the FIFO), keeping the
     /// level total, the bitmap and the best level up to date.
-    #[inline]
+    #[inline(always)]
     pub fn unlink(&mut self, pool: &mut OrderPool, index: u32) {
         let order = *pool.get(index);
         let level = &mut self.levels[order.level as usize];

@@ -11,6 +11,12 @@ use crate::order_index::OrderIndex;
 use crate::order_pool::{OrderPool, NIL};
 use crate::report::ReportSink;
 
+/// Instrument ids below this get a direct book table (at most 256 KiB).
+const DENSE_ID_LIMIT: usize = 1 << 16;
+
+/// "No book has this id" in `Engine::book_by_id`.
+const NO_BOOK: u32 = u32::MAX;
+
 /// A deterministic, single-threaded matching engine over many instruments.
 ///
 /// The engine is a pure function of the commands applied to it: the same
@@ -21,6 +27,10 @@ pub struct Engine {
     pub(crate) books: Vec<Book>,
     /// `(instrument id, book index)` sorted by id, for binary search.
     instrument_ids: Vec<(u32, u32)>,
+    /// Book index by instrument id ([`NO_BOOK`] for an id no instrument
+    /// has), when every id is below [`DENSE_ID_LIMIT`]: every command looks
+    /// its book up, and one load beats a binary search. Empty otherwise.
+    book_by_id: Vec<u32>,
     pub(crate) pool: OrderPool,
     pub(crate) index: OrderIndex,
     /// Id of the next match (starts at 1).
@@ -68,9 +78,20 @@ impl Engine {
             .map(|(i, book)| (book.instrument, i as u32))
             .collect();
         instrument_ids.sort_unstable();
+        let book_by_id = match instrument_ids.last() {
+            Some(&(max_id, _)) if (max_id as usize) < DENSE_ID_LIMIT => {
+                let mut table = vec![NO_BOOK; max_id as usize + 1];
+                for &(id, book) in &instrument_ids {
+                    table[id as usize] = book;
+                }
+                table
+            }
+            _ => Vec::new(),
+        };
         Ok(Engine {
             books,
             instrument_ids,
+            book_by_id,
             pool: OrderPool::with_capacity(config.max_orders),
             index: OrderIndex::with_capacity(config.max_orders),
             next_match_id: 1,
@@ -107,6 +128,10 @@ impl Engine {
     /// Book index of an instrument id.
     #[inline]
     pub(crate) fn book_index(&self, instrument: u32) -> Option<usize> {
+        if !self.book_by_id.is_empty() {
+            let book = *self.book_by_id.get(instrument as usize)?;
+            return (book != NO_BOOK).then_some(book as usize);
+        }
         self.instrument_ids
             .binary_search_by_key(&instrument, |&(id, _)| id)
             .ok()
@@ -203,6 +228,38 @@ impl Engine {
             leaves: order.leaves,
             stp: order.stp,
             post_only: order.post_only,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample config's three instruments renumbered to `ids`.
+    fn engine_with_ids(ids: [u32; 3]) -> Engine {
+        let mut config = EngineConfig::sample();
+        config.max_orders = 64;
+        for (instrument, id) in config.instruments.iter_mut().zip(ids) {
+            instrument.id = id;
+        }
+        Engine::new(&config).expect("valid config")
+    }
+
+    #[test]
+    fn books_are_found_by_id_through_the_dense_table_and_the_binary_search_alike() {
+        let dense = engine_with_ids([7, 2, 40_000]);
+        let sparse = engine_with_ids([7, 2, 4_000_000_000]);
+        assert!(!dense.book_by_id.is_empty());
+        assert!(sparse.book_by_id.is_empty());
+        for (engine, far) in [(&dense, 40_000), (&sparse, 4_000_000_000)] {
+            // Config order: book 0 is id 7, book 1 id 2, book 2 the far id.
+            assert_eq!(engine.book_index(7), Some(0));
+            assert_eq!(engine.book_index(2), Some(1));
+            assert_eq!(engine.book_index(far), Some(2));
+            for unknown in [0, 1, 3, 6, 8, 39_999, 40_001, 65_535, 65_536, far - 1, u32::MAX] {
+                assert_eq!(engine.book_index(unknown), None, "id {unknown}");
+            }
         }
     }
 }

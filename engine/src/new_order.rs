@@ -90,7 +90,7 @@ impl Engine {
     /// Runs every admission check; on success returns the book index, the
     /// order as an aggressor, whether it crosses the opposite best, and
     /// where the order's id goes in the index.
-    #[inline]
+    #[inline(always)]
     fn admit(&self, cmd: &NewOrder) -> Result<(usize, Aggressor, bool, Vacancy), RejectReason> {
         let book_index = self
             .book_index(cmd.instrument)

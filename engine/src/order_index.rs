@@ -144,7 +144,7 @@ impl OrderIndex {
 
     /// Removes the key if present, shifting later entries of its probe run back
     /// so that lookups never need tombstones.
-    #[inline]
+    #[inline(always)]
     pub fn remove(&mut self, session: u32, order_id: u64) {
         let mut hole = self.probe(session, order_id);
         if self.entries[hole].slot == NIL {
