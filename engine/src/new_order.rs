@@ -137,7 +137,7 @@ impl Engine {
     /// Puts the unfilled remainder of a GTC limit order in the book, its id
     /// at `vacancy` when the index has not changed since admission probed
     /// it. Returns false (and changes nothing) if the pool is full.
-    #[inline]
+    #[inline(always)]
     fn rest(
         &mut self,
         book_index: usize,
