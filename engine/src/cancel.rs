@@ -5,6 +5,7 @@
 
 use crate::command::{Cancel, Side};
 use crate::engine::Engine;
+use crate::order_index::Position;
 use crate::report::{RejectReason, Report, ReportKind, ReportSink};
 
 impl Engine {
@@ -16,11 +17,13 @@ impl Engine {
             .book_index(cmd.instrument)
             .ok_or(RejectReason::UnknownInstrument)
             .and_then(|book_index| {
-                self.live_order(cmd.session, cmd.order_id, book_index)
+                self.index
+                    .locate(cmd.session, cmd.order_id)
+                    .filter(|&(slot, _)| self.pool.get(slot).book as usize == book_index)
                     .ok_or(RejectReason::UnknownOrder)
             });
-        let slot = match found {
-            Ok(slot) => slot,
+        let (slot, at) = match found {
+            Ok(found) => found,
             Err(reason) => {
                 let rejected = Report {
                     kind: ReportKind::Rejected,
@@ -35,7 +38,7 @@ impl Engine {
             }
         };
         let order = *self.pool.get(slot);
-        self.remove_resting(slot);
+        self.remove_resting(slot, at);
         let cancelled = Report {
             kind: ReportKind::Cancelled,
             order_id: order.order_id,
@@ -57,14 +60,15 @@ impl Engine {
             .filter(|&slot| self.pool.get(slot).book as usize == book_index)
     }
 
-    /// Takes a linked, resting order out of its level, the id index and the pool.
+    /// Takes a linked, resting order out of its level, the id index (its
+    /// entry at `at`, as located before) and the pool.
     #[inline]
-    pub(crate) fn remove_resting(&mut self, slot: u32) {
+    pub(crate) fn remove_resting(&mut self, slot: u32, at: Position) {
         let order = *self.pool.get(slot);
         self.books[order.book as usize]
             .side_mut(order.side)
             .unlink(&mut self.pool, slot);
-        self.index.remove(order.session, order.order_id);
+        self.index.remove_at(at);
         self.pool.free(slot);
     }
 }

@@ -40,6 +40,11 @@ fn mix(session: u32, order_id: u64) -> u64 {
 #[derive(Debug, Clone, Copy)]
 pub struct Vacancy(usize);
 
+/// Where a stored key's entry sits, as found by [`OrderIndex::locate`];
+/// valid until the index next changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Position(usize);
+
 /// Fixed-capacity hash index of live orders.
 #[derive(Debug)]
 pub struct OrderIndex {
@@ -142,14 +147,40 @@ impl OrderIndex {
         };
     }
 
+    /// The pool index stored for the key and where its entry sits (for a
+    /// [`remove_at`](Self::remove_at) with no second probe).
+    #[inline]
+    pub fn locate(&self, session: u32, order_id: u64) -> Option<(u32, Position)> {
+        let pos = self.probe(session, order_id);
+        let slot = self.entries[pos].slot;
+        (slot != NIL).then_some((slot, Position(pos)))
+    }
+
     /// Removes the key if present, shifting later entries of its probe run back
     /// so that lookups never need tombstones.
     #[inline(always)]
     pub fn remove(&mut self, session: u32, order_id: u64) {
-        let mut hole = self.probe(session, order_id);
-        if self.entries[hole].slot == NIL {
-            return;
+        let hole = self.probe(session, order_id);
+        if self.entries[hole].slot != NIL {
+            self.remove_entry(hole);
         }
+    }
+
+    /// Removes the entry [`locate`](Self::locate) found. The caller
+    /// guarantees that the index has not changed since.
+    #[inline(always)]
+    pub fn remove_at(&mut self, at: Position) {
+        debug_assert_ne!(
+            self.entries[at.0].slot, NIL,
+            "a position from before the index changed"
+        );
+        self.remove_entry(at.0);
+    }
+
+    /// Empties the occupied entry at `hole`, shifting later entries of its
+    /// probe run back.
+    #[inline(always)]
+    fn remove_entry(&mut self, mut hole: usize) {
         self.len -= 1;
         let mut pos = hole;
         loop {
