@@ -40,7 +40,7 @@ mod command;
 mod config;
 mod engine;
 pub mod flow;
-pub mod huge_page_vec;
+mod huge_page_vec;
 mod invariants;
 mod level_bitmap;
 mod matching;
