@@ -8,7 +8,8 @@
 #                       p99.99 <= 2x the echo's, max <= 10 ms
 #   engine-vs-peers     >= 20M ops/s, p99.9 < 1 us or <= 1.25x the same-run
 #                       memory floor
-#   dpdk-ring           >= 20M msgs/s (only when DPDK is installed)
+#   dpdk-ring           >= 20M msgs/s and <= 100 cycles/msg, with the
+#                       cycles by stage (only when DPDK is installed)
 #
 # A benchmark, not a test: CI does not run it, and its figures mean
 # something only on a quiet machine (nothing else building or running).
@@ -120,6 +121,12 @@ def dpdk(name):
         return missing("dpdk-ring throughput", j)
     tp = j["throughput_msgs_per_s"]
     line(tp >= 20e6, "dpdk-ring throughput", f"{tp/1e6:.1f}M", "target >= 20M msgs/s")
+    cycles = j["cycles_per_message"]
+    line(cycles <= 100, "dpdk-ring cycles per message", f"{cycles:.1f}", "target <= 100")
+    st = j.get("stage_cycles_per_message", {})
+    parts = ["rx", "parse", "gateway", "sequencer", "reply_build", "tx", "inject"]
+    if all(k in st for k in parts):
+        line(None, "dpdk-ring stages (cycles/msg)", " + ".join(f"{k} {st[k]}" for k in parts), "inject is the harness")
 
 pingpong("udp-pingpong.json", "udp")
 pingpong("tcp-pingpong.json", "tcp")

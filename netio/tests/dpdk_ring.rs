@@ -8,7 +8,7 @@
 //! port runs inside one `#[test]`, step by step.
 #![cfg(feature = "dpdk")]
 
-use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkError, DpdkPort, Eal};
+use peregrine_netio::dpdk::{net_ring_eal_args, DpdkConfig, DpdkError, DpdkPort, Eal, PortCycles};
 use peregrine_netio::wire::{
     ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
@@ -510,7 +510,16 @@ fn net_ring_end_to_end() {
     assert_eq!(port.mempool_available(), pool_before, "every mbuf back");
 
     // 5. Our own frames parse back through recv (software checksums on
-    //    both sides agree): send to ourselves.
+    //    both sides agree): send to ourselves. With stage timing on (it
+    //    is off until asked for, whatever the traffic), the port counts
+    //    cycles in the driver's tx and rx and in its parser.
+    assert_eq!(
+        port.stage_cycles(),
+        PortCycles::default(),
+        "timing is off by default"
+    );
+    port.set_stage_timing(true);
+    assert_eq!(port.stage_cycles(), PortCycles::default(), "it starts from zero");
     port.add_neighbour(OUR_IP, mac);
     let me = Peer::Addr(SocketAddr::V4(SocketAddrV4::new(OUR_IP, OUR_PORT)));
     for i in 0..40u16 {
@@ -521,12 +530,28 @@ fn net_ring_end_to_end() {
     }
     let n = batch.len();
     assert_eq!(port.send(&mut batch).unwrap(), n);
+    let sent = port.stage_cycles();
+    assert!(sent.tx > 0 && sent.rx == 0 && sent.parse == 0, "{sent:?}");
     let got = drain(&mut port, &mut batch);
     assert_eq!(got.len(), n);
     for (i, (peer, data)) in got.iter().enumerate() {
         assert_eq!(*peer, me);
         assert_eq!(data, &(i as u16).to_be_bytes());
     }
+    let received = port.stage_cycles();
+    assert!(
+        received.rx > 0 && received.parse > 0 && received.tx == sent.tx,
+        "{received:?}"
+    );
+    assert_eq!(port.tx_raw(&[&client_frame(mac, &[1; 100])]), 1);
+    assert_eq!(
+        port.stage_cycles(),
+        received,
+        "injected frames are not ours to time"
+    );
+    let _ = drain(&mut port, &mut batch);
+    port.set_stage_timing(false);
+    assert_eq!(port.stage_cycles(), PortCycles::default());
 
     // Nothing leaked: every mbuf is back in the pool (up to the per-lcore
     // cache), and the device saw our traffic.

@@ -103,31 +103,53 @@ pub struct DpdkRingResult {
     pub stages: StageCycles,
 }
 
-/// TSC cycles per acknowledged message, by stage of the one-core loop:
-/// each stage's calls are bracketed by TSC reads (four per round of a
-/// whole burst, so the brackets cost a few cycles per message).
+/// TSC cycles per acknowledged message, by stage of the one-core loop.
+///
+/// The loop brackets its four calls with TSC reads (inject, gateway
+/// receive, sequencer, gateway transmit: four reads per round of a whole
+/// burst), and the port brackets its own driver calls and parse loop
+/// inside them ([`peregrine_netio::dpdk::PortCycles`]); the gateway's
+/// stages are split by subtracting the port's parts. The brackets cost a
+/// few cycles per message in all.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StageCycles {
     /// The simulated client: writing the burst's frames into the ring vdev
     /// (the harness, not Peregrine).
     pub inject: f64,
-    /// Gateway receive: rx burst from the vdev, Ethernet/IPv4/UDP and
-    /// MoldUDP64 parsing, the session layer, copying into the input ring.
-    /// It also parses the looped-back reply frames and drops them (the
-    /// ring vdev returns our own transmissions), a cost a real NIC does not
-    /// add.
-    pub gateway_rx: f64,
+    /// The driver's receive: rx bursts from the vdev and freeing consumed
+    /// mbufs.
+    pub rx: f64,
+    /// Ethernet/IPv4/UDP parsing of every received frame. It includes the
+    /// looped-back reply frames, parsed and dropped as not ours (the ring
+    /// vdev returns our own transmissions), a cost a real NIC does not add.
+    pub parse: f64,
+    /// The gateway's receive work: MoldUDP64 parsing, the session layer,
+    /// copying each message into the input ring.
+    pub gateway: f64,
     /// The sequencer: input ring to application to output ring.
     pub sequencer: f64,
-    /// Gateway transmit: output ring, reply packets built into mbufs, tx
-    /// burst.
-    pub gateway_tx: f64,
+    /// The gateway's transmit work: reading the output ring, the reply
+    /// log, MoldUDP64 packets built into mbufs with their Ethernet, IPv4
+    /// and UDP headers and checksums.
+    pub reply_build: f64,
+    /// The driver's transmit: tx bursts.
+    pub tx: f64,
 }
 
 impl StageCycles {
+    /// The gateway's whole receive stage: rx, parse and gateway.
+    pub fn gateway_rx(&self) -> f64 {
+        self.rx + self.parse + self.gateway
+    }
+
+    /// The gateway's whole transmit stage: reply build and tx.
+    pub fn gateway_tx(&self) -> f64 {
+        self.reply_build + self.tx
+    }
+
     /// The stages Peregrine spends (everything but the injection).
     pub fn peregrine(&self) -> f64 {
-        self.gateway_rx + self.sequencer + self.gateway_tx
+        self.gateway_rx() + self.sequencer + self.gateway_tx()
     }
 }
 
@@ -215,6 +237,7 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         step(&mut gw, &mut seq, &mut sent, &mut spent);
     }
     spent = [0; 4];
+    gw.port_mut().set_stage_timing(true);
     let (sent0, acked0) = (sent, gw.counters().tx_replies);
     let t0 = eal.tsc_cycles();
     let budget = (duration.as_secs_f64() * hz) as u64;
@@ -228,6 +251,8 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
     }
     let cycles = (eal.tsc_cycles() - t0) as f64;
     let acked = gw.counters().tx_replies - acked0;
+    let port = gw.port().stage_cycles();
+    gw.port_mut().set_stage_timing(false);
     // Drain what is in flight so the loss count is exact.
     for _ in 0..10_000 {
         gw.poll_rx();
@@ -248,9 +273,12 @@ pub fn run_dpdk_ring(duration: Duration, core: usize, burst: u16) -> anyhow::Res
         replies_looped: gw.port_counters().rx_not_for_us,
         stages: StageCycles {
             inject: per_msg(spent[0]),
-            gateway_rx: per_msg(spent[1]),
+            rx: per_msg(port.rx),
+            parse: per_msg(port.parse),
+            gateway: per_msg(spent[1].saturating_sub(port.rx + port.parse)),
             sequencer: per_msg(spent[2]),
-            gateway_tx: per_msg(spent[3]),
+            reply_build: per_msg(spent[3].saturating_sub(port.tx)),
+            tx: per_msg(port.tx),
         },
     })
 }

@@ -54,7 +54,7 @@ mod port;
 
 pub use config::{net_ring_eal_args, DpdkConfig};
 pub use eal::{Eal, LinkStatus, NicStats};
-pub use port::{DpdkPort, DpdkStats};
+pub use port::{DpdkPort, DpdkStats, PortCycles};
 
 /// Errors of the DPDK backend (start-up only: the packet path never fails).
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,10 @@
 //! [`PacketBatch`] handed to [`Port::send`] is still taken (one copy per
 //! entry, into its mbuf) for callers that build elsewhere.
 
+mod cycles;
 mod in_place;
+
+pub use cycles::PortCycles;
 
 use super::eal::{Eal, LinkStatus, NicStats, PoolPtr};
 use super::neigh::NeighbourTable;
@@ -195,6 +198,8 @@ pub struct DpdkPort {
     rx_view_pos: usize,
     /// Datagrams built in place in lent mbufs, not yet transmitted.
     in_place: in_place::InPlaceTx,
+    /// Cycles spent in the driver and in parsing, when timing is on.
+    meter: cycles::CycleMeter,
 }
 
 /// A received datagram's place in a held mbuf.
@@ -262,6 +267,7 @@ impl DpdkPort {
             rx_view_len: 0,
             rx_view_pos: 0,
             in_place: in_place::InPlaceTx::new(burst),
+            meter: cycles::CycleMeter::default(),
         })
     }
 
@@ -285,6 +291,19 @@ impl DpdkPort {
     /// The queue pair index.
     pub fn queue(&self) -> u16 {
         self.queue
+    }
+
+    /// Turns the port's own cycle accounting on or off (off when opened)
+    /// and restarts its totals: see [`PortCycles`]. On, it reads the TSC a
+    /// few times per burst (tens of cycles each).
+    pub fn set_stage_timing(&mut self, on: bool) {
+        self.meter.set(on);
+    }
+
+    /// Cycles spent by part since stage timing was last turned on (all
+    /// zero while it is off).
+    pub fn stage_cycles(&self) -> PortCycles {
+        self.meter.spent
     }
 
     /// Whether (IPv4 header, UDP) checksums are offloaded on transmit.
@@ -824,9 +843,12 @@ impl DatagramPort for DpdkPort {
         if self.rx_view_pos < self.rx_view_len {
             return Ok(0);
         }
+        let t0 = self.meter.now();
         self.release_rx();
         register_thread();
         let n = self.rx_burst(max);
+        let t1 = self.meter.now();
+        self.meter.spent.rx += t1.wrapping_sub(t0);
         self.rx_held = n;
         self.stats.rx_frames += n as u64;
         for i in 0..n {
@@ -839,6 +861,7 @@ impl DatagramPort for DpdkPort {
             self.release_rx();
         }
         self.flush_ctrl();
+        self.meter.spent.parse += self.meter.since(t1);
         Ok(self.rx_view_len)
     }
 
@@ -861,7 +884,9 @@ impl DatagramPort for DpdkPort {
         }
         let consumed = self.rx_view_pos - start;
         if self.rx_held > 0 && self.rx_view_pos == self.rx_view_len {
+            let t0 = self.meter.now();
             self.release_rx();
+            self.meter.spent.rx += self.meter.since(t0);
         }
         consumed
     }
@@ -906,6 +931,7 @@ impl Port for DpdkPort {
             }
             // Unused mbufs (entries that failed) go back to the pool.
             self.free_tx(built, n);
+            let t0 = self.meter.now();
             let sent = self.tx_burst_retry(built);
             if sent < built {
                 // Bytes of the refused tail are not counted as sent.
@@ -916,6 +942,7 @@ impl Port for DpdkPort {
                 self.stats.tx_ring_full += (built - sent) as u64;
                 self.counters.tx_dropped += (built - sent) as u64;
             }
+            self.meter.spent.tx += self.meter.since(t0);
             self.counters.tx_packets += sent as u64;
             self.counters.tx_bytes += bytes;
             sent_total += sent;

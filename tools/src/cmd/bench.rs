@@ -112,6 +112,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
 /// `bench --transport dpdk-ring --throughput`: the DPDK path's software
 /// cost on one core, then the kernel UDP path in the same run.
+/// `x` rounded to a tenth, for the JSON report.
+#[cfg(feature = "dpdk")]
+fn tenth(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
 #[cfg(feature = "dpdk")]
 fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
     use peregrine_tools::client::{flow::FlowKind, Mode};
@@ -162,14 +168,19 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
         "messages_acked": d.acked,
         "lost": 0,
         "throughput_msgs_per_s": d.throughput().round(),
-        "cycles_per_message": (d.cycles_per_message * 10.0).round() / 10.0,
+        "cycles_per_message": tenth(d.cycles_per_message),
         "reply_frames_looped_and_dropped": d.replies_looped,
         "stage_cycles_per_message": {
-            "inject": (d.stages.inject * 10.0).round() / 10.0,
-            "gateway_rx": (d.stages.gateway_rx * 10.0).round() / 10.0,
-            "sequencer": (d.stages.sequencer * 10.0).round() / 10.0,
-            "gateway_tx": (d.stages.gateway_tx * 10.0).round() / 10.0,
-            "peregrine": (d.stages.peregrine() * 10.0).round() / 10.0,
+            "inject": tenth(d.stages.inject),
+            "rx": tenth(d.stages.rx),
+            "parse": tenth(d.stages.parse),
+            "gateway": tenth(d.stages.gateway),
+            "sequencer": tenth(d.stages.sequencer),
+            "reply_build": tenth(d.stages.reply_build),
+            "tx": tenth(d.stages.tx),
+            "gateway_rx": tenth(d.stages.gateway_rx()),
+            "gateway_tx": tenth(d.stages.gateway_tx()),
+            "peregrine": tenth(d.stages.peregrine()),
         },
         "kernel_udp_throughput_msgs_per_s": kernel_tp,
         "dpdk_to_kernel_ratio": if kernel_tp > 0.0 { (d.throughput() / kernel_tp * 100.0).round() / 100.0 } else { 0.0 },
@@ -186,11 +197,17 @@ fn run_dpdk_ring_bench(a: BenchArgs) -> anyhow::Result<()> {
     );
     let st = d.stages;
     println!(
-        "cycles per message by stage: gateway rx {:.1} (rx burst, parse, sessions, input ring; includes dropping our looped-back replies), \
-         sequencer {:.1}, gateway tx {:.1} (output ring, replies into mbufs, tx burst) = Peregrine {:.1}; client injection {:.1} (harness)",
-        st.gateway_rx,
+        "cycles per message by stage: gateway rx {:.1} = rx burst {:.1} + parse {:.1} (includes dropping our looped-back replies) \
+         + gateway {:.1} (MoldUDP64, sessions, input ring); sequencer {:.1}; gateway tx {:.1} = reply build {:.1} \
+         (output ring, reply log, packets into mbufs, checksums) + tx burst {:.1}; Peregrine {:.1}; client injection {:.1} (harness)",
+        st.gateway_rx(),
+        st.rx,
+        st.parse,
+        st.gateway,
         st.sequencer,
-        st.gateway_tx,
+        st.gateway_tx(),
+        st.reply_build,
+        st.tx,
         st.peregrine(),
         st.inject
     );

@@ -72,6 +72,7 @@ impl DpdkPort {
             return 0;
         }
         let mut bytes = self.in_place.built_bytes;
+        let t0 = self.meter.now();
         let sent = tx_burst_retry(self.port_id, self.queue, &mut self.in_place.built[..n]);
         if sent < n {
             for &m in &self.in_place.built[sent..n] {
@@ -85,6 +86,7 @@ impl DpdkPort {
             self.stats.tx_ring_full += (n - sent) as u64;
             self.counters.tx_dropped += (n - sent) as u64;
         }
+        self.meter.spent.tx += self.meter.since(t0);
         self.counters.tx_packets += sent as u64;
         self.counters.tx_bytes += bytes;
         self.in_place.built_len = 0;
