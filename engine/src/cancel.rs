@@ -44,7 +44,7 @@ impl Engine {
             order_id: order.order_id,
             instrument: cmd.instrument,
             side: order.side,
-            price: order.price,
+            price: self.books[order.book as usize].price_of(order.level),
             quantity: order.leaves,
             reason: RejectReason::UserRequested,
             ..Report::BLANK

@@ -218,12 +218,13 @@ impl Engine {
 
     pub(crate) fn view(&self, slot: u32) -> OrderView {
         let order = self.pool.get(slot);
+        let book = &self.books[order.book as usize];
         OrderView {
             session: order.session,
             order_id: order.order_id,
-            instrument: self.books[order.book as usize].instrument,
+            instrument: book.instrument,
             side: order.side,
-            price: order.price,
+            price: book.price_of(order.level),
             quantity: order.quantity,
             leaves: order.leaves,
             stp: order.stp,

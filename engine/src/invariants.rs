@@ -33,7 +33,7 @@ impl Engine {
             let instrument = book.instrument;
             for side in [Side::Buy, Side::Sell] {
                 let book_side = book.side(side);
-                linked += self.check_side(book_index, side, book_side, |level| book.price_of(level))?;
+                linked += self.check_side(book_index, side, book_side)?;
             }
             let (bid, ask) = (book.bids.best(), book.asks.best());
             if bid != NIL && ask != NIL && bid >= ask {
@@ -58,7 +58,6 @@ impl Engine {
         book_index: usize,
         side: Side,
         book_side: &BookSide,
-        price_of: impl Fn(u32) -> i64,
     ) -> Result<usize, InvariantViolation> {
         let mut linked = 0;
         let mut best = NIL;
@@ -79,11 +78,7 @@ impl Engine {
                 if order.prev != prev {
                     return fail(format!("{side:?} level {level}: broken prev link at {slot}"));
                 }
-                if order.book as usize != book_index
-                    || order.side != side
-                    || order.level != level
-                    || order.price != price_of(level)
-                {
+                if order.book as usize != book_index || order.side != side || order.level != level {
                     return fail(format!("order slot {slot} is on the wrong book/side/level"));
                 }
                 if order.leaves == 0 || order.leaves > order.quantity {

@@ -80,7 +80,7 @@ impl Engine {
                             order_id: cancelled.order_id,
                             instrument,
                             side: cancelled.side,
-                            price: cancelled.price,
+                            price,
                             quantity: cancelled.leaves,
                             reason: RejectReason::SelfTradePrevention,
                             ..Report::BLANK

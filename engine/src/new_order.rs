@@ -147,7 +147,6 @@ impl Engine {
     ) -> bool {
         let order = Order {
             order_id: cmd.order_id,
-            price: cmd.price,
             quantity: cmd.quantity,
             leaves: taker.remaining,
             session: cmd.session,

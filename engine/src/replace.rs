@@ -59,7 +59,7 @@ impl Engine {
         response.kind = ReportKind::Replaced;
         response.leaves = new_leaves;
         let side = self.books[book_index].side_mut(order.side);
-        if cmd.new_price == order.price && cmd.new_quantity <= order.quantity {
+        if new_level == order.level && cmd.new_quantity <= order.quantity {
             side.reduce_total(order.level, order.leaves - new_leaves);
             let stored = self.pool.get_mut(slot);
             stored.quantity = cmd.new_quantity;
@@ -70,7 +70,6 @@ impl Engine {
 
         side.unlink(&mut self.pool, slot);
         let stored = self.pool.get_mut(slot);
-        stored.price = cmd.new_price;
         stored.level = new_level;
         stored.quantity = cmd.new_quantity;
         stored.leaves = new_leaves;

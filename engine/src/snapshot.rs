@@ -323,7 +323,6 @@ impl Engine {
             }
             let order = Order {
                 order_id,
-                price,
                 quantity,
                 leaves,
                 session,
