@@ -17,9 +17,7 @@ impl Engine {
             .book_index(cmd.instrument)
             .ok_or(RejectReason::UnknownInstrument)
             .and_then(|book_index| {
-                self.index
-                    .locate(cmd.session, cmd.order_id)
-                    .filter(|&(slot, _)| self.pool.get(slot).book as usize == book_index)
+                self.live_order(cmd.session, cmd.order_id, book_index)
                     .ok_or(RejectReason::UnknownOrder)
             });
         let (slot, at) = match found {
@@ -52,12 +50,19 @@ impl Engine {
         out.report(cmd.session, &cancelled);
     }
 
-    /// Pool slot of the live order `(session, order_id)` if it rests in book `book_index`.
+    /// Pool slot of the live order `(session, order_id)` if it rests in
+    /// book `book_index`, and where its id-index entry sits (for
+    /// [`remove_resting`](Self::remove_resting) with no second probe).
     #[inline]
-    pub(crate) fn live_order(&self, session: u32, order_id: u64, book_index: usize) -> Option<u32> {
+    pub(crate) fn live_order(
+        &self,
+        session: u32,
+        order_id: u64,
+        book_index: usize,
+    ) -> Option<(u32, Position)> {
         self.index
-            .get(session, order_id)
-            .filter(|&slot| self.pool.get(slot).book as usize == book_index)
+            .locate(session, order_id)
+            .filter(|&(slot, _)| self.pool.get(slot).book as usize == book_index)
     }
 
     /// Takes a linked, resting order out of its level, the id index (its

@@ -38,7 +38,7 @@ impl Engine {
             out.report(cmd.session, &response);
             return;
         };
-        let Some(slot) = self.live_order(cmd.session, cmd.order_id, book_index) else {
+        let Some((slot, _)) = self.live_order(cmd.session, cmd.order_id, book_index) else {
             response.reason = RejectReason::UnknownOrder;
             out.report(cmd.session, &response);
             return;
