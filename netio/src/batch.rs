@@ -3,10 +3,12 @@
 //! Slots are fixed-size and evenly spaced. Most batches use [`SLOT_BYTES`]
 //! (a 1,500-byte-MTU frame); a kernel UDP port receives into slots of
 //! [`DATAGRAM_SLOT_BYTES`] so that any datagram the socket can deliver
-//! arrives whole. Such a batch is allocated zeroed, which the allocator
-//! serves from fresh zero pages of the operating system: only the pages a
-//! datagram actually writes ever become resident, so ordinary traffic
-//! touches the first page of each slot, exactly as with small slots, and
+//! arrives whole. A batch's storage is a mapping of its own, which the
+//! kernel fills with zero pages as they are first written (not the
+//! allocator's, which may hand back reused memory and clear all of it):
+//! only the pages a datagram actually writes ever become resident, so
+//! ordinary traffic touches the first page of each slot, exactly as with
+//! small slots, and
 //! the 64 KiB of address space per slot costs memory only while large
 //! datagrams arrive. A port that takes runs of datagrams the kernel
 //! coalesced fills its slots routinely instead, so it makes them resident
@@ -14,6 +16,9 @@
 //! nothing, rather than page by page on the receive path.
 
 use crate::port::{Peer, RxEvent, TxSlots};
+
+mod zeroed_pages;
+use zeroed_pages::ZeroedPages;
 
 /// Bytes per ordinary batch slot: room for a full 1,500-byte-MTU UDP payload.
 pub const SLOT_BYTES: usize = 2048;
@@ -48,7 +53,7 @@ const fn stride_for(slot: usize) -> usize {
 /// clearing never allocate. Slots are laid out back to back so a backend can
 /// point a `recvmmsg` iovec array (or DPDK copies) straight at them.
 pub struct PacketBatch {
-    bufs: Box<[u8]>,
+    bufs: ZeroedPages,
     /// Bytes per slot.
     slot: usize,
     /// Distance between slot starts (see [`stride_for`]).
@@ -68,13 +73,14 @@ impl PacketBatch {
         const PAGE: usize = 4096;
         // The first byte of every 4 KiB from the start, and the last byte:
         // every page the storage spans, wherever it starts in a page.
-        let last = self.bufs.len() - 1;
-        for at in (0..self.bufs.len()).step_by(PAGE).chain([last]) {
+        let bufs = self.bufs.as_mut_slice();
+        let last = bufs.len() - 1;
+        for at in (0..bufs.len()).step_by(PAGE).chain([last]) {
             // A volatile write: zero pages from the allocator look like
             // zeros to the compiler, which could drop a plain one.
             // SAFETY: `at` is below the length of `bufs`, which is
             // exclusively borrowed here.
-            unsafe { std::ptr::write_volatile(self.bufs.as_mut_ptr().add(at), 0) };
+            unsafe { std::ptr::write_volatile(bufs.as_mut_ptr().add(at), 0) };
         }
     }
 
@@ -98,7 +104,7 @@ impl PacketBatch {
         let slot = slot_bytes.min(DATAGRAM_SLOT_BYTES);
         let stride = stride_for(slot);
         PacketBatch {
-            bufs: vec![0u8; capacity * stride].into_boxed_slice(),
+            bufs: ZeroedPages::new(capacity * stride),
             slot,
             stride,
             lens: vec![0u32; capacity].into_boxed_slice(),
@@ -161,7 +167,11 @@ impl PacketBatch {
         assert!(i < self.len);
         let start = i * self.stride;
         let n = self.lens[i] as usize;
-        (self.peers[i], self.events[i], &self.bufs[start..start + n])
+        (
+            self.peers[i],
+            self.events[i],
+            &self.bufs.as_slice()[start..start + n],
+        )
     }
 
     /// Copies `data` into the next slot, addressed to/from `peer`.
@@ -174,7 +184,7 @@ impl PacketBatch {
         }
         let i = self.len;
         let start = i * self.stride;
-        self.bufs[start..start + data.len()].copy_from_slice(data);
+        self.bufs.as_mut_slice()[start..start + data.len()].copy_from_slice(data);
         self.lens[i] = data.len() as u32;
         self.peers[i] = peer;
         self.events[i] = RxEvent::Data;
@@ -204,7 +214,7 @@ impl PacketBatch {
             return None;
         }
         let start = self.len * self.stride;
-        Some(&mut self.bufs[start..start + self.slot])
+        Some(&mut self.bufs.as_mut_slice()[start..start + self.slot])
     }
 
     /// Commits the slot last returned by [`PacketBatch::next_slot`] with its
@@ -226,7 +236,7 @@ impl PacketBatch {
     /// `i * self.slot_stride()` and holds `self.slot_bytes()`).
     #[inline]
     pub(crate) fn slots_ptr(&mut self) -> *mut u8 {
-        self.bufs.as_mut_ptr()
+        self.bufs.as_mut_slice().as_mut_ptr()
     }
 
     /// Backend access: bytes from one slot's start to the next's.
