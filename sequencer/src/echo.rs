@@ -3,7 +3,9 @@
 
 use crate::app::{Application, ReplySink};
 use peregrine_journal::Sequenced;
-use peregrine_wire::message::{client_ts_of, msg_type_of, order_id_or_tag_of, Ack, MessageType};
+use peregrine_wire::message::{
+    client_ts_of, msg_type_of, order_id_or_tag_of, Ack, MessageType, LAYOUT_VERSION,
+};
 use zerocopy::little_endian::U64;
 
 /// Acknowledges every message to its sender.
@@ -40,14 +42,21 @@ impl Application for EchoApp {
         // Built where it goes (see `ReplySink::send_with`).
         out.send_with(m.origin, |bytes| {
             let ack: &mut Ack = zerocopy::transmute_mut!(bytes);
-            *ack = Ack::empty();
-            ack.acked_type = acked_type;
-            ack.global_seq = U64::new(m.global_seq);
-            ack.client_seq = U64::new(m.client_seq);
-            ack.client_ts_ns = U64::new(client_ts_ns);
-            ack.gateway_rx_ns = U64::new(m.gateway_rx_ns);
-            ack.sequencer_ns = U64::new(m.sequencer_ns);
-            ack.client_tag = U64::new(client_tag);
+            // Built whole, so each byte of the slot is stored once (zeroing
+            // it first and then setting the fields stored most bytes twice).
+            *ack = Ack {
+                msg_type: MessageType::Ack as u8,
+                version: LAYOUT_VERSION,
+                acked_type,
+                reserved: [0; 5],
+                global_seq: U64::new(m.global_seq),
+                client_seq: U64::new(m.client_seq),
+                client_ts_ns: U64::new(client_ts_ns),
+                gateway_rx_ns: U64::new(m.gateway_rx_ns),
+                sequencer_ns: U64::new(m.sequencer_ns),
+                client_tag: U64::new(client_tag),
+                reserved2: [0; 44],
+            };
         });
         self.acked += 1;
     }
