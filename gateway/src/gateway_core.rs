@@ -111,17 +111,14 @@ impl GatewayCore {
         B: AsRef<[u8]> + ?Sized + 'a,
     {
         let (origin, rx_ns) = (self.core.origin(session), self.core.now());
-        // The consumer's index is read from shared memory only when the
-        // private copy says the datagram might not fit.
-        let room = if self.to_sequencer.has_room(want) {
-            want
-        } else {
-            self.to_sequencer.free_slots()
-        };
-        let ring = &mut self.to_sequencer;
+        // One room check for the run: the consumer's index is read from
+        // shared memory only when the private copy says the datagram might
+        // not fit.
+        let mut claim = self.to_sequencer.claim(want);
+        let room = claim.room();
         self.core
             .take_in_order_run(session, first, blocks, room, |client_seq, block| {
-                let staged = ring.stage_with(|s| {
+                let staged = claim.stage_with(|s| {
                     // A fixed-size block (`B = [u8; 100]`) is copied
                     // by a fixed run of moves.
                     s.msg.copy_from_slice(block.as_ref());
@@ -129,7 +126,7 @@ impl GatewayCore {
                     s.client_seq = client_seq;
                     s.gateway_rx_ns = rx_ns;
                 });
-                debug_assert!(staged, "the run is bounded by the ring's room");
+                debug_assert!(staged, "the run is bounded by the claim");
             })
     }
 

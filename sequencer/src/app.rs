@@ -130,18 +130,23 @@ impl<'a> ReplySink<'a> {
         if matches!(self.mode, SinkMode::Send) {
             let g = usize::from(to.gateway);
             if let (Some(out), Some(over)) = (self.outputs.get_mut(g), self.overflow.get_mut(g)) {
-                if over.is_empty() && out.has_room(1) {
-                    let rx_ns = self.current_rx_ns;
-                    let staged = out.stage_with(|s| {
-                        fill(&mut s.msg);
-                        s.to = to;
-                        s.kind = OutboundKind::Reply;
-                        s.client_seq = 0;
-                        s.rx_ns = rx_ns;
-                    });
-                    debug_assert!(staged, "room was checked");
-                    self.sent += 1;
-                    return;
+                if over.is_empty() {
+                    // One room check (the claim's), not one to decide and
+                    // another to stage.
+                    let mut claim = out.claim(1);
+                    if claim.room() == 1 {
+                        let rx_ns = self.current_rx_ns;
+                        let staged = claim.stage_with(|s| {
+                            fill(&mut s.msg);
+                            s.to = to;
+                            s.kind = OutboundKind::Reply;
+                            s.client_seq = 0;
+                            s.rx_ns = rx_ns;
+                        });
+                        debug_assert!(staged, "the claim has room");
+                        self.sent += 1;
+                        return;
+                    }
                 }
             }
         }

@@ -325,39 +325,44 @@ impl<A: Application> Sequencer<A> {
                     self.app.prefetch(&slot.msg, slot.origin);
                 }
             }
-            for j in 0..avail {
-                if ahead > 0 && j + ahead < avail {
-                    if let Some(next) = input.peek(j + ahead) {
-                        self.app.prefetch(&next.msg, next.origin);
+            // The slots as (at most) two contiguous runs, before and after
+            // the ring's wrap: no index check or wrap per message.
+            let (first, second) = input.readable();
+            'runs: for run in [first, second] {
+                for slot in &run[..run.len().min(avail - done)] {
+                    let j = done;
+                    if ahead > 0 && j + ahead < avail {
+                        if let Some(next) = input.peek(j + ahead) {
+                            self.app.prefetch(&next.msg, next.origin);
+                        }
                     }
-                }
-                let Some(slot) = input.peek(j) else { break };
-                let m = Sequenced {
-                    global_seq: self.next_seq,
-                    origin: slot.origin,
-                    client_seq: slot.client_seq,
-                    gateway_rx_ns: slot.gateway_rx_ns,
-                    sequencer_ns: now,
-                    msg: &slot.msg,
-                };
-                if let Some(jr) = self.journal.as_mut() {
-                    if let Err(e) = jr.writer.append_sequenced(&m) {
-                        // Stop before the application (and any reply) sees
-                        // a message the journal does not hold; the message
-                        // stays in its ring, unacknowledged.
-                        self.counters.journal_errors += 1;
-                        self.failed = Some(format!("journal append of sequence {}: {e}", m.global_seq));
-                        break;
+                    let m = Sequenced {
+                        global_seq: self.next_seq,
+                        origin: slot.origin,
+                        client_seq: slot.client_seq,
+                        gateway_rx_ns: slot.gateway_rx_ns,
+                        sequencer_ns: now,
+                        msg: &slot.msg,
+                    };
+                    if let Some(jr) = self.journal.as_mut() {
+                        if let Err(e) = jr.writer.append_sequenced(&m) {
+                            // Stop before the application (and any reply) sees
+                            // a message the journal does not hold; the message
+                            // stays in its ring, unacknowledged.
+                            self.counters.journal_errors += 1;
+                            self.failed = Some(format!("journal append of sequence {}: {e}", m.global_seq));
+                            break 'runs;
+                        }
+                        self.counters.journaled += 1;
                     }
-                    self.counters.journaled += 1;
+                    if let Some(b) = batch.as_mut() {
+                        b.push(&m);
+                    }
+                    self.next_seq += 1;
+                    sink.current_rx_ns = m.gateway_rx_ns;
+                    self.app.on_message(&m, &mut sink);
+                    done += 1;
                 }
-                if let Some(b) = batch.as_mut() {
-                    b.push(&m);
-                }
-                self.next_seq += 1;
-                sink.current_rx_ns = m.gateway_rx_ns;
-                self.app.on_message(&m, &mut sink);
-                done += 1;
             }
             input.advance(done);
             input.release();
@@ -504,6 +509,29 @@ mod tests {
         // Round-robin with batch 4: the first 8 sequence numbers alternate
         // gateways in blocks of 4.
         assert_eq!(seq.counters().sequenced, 20);
+    }
+
+    #[test]
+    fn sequencing_across_the_input_rings_wrap_keeps_order_and_the_batch_limit() {
+        // An 8-slot input ring filled in waves of every free slot and a
+        // batch limit of 5: polls start at every offset, and many bursts
+        // straddle the wrap.
+        let (mut ins, mut outs, mut seq) = setup(1, 8, 256, 5);
+        let (mut staged, mut acked) = (0u64, Vec::new());
+        while acked.len() < 200 {
+            while staged < 200 && ins[0].stage(echo_slot(0, 2, staged + 1)) {
+                staged += 1;
+            }
+            ins[0].publish();
+            let n = seq.poll();
+            assert!((1..=5).contains(&n), "a poll sequences 1 to 5 messages, not {n}");
+            while let Some(r) = outs[0].pop() {
+                let ack = Ack::read_from_bytes(&r.msg).unwrap();
+                acked.push((ack.global_seq.get(), ack.client_seq.get()));
+            }
+        }
+        let expect: Vec<(u64, u64)> = (1..=200).map(|c| (c, c)).collect();
+        assert_eq!(acked, expect);
     }
 
     /// Records, in order, which messages (by client sequence) were shown to
@@ -727,7 +755,17 @@ mod tests {
         // The writer expects sequence 1; a sequencer starting at 5 makes the
         // first append fail (non-consecutive), as a failing disk would.
         let mut ins = Vec::new();
-        let (ip, ic) = ring::<InboundSlot>(64).unwrap();
+        let (mut ip, mut ic) = ring::<InboundSlot>(4).unwrap();
+        // Three slots used and freed before the sequencer takes the ring,
+        // so the three messages below straddle its wrap (one slot before,
+        // two after): the failure must stop the run after the wrap too.
+        for c in 1..=3 {
+            assert!(ip.stage(echo_slot(0, 0, c)));
+        }
+        ip.publish();
+        assert_eq!(ic.available(), 3);
+        ic.advance(3);
+        ic.release();
         let (op, mut oc) = ring::<OutboundSlot>(64).unwrap();
         ins.push(ip);
         let mut seq = Sequencer::new(vec![(ic, op)], EchoApp::new(), 5, 16).with_journal(AttachedJournal {

@@ -181,6 +181,25 @@ impl<T: Copy> Producer<T> {
         true
     }
 
+    /// Claims up to `want` free slots to stage in order through the
+    /// returned [`Claim`], with one room check for all of them (the shared
+    /// index is read only when the private copy says `want` may not fit).
+    /// What the claim fills is staged when it is dropped; slots it leaves
+    /// unfilled stay free.
+    #[inline]
+    pub fn claim(&mut self, want: usize) -> Claim<'_, T> {
+        let room = if self.capacity() - (self.tail - self.cached_head) >= want {
+            want
+        } else {
+            want.min(self.free_slots())
+        };
+        Claim {
+            producer: self,
+            room,
+            filled: 0,
+        }
+    }
+
     /// Copies the longest prefix of `values` that fits into the next slots,
     /// without publishing; returns how many were staged. One room check for
     /// the whole batch.
@@ -226,6 +245,52 @@ impl<T: Copy> Producer<T> {
         } else {
             Err(value)
         }
+    }
+}
+
+/// Free slots claimed by [`Producer::claim`], filled in order without a
+/// room check each; dropping the claim stages the filled ones (not
+/// published: [`Producer::publish`] does that).
+pub struct Claim<'a, T: Copy> {
+    producer: &'a mut Producer<T>,
+    /// Slots claimed.
+    room: usize,
+    /// Slots filled so far (the first `filled` of the claim).
+    filled: usize,
+}
+
+impl<T: Copy> Claim<'_, T> {
+    /// Claimed slots not filled yet.
+    #[inline]
+    pub fn room(&self) -> usize {
+        self.room - self.filled
+    }
+
+    /// Builds the next claimed slot in place with `fill`, as
+    /// [`Producer::stage_with`]. Returns false (and calls nothing) when the
+    /// claim is used up.
+    #[inline]
+    pub fn stage_with(&mut self, fill: impl FnOnce(&mut T)) -> bool {
+        if self.filled == self.room {
+            return false;
+        }
+        let pos = self.producer.tail + self.filled;
+        // SAFETY: `filled < room`, and `claim` proved at least `room` slots
+        // free from `tail` on (tail - head + room <= capacity), so the
+        // consumer has released this slot and cannot read it before the
+        // producer publishes past it; the claim borrows the only producer
+        // mutably, so this is the only reference to the slot. T: Copy has
+        // no drop glue, so a panicking `fill` leaves a valid value.
+        fill(unsafe { &mut *self.producer.slot(pos) });
+        self.filled += 1;
+        true
+    }
+}
+
+impl<T: Copy> Drop for Claim<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.producer.tail += self.filled;
     }
 }
 
@@ -276,6 +341,31 @@ impl<T: Copy> Consumer<T> {
         // release past it; the returned borrow of `self` stops us releasing
         // while it lives.
         Some(unsafe { &*slot_at(self.base, self.mask, self.head + i) })
+    }
+
+    /// The slots below the last [`Consumer::available`] result, in order,
+    /// as at most two contiguous runs: up to the end of the slot array, and
+    /// from its start after the wrap (empty when there is none). Reading
+    /// them costs no index check or wrap per slot.
+    #[inline]
+    pub fn readable(&self) -> (&[T], &[T]) {
+        let n = self.cached_tail - self.head;
+        let start = self.head & self.mask;
+        let first = n.min(self.mask + 1 - start);
+        // SAFETY: the `n` slots from `head` are published (n <= cached
+        // tail - head, acquired) and the producer will not write them until
+        // we release past them, which the returned borrows of `self`
+        // prevent; `start + first <= capacity` and `n - first <= start`, so
+        // both runs lie inside the slot array the `Arc` keeps alive.
+        // `UnsafeCell<T>` has the layout of `T`, and nothing writes these
+        // slots while the shared slices live.
+        unsafe {
+            let base = UnsafeCell::raw_get(self.base) as *const T;
+            (
+                std::slice::from_raw_parts(base.add(start), first),
+                std::slice::from_raw_parts(base, n - first),
+            )
+        }
     }
 
     /// Marks `n` slots read (locally; [`Consumer::release`] frees them).
@@ -349,6 +439,8 @@ mod tests {
         Stage(u32),
         StageWith(u32),
         StageSlice(Vec<u32>),
+        /// Claim room for the values, fill at most this many of them.
+        Claim(Vec<u32>, usize),
         Publish,
         Read(usize),
         Release,
@@ -359,6 +451,7 @@ mod tests {
             any::<u32>().prop_map(Op::Stage),
             any::<u32>().prop_map(Op::StageWith),
             proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::StageSlice),
+            (proptest::collection::vec(any::<u32>(), 0..12), 0usize..13).prop_map(|(vs, k)| Op::Claim(vs, k)),
             Just(Op::Publish),
             (0usize..10).prop_map(Op::Read),
             Just(Op::Release),
@@ -394,6 +487,20 @@ mod tests {
                         prop_assert_eq!(n, vs.len().min(room));
                         staged.extend(vs[..n].iter().copied());
                     }
+                    Op::Claim(vs, k) => {
+                        let room = cap - staged.len() - visible.len() - read_unreleased;
+                        let mut claim = p.claim(vs.len());
+                        prop_assert_eq!(claim.room(), vs.len().min(room));
+                        let mut n = 0;
+                        for &v in vs.iter().take(k) {
+                            if !claim.stage_with(|s| *s = v) { break; }
+                            n += 1;
+                        }
+                        prop_assert_eq!(claim.room(), vs.len().min(room) - n);
+                        drop(claim);
+                        prop_assert_eq!(n, vs.len().min(room).min(k));
+                        staged.extend(vs[..n].iter().copied());
+                    }
                     Op::Publish => { p.publish(); visible.extend(staged.drain(..)); }
                     Op::Read(n) => {
                         // Lazy refresh: at least one item is seen whenever any
@@ -401,6 +508,10 @@ mod tests {
                         let avail = c.available();
                         prop_assert!(avail <= visible.len());
                         prop_assert_eq!(avail == 0, visible.is_empty());
+                        let (a, b) = c.readable();
+                        let runs: Vec<u32> = a.iter().chain(b).copied().collect();
+                        let model: Vec<u32> = visible.iter().take(avail).copied().collect();
+                        prop_assert_eq!(runs, model);
                         let n = n.min(avail);
                         for (i, v) in visible.iter().take(n).enumerate() {
                             prop_assert_eq!(*c.peek(i).unwrap(), *v);
