@@ -233,6 +233,22 @@ const _: () = assert!(
 /// Placeholder for the unused places of a run.
 static EMPTY_REPLY: [u8; MESSAGE_LEN] = [0; MESSAGE_LEN];
 
+/// The replies one step of [`ReplyPath::drain`] took: ring slots where they
+/// lie, or a run gathered across the ring's wrap (message, receive time).
+enum Taken<'a> {
+    Slots(&'a [OutboundSlot]),
+    Gathered(&'a [(&'a [u8; MESSAGE_LEN], u64)]),
+}
+
+impl Taken<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Taken::Slots(s) => s.len(),
+            Taken::Gathered(g) => g.len(),
+        }
+    }
+}
+
 /// Notes one reply's receive time in `pending` (nothing for 0, a reply
 /// that answers no message): extends the last run when the time is the
 /// same, never grows the vector past its capacity.
@@ -472,10 +488,20 @@ impl ReplyPath {
         let avail = self.from_sequencer.available().min(self.reply_burst);
         let per_packet = self.batcher.per_packet;
         self.pending_rx.clear();
+        // The replies as (at most) two contiguous runs of slots, before and
+        // after the ring's wrap, cut to `avail`.
+        let (first, second) = self.from_sequencer.readable();
+        let first = &first[..first.len().min(avail)];
+        let second = &second[..second.len().min(avail - first.len())];
         let mut run = [(&EMPTY_REPLY, 0u64); MAX_PER_PACKET];
         let mut j = 0;
         while j < avail {
-            let Some(slot) = self.from_sequencer.peek(j) else {
+            // The slots from `j` on in the run that holds `j`.
+            let rest = match first.get(j..) {
+                Some(rest) if !rest.is_empty() => rest,
+                _ => &second[j - first.len()..],
+            };
+            let Some(slot) = rest.first() else {
                 break;
             };
             if slot.kind != OutboundKind::Reply {
@@ -485,45 +511,62 @@ impl ReplyPath {
             }
             let idx = slot.to.index;
             let unroutable = counters.replies_unroutable;
+            let is_next = |s: &OutboundSlot| s.kind == OutboundKind::Reply && s.to.index == idx;
             // A full packet's run of one session's replies, when nothing of
             // that session is staged, is packed from the ring slots where
-            // it lies (one copy into the packet, one into the reply log);
-            // anything else is staged and packed at the end of the drain.
-            let mut len = 0;
-            if self.batcher.unstaged(idx) && avail - j >= per_packet {
-                while len < per_packet {
-                    match self.from_sequencer.peek(j + len) {
-                        Some(s) if s.kind == OutboundKind::Reply && s.to.index == idx => {
-                            run[len] = (&s.msg, s.rx_ns);
-                            len += 1;
-                        }
-                        _ => break,
-                    }
-                }
-            }
-            let taken = if len == per_packet {
+            // it lies (one copy into the packet, one into the reply log):
+            // straight from the slots when the run lies before the wrap (or
+            // after it), else through `run`, which gathers it across the
+            // wrap. Anything else is staged and packed at the end of the
+            // drain.
+            let whole = self.batcher.unstaged(idx) && avail - j >= per_packet;
+            let taken = if whole && rest.len() >= per_packet && rest[..per_packet].iter().all(is_next) {
+                let packed = &rest[..per_packet];
                 while !self.batcher.build_packet(
                     sessions,
                     idx,
-                    len,
-                    |k| run[k].0,
+                    per_packet,
+                    |k| &packed[k].msg,
                     slots(&mut self.tx, port),
                     counters,
                 ) {
                     send_batch(&mut self.tx, port);
                 }
-                &run[..len]
+                Taken::Slots(packed)
             } else {
-                // Staged straight from the ring slot (no copy on the way).
-                while self
-                    .batcher
-                    .stage(sessions, idx, &slot.msg, slots(&mut self.tx, port), counters)
-                    .is_err()
-                {
-                    send_batch(&mut self.tx, port);
+                let mut len = 0;
+                if whole && rest.len() < per_packet && j < first.len() {
+                    for s in rest.iter().chain(second).take(per_packet) {
+                        if !is_next(s) {
+                            break;
+                        }
+                        run[len] = (&s.msg, s.rx_ns);
+                        len += 1;
+                    }
                 }
-                run[0] = (&slot.msg, slot.rx_ns);
-                &run[..1]
+                if len == per_packet {
+                    while !self.batcher.build_packet(
+                        sessions,
+                        idx,
+                        len,
+                        |k| run[k].0,
+                        slots(&mut self.tx, port),
+                        counters,
+                    ) {
+                        send_batch(&mut self.tx, port);
+                    }
+                    Taken::Gathered(&run[..len])
+                } else {
+                    // Staged straight from the ring slot (no copy on the way).
+                    while self
+                        .batcher
+                        .stage(sessions, idx, &slot.msg, slots(&mut self.tx, port), counters)
+                        .is_err()
+                    {
+                        send_batch(&mut self.tx, port);
+                    }
+                    Taken::Slots(std::slice::from_ref(slot))
+                }
             };
             j += taken.len();
             // Only replies that will leave are measured: a staged reply
@@ -533,8 +576,17 @@ impl ReplyPath {
                 && counters.replies_unroutable == unroutable
                 && sessions.get(idx).is_some_and(|s| s.peer.is_some())
             {
-                for &(_, rx_ns) in taken {
-                    note_rx(&mut self.pending_rx, rx_ns);
+                match taken {
+                    Taken::Slots(packed) => {
+                        for s in packed {
+                            note_rx(&mut self.pending_rx, s.rx_ns);
+                        }
+                    }
+                    Taken::Gathered(gathered) => {
+                        for &(_, rx_ns) in gathered {
+                            note_rx(&mut self.pending_rx, rx_ns);
+                        }
+                    }
                 }
             }
         }
@@ -619,6 +671,7 @@ mod tests {
             lending in proptest::bool::ANY,
             soup in proptest::bool::ANY,
             log_depth in proptest::prop_oneof![0usize..1, 4usize..5, 16usize..17],
+            skew in proptest::prop_oneof![0usize..1, 2_600usize..4_096],
         ) {
             use peregrine_netio::memory::MemoryPort;
             use peregrine_wire::soupbintcp::kind;
@@ -639,8 +692,17 @@ mod tests {
             }
             sessions.add(session_name("D"), None).unwrap();
             let directory = SessionDirectory::new(&[]).unwrap();
-            let (mut to_gateway, from_sequencer) =
+            let (mut to_gateway, mut from_sequencer) =
                 peregrine_ring::ring::<OutboundSlot>(4096).unwrap();
+            // `skew` slots used and freed first, so that the replies below
+            // often straddle the ring's wrap.
+            for _ in 0..skew {
+                proptest::prop_assert!(to_gateway.stage(OutboundSlot::reply(SessionRef::new(0, 0), &numbered(0))));
+            }
+            to_gateway.publish();
+            proptest::prop_assert_eq!(from_sequencer.available(), skew);
+            from_sequencer.advance(skew);
+            from_sequencer.release();
             let mut path = ReplyPath::new(
                 framing, from_sequencer, 4, tx_burst, reply_burst, u64::MAX, 0,
             );
