@@ -424,20 +424,22 @@ impl SessionCore {
             return 0;
         }
         let mut taken = 0usize;
+        // The session's sequence is kept here and stored once for the run.
+        let mut next = first;
         while taken < room {
             let mut rest = blocks.clone();
             let Some(block) = rest.next() else { break };
             if classify_inbound(block.as_ref()).is_err() || !s.admit(now, limit) {
                 break;
             }
-            let client_seq = s.next_client_seq;
-            s.next_client_seq += 1;
-            s.last_staged = client_seq;
-            stage(client_seq, block);
+            stage(next, block);
+            next += 1;
             *blocks = rest;
             taken += 1;
         }
         if taken > 0 {
+            s.next_client_seq = next;
+            s.last_staged = next - 1;
             self.full_since_ns = 0;
             self.counters.rx_messages += taken as u64;
             self.counters.accepted += taken as u64;
