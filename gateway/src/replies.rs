@@ -247,6 +247,14 @@ impl Taken<'_> {
             Taken::Gathered(g) => g.len(),
         }
     }
+
+    /// Gateway receive time of reply `k` (below [`len`](Self::len)).
+    fn rx_ns(&self, k: usize) -> u64 {
+        match self {
+            Taken::Slots(s) => s[k].rx_ns,
+            Taken::Gathered(g) => g[k].1,
+        }
+    }
 }
 
 /// Notes one reply's receive time in `pending` (nothing for 0, a reply
@@ -576,17 +584,8 @@ impl ReplyPath {
                 && counters.replies_unroutable == unroutable
                 && sessions.get(idx).is_some_and(|s| s.peer.is_some())
             {
-                match taken {
-                    Taken::Slots(packed) => {
-                        for s in packed {
-                            note_rx(&mut self.pending_rx, s.rx_ns);
-                        }
-                    }
-                    Taken::Gathered(gathered) => {
-                        for &(_, rx_ns) in gathered {
-                            note_rx(&mut self.pending_rx, rx_ns);
-                        }
-                    }
+                for k in 0..taken.len() {
+                    note_rx(&mut self.pending_rx, taken.rx_ns(k));
                 }
             }
         }

@@ -8,9 +8,8 @@
 //! allocator's, which may hand back reused memory and clear all of it):
 //! only the pages a datagram actually writes ever become resident, so
 //! ordinary traffic touches the first page of each slot, exactly as with
-//! small slots, and
-//! the 64 KiB of address space per slot costs memory only while large
-//! datagrams arrive. A port that takes runs of datagrams the kernel
+//! small slots, and the 64 KiB of address space per slot costs memory only
+//! while large datagrams arrive. A port that takes runs of datagrams the kernel
 //! coalesced fills its slots routinely instead, so it makes them resident
 //! at start-up ([`PacketBatch::fault_in`]), where a page fault costs
 //! nothing, rather than page by page on the receive path.
@@ -76,8 +75,8 @@ impl PacketBatch {
         let bufs = self.bufs.as_mut_slice();
         let last = bufs.len() - 1;
         for at in (0..bufs.len()).step_by(PAGE).chain([last]) {
-            // A volatile write: zero pages from the allocator look like
-            // zeros to the compiler, which could drop a plain one.
+            // A volatile write: fresh zero pages look like zeros to the
+            // compiler, which could drop a plain one.
             // SAFETY: `at` is below the length of `bufs`, which is
             // exclusively borrowed here.
             unsafe { std::ptr::write_volatile(bufs.as_mut_ptr().add(at), 0) };
@@ -97,7 +96,8 @@ impl PacketBatch {
     ///
     /// # Panics
     /// If `capacity` or `slot_bytes` is 0 (a configuration error, caught at
-    /// start-up).
+    /// start-up), or if the kernel refuses the storage's mapping (as an
+    /// allocation failure would abort).
     pub fn with_slot_bytes(capacity: usize, slot_bytes: usize) -> Self {
         assert!(capacity > 0, "a packet batch needs at least one slot");
         assert!(slot_bytes > 0, "a packet batch slot needs at least one byte");

@@ -78,14 +78,6 @@ const MAX_RUN_BYTES: usize = 65_507;
 /// datagrams a coalesced message holds.
 const UDP_GRO: libc::c_int = 104;
 
-/// Room for the control messages of one received message (a `UDP_GRO`
-/// one is `CMSG_SPACE(sizeof(int))`, 24 bytes), aligned for `cmsghdr`.
-#[repr(C, align(8))]
-#[derive(Clone, Copy)]
-struct ReceiveControl {
-    bytes: [u8; 64],
-}
-
 /// The control message of a segmented send: a `cmsghdr` and the segment
 /// size, laid out as `CMSG_SPACE(sizeof(u16))` bytes.
 #[repr(C)]
@@ -267,8 +259,11 @@ pub struct UdpPort {
 }
 
 // SAFETY: the raw pointers inside `hdrs`/`iovs` are scratch values rewritten
-// before every system call and never dereferenced otherwise; the port is
-// owned by one thread at a time.
+// before every send and never dereferenced otherwise. Those inside `rx`
+// point into `rx`'s own heap buffers (which do not move with the port) and
+// into the batch last received into; they are used only by the next
+// `recvmmsg`, after `ReceiveHeaders::arm` has checked them against that
+// call's batch. The port is owned by one thread at a time.
 unsafe impl Send for UdpPort {}
 
 impl UdpPort {

@@ -330,9 +330,8 @@ impl<A: Application> Sequencer<A> {
             let (first, second) = input.readable();
             'runs: for run in [first, second] {
                 for slot in &run[..run.len().min(avail - done)] {
-                    let j = done;
-                    if ahead > 0 && j + ahead < avail {
-                        if let Some(next) = input.peek(j + ahead) {
+                    if ahead > 0 && done + ahead < avail {
+                        if let Some(next) = input.peek(done + ahead) {
                             self.app.prefetch(&next.msg, next.origin);
                         }
                     }

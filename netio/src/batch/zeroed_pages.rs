@@ -45,15 +45,16 @@ impl ZeroedPages {
                 0,
             )
         };
-        assert!(
-            p != libc::MAP_FAILED,
-            "mapping {len} bytes for a packet batch: {}",
-            std::io::Error::last_os_error()
-        );
-        ZeroedPages {
-            ptr: NonNull::new(p.cast::<u8>()).expect("mmap never returns null on success"),
-            len,
-        }
+        let mapped = (p != libc::MAP_FAILED)
+            .then(|| NonNull::new(p.cast::<u8>()))
+            .flatten();
+        let Some(ptr) = mapped else {
+            panic!(
+                "mapping {len} bytes for a packet batch: {}",
+                std::io::Error::last_os_error()
+            );
+        };
+        ZeroedPages { ptr, len }
     }
 
     /// The bytes.

@@ -13,7 +13,13 @@
 //! re-set. Sends use the port's other header array, so they never disarm
 //! these.
 
-use super::ReceiveControl;
+/// Room for the control messages of one received message (a `UDP_GRO`
+/// one is `CMSG_SPACE(sizeof(int))`, 24 bytes), aligned for `cmsghdr`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct ReceiveControl {
+    bytes: [u8; 64],
+}
 
 /// `n` receive headers with their iovecs, address buffers and (with
 /// coalescing on) control buffers, each header pointing at its own.
