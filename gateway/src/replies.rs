@@ -247,14 +247,6 @@ impl Taken<'_> {
             Taken::Gathered(g) => g.len(),
         }
     }
-
-    /// Gateway receive time of reply `k` (below [`len`](Self::len)).
-    fn rx_ns(&self, k: usize) -> u64 {
-        match self {
-            Taken::Slots(s) => s[k].rx_ns,
-            Taken::Gathered(g) => g[k].1,
-        }
-    }
 }
 
 /// Notes one reply's receive time in `pending` (nothing for 0, a reply
@@ -584,8 +576,19 @@ impl ReplyPath {
                 && counters.replies_unroutable == unroutable
                 && sessions.get(idx).is_some_and(|s| s.peer.is_some())
             {
-                for k in 0..taken.len() {
-                    note_rx(&mut self.pending_rx, taken.rx_ns(k));
+                // One loop per kind: a match per reply costs 3 instructions
+                // per message (callgrind).
+                match taken {
+                    Taken::Slots(packed) => {
+                        for s in packed {
+                            note_rx(&mut self.pending_rx, s.rx_ns);
+                        }
+                    }
+                    Taken::Gathered(gathered) => {
+                        for &(_, rx_ns) in gathered {
+                            note_rx(&mut self.pending_rx, rx_ns);
+                        }
+                    }
                 }
             }
         }
