@@ -22,7 +22,7 @@ pub fn fold(mut acc: u64) -> u16 {
 /// with byte swapping (RFC 1071 §2(B)), so words are read in the machine's
 /// own byte order and the folded sum swapped once. Where the CPU has AVX2
 /// (checked at run time, once) buffers of 128 bytes or more are summed 32
-/// bytes per step, 16-bit halves into 32-bit lanes; elsewhere
+/// bytes per step, pairs of 16-bit words into 32-bit lanes; elsewhere
 /// [`data_portable`] sums 32-bit words into a 64-bit accumulator.
 #[inline]
 pub fn data(data: &[u8]) -> u16 {
@@ -67,13 +67,14 @@ fn native_words(data: &[u8]) -> u64 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256i, _mm256_add_epi32, _mm256_and_si256, _mm256_loadu_si256, _mm256_set1_epi32,
-        _mm256_setzero_si256, _mm256_srli_epi32, _mm256_storeu_si256,
+        __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi16,
+        _mm256_setzero_si256, _mm256_storeu_si256, _mm256_xor_si256,
     };
 
     /// 32-byte blocks summed before the lanes are emptied into the 64-bit
-    /// total: each block adds at most 2 * 0xffff to a lane (its low and
-    /// high half), so 2^14 blocks (512 KiB) stay below a lane's 2^32.
+    /// total. Each block adds to a lane a value in [-2^16, 2^16 - 2] (two
+    /// biased words, below), so 2^14 blocks (512 KiB) keep every lane, and
+    /// the sum of the four accumulators, within an `i32` (|sum| <= 2^30).
     const BLOCKS_PER_ROUND: usize = 1 << 14;
 
     /// The sum of `data` as native-order 16-bit words (an odd last byte
@@ -95,44 +96,63 @@ mod avx2 {
         total + super::native_words(&data[whole..])
     }
 
-    /// One round: at most [`BLOCKS_PER_ROUND`] whole 32-byte blocks, each
-    /// split into the low and high halves of its eight 32-bit lanes, added
-    /// into two accumulators (independent, so the adds overlap).
+    /// One round: at most [`BLOCKS_PER_ROUND`] whole 32-byte blocks, their
+    /// exact sum as unsigned 16-bit words.
+    ///
+    /// Why this way: AVX2 has no unsigned 16-bit multiply-add, but flipping
+    /// a word's top bit (`w ^ 0x8000`) gives the signed word `w - 2^15`, and
+    /// `vpmaddwd` against ones adds adjacent signed words into 32-bit lanes.
+    /// So a block costs one xor (which takes its load as an operand), one
+    /// multiply-add and one add, where splitting each lane into halves took
+    /// two more instructions; the bias, 2^15 for each of a block's sixteen
+    /// words, is added back once at the end. Four accumulators keep four
+    /// blocks in flight.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     unsafe fn sum_round(round: &[u8]) -> u64 {
-        let low_half = _mm256_set1_epi32(0xffff);
-        let mut low = _mm256_setzero_si256();
-        let mut high = _mm256_setzero_si256();
-        let mut low2 = _mm256_setzero_si256();
-        let mut high2 = _mm256_setzero_si256();
-        let mut pairs = round.chunks_exact(64);
-        for pair in &mut pairs {
-            // SAFETY (the caller's AVX2 aside): `pair` is 64 readable
-            // bytes and an unaligned load has no alignment requirement.
-            let x = _mm256_loadu_si256(pair.as_ptr().cast::<__m256i>());
-            let y = _mm256_loadu_si256(pair.as_ptr().add(32).cast::<__m256i>());
-            low = _mm256_add_epi32(low, _mm256_and_si256(x, low_half));
-            high = _mm256_add_epi32(high, _mm256_srli_epi32::<16>(x));
-            low2 = _mm256_add_epi32(low2, _mm256_and_si256(y, low_half));
-            high2 = _mm256_add_epi32(high2, _mm256_srli_epi32::<16>(y));
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut quads = round.chunks_exact(128);
+        // SAFETY (the caller's AVX2 aside, for each `pairs` below): every
+        // block handed over is 32 bytes of `round`.
+        for quad in &mut quads {
+            acc[0] = _mm256_add_epi32(acc[0], pairs(&quad[..32]));
+            acc[1] = _mm256_add_epi32(acc[1], pairs(&quad[32..64]));
+            acc[2] = _mm256_add_epi32(acc[2], pairs(&quad[64..96]));
+            acc[3] = _mm256_add_epi32(acc[3], pairs(&quad[96..]));
         }
-        if let Some(block) = pairs.remainder().get(..32) {
-            // SAFETY: as above, for the one 32-byte block left.
-            let x = _mm256_loadu_si256(block.as_ptr().cast::<__m256i>());
-            low = _mm256_add_epi32(low, _mm256_and_si256(x, low_half));
-            high = _mm256_add_epi32(high, _mm256_srli_epi32::<16>(x));
+        for block in quads.remainder().chunks_exact(32) {
+            acc[0] = _mm256_add_epi32(acc[0], pairs(block));
         }
-        let low = _mm256_add_epi32(low, low2);
-        let high = _mm256_add_epi32(high, high2);
-        let mut lanes = [0u32; 8];
+        let sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]));
+        let mut lanes = [0i32; 8];
         // SAFETY (the caller's AVX2 aside): `lanes` is 32 writable bytes
-        // and an unaligned store has no alignment requirement. Each lane
-        // of low + high is below 2 * 0xffff * 2^14 < 2^32.
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast::<__m256i>(), _mm256_add_epi32(low, high));
-        lanes.iter().map(|&l| u64::from(l)).sum()
+        // and an unaligned store has no alignment requirement.
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast::<__m256i>(), sum);
+        let biased: i64 = lanes.iter().map(|&l| i64::from(l)).sum();
+        // Every word was read as itself minus 2^15: sixteen words a block.
+        let words = (round.len() / 32 * 16) as i64;
+        // Non-negative: it is the plain sum of the round's words.
+        (biased + (words << 15)) as u64
+    }
+
+    /// A 32-byte block's sixteen words, each less 2^15, added in adjacent
+    /// pairs into eight 32-bit lanes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `block` must be at least 32 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn pairs(block: &[u8]) -> __m256i {
+        debug_assert!(block.len() >= 32);
+        // SAFETY (the caller's AVX2 aside): the caller gives 32 readable
+        // bytes, and an unaligned load has no alignment requirement.
+        let x = _mm256_loadu_si256(block.as_ptr().cast::<__m256i>());
+        _mm256_madd_epi16(
+            _mm256_xor_si256(x, _mm256_set1_epi16(i16::MIN)),
+            _mm256_set1_epi16(1),
+        )
     }
 }
 
@@ -223,9 +243,10 @@ mod tests {
 
     #[test]
     fn vector_lanes_do_not_overflow_over_several_rounds() {
-        // All-ones words are the largest each lane can gain; 1 MiB and a
-        // few bytes span several 512 KiB rounds and a remainder.
-        for fill in [0xffu8, 0xfe, 0x01] {
+        // All-ones words are the most each lane can gain and all-zero words
+        // (read as -2^15 each) the most it can lose; 1 MiB and a few bytes
+        // span several 512 KiB rounds and a remainder.
+        for fill in [0xffu8, 0xfe, 0x80, 0x7f, 0x01, 0x00] {
             let big = vec![fill; (1 << 20) + 37];
             assert_eq!(data(&big), reference(&big), "fill {fill:#x}");
             assert_eq!(data(&big), data_portable(&big), "fill {fill:#x}");
