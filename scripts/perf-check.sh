@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the headline benchmarks once each from a release build and checks
+# Runs the headline benchmarks once each (or RUNS times) from a release build and checks
 # each same-run figure against its target, one PASS/FAIL line per check:
 #
 #   udp, tcp pingpong   p99.9 vs the same-run raw echo <= 1.25x (p50 ratio
@@ -24,6 +24,15 @@
 #   DURATION=10s   each bench run's length (baseline and Peregrine each)
 #   DPDK=0|1       force the dpdk-ring run off/on (default: on when
 #                  pkg-config finds libdpdk)
+#   RUNS=N         rounds of every bench (default 1); with more than one,
+#                  round K goes to OUT/run-K and the end gives each
+#                  check's verdict in every round, for targets that ask
+#                  for N consecutive runs
+# Each bench's host steal (the share of CPU time the hypervisor gave to
+# other guests while it ran) is printed beside the verdicts: a figure
+# measured under steal is not a quiet-machine figure. Low steal does not
+# prove the host quiet, though: a neighbour sharing the caches or memory
+# bandwidth takes no time from this guest and still slows it.
 # Exit status: 0 when every check passed, 1 when one failed, 2 on usage
 # errors.
 set -uo pipefail
@@ -31,6 +40,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 OUT=${OUT:-target/perf-check}
 DURATION=${DURATION:-10s}
+RUNS=${RUNS:-1}
 TARGET=${CARGO_TARGET_DIR:-target}
 
 check() {
@@ -134,6 +144,15 @@ throughput("udp-throughput.json", "udp")
 engine("engine.json")
 if os.path.exists(os.path.join(out, "dpdk-ring.json")) or os.path.exists(os.path.join(out, "dpdk-ring.expected")):
     dpdk("dpdk-ring.json")
+steal = []
+for name in ["udp-pingpong", "tcp-pingpong", "udp-throughput", "engine", "dpdk-ring"]:
+    try:
+        with open(os.path.join(out, name + ".steal")) as f:
+            steal.append(f"{name} {float(f.read()):.1f}%")
+    except (OSError, ValueError):
+        pass
+if steal:
+    line(None, "host steal while each bench ran", "", ", ".join(steal))
 print(f"\n{'all checks passed' if failed == 0 else f'{failed} check(s) FAILED'} (results in {out})")
 sys.exit(1 if failed else 0)
 PY
@@ -149,6 +168,7 @@ elif [[ $# -gt 0 ]]; then
 fi
 
 command -v python3 >/dev/null || { echo "perf-check needs python3" >&2; exit 2; }
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive number, not '$RUNS'" >&2; exit 2; }
 
 if [[ -z ${DPDK:-} ]]; then
     if pkg-config --exists libdpdk 2>/dev/null; then DPDK=1; else DPDK=0; fi
@@ -156,40 +176,88 @@ fi
 features=()
 [[ $DPDK == 1 ]] && features=(--features peregrine-tools/dpdk)
 
-mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/dpdk-ring.expected
 echo "[perf-check] release build" >&2
 cargo build --release -p peregrine-tools -p peregrine-benches "${features[@]}" || exit 1
 PEREGRINE="$TARGET/release/peregrine"
 
-# One bench run: NAME, then the bench's arguments. Its output goes to
-# OUT/NAME.log, its summary to OUT/NAME.json, its latency plot (not for
-# dpdk-ring, which measures throughput only) to OUT/NAME.svg.
-bench() {
-    local name=$1
-    shift
-    local plot=(--plot "$OUT/$name.svg")
-    [[ $name == dpdk-ring ]] && plot=()
-    echo "[perf-check] peregrine bench $* --duration $DURATION" >&2
-    "$PEREGRINE" bench "$@" --duration "$DURATION" \
-        --json "$OUT/$name.json" "${plot[@]}" >"$OUT/$name.log" 2>&1 \
-        || echo "[perf-check] $name failed: see $OUT/$name.log" >&2
+# The host's steal and total CPU time so far, in clock ticks, from the
+# first line of /proc/stat (steal is the eighth number).
+cpu_ticks() {
+    awk '/^cpu /{t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit}' /proc/stat
 }
 
-bench udp-pingpong --transport udp --pingpong
-bench tcp-pingpong --transport tcp --pingpong
-bench udp-throughput --transport udp --throughput
+# Runs a command, then writes to DIR/NAME.steal the share of CPU time the
+# hypervisor took from this guest while it ran (percent): a run with more
+# than a few percent was not on a quiet machine.
+with_steal() {
+    local dir=$1 name=$2
+    shift 2
+    local before after
+    before=$(cpu_ticks)
+    "$@"
+    after=$(cpu_ticks)
+    echo "$before $after" | awk '{d = $4 - $2; printf "%.1f\n", (d > 0 ? 100 * ($3 - $1) / d : 0)}' \
+        >"$dir/$name.steal"
+}
 
-echo "[perf-check] engine-vs-peers" >&2
-"$TARGET/release/engine-vs-peers" --json "$OUT/engine.json" >"$OUT/engine.log" 2>&1 \
-    || echo "[perf-check] engine-vs-peers failed: see $OUT/engine.log" >&2
+# One bench run into DIR: NAME, then the bench's arguments. Its output goes
+# to DIR/NAME.log, its summary to DIR/NAME.json, its latency plot (not for
+# dpdk-ring, which measures throughput only) to DIR/NAME.svg.
+bench() {
+    local dir=$1 name=$2
+    shift 2
+    local plot=(--plot "$dir/$name.svg")
+    [[ $name == dpdk-ring ]] && plot=()
+    echo "[perf-check] peregrine bench $* --duration $DURATION" >&2
+    with_steal "$dir" "$name" "$PEREGRINE" bench "$@" --duration "$DURATION" \
+        --json "$dir/$name.json" "${plot[@]}" >"$dir/$name.log" 2>&1 \
+        || echo "[perf-check] $name failed: see $dir/$name.log" >&2
+}
 
-if [[ $DPDK == 1 ]]; then
-    touch "$OUT/dpdk-ring.expected"
-    bench dpdk-ring --transport dpdk-ring --throughput
-else
-    echo "[perf-check] DPDK not found (pkg-config libdpdk): dpdk-ring skipped" >&2
+# Every headline bench once, into DIR.
+run_all() {
+    local dir=$1
+    mkdir -p "$dir"
+    rm -f "$dir"/*.json "$dir"/*.steal "$dir"/dpdk-ring.expected
+    bench "$dir" udp-pingpong --transport udp --pingpong
+    bench "$dir" tcp-pingpong --transport tcp --pingpong
+    bench "$dir" udp-throughput --transport udp --throughput
+
+    echo "[perf-check] engine-vs-peers" >&2
+    with_steal "$dir" engine "$TARGET/release/engine-vs-peers" --json "$dir/engine.json" \
+        >"$dir/engine.log" 2>&1 \
+        || echo "[perf-check] engine-vs-peers failed: see $dir/engine.log" >&2
+
+    if [[ $DPDK == 1 ]]; then
+        touch "$dir/dpdk-ring.expected"
+        bench "$dir" dpdk-ring --transport dpdk-ring --throughput
+    else
+        echo "[perf-check] DPDK not found (pkg-config libdpdk): dpdk-ring skipped" >&2
+    fi
+}
+
+if [[ $RUNS == 1 ]]; then
+    run_all "$OUT"
+    echo
+    check "$OUT"
+    exit $?
 fi
 
+# Several rounds: each into OUT/run-K with its own verdicts, then one line
+# per check with its verdict in every round, in order, so that "in N
+# consecutive runs" can be read off.
+status=0
+for ((k = 1; k <= RUNS; k++)); do
+    echo "[perf-check] round $k of $RUNS" >&2
+    run_all "$OUT/run-$k"
+    echo
+    echo "round $k:"
+    check "$OUT/run-$k" | tee "$OUT/run-$k/verdicts.txt" || status=1
+done
 echo
-check "$OUT"
+echo "verdicts by round (1..$RUNS):"
+for ((k = 1; k <= RUNS; k++)); do
+    grep -E '^(PASS|FAIL) ' "$OUT/run-$k/verdicts.txt" | cut -c1-52 | sed "s/^/$k /"
+done | awk '{v = $2; $1 = $1; sub(/^[0-9]+ (PASS|FAIL) +/, ""); if (!(($0) in seen)) {seen[$0] = 1; order[++n] = $0} r[$0] = r[$0] " " v}
+    END {for (i = 1; i <= n; i++) printf "%-46s%s\n", order[i], r[order[i]]}'
+exit $status
