@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the headline benchmarks once each (or RUNS times) from a release build and checks
-# each same-run figure against its target, one PASS/FAIL line per check:
+# Runs the headline benchmarks once each (or RUNS times) from a release
+# build and checks each same-run figure against its target, one PASS/FAIL
+# line per check:
 #
 #   udp, tcp pingpong   p99.9 vs the same-run raw echo <= 1.25x (p50 ratio
 #                       printed alongside)
@@ -188,16 +189,19 @@ cpu_ticks() {
 
 # Runs a command, then writes to DIR/NAME.steal the share of CPU time the
 # hypervisor took from this guest while it ran (percent): a run with more
-# than a few percent was not on a quiet machine.
+# than a few percent was not on a quiet machine. Returns the command's
+# status.
 with_steal() {
     local dir=$1 name=$2
     shift 2
-    local before after
+    local before after status
     before=$(cpu_ticks)
     "$@"
+    status=$?
     after=$(cpu_ticks)
     echo "$before $after" | awk '{d = $4 - $2; printf "%.1f\n", (d > 0 ? 100 * ($3 - $1) / d : 0)}' \
         >"$dir/$name.steal"
+    return $status
 }
 
 # One bench run into DIR: NAME, then the bench's arguments. Its output goes
@@ -256,8 +260,10 @@ for ((k = 1; k <= RUNS; k++)); do
 done
 echo
 echo "verdicts by round (1..$RUNS):"
-for ((k = 1; k <= RUNS; k++)); do
-    grep -E '^(PASS|FAIL) ' "$OUT/run-$k/verdicts.txt" | cut -c1-52 | sed "s/^/$k /"
-done | awk '{v = $2; $1 = $1; sub(/^[0-9]+ (PASS|FAIL) +/, ""); if (!(($0) in seen)) {seen[$0] = 1; order[++n] = $0} r[$0] = r[$0] " " v}
-    END {for (i = 1; i <= n; i++) printf "%-46s%s\n", order[i], r[order[i]]}'
+verdicts=()
+for ((k = 1; k <= RUNS; k++)); do verdicts+=("$OUT/run-$k/verdicts.txt"); done
+# A verdict line is the status in 5 columns, a space, then the check's
+# name in 46: the name keys the row, the rounds' statuses fill it in order.
+awk '/^(PASS|FAIL) / {what = substr($0, 7, 46); if (!(what in row)) order[++n] = what; row[what] = row[what] " " $1}
+    END {for (i = 1; i <= n; i++) print order[i] row[order[i]]}' "${verdicts[@]}"
 exit $status

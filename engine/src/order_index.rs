@@ -238,7 +238,9 @@ mod tests {
         // stride, ids that differ only in their high bits, and the same
         // ids in many sessions.
         let capacity = 1 << 16;
-        let patterns: [(&str, fn(u64) -> (u32, u64)); 4] = [
+        /// The i-th key of a pattern, as (session, order id).
+        type Key = fn(u64) -> (u32, u64);
+        let patterns: [(&str, Key); 4] = [
             ("sequential ids, 16 sessions", |i| ((i % 16) as u32, i / 16 + 1)),
             ("ids on a 4,096 stride", |i| (1, i << 12)),
             ("ids in the high bits", |i| (1, i << 40 | 7)),
